@@ -1,0 +1,51 @@
+# autodl-meta: set-up, tests and the demo. Everything installs into .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+SYSDEPS_STAMP := $(VENV)/.sysdeps-stamp
+# Debian packages some tests and sources use (offline data and fonts).
+SYSDEPS := dataset-fashion-mnist fonts-dejavu-core
+PYTEST_ARGS ?=
+
+.PHONY: install sysdeps test test-slow demo benchmark clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Best effort: installs the Debian packages when run as root with apt-get; tests that
+# need them skip with a reason otherwise.
+$(SYSDEPS_STAMP):
+	@mkdir -p $(VENV)
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSDEPS) >/dev/null) \
+	    || echo "note: could not install $(SYSDEPS); tests that need them will skip"; \
+	else echo "note: not root or no apt-get; install $(SYSDEPS) for the tests that need them"; fi
+	touch $(SYSDEPS_STAMP)
+
+sysdeps: $(SYSDEPS_STAMP)
+
+# The default run: unit tests plus the representative end-to-end ones (marker 'smoke').
+test: install sysdeps
+	$(BIN)/python -m pytest -m "not slow or smoke" $(PYTEST_ARGS)
+
+# Every test, the slow end-to-end runs included.
+test-slow: install sysdeps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The main job on the embedded default: scikit-learn's digits as an AutoDL dataset,
+# the linear baseline under the 'mini' protocol (T=60 s, t0=3 s), ALC and learning curve.
+demo: install
+	$(BIN)/autodl-meta data format digits --out demo_out/digits --overwrite
+	$(BIN)/autodl-meta run --dataset demo_out/digits --model baseline:linear --protocol mini --out demo_out/run-linear
+
+benchmark: install
+	$(BIN)/autodl-meta benchmark io
+
+clean:
+	rm -rf demo_out .pytest_cache

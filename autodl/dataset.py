@@ -1,0 +1,483 @@
+"""Reading an AutoDL dataset: two views of the same records.
+
+A dataset on disk is ``<root>/<name>.data/{train,test[,unlabelled]}/`` (each with a
+``metadata.textproto`` and ``sample*`` TFRecord files of ``SequenceExample`` records)
+and ``<root>/<name>.solution`` (the test labels). :class:`AutoDLDataset` opens it and
+offers
+
+1. :meth:`AutoDLDataset.tf_dataset`: a ``tf.data.Dataset`` of ``(example, labels)``
+   exactly as the challenge's ingestion hands it to a model (``float32 [T, H, W, C]``,
+   compressed frames decoded to ``[0, 1]``, ``None`` for sizes that vary; test labels
+   all zeros);
+2. :meth:`AutoDLDataset.load_numpy`: a fast numpy path for our own training code. It
+   parses the records without TensorFlow, decodes every frame once (Pillow, several
+   threads) and can resize on the way, so that no later code decodes per epoch.
+
+Records are validated as they are read: a label index out of range, a frame that does
+not decode, a record count that disagrees with ``sample_count`` or a solution with the
+wrong number of rows is a :class:`~autodl.errors.FormatError` naming the file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autodl.errors import FormatError
+from autodl.metadata import AutoDLMetadata, read_metadata
+from autodl.proto import SequenceExample
+from autodl.tfrecord import read_records
+
+logger = logging.getLogger(__name__)
+
+SUBSETS = ("train", "test", "unlabelled")
+_PIL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+@dataclass
+class RawExample:
+    """One record, parsed but not decoded.
+
+    ``frames`` holds the encoded file bytes of each frame (compressed format) or one
+    float32 array per frame (dense and sparse formats, already shaped ``[H, W, C]``).
+    """
+
+    frames: list[Any]
+    label_index: list[int]
+    label_score: list[float]
+
+
+@dataclass
+class ArraySubset:
+    """A decoded subset held in memory.
+
+    ``x`` is ``uint8 [N, T, H, W, C]`` for compressed images (divide by 255 for the
+    challenge's [0, 1] values) or ``float32`` for dense data, when every example has
+    the same shape; otherwise a list of per-example arrays. ``y`` is ``float32
+    [N, output_dim]`` (all zeros where labels are unknown).
+    """
+
+    x: np.ndarray | list[np.ndarray]
+    y: np.ndarray
+    metadata: AutoDLMetadata
+    has_labels: bool
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def parse_record(raw: bytes, metadata: AutoDLMetadata, path: Path, index: int) -> RawExample:
+    """Parse one ``SequenceExample`` record of bundle 0 into a :class:`RawExample`."""
+    ex = SequenceExample()
+    try:
+        ex.ParseFromString(raw)
+    except Exception:  # protobuf's DecodeError differs between backends
+        raise FormatError(path, f"record {index} is not a SequenceExample") from None
+    ctx = ex.context.feature
+    label_index = list(ctx["label_index"].int64_list.value) if "label_index" in ctx else []
+    label_score = list(ctx["label_score"].float_list.value) if "label_score" in ctx else []
+    for li in label_index:
+        if not 0 <= li < metadata.output_dim:
+            raise FormatError(path, f"record {index} has label index {li}; expected 0 <= index < "
+                                    f"output_dim={metadata.output_dim}", field="label_index")
+    if label_score and len(label_score) != len(label_index):
+        raise FormatError(path, f"record {index} has {len(label_score)} scores for "
+                                f"{len(label_index)} label indices", field="label_score")
+    lists = ex.feature_lists.feature_list
+    spec = metadata.matrix_spec[0]
+    rows, cols = spec.row_count, spec.col_count
+    channels = metadata.get_num_channels(0)
+    if spec.format == "COMPRESSED":
+        if "0_compressed" not in lists:
+            raise FormatError(path, f"record {index} has no feature list '0_compressed' "
+                                    f"(metadata says format: COMPRESSED)", field="0_compressed")
+        frames = [f.bytes_list.value[0] for f in lists["0_compressed"].feature]
+    elif spec.format == "DENSE":
+        if "0_dense_input" not in lists:
+            raise FormatError(path, f"record {index} has no feature list '0_dense_input' "
+                                    f"(metadata says format: DENSE)", field="0_dense_input")
+        if rows < 1 or cols < 1:
+            raise FormatError(path, "dense data needs fixed row_count and col_count, got -1",
+                              field="matrix_spec")
+        frames = []
+        for f in lists["0_dense_input"].feature:
+            values = np.asarray(f.float_list.value, dtype=np.float32)
+            if values.size != rows * cols * channels:
+                raise FormatError(path, f"record {index}: a frame has {values.size} values; expected "
+                                        f"row*col*channels = {rows}*{cols}*{channels}",
+                                  field="0_dense_input")
+            frames.append(values.reshape(rows, cols, channels))
+    else:
+        frames = _parse_sparse(lists, rows, cols, channels, path, index)
+    if not frames:
+        raise FormatError(path, f"record {index} has no frames", field=f"0_{spec.format.lower()}")
+    return RawExample(frames, label_index, label_score)
+
+
+def _parse_sparse(lists: Any, rows: int, cols: int, channels: int, path: Path,
+                  index: int) -> list[np.ndarray]:
+    keys = ["0_sparse_row_index", "0_sparse_col_index", "0_sparse_channel_index", "0_sparse_value"]
+    for k in keys:
+        if k not in lists:
+            raise FormatError(path, f"record {index} has no feature list '{k}' (metadata says "
+                                    f"format: SPARSE)", field=k)
+    if rows < 1 or cols < 1:
+        raise FormatError(path, "sparse data needs fixed row_count and col_count, got -1",
+                          field="matrix_spec")
+    frames = []
+    for r, c, ch, v in zip(*(lists[k].feature for k in keys), strict=False):
+        ri = np.asarray(r.int64_list.value)
+        ci = np.asarray(c.int64_list.value)
+        chi = np.asarray(ch.int64_list.value)
+        vals = np.asarray(v.float_list.value, dtype=np.float32)
+        dense = np.zeros((rows, cols, channels), dtype=np.float32)
+        if not (len(ri) == len(ci) == len(chi) == len(vals)):
+            raise FormatError(path, f"record {index}: sparse index and value lists differ in length",
+                              field="0_sparse_value")
+        if len(vals) and (ri.max() >= rows or ci.max() >= cols or chi.max() >= channels):
+            raise FormatError(path, f"record {index}: a sparse index is outside "
+                                    f"[{rows}, {cols}, {channels}]", field="0_sparse_row_index")
+        dense[ri, ci, chi] = vals
+        frames.append(dense)
+    return frames
+
+
+def decode_frame(data: bytes, channels: int, size: tuple[int, int] | None = None,
+                 *, path: Path | str = "", index: int = 0) -> np.ndarray:
+    """Decode one encoded image (PNG, JPEG, ...) to ``uint8 [H, W, channels]``.
+
+    With ``size=(H, W)`` the image is resized (bilinear, antialiased) on the way; JPEG
+    decoding is then done at reduced scale where Pillow can (``draft``).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if size is not None and img.format == "JPEG":
+                img.draft(img.mode, (size[1], size[0]))
+            if img.mode.startswith("I"):  # 16/32-bit greyscale: keep the high byte
+                arr = np.asarray(img).astype(np.uint32)
+                shift = 8 if arr.max(initial=0) > 255 else 0
+                img = Image.fromarray((arr >> shift).astype(np.uint8))
+            mode = _PIL_MODES.get(channels)
+            if mode is None:
+                raise FormatError(path, f"record {index}: num_channels={channels}; compressed frames "
+                                        f"decode to 1, 2, 3 or 4 channels", field="num_channels")
+            if img.mode != mode:
+                img = img.convert(mode)
+            if size is not None and img.size != (size[1], size[0]):
+                img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            arr = np.asarray(img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise FormatError(path, f"record {index}: a frame does not decode as an image ({exc})",
+                          field="0_compressed") from None
+    return arr.reshape(arr.shape[0], arr.shape[1], channels)
+
+
+def _resize_float(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if frame.shape[:2] == size:
+        return frame
+    from PIL import Image
+
+    chans = [np.asarray(Image.fromarray(frame[..., c]).resize((size[1], size[0]),
+                                                              Image.Resampling.BILINEAR))
+             for c in range(frame.shape[-1])]
+    return np.stack(chans, axis=-1).astype(np.float32)
+
+
+def read_solution(path: str | Path) -> np.ndarray:
+    """Read a ``.solution`` file: one row of space-separated labels per test example."""
+    path = Path(path)
+    try:
+        rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise FormatError(path, "not found") from None
+    if not rows:
+        return np.zeros((0, 0), dtype=np.float64)
+    width = len(rows[0])
+    for i, r in enumerate(rows):
+        if len(r) != width:
+            raise FormatError(path, f"row {i + 1} has {len(r)} values; row 1 has {width}")
+    try:
+        return np.asarray(rows, dtype=np.float64)
+    except ValueError:
+        raise FormatError(path, "holds a value that is not a number") from None
+
+
+class AutoDLDataset:
+    """An AutoDL dataset folder (``<root>/<name>.data`` and ``<root>/<name>.solution``).
+
+    Parameters
+    ----------
+    root:
+        The dataset folder, or its ``<name>.data`` folder.
+    """
+
+    def __init__(self, root: str | Path):
+        root = Path(root)
+        if root.name.endswith(".data") and root.is_dir():
+            root = root.parent
+        if not root.is_dir():
+            raise FormatError(root, "not a folder; expected an AutoDL dataset folder holding <name>.data/")
+        data_dirs = sorted(p for p in root.iterdir() if p.is_dir() and p.name.endswith(".data"))
+        if len(data_dirs) != 1:
+            found = ", ".join(p.name for p in data_dirs) or "none"
+            raise FormatError(root, f"expected exactly one <name>.data folder, found {found}")
+        self.root = root
+        self.data_dir = data_dirs[0]
+        self.name = self.data_dir.name[: -len(".data")]
+
+    def __repr__(self) -> str:
+        return f"AutoDLDataset({str(self.root)!r})"
+
+    # --- files ------------------------------------------------------------------------
+    def subset_dir(self, subset: str) -> Path:
+        if subset not in SUBSETS:
+            raise ValueError(f"subset={subset!r}: expected one of {SUBSETS}")
+        return self.data_dir / subset
+
+    @property
+    def subsets(self) -> list[str]:
+        return [s for s in SUBSETS if (self.data_dir / s).is_dir()]
+
+    @property
+    def solution_path(self) -> Path:
+        return self.root / f"{self.name}.solution"
+
+    def record_files(self, subset: str) -> list[Path]:
+        d = self.subset_dir(subset)
+        files = sorted(p for p in d.glob("sample*") if p.is_file())
+        if not files:
+            raise FormatError(d, "holds no sample* TFRecord file")
+        return files
+
+    def metadata(self, subset: str = "train") -> AutoDLMetadata:
+        if subset not in self._metadata:
+            d = self.subset_dir(subset)
+            if not d.is_dir():
+                raise FormatError(d, f"not found; this dataset has {self.subsets}")
+            self._metadata[subset] = read_metadata(d)
+        return self._metadata[subset]
+
+    @cached_property
+    def _metadata(self) -> dict[str, AutoDLMetadata]:
+        return {}
+
+    def label_names(self) -> list[str] | None:
+        """Class names from ``<name>_label.name``, else from the label map, else None."""
+        path = self.root / f"{self.name}_label.name"
+        if path.is_file():
+            return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return self.metadata("train").label_names()
+
+    def solution(self) -> np.ndarray:
+        """The test labels, checked against the test metadata."""
+        sol = read_solution(self.solution_path)
+        meta = self.metadata("test")
+        if sol.shape[0] != meta.sample_count:
+            raise FormatError(self.solution_path, f"{sol.shape[0]} rows; the test subset has "
+                                                  f"sample_count={meta.sample_count}")
+        if sol.size and sol.shape[1] != meta.output_dim:
+            raise FormatError(self.solution_path, f"{sol.shape[1]} columns; expected "
+                                                  f"output_dim={meta.output_dim}")
+        return sol
+
+    # --- raw records --------------------------------------------------------------------
+    def iter_raw(self, subset: str, limit: int | None = None) -> Iterator[RawExample]:
+        """Parse the records of ``subset`` in order (no decoding), checking the count."""
+        meta = self.metadata(subset)
+        n = 0
+        last = None
+        for path in self.record_files(subset):
+            last = path
+            for raw in read_records(path):
+                if limit is not None and n >= limit:
+                    return
+                yield parse_record(raw, meta, path, n)
+                n += 1
+        if n != meta.sample_count:
+            md = self.subset_dir(subset) / "metadata.textproto"
+            raise FormatError(md, f"says {meta.sample_count} but {last.parent if last else ''} holds "
+                                  f"{n} records", field="sample_count")
+
+    def count_records(self, subset: str) -> int:
+        return sum(1 for p in self.record_files(subset) for _ in read_records(p, verify=False))
+
+    # --- numpy view ---------------------------------------------------------------------
+    def load_numpy(self, subset: str = "train", size: int | tuple[int, int] | None = None,
+                   limit: int | None = None, num_threads: int | None = None) -> ArraySubset:
+        """Decode ``subset`` once into memory.
+
+        Parameters
+        ----------
+        subset:
+            ``train``, ``test`` or ``unlabelled``.
+        size:
+            Resize every frame to ``(H, W)`` (an int means square) on the way; ``None``
+            keeps the stored size.
+        limit:
+            Read only the first ``limit`` examples (the count is then not checked).
+        num_threads:
+            Decoding threads (default: the CPU count, at most 8).
+        """
+        meta = self.metadata(subset)
+        if isinstance(size, int):
+            size = (size, size)
+        raws = list(self.iter_raw(subset, limit=limit))
+        path = self.record_files(subset)[0]
+        channels = meta.get_num_channels(0)
+        y = np.zeros((len(raws), meta.output_dim), dtype=np.float32)
+        for i, r in enumerate(raws):
+            if r.label_index:
+                y[i, r.label_index] = r.label_score if r.label_score else 1.0
+        has_labels = subset == "train" or any(r.label_index for r in raws)
+        if subset == "test" and not has_labels and self.solution_path.is_file():
+            sol = self.solution()
+            y = sol[: len(raws)].astype(np.float32)
+            has_labels = True
+
+        if meta.is_compressed(0):
+            def decode(i: int) -> np.ndarray:
+                return np.stack([decode_frame(f, channels, size, path=path, index=i)
+                                 for f in raws[i].frames])
+            threads = num_threads or min(8, os.cpu_count() or 1)
+            if threads > 1 and len(raws) > 16:
+                with ThreadPoolExecutor(threads) as pool:
+                    xs = list(pool.map(decode, range(len(raws)), chunksize=64))
+            else:
+                xs = [decode(i) for i in range(len(raws))]
+        else:
+            xs = [np.stack([f if size is None else _resize_float(f, size) for f in r.frames])
+                  for r in raws]
+        return ArraySubset(x=_stack_if_uniform(xs), y=y, metadata=meta, has_labels=has_labels)
+
+    def shape_summary(self, subset: str = "train", limit: int = 100) -> dict[str, Any]:
+        """Median, min and max frame shape over the first ``limit`` examples (decoded headers only)."""
+        from PIL import Image
+
+        meta = self.metadata(subset)
+        shapes = []
+        for r in self.iter_raw(subset, limit=limit):
+            f = r.frames[0]
+            if isinstance(f, bytes):
+                with Image.open(io.BytesIO(f)) as img:
+                    shapes.append((len(r.frames), img.size[1], img.size[0]))
+            else:
+                shapes.append((len(r.frames), *f.shape[:2]))
+        arr = np.asarray(shapes)
+        return {"examples_seen": len(shapes), "median": tuple(int(v) for v in np.median(arr, 0)),
+                "min": tuple(int(v) for v in arr.min(0)), "max": tuple(int(v) for v in arr.max(0)),
+                "channels": meta.get_num_channels(0)}
+
+    # --- tf.data view -------------------------------------------------------------------
+    def tf_dataset(self, subset: str = "train") -> Any:
+        """The ``tf.data.Dataset`` the challenge's ingestion hands a model for ``subset``."""
+        return make_tf_dataset(self.record_files(subset), self.metadata(subset))
+
+
+def _stack_if_uniform(xs: Sequence[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    if not xs:
+        return np.zeros((0, 1, 1, 1, 1), dtype=np.uint8)
+    first = xs[0].shape
+    if all(x.shape == first for x in xs):
+        return np.stack(xs)
+    return list(xs)
+
+
+def configure_tensorflow(threads: int = 1) -> Any:
+    """Import TensorFlow quietly, with few threads and no GPU (it only decodes here)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules and "triton" not in sys.modules \
+            and importlib.util.find_spec("triton") is not None:
+        # triton's native library (loaded by torch's optimizers through torch._dynamo)
+        # segfaults when it is loaded after TensorFlow's in one process (clashing LLVM
+        # symbols); loaded before, both work. Measured with torch 2.14.1 / TF 2.21.
+        import triton  # noqa: F401
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # already initialised: keep what is set
+        pass
+    return tf
+
+
+def make_tf_dataset(files: Sequence[Path], meta: AutoDLMetadata) -> Any:
+    """Build the challenge's ``tf.data.Dataset`` of ``(example, labels)`` for TFRecord ``files``.
+
+    Mirrors the organizers' ``AutoDLDataset._parse_function``: compressed frames decoded
+    with ``tf.image.decode_image`` to ``num_channels`` and converted to float32 in [0, 1],
+    dense frames reshaped to ``[T, H, W, C]``, sparse frames scattered into a dense
+    tensor, labels densified from ``label_index``/``label_score``.
+    """
+    tf = configure_tensorflow()
+    spec = meta.matrix_spec[0]
+    rows = spec.row_count if spec.row_count > 0 else None
+    cols = spec.col_count if spec.col_count > 0 else None
+    channels = meta.get_num_channels(0)
+    seq = meta.sequence_size if meta.sequence_size > 0 else None
+    output_dim = meta.output_dim
+
+    if spec.format == "COMPRESSED":
+        seq_features = {"0_compressed": tf.io.VarLenFeature(tf.string)}
+    elif spec.format == "DENSE":
+        if rows is None or cols is None:
+            raise FormatError(files[0], "dense data needs fixed row_count and col_count",
+                              field="matrix_spec")
+        seq_features = {"0_dense_input": tf.io.FixedLenSequenceFeature([rows * cols * channels],
+                                                                       dtype=tf.float32)}
+    else:
+        if rows is None or cols is None:
+            raise FormatError(files[0], "sparse data needs fixed row_count and col_count",
+                              field="matrix_spec")
+        seq_features = {k: tf.io.VarLenFeature(tf.int64) for k in
+                        ("0_sparse_row_index", "0_sparse_col_index", "0_sparse_channel_index")}
+        seq_features["0_sparse_value"] = tf.io.VarLenFeature(tf.float32)
+
+    def decode(data: Any) -> Any:
+        img = tf.io.decode_image(data, channels=channels, dtype=tf.float32, expand_animations=False)
+        img.set_shape([None, None, channels])
+        return img
+
+    def parse(proto: Any) -> tuple[Any, Any]:
+        context, features = tf.io.parse_single_sequence_example(
+            proto,
+            context_features={"label_index": tf.io.VarLenFeature(tf.int64),
+                              "label_score": tf.io.VarLenFeature(tf.float32)},
+            sequence_features=seq_features)
+        if spec.format == "COMPRESSED":
+            frames = features["0_compressed"].values
+            x = tf.map_fn(decode, frames, fn_output_signature=tf.TensorSpec([None, None, channels],
+                                                                            tf.float32))
+        elif spec.format == "DENSE":
+            x = tf.reshape(features["0_dense_input"], [-1, rows, cols, channels])
+        else:
+            ri = features["0_sparse_row_index"]
+            idx = tf.stack([ri.indices[:, 0], ri.values,
+                            features["0_sparse_col_index"].values,
+                            features["0_sparse_channel_index"].values], axis=1)
+            n_frames = tf.cast(ri.dense_shape[0], tf.int64)
+            x = tf.scatter_nd(idx, features["0_sparse_value"].values,
+                              tf.stack([n_frames, rows, cols, channels]))
+        x.set_shape([seq, rows, cols, channels])
+        index = context["label_index"].values
+        score = context["label_score"].values
+        score = tf.cond(tf.size(score) > 0, lambda: score, lambda: tf.ones_like(index, tf.float32))
+        y = tf.scatter_nd(tf.expand_dims(index, 1), score, [output_dim])
+        return x, y
+
+    ds = tf.data.TFRecordDataset([str(f) for f in files])
+    return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

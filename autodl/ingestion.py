@@ -1,0 +1,193 @@
+"""The time-budgeted ingestion loop, as the organizers' ``ingestion.py`` runs it.
+
+1. Build the train and test ``tf.data`` datasets and construct ``Model(metadata)``
+   (not charged to the budget).
+2. ``start = now``; write ``start.txt`` (YAML: ``ingestion_pid``, ``task_name``,
+   ``time_budget``, ``start_time``).
+3. While not ``model.done_training``: ``train``; ``test``; append ``"<k>: <timestamp>"``
+   to ``start.txt``; write ``<task>.predict_<k>`` (rows of ``'{0:g}'`` values, written
+   under a temporary name and renamed). Stop when the budget is spent. Train and test
+   are never interrupted here: the scoring side ends an ingestion that outlives the
+   budget (see ``autodl-meta run``).
+4. Write ``end.txt`` (YAML: ``ingestion_duration``, ``ingestion_success``, ``end_time``).
+
+A model that raises keeps the predictions it already made and the run is marked
+``ingestion_success: 0``. Time is read from a :class:`~autodl.clock.Clock`, so the same
+loop runs on the wall clock or a simulated one.
+
+Datasets handed to the model are ``tf.data.Dataset`` objects with the challenge's
+element structure. Each also carries an ``autodl_source`` attribute,
+``(AutoDLDataset, subset)``: this project's learners use it to take the fast numpy path
+(:func:`source_of`); a model written for the challenge never sees the difference.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autodl.clock import Clock, WallClock
+from autodl.dataset import AutoDLDataset
+from autodl.errors import PredictionError
+from autodl.metadata import AutoDLMetadata
+
+logger = logging.getLogger(__name__)
+
+ModelFactory = Callable[[AutoDLMetadata, Clock], Any]
+
+
+def source_of(dataset: Any) -> tuple[AutoDLDataset, str] | None:
+    """The ``(AutoDLDataset, subset)`` a dataset handed over by ingestion was built from."""
+    src = getattr(dataset, "autodl_source", None)
+    if isinstance(src, tuple) and len(src) == 2 and isinstance(src[0], AutoDLDataset):
+        return src
+    return None
+
+
+def format_predictions(predictions: np.ndarray) -> str:
+    """Rows of space-separated ``'{0:g}'`` values, as the organizers' ``data_io.write``."""
+    return "".join(" ".join(f"{v:g}" for v in row) + "\n" for row in predictions)
+
+
+def write_predictions(path: Path, predictions: np.ndarray) -> None:
+    """Write a prediction file atomically (temporary name, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(format_predictions(predictions))
+    os.replace(tmp, path)
+
+
+def _yaml_lines(items: dict[str, Any]) -> str:
+    return "".join(f"{k}: {v}\n" for k, v in items.items())
+
+
+@dataclass
+class IngestionResult:
+    """What an ingestion run did."""
+
+    output_dir: Path
+    task_name: str
+    start_time: float
+    timestamps: list[float] = field(default_factory=list)
+    success: bool = True
+    error: str | None = None
+    duration: float = 0.0
+
+    @property
+    def num_predictions(self) -> int:
+        return len(self.timestamps)
+
+
+def check_predictions(predictions: Any, n_test: int, output_dim: int) -> np.ndarray:
+    """Check a model's test output: ``(n_test, output_dim)``, finite."""
+    arr = np.asarray(predictions, dtype=np.float64)
+    if arr.shape != (n_test, output_dim):
+        raise PredictionError(None, f"model.test returned shape {arr.shape}; expected "
+                                    f"({n_test}, {output_dim}) (test examples, output_dim)")
+    if not np.all(np.isfinite(arr)):
+        raise PredictionError(None, "model.test returned NaN or infinite values")
+    return arr
+
+
+def run_ingestion(dataset: AutoDLDataset | str | Path, model_factory: ModelFactory,
+                  output_dir: str | Path, time_budget: float = 1200.0, *,
+                  clock: Clock | None = None, task_name: str | None = None,
+                  on_prediction: Callable[[int, float], None] | None = None) -> IngestionResult:
+    """Run a model on ``dataset`` under ``time_budget`` seconds and write the output folder.
+
+    Parameters
+    ----------
+    dataset:
+        The AutoDL dataset (folder or :class:`AutoDLDataset`).
+    model_factory:
+        ``factory(train_metadata, clock) -> model`` with the challenge's ``Model``
+        interface (``train``, ``test``, ``done_training``).
+    output_dir:
+        Where ``start.txt``, ``<task>.predict_<k>`` and ``end.txt`` go; created if
+        missing; earlier prediction files in it are removed first.
+    time_budget:
+        The budget T in seconds.
+    clock:
+        What "now" is (default: the wall clock).
+    task_name:
+        The prefix of the prediction files (default: the dataset name).
+    on_prediction:
+        Called with ``(k, seconds since start)`` after each prediction is written.
+    """
+    ds = dataset if isinstance(dataset, AutoDLDataset) else AutoDLDataset(dataset)
+    clock = clock or WallClock()
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in list(out.glob("*.predict_*")) + [out / "start.txt", out / "end.txt"]:
+        old.unlink(missing_ok=True)
+    task = task_name or ds.name
+
+    train_meta = ds.metadata("train")
+    test_meta = ds.metadata("test")
+    d_train = ds.tf_dataset("train")
+    d_test = ds.tf_dataset("test")
+    d_train.autodl_source = (ds, "train")
+    d_test.autodl_source = (ds, "test")
+
+    result = IngestionResult(output_dir=out, task_name=task, start_time=0.0)
+    try:
+        model = model_factory(train_meta, clock)
+    except Exception as exc:
+        logger.error("constructing the model failed:\n%s", traceback.format_exc())
+        result.success, result.error = False, f"{type(exc).__name__}: {exc}"
+        now = clock.now()
+        result.start_time = now
+        (out / "start.txt").write_text(_yaml_lines({"ingestion_pid": os.getpid(), "task_name": task,
+                                                    "time_budget": float(time_budget), "start_time": now}))
+        _write_end(out, 0.0, False, now)
+        return result
+
+    start = clock.now()
+    result.start_time = start
+    (out / "start.txt").write_text(_yaml_lines({"ingestion_pid": os.getpid(), "task_name": task,
+                                                "time_budget": float(time_budget), "start_time": start}))
+    k = 0
+    try:
+        while not getattr(model, "done_training", False):
+            remaining = start + time_budget - clock.now()
+            if remaining <= 0:
+                break
+            model.train(d_train, remaining_time_budget=remaining)
+            remaining = start + time_budget - clock.now()
+            predictions = model.test(d_test, remaining_time_budget=remaining)
+            if predictions is None:  # a model may decline to predict (e.g. out of time)
+                if getattr(model, "done_training", False):
+                    break
+                continue
+            stamp = clock.now()
+            arr = check_predictions(predictions, test_meta.sample_count, test_meta.output_dim)
+            write_predictions(out / f"{task}.predict_{k}", arr)
+            with (out / "start.txt").open("a") as f:
+                f.write(f"{k}: {stamp}\n")
+            result.timestamps.append(stamp - start)
+            logger.info("prediction %d at %.2f s (%.2f s left)", k, stamp - start,
+                        start + time_budget - stamp)
+            if on_prediction is not None:
+                on_prediction(k, stamp - start)
+            k += 1
+            if start + time_budget - clock.now() <= 0:
+                break
+    except Exception as exc:
+        logger.error("the model failed after %d predictions:\n%s", k, traceback.format_exc())
+        result.success, result.error = False, f"{type(exc).__name__}: {exc}"
+    end = clock.now()
+    result.duration = end - start
+    _write_end(out, result.duration, result.success, end)
+    return result
+
+
+def _write_end(out: Path, duration: float, success: bool, end_time: float) -> None:
+    (out / "end.txt").write_text(_yaml_lines({"ingestion_duration": duration,
+                                              "ingestion_success": int(success),
+                                              "end_time": end_time}))
