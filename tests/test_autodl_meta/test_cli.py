@@ -1,0 +1,134 @@
+"""The command line: one-line errors, and end-to-end runs of ingestion + scoring."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from autodl.scoring import alc, parse_scores_txt
+from autodl.writer import write_arrays
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autodl_meta.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert lines[0].startswith("autodl-meta: error:")
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def small_digits(tmp_path_factory) -> Path:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = np.rint(d.images * 255 / 16).astype(np.uint8)[..., None]
+    root = tmp_path_factory.mktemp("cli") / "digits"
+    write_arrays(root, "digits", x[:600], d.target[:600], x[1500:1700], d.target[1500:1700])
+    return root
+
+
+def test_help_lists_the_stages():
+    proc = cli("--help")
+    assert proc.returncode == 0
+    for stage in ("data", "run", "score", "benchmark"):
+        assert stage in proc.stdout
+
+
+def test_show_missing_folder_is_one_line(tmp_path):
+    assert_one_line_error(cli("data", "show", str(tmp_path / "nope")), "nope")
+
+
+def test_show_bad_metadata_is_one_line(small_digits, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(small_digits, bad)
+    md = bad / "digits.data" / "train" / "metadata.textproto"
+    md.write_text(md.read_text().replace("output_dim: 10", "output_dim: ten"))
+    assert_one_line_error(cli("data", "show", str(bad)), "metadata.textproto")
+
+
+def test_show_summarises(small_digits, tmp_path):
+    proc = cli("data", "show", str(small_digits), "--grid", str(tmp_path / "grid.png"))
+    assert proc.returncode == 0, proc.stderr
+    assert "train" in proc.stdout and "600 examples" in proc.stdout
+    assert (tmp_path / "grid.png").stat().st_size > 1000
+
+
+def test_unknown_model_and_protocol(small_digits, tmp_path):
+    assert_one_line_error(cli("run", "--dataset", str(small_digits), "--model", "baseline:nope",
+                              "--out", str(tmp_path)), "baseline:linear")
+    assert_one_line_error(cli("run", "--dataset", str(small_digits), "--model", "baseline:linear",
+                              "--protocol", "huge", "--out", str(tmp_path)), "mini")
+
+
+def test_score_rejects_bad_predictions(small_digits, tmp_path):
+    (tmp_path / "start.txt").write_text("task_name: digits\ntime_budget: 60\nstart_time: 0\n0: 1.0\n")
+    (tmp_path / "digits.predict_0").write_text("0.1 0.2\n")
+    assert_one_line_error(cli("score", "--predictions", str(tmp_path), "--solution",
+                              str(small_digits / "digits.solution")), "digits.predict_0")
+
+
+@pytest.mark.slow
+@pytest.mark.smoke
+def test_run_linear_end_to_end(small_digits, tmp_path):
+    out = tmp_path / "run"
+    proc = cli("run", "--dataset", str(small_digits), "--model", "baseline:linear", "--protocol", "mini",
+               "--time-budget", "12", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr + (out / "ingestion.log").read_text()
+    scores = parse_scores_txt(out / "scores" / "scores.txt")
+    # no timing thresholds here (shared, noisy machines): the learning curve is consistent,
+    # inside the budget, and the model learned something
+    assert len(scores["timestamps"]) >= 2 and max(scores["timestamps"]) <= 12.0
+    assert scores["score"] == pytest.approx(alc(scores["timestamps"], scores["nauc_scores"], 12.0, 3.0))
+    assert scores["nauc_scores"][-1] > scores["nauc_scores"][0]
+    assert (out / "scores" / "learning-curve.png").stat().st_size > 10_000
+    start = yaml.safe_load((out / "predictions" / "start.txt").read_text())
+    assert start["time_budget"] == 12.0
+    assert yaml.safe_load((out / "predictions" / "end.txt").read_text())["ingestion_success"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.smoke
+def test_scoring_side_ends_an_ingestion_that_outlives_the_budget(small_digits, tmp_path):
+    model = tmp_path / "model.py"
+    model.write_text(textwrap.dedent("""
+        import time
+        import numpy as np
+
+        class Model:
+            def __init__(self, metadata):
+                self.metadata = metadata
+                self.done_training = False
+                self.calls = 0
+
+            def train(self, dataset, remaining_time_budget=None):
+                if self.calls:
+                    time.sleep(3600)  # never returns within the budget
+
+            def test(self, dataset, remaining_time_budget=None):
+                self.calls += 1
+                return np.full((200, self.metadata.get_output_size()), 0.5)
+    """))
+    out = tmp_path / "run"
+    proc = cli("run", "--dataset", str(small_digits), "--model", f"file:{model}", "--time-budget", "4",
+               "--out", str(out), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "ended by the scoring side" in proc.stdout
+    assert not (out / "predictions" / "end.txt").exists()
+    scores = parse_scores_txt(out / "scores" / "scores.txt")
+    assert len(scores["timestamps"]) == 1 and scores["nauc_scores"] == [0.0]
