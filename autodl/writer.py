@@ -87,7 +87,10 @@ def frame_shape(frame: bytes | np.ndarray) -> tuple[int, int, int | None]:
         from PIL import Image
 
         with Image.open(io.BytesIO(frame)) as img:
-            bands = len(img.getbands())
+            if img.mode == "P":  # a palette decodes to RGB, or RGBA with transparency
+                bands = 4 if "transparency" in img.info else 3
+            else:
+                bands = len(img.getbands())
             return img.size[1], img.size[0], bands
     arr = np.asarray(frame)
     return arr.shape[0], arr.shape[1], (arr.shape[2] if arr.ndim == 3 else 1)
@@ -137,7 +140,8 @@ class _ShapeTracker:
 def write_subset(subset_dir: Path, name: str, subset: str, examples: Iterable[RawExample],
                  output_dim: int, fmt: str = COMPRESSED, num_channels: int | None = None,
                  label_to_index_map: dict[str, int] | None = None,
-                 on_example: Callable[[], None] | None = None) -> AutoDLMetadata:
+                 on_example: Callable[[], None] | None = None,
+                 is_sequence: bool | None = None) -> AutoDLMetadata:
     """Write one subset folder (records + metadata) and return its metadata."""
     subset_dir.mkdir(parents=True, exist_ok=True)
     shapes = _ShapeTracker()
@@ -160,7 +164,8 @@ def write_subset(subset_dir: Path, name: str, subset: str, examples: Iterable[Ra
                       num_channels=channels, format=fmt, is_sequence_col=False, is_sequence_row=False,
                       has_locality_col=True, has_locality_row=True)
     meta = AutoDLMetadata(sample_count=shapes.count, output_dim=output_dim, matrix_spec=(spec,),
-                          is_sequence=seq != 1, sequence_size=seq,
+                          is_sequence=(seq != 1) if is_sequence is None else is_sequence,
+                          sequence_size=seq,
                           label_to_index_map=dict(label_to_index_map or {}),
                           dataset_name=str(subset_dir))
     write_metadata(meta, subset_dir)
@@ -249,7 +254,8 @@ def write_dataset(root: str | Path, name: str, subsets: dict[str, SubsetData], o
             meta = write_subset(data_dir / subset, name, subset, _labelled(sd.frames, record_y),
                                 output_dim, fmt=fmt, num_channels=num_channels,
                                 label_to_index_map=label_map,
-                                on_example=(lambda: progress(1)) if progress else None)
+                                on_example=(lambda: progress(1)) if progress else None,
+                                is_sequence=True if domain == "video" else None)
             if y is not None and meta.sample_count != len(y):
                 raise ConversionError(root, f"{subset}: {meta.sample_count} examples but {len(y)} label rows")
             counts[subset] = meta.sample_count
@@ -320,17 +326,23 @@ def write_arrays(root: str | Path, name: str, x_train: np.ndarray | Sequence[np.
         else:
             all_rows = [np.atleast_1d(r) for r in list(y_train) + list(y_test)]
             num_classes = int(max((r.max() for r in all_rows if r.size), default=0)) + 1
-    ytr = labels_to_matrix(y_train, num_classes, "y_train")
-    yte = labels_to_matrix(y_test, num_classes, "y_test")
-    parts = {"train": (x_train, ytr), "test": (x_test, yte)}
-    if x_unlabelled is not None:
-        parts["unlabelled"] = (x_unlabelled, None)
+    try:
+        ytr = labels_to_matrix(y_train, num_classes, "y_train")
+        yte = labels_to_matrix(y_test, num_classes, "y_test")
+        parts = {"train": (x_train, ytr), "test": (x_test, yte)}
+        if x_unlabelled is not None:
+            parts["unlabelled"] = (x_unlabelled, None)
+        for subset, (x, y) in parts.items():
+            _check_images(x, f"x_{subset}")
+            if y is not None and len(x) != len(y):
+                raise ConversionError(None, f"x_{subset} has {len(x)} examples but y_{subset} has {len(y)}")
+    except ConversionError as exc:  # name the dataset being written
+        if exc.path is not None:
+            raise
+        raise ConversionError(root, exc.message, exc.field) from None
     threads = threads or min(8, os.cpu_count() or 1)
     subsets = {}
     for subset, (x, y) in parts.items():
-        _check_images(x, f"x_{subset}")
-        if y is not None and len(x) != len(y):
-            raise ConversionError(None, f"x_{subset} has {len(x)} examples but y_{subset} has {len(y)}")
         frames = _encoded_frames(x, image_format, threads) if fmt == COMPRESSED else _dense_frames(x)
         subsets[subset] = SubsetData(frames, y, size=len(x))
     return write_dataset(root, name, subsets, num_classes, label_names=label_names, fmt=fmt,
