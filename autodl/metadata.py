@@ -175,7 +175,7 @@ def parse_metadata(text: str, path: str | Path = METADATA_FILENAME,
     for i, s in enumerate(msg.matrix_spec):
         for name in ("row_count", "col_count", "num_channels"):
             value = getattr(s, name)
-            if value == 0 or value < -1:
+            if s.HasField(name) and (value == 0 or value < -1):  # absent: -1 (varies)
                 raise FormatError(path, f"{value}; expected a size >= 1 or -1 (varies)",
                                   field=f"matrix_spec[{i}].{name}")
         specs.append(MatrixSpec(
@@ -234,7 +234,10 @@ def format_metadata(meta: AutoDLMetadata) -> str:
                   f"  is_sequence_row: {_b(s.is_sequence_row)}",
                   f"  has_locality_col: {_b(s.has_locality_col)}",
                   f"  has_locality_row: {_b(s.has_locality_row)}",
-                  f"  format: {s.format}", "}"]
+                  f"  format: {s.format}"]
+        if s.is_sparse:  # deprecated; written only when set, as the organizers' files omit it
+            lines.append("  is_sparse: true")
+        lines.append("}")
     for map_name in ("label_to_index_map", "feature_to_index_map", "channel_to_index_map"):
         for key, value in sorted(getattr(meta, map_name).items(), key=lambda kv: (kv[1], kv[0])):
             lines += [f"{map_name} {{", f"  key: {_quote(key)}", f"  value: {value}", "}"]

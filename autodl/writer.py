@@ -295,12 +295,21 @@ def _dense_frames(x: np.ndarray | Sequence[np.ndarray]) -> Iterator[list[np.ndar
         yield [f if f.ndim == 3 else f[..., None] for f in clip]
 
 
-def _check_images(x: np.ndarray | Sequence[np.ndarray], what: str) -> None:
+def _check_images(x: np.ndarray | Sequence[np.ndarray], what: str, fmt: str) -> None:
+    """Shapes (of the first examples), channel counts and value ranges a format can store."""
     for i, ex in enumerate(x):
-        nd = np.ndim(ex)
-        if nd not in (2, 3, 4):
-            raise ConversionError(None, f"{what}[{i}] has {nd} dimensions; expected an image "
+        ex = np.asarray(ex)
+        if ex.ndim not in (2, 3, 4):
+            raise ConversionError(None, f"{what}[{i}] has {ex.ndim} dimensions; expected an image "
                                         f"[H, W] / [H, W, C] or a video [T, H, W, C]")
+        if fmt == COMPRESSED:
+            if ex.ndim >= 3 and ex.shape[-1] not in (1, 2, 3, 4):
+                raise ConversionError(None, f"{what}[{i}] has {ex.shape[-1]} channels; compressed "
+                                            f"frames hold 1, 2, 3 or 4 (use DENSE for more)")
+            if ex.dtype != np.uint8 and ex.size and (ex.min() < 0 or ex.max() > 1):
+                raise ConversionError(None, f"{what}[{i}] holds values in [{ex.min():g}, {ex.max():g}]; "
+                                            f"compressed frames take uint8 or floats in [0, 1] "
+                                            f"(use DENSE to store other values as they are)")
         if i >= 8:
             break
 
@@ -333,7 +342,7 @@ def write_arrays(root: str | Path, name: str, x_train: np.ndarray | Sequence[np.
         if x_unlabelled is not None:
             parts["unlabelled"] = (x_unlabelled, None)
         for subset, (x, y) in parts.items():
-            _check_images(x, f"x_{subset}")
+            _check_images(x, f"x_{subset}", fmt)
             if y is not None and len(x) != len(y):
                 raise ConversionError(None, f"x_{subset} has {len(x)} examples but y_{subset} has {len(y)}")
     except ConversionError as exc:  # name the dataset being written

@@ -1,0 +1,167 @@
+"""Shared fixtures: the organizers' sample datasets and small datasets written in tmp.
+
+``samples_dir`` is ``../shared/autodl_samples`` (beside the project checkout); tests that
+need it skip where it is absent (a clone elsewhere). The written datasets are tiny
+(a few 5x7 images) so that writing them costs milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+SAMPLES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "autodl_samples"
+SAMPLES_REASON = "needs ../shared/autodl_samples (the organizers' sample datasets)"
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    """The organizers' sample datasets (``miniciao``, ``Monkeys``), read-only."""
+    if not (SAMPLES_DIR / "miniciao").is_dir() or not (SAMPLES_DIR / "Monkeys").is_dir():
+        pytest.skip(SAMPLES_REASON)
+    return SAMPLES_DIR
+
+
+@pytest.fixture(scope="session")
+def miniciao(samples_dir: Path) -> Any:
+    from autodl.dataset import AutoDLDataset
+
+    return AutoDLDataset(samples_dir / "miniciao")
+
+
+@pytest.fixture(scope="session")
+def monkeys(samples_dir: Path) -> Any:
+    from autodl.dataset import AutoDLDataset
+
+    return AutoDLDataset(samples_dir / "Monkeys")
+
+
+# --- datasets written by autodl.writer ------------------------------------------------------
+
+@dataclass
+class Written:
+    """A dataset written by ``write_arrays`` and what it should read back as.
+
+    ``train``/``test``/``unlabelled`` are the expected examples, each ``[T, H, W, C]``
+    (uint8 for compressed data, float32 for dense); ``y_train``/``y_test`` the expected
+    label matrices.
+    """
+
+    root: Path
+    name: str
+    train: list[np.ndarray]
+    y_train: np.ndarray
+    test: list[np.ndarray]
+    y_test: np.ndarray
+    fmt: str = "COMPRESSED"
+    unlabelled: list[np.ndarray] | None = None
+    label_names: list[str] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return self.y_train.shape[1]
+
+
+def as_clip(example: np.ndarray) -> np.ndarray:
+    """An image ``[H, W]`` / ``[H, W, C]`` or video ``[T, H, W, C]`` as ``[T, H, W, C]``."""
+    ex = np.asarray(example)
+    if ex.ndim == 2:
+        ex = ex[..., None]
+    return ex if ex.ndim == 4 else ex[None]
+
+
+def one_hot(indices: list[int] | np.ndarray, num_classes: int) -> np.ndarray:
+    y = np.zeros((len(indices), num_classes), dtype=np.float32)
+    y[np.arange(len(indices)), np.asarray(indices)] = 1
+    return y
+
+
+def write_variant(root: Path, kind: str, seed: int = 0) -> Written:
+    """Write one of the datasets of :data:`VARIANTS` under ``root / kind``."""
+    from autodl.writer import write_arrays
+
+    rng = np.random.default_rng(seed)
+    n_train, n_test, h, w, k = 5, 3, 5, 7, 3
+
+    def pixels(*shape: int) -> np.ndarray:
+        return rng.integers(0, 256, shape, dtype=np.uint8)
+
+    y_idx_train = [0, 1, 2, 0, 1]
+    y_idx_test = [2, 0, 1]
+    labels_train: Any = y_idx_train
+    labels_test: Any = y_idx_test
+    y_train, y_test = one_hot(y_idx_train, k), one_hot(y_idx_test, k)
+    kwargs: dict[str, Any] = {}
+    unlabelled = None
+    names = None
+    if kind == "gray2d":      # [N, H, W]: one channel
+        x_train, x_test = pixels(n_train, h, w), pixels(n_test, h, w)
+    elif kind == "gray":      # [N, H, W, 1]
+        x_train, x_test = pixels(n_train, h, w, 1), pixels(n_test, h, w, 1)
+    elif kind in ("rgb", "unlabelled"):
+        x_train, x_test = pixels(n_train, h, w, 3), pixels(n_test, h, w, 3)
+        names = ["cat", "dog", "bird"]
+        kwargs["label_names"] = names
+        if kind == "unlabelled":
+            unlabelled = pixels(4, h, w, 3)
+            kwargs["x_unlabelled"] = unlabelled
+    elif kind == "rgba":
+        x_train, x_test = pixels(n_train, h, w, 4), pixels(n_test, h, w, 4)
+    elif kind == "varsize":   # a list of images of different sizes
+        sizes = [(5, 7), (9, 4), (6, 6), (3, 8), (5, 7)]
+        x_train = [pixels(a, b, 3) for a, b in sizes]
+        x_test = [pixels(a, b, 3) for a, b in sizes[1:4]]
+    elif kind == "video":     # [N, T, H, W, C]
+        x_train, x_test = pixels(n_train, 4, h, w, 3), pixels(n_test, 4, h, w, 3)
+    elif kind in ("multi_lists", "multi_matrix"):
+        x_train, x_test = pixels(n_train, h, w, 3), pixels(n_test, h, w, 3)
+        lists_train = [[0, 2], [1], [0, 1, 2], [2], [0, 1]]
+        lists_test = [[1, 2], [0], [0, 2]]
+        y_train = np.zeros((n_train, k), np.float32)
+        y_test = np.zeros((n_test, k), np.float32)
+        for i, r in enumerate(lists_train):
+            y_train[i, r] = 1
+        for i, r in enumerate(lists_test):
+            y_test[i, r] = 1
+        if kind == "multi_lists":
+            labels_train, labels_test = lists_train, lists_test
+        else:
+            labels_train, labels_test = y_train.astype(np.int64), y_test.copy()
+    elif kind == "dense":     # float values stored as they are (not in [0, 1])
+        x_train = (rng.normal(size=(n_train, h, w, 2)) * 100).astype(np.float32)
+        x_test = (rng.normal(size=(n_test, h, w, 2)) * 100).astype(np.float32)
+        kwargs["fmt"] = "DENSE"
+    else:
+        raise ValueError(kind)
+    write_arrays(root / kind, kind, x_train, labels_train, x_test, labels_test, **kwargs)
+    return Written(root=root / kind, name=kind, train=[as_clip(x) for x in x_train], y_train=y_train,
+                   test=[as_clip(x) for x in x_test], y_test=y_test, fmt=kwargs.get("fmt", "COMPRESSED"),
+                   unlabelled=None if unlabelled is None else [as_clip(x) for x in unlabelled],
+                   label_names=names)
+
+
+VARIANTS = ("gray2d", "gray", "rgb", "rgba", "varsize", "video", "multi_lists", "multi_matrix",
+            "dense", "unlabelled")
+
+
+@pytest.fixture(scope="session")
+def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Written]:
+    """Every variant of :func:`write_variant`, written once per session. Do not modify."""
+    root = tmp_path_factory.mktemp("written")
+    return {kind: write_variant(root, kind) for kind in VARIANTS}
+
+
+@pytest.fixture
+def tiny_written(tmp_path: Path) -> Written:
+    """A small RGB dataset (5 train, 3 test, 3 named classes) of this test's own, to modify."""
+    return write_variant(tmp_path, "rgb")
+
+
+@pytest.fixture(params=VARIANTS)
+def variant(request: pytest.FixtureRequest, written: dict[str, Written]) -> Written:
+    """Each written variant in turn (read-only)."""
+    return written[request.param]

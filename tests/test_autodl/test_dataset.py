@@ -1,0 +1,287 @@
+"""Reading AutoDL datasets: the organizers' samples, the numpy and tf.data views, bad datasets.
+
+The tf.data tests (TensorFlow takes seconds to import) are kept in this module and few.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autodl.dataset import AutoDLDataset, read_solution
+from autodl.errors import FormatError
+from autodl.proto import SequenceExample
+from autodl.tfrecord import read_records, write_records
+
+# --- the organizers' samples: numpy view ---------------------------------------------------
+
+
+def test_miniciao_files_and_counts(miniciao: AutoDLDataset, samples_dir: Path) -> None:
+    assert miniciao.name == "miniciao"
+    assert miniciao.subsets == ["train", "test"]
+    assert miniciao.solution_path == samples_dir / "miniciao" / "miniciao.solution"
+    assert [p.name for p in miniciao.record_files("train")] == ["sample-miniciao-train.tfrecord"]
+    assert miniciao.count_records("train") == 82 and miniciao.count_records("test") == 18
+    assert AutoDLDataset(samples_dir / "miniciao" / "miniciao.data").root == miniciao.root
+    assert miniciao.metadata("train").get_dataset_name() == str(miniciao.data_dir / "train")
+
+
+def test_miniciao_numpy(miniciao: AutoDLDataset) -> None:
+    train = miniciao.load_numpy("train")
+    assert isinstance(train.x, np.ndarray)
+    assert train.x.shape == (82, 1, 32, 32, 3) and train.x.dtype == np.uint8
+    assert train.y.shape == (82, 10) and train.y.dtype == np.float32
+    assert train.has_labels and len(train) == 82
+    np.testing.assert_array_equal(train.y.sum(1), 1)  # one-hot
+    test = miniciao.load_numpy("test")
+    assert test.x.shape == (18, 1, 32, 32, 3)
+    # test records carry no labels: they come from the .solution
+    assert test.has_labels
+    np.testing.assert_array_equal(test.y, miniciao.solution())
+    assert all(not r.label_index for r in miniciao.iter_raw("test"))
+    small = miniciao.load_numpy("train", size=24, limit=5)
+    assert small.x.shape == (5, 1, 24, 24, 3)
+    np.testing.assert_array_equal(small.y, train.y[:5])
+
+
+def test_monkeys_numpy(monkeys: AutoDLDataset) -> None:
+    train = monkeys.load_numpy("train")
+    assert isinstance(train.x, list) and len(train.x) == 26
+    shapes = {x.shape for x in train.x}
+    assert len(shapes) > 1  # sizes vary
+    assert all(s[0] == 1 and s[3] == 3 for s in shapes)
+    assert train.y.shape == (26, 10)
+    np.testing.assert_array_equal(train.y.sum(1), 1)
+    resized = monkeys.load_numpy("test", size=24)
+    assert isinstance(resized.x, np.ndarray) and resized.x.shape == (4, 1, 24, 24, 3)
+    resized2 = monkeys.load_numpy("train", size=(20, 30), limit=3)
+    assert resized2.x.shape == (3, 1, 20, 30, 3)
+    summary = monkeys.shape_summary("train")
+    assert summary["examples_seen"] == 26 and summary["channels"] == 3
+    assert summary["min"] <= summary["median"] <= summary["max"]
+
+
+@pytest.mark.parametrize("name, n_test", [("miniciao", 18), ("Monkeys", 4)])
+def test_solution_matches_test_records(samples_dir: Path, name: str, n_test: int) -> None:
+    ds = AutoDLDataset(samples_dir / name)
+    sol = ds.solution()
+    assert sol.shape == (n_test, 10)
+    assert sol.shape[0] == ds.metadata("test").sample_count == ds.count_records("test")
+    assert set(np.unique(sol)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(sol.sum(1), 1)  # one-hot for these two
+    np.testing.assert_array_equal(read_solution(ds.solution_path), sol)
+
+
+def test_miniciao_label_names(miniciao: AutoDLDataset, samples_dir: Path) -> None:
+    names = (samples_dir / "miniciao" / "miniciao_label.name").read_text().split()
+    assert len(names) == 10
+    assert miniciao.label_names() == names
+    for subset in ("train", "test"):
+        assert miniciao.metadata(subset).label_to_index_map == {n: i for i, n in enumerate(names)}
+        assert miniciao.metadata(subset).label_names() == names
+
+
+def test_monkeys_has_no_label_names(monkeys: AutoDLDataset) -> None:
+    assert monkeys.label_names() is None
+
+
+# --- tf.data view (few tests: TensorFlow is slow to import) --------------------------------
+
+def _tf_items(ds: AutoDLDataset, subset: str) -> tuple[list[np.ndarray], np.ndarray, object]:
+    tfds = ds.tf_dataset(subset)
+    xs, ys = [], []
+    for x, y in tfds.as_numpy_iterator():
+        xs.append(x)
+        ys.append(y)
+    return xs, np.asarray(ys), tfds.element_spec
+
+
+@pytest.mark.parametrize("name, fixed", [("miniciao", True), ("Monkeys", False)])
+def test_tf_view_of_samples(samples_dir: Path, name: str, fixed: bool) -> None:
+    import tensorflow as tf
+
+    ds = AutoDLDataset(samples_dir / name)
+    for subset in ("train", "test"):
+        xs, ys, spec = _tf_items(ds, subset)
+        x_spec, y_spec = spec
+        assert x_spec.dtype == tf.float32 and y_spec.dtype == tf.float32
+        assert x_spec.shape.as_list() == ([1, 32, 32, 3] if fixed else [1, None, None, 3])
+        assert y_spec.shape.as_list() == [10]
+        arrays = ds.load_numpy(subset)
+        assert len(xs) == len(arrays) == ds.metadata(subset).sample_count
+        for i, x in enumerate(xs):
+            assert x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
+            ref = np.asarray(arrays.x[i]).astype(np.float32) / 255
+            assert x.shape == ref.shape
+            diff = np.abs(x - ref)
+            if fixed:  # PNG: lossless, the same up to float rounding
+                assert diff.max() < 1e-6
+            else:      # JPEG: Pillow's and TensorFlow's decoders round differently
+                assert diff.max() <= 8 / 255 and diff.mean() < 2 / 255
+        if subset == "train":
+            np.testing.assert_array_equal(ys, arrays.y)
+        else:          # what a model sees at test time: all zeros
+            assert ys.shape == (len(xs), 10) and not ys.any()
+
+
+def test_tf_view_of_written(variant) -> None:
+    """Every written variant reads back through tf.data as written."""
+    ds = AutoDLDataset(variant.root)
+    xs, ys, (x_spec, y_spec) = _tf_items(ds, "train")
+    ref = variant.train
+    shapes = {r.shape for r in ref}
+    fixed = [d if len({s[j] for s in shapes}) == 1 else None for j, d in enumerate(ref[0].shape)]
+    assert x_spec.shape.as_list() == fixed
+    assert y_spec.shape.as_list() == [variant.num_classes]
+    assert len(xs) == len(ref)
+    for x, r in zip(xs, ref, strict=True):
+        if variant.fmt == "DENSE":
+            np.testing.assert_array_equal(x, r)  # values unchanged
+        else:
+            np.testing.assert_allclose(x, r.astype(np.float32) / 255, atol=1e-6)
+    np.testing.assert_array_equal(ys, variant.y_train)
+    xs_test, ys_test, _ = _tf_items(ds, "test")
+    assert len(xs_test) == len(variant.test) and not ys_test.any()
+
+
+# --- bad datasets ------------------------------------------------------------------------------
+
+def _record(label_index: list[int], frames: list[bytes]) -> bytes:
+    ex = SequenceExample()
+    ex.context.feature["id"].int64_list.value.append(0)
+    ex.context.feature["label_index"].int64_list.value.extend(label_index)
+    ex.context.feature["label_score"].float_list.value.extend([1.0] * len(label_index))
+    fl = ex.feature_lists.feature_list["0_compressed"]
+    for f in frames:
+        fl.feature.add().bytes_list.value.append(f)
+    return ex.SerializeToString()
+
+
+def _replace_record(ds: AutoDLDataset, subset: str, index: int, record: bytes) -> Path:
+    path = ds.record_files(subset)[0]
+    records = list(read_records(path))
+    records[index] = record
+    write_records(path, records)
+    return path
+
+
+def _png_of(ds: AutoDLDataset, subset: str, index: int = 0) -> bytes:
+    ex = SequenceExample()
+    ex.ParseFromString(list(read_records(ds.record_files(subset)[0]))[index])
+    return ex.feature_lists.feature_list["0_compressed"].feature[0].bytes_list.value[0]
+
+
+@pytest.mark.parametrize("count", [4, 6])
+def test_sample_count_disagrees_with_records(tiny_written, count: int) -> None:
+    ds = AutoDLDataset(tiny_written.root)
+    md = ds.subset_dir("train") / "metadata.textproto"
+    md.write_text(md.read_text().replace("sample_count: 5", f"sample_count: {count}"))
+    with pytest.raises(FormatError) as exc:
+        ds.load_numpy("train")
+    msg = str(exc.value)
+    assert str(md) in msg and "sample_count" in msg and "5 records" in msg
+    assert exc.value.field == "sample_count"
+
+
+def test_label_index_out_of_range_in_a_record(tiny_written) -> None:
+    ds = AutoDLDataset(tiny_written.root)
+    path = _replace_record(ds, "train", 1, _record([3], [_png_of(ds, "train")]))  # output_dim is 3
+    with pytest.raises(FormatError) as exc:
+        ds.load_numpy("train")
+    msg = str(exc.value)
+    assert str(path) in msg and "label_index" in msg and "record 1" in msg and "3" in msg
+    assert exc.value.field == "label_index"
+
+
+def test_label_scores_do_not_match_indices(tiny_written) -> None:
+    ds = AutoDLDataset(tiny_written.root)
+    ex = SequenceExample()
+    ex.ParseFromString(_record([0, 1], [_png_of(ds, "train")]))
+    del ex.context.feature["label_score"].float_list.value[1:]
+    path = _replace_record(ds, "train", 2, ex.SerializeToString())
+    with pytest.raises(FormatError) as exc:
+        ds.load_numpy("train")
+    assert str(path) in str(exc.value) and "label_score" in str(exc.value)
+
+
+@pytest.mark.parametrize("garbage", [b"this is not an image", b"\x89PNG\r\n\x1a\n" + b"\x00" * 30])
+def test_frame_that_does_not_decode(tiny_written, garbage: bytes) -> None:
+    ds = AutoDLDataset(tiny_written.root)
+    path = _replace_record(ds, "train", 3, _record([0], [garbage]))
+    list(ds.iter_raw("train"))  # parsing alone is fine
+    with pytest.raises(FormatError) as exc:
+        ds.load_numpy("train")
+    msg = str(exc.value)
+    assert str(path) in msg and "0_compressed" in msg and "record 3" in msg
+
+
+def test_record_that_is_not_a_sequence_example(tiny_written) -> None:
+    ds = AutoDLDataset(tiny_written.root)
+    path = _replace_record(ds, "train", 0, b"\xff\xff\xff\xff")
+    with pytest.raises(FormatError) as exc:
+        ds.load_numpy("train")
+    assert str(path) in str(exc.value) and "record 0" in str(exc.value)
+
+
+def test_record_without_frames_key(tiny_written) -> None:
+    ds = AutoDLDataset(tiny_written.root)
+    ex = SequenceExample()
+    ex.context.feature["label_index"].int64_list.value.append(0)
+    path = _replace_record(ds, "train", 0, ex.SerializeToString())
+    with pytest.raises(FormatError) as exc:
+        ds.load_numpy("train")
+    assert str(path) in str(exc.value) and "0_compressed" in str(exc.value)
+
+
+@pytest.mark.parametrize("change", ["drop a row", "add a row", "drop a column"])
+def test_solution_rows_differ_from_test_count(tiny_written, change: str) -> None:
+    ds = AutoDLDataset(tiny_written.root)
+    lines = ds.solution_path.read_text().splitlines()
+    if change == "drop a row":
+        lines = lines[:-1]
+    elif change == "add a row":
+        lines = lines + [lines[0]]
+    else:
+        lines = [line.rsplit(" ", 1)[0] for line in lines]
+    ds.solution_path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FormatError) as exc:
+        ds.solution()
+    assert str(ds.solution_path) in str(exc.value)
+    with pytest.raises(FormatError):
+        ds.load_numpy("test")
+
+
+def test_ragged_or_non_numeric_solution(tmp_path: Path) -> None:
+    path = tmp_path / "x.solution"
+    path.write_text("0 1\n1\n")
+    with pytest.raises(FormatError, match="row 2") as exc:
+        read_solution(path)
+    assert str(path) in str(exc.value)
+    path.write_text("0 1\n1 x\n")
+    with pytest.raises(FormatError, match="not a number"):
+        read_solution(path)
+    with pytest.raises(FormatError, match="not found"):
+        read_solution(tmp_path / "missing.solution")
+
+
+def test_not_a_dataset_folder(tmp_path: Path) -> None:
+    with pytest.raises(FormatError) as exc:
+        AutoDLDataset(tmp_path / "nowhere")
+    assert str(tmp_path / "nowhere") in str(exc.value)
+    (tmp_path / "a.data").mkdir()
+    (tmp_path / "b.data").mkdir()
+    with pytest.raises(FormatError, match="a.data, b.data"):
+        AutoDLDataset(tmp_path)
+
+
+def test_missing_subset_and_records(tiny_written) -> None:
+    ds = AutoDLDataset(tiny_written.root)
+    with pytest.raises(FormatError, match="not found") as exc:
+        ds.metadata("unlabelled")
+    assert "unlabelled" in str(exc.value)
+    ds.record_files("test")[0].unlink()
+    with pytest.raises(FormatError, match="no sample") as exc:
+        ds.load_numpy("test")
+    assert str(ds.subset_dir("test")) in str(exc.value)
