@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -19,29 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from autodl.machine import machine_description
+
 logger = logging.getLogger(__name__)
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "autodl_samples"
-
-
-def machine_description() -> str:
-    """CPU model, core count and memory of this machine, in one line."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines()
-                      if ln.startswith("MemTotal")).split()[1])
-        mem = f", {kb / 2**20:.0f} GiB"
-    except (OSError, StopIteration, ValueError):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
 
 
 def _best_of(fn: Callable[[], int], repeats: int) -> tuple[float, int]:
