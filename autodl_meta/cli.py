@@ -116,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.set_postfix(predictions=n, refresh=False)
             bar.refresh()
 
-        res = run_local(args.dataset, args.model, proto, args.out, on_tick=tick)
+        res = run_local(args.dataset, args.model, proto, args.out, on_tick=tick, device=args.device)
     s = res.score
     print(f"ALC {s.score:.4f}  ({len(s.timestamps)} predictions, final NAUC "
           f"{s.nauc_scores[-1] if s.nauc_scores else float('nan'):.4f}, protocol {proto.describe()})")
@@ -131,7 +131,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from autodl.ingestion import run_ingestion
     from autodl_meta.models import resolve_model
 
-    factory = resolve_model(args.model)
+    kwargs = {k: v for k, v in (("t0", args.t0), ("device", args.device),
+                                ("max_train_examples", args.max_train_examples)) if v is not None}
+    factory = resolve_model(args.model, **kwargs)
     res = run_ingestion(args.dataset, factory, args.out, time_budget=args.time_budget)
     if not res.success:
         print(f"model failed: {res.error}", file=sys.stderr)
@@ -193,11 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", formatter_class=fmt,
                        help="run a model on a dataset under a protocol and score it (local test)")
     r.add_argument("--dataset", required=True, help="AutoDL dataset folder")
-    r.add_argument("--model", required=True, help="baseline:linear, or file:PATH/model.py")
+    r.add_argument("--model", required=True,
+                   help="baseline:linear|default|scratch, config:PATH.yaml, or file:PATH/model.py")
     r.add_argument("--protocol", default="mini", help="protocol name (configs/protocol) or YAML file")
     r.add_argument("--out", required=True, help="output folder (predictions/, scores/, ingestion.log)")
     r.add_argument("--time-budget", type=float, default=None, help="override the protocol's T (seconds)")
     r.add_argument("--t0", type=float, default=None, help="override the protocol's t0 (seconds)")
+    r.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     r.set_defaults(func=cmd_run)
 
     i = sub.add_parser("ingest", formatter_class=fmt,
@@ -205,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--dataset", required=True)
     i.add_argument("--model", required=True)
     i.add_argument("--time-budget", type=float, default=1200.0)
+    i.add_argument("--t0", type=float, default=None, help="the ALC's t0 the learner plans with")
+    i.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    i.add_argument("--max-train-examples", type=int, default=None)
     i.add_argument("--out", required=True)
     i.set_defaults(func=cmd_ingest)
 

@@ -50,7 +50,7 @@ def _read_start(path: Path) -> dict | None:
 
 def run_local(dataset: str | Path, model: str, protocol: Protocol, out: str | Path, *,
               setup_timeout: float = 1200.0, poll: float = 0.1,
-              on_tick: Callable[[float, int], None] | None = None) -> RunResult:
+              on_tick: Callable[[float, int], None] | None = None, device: str | None = None) -> RunResult:
     """Run ``model`` on ``dataset`` under ``protocol`` and score it.
 
     Parameters
@@ -79,7 +79,12 @@ def run_local(dataset: str | Path, model: str, protocol: Protocol, out: str | Pa
     (pred_dir / "start.txt").unlink(missing_ok=True)
     log_file = out / "ingestion.log"
     cmd = [sys.executable, "-m", "autodl_meta.cli", "ingest", "--dataset", str(ds.root),
-           "--model", model, "--time-budget", str(protocol.time_budget), "--out", str(pred_dir)]
+           "--model", model, "--time-budget", str(protocol.time_budget), "--t0", str(protocol.t0),
+           "--out", str(pred_dir)]
+    if device:
+        cmd += ["--device", device]
+    if protocol.max_train_examples:
+        cmd += ["--max-train-examples", str(protocol.max_train_examples)]
     killed = False
     with log_file.open("w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -1,0 +1,593 @@
+"""The fine-tuning configuration space and the configurations drawn from it.
+
+A *configuration* says how one network is fine-tuned under a time budget: which backbone,
+optimizer, learning rate, batch size, input size, augmentation, ... It is a plain ``dict``
+mapping hyperparameter names to Python values (``str``, ``int``, ``float``, ``bool``),
+which is what hpbandster hands to its workers, what the portfolio stores as an incumbent
+and what a user writes in a YAML or JSON file.
+
+The space is declared once, in ``configs/space/finetune.yaml`` (a small YAML schema
+described in that file), and read into a :class:`ConfigSpace.ConfigurationSpace` by
+:func:`load_space`, as SMAC3 keeps its configuration space in one place (Lindauer et al.,
+"SMAC3: A versatile Bayesian optimization package for hyperparameter optimization", JMLR
+2022). Its ranges follow the winner of AutoCV/AutoDL 2019, AutoCLINT (Baek, Kim & Lim,
+Kakao Brain, https://github.com/kakaobrain/autoclint; Liu et al., "Winning solutions and
+post-challenge analyses of the ChaLearn AutoDL challenge 2019", TPAMI 2021), the seed of
+the Freiburg team's portfolio of configurations searched with BOHB (Falkner, Klein &
+Hutter, "BOHB: Robust and efficient hyperparameter optimization at scale", ICML 2018).
+
+Every configuration that enters the project goes through :func:`validate_config`:
+missing keys are filled from the space's defaults, and an unknown key, a wrong type, a
+value out of range or not among the choices is refused with a :class:`ConfigError` that
+names the hyperparameter, the value received, what is allowed, and the file it came from.
+Numpy scalars (ConfigSpace 1.x hands them out, and hpbandster's Pyro4 layer rejects them)
+never leave this module.
+
+Examples
+--------
+>>> from finetune.config import default_config, validate_config, sample_configs
+>>> cfg = validate_config({"backbone": "resnet18", "learning_rate": 0.01})
+>>> cfg["batch_size"]  # filled from the space's default
+32
+>>> len(sample_configs(3, seed=0))
+3
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import math
+import re
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from ConfigSpace import (
+    CategoricalHyperparameter,
+    Configuration,
+    ConfigurationSpace,
+    OrdinalHyperparameter,
+    UniformFloatHyperparameter,
+    UniformIntegerHyperparameter,
+)
+from ConfigSpace.util import deactivate_inactive_hyperparameters
+
+from autodl.errors import AutoDLError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_SPACE_PATH",
+    "ConfigError",
+    "SpaceError",
+    "config_to_json",
+    "default_config",
+    "load_config",
+    "load_space",
+    "sample_configs",
+    "validate_config",
+]
+
+DEFAULT_SPACE_PATH = Path(__file__).resolve().parents[1] / "configs" / "space" / "finetune.yaml"
+"""The repository's fine-tuning space, ``configs/space/finetune.yaml``."""
+
+Value = str | int | float | bool
+
+_TYPES = ("categorical", "ordinal", "float", "int")
+_KEYS = {
+    "categorical": {"type", "choices", "default", "doc"},
+    "ordinal": {"type", "choices", "default", "doc"},
+    "float": {"type", "bounds", "log", "default", "doc"},
+    "int": {"type", "bounds", "log", "default", "doc"},
+}
+_REQUIRED = {
+    "categorical": ("choices", "default", "doc"),
+    "ordinal": ("choices", "default", "doc"),
+    "float": ("bounds", "default", "doc"),
+    "int": ("bounds", "default", "doc"),
+}
+_TOP_LEVEL_KEYS = {"name", "doc", "hyperparameters"}
+_JSON_SUFFIXES = {".json"}
+
+
+class ConfigError(AutoDLError):
+    """A configuration does not fit the fine-tuning space.
+
+    ``field`` is the hyperparameter, ``path`` the file the configuration came from (if
+    any); the message says what was received and what is allowed.
+    """
+
+
+class SpaceError(AutoDLError):
+    """A configuration-space file (``configs/space/*.yaml``) is malformed.
+
+    ``path`` is the space file, ``field`` the hyperparameter (if the problem is in one).
+    """
+
+
+# --------------------------------------------------------------------------- YAML / JSON
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate keys and reading ``1e-3`` as a float.
+
+    PyYAML follows YAML 1.1, where a float needs a dot (``1.0e-3``) and ``1e-3`` is a
+    string; a learning rate written the usual way would then be refused as a string.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable):
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"found the key {key!r} twice", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line describing a YAML error (PyYAML's own message spans several lines)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"{problem}{where}"
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"found the key {key!r} twice")
+        result[key] = value
+    return result
+
+
+def _read_file(path: Path, error: type[AutoDLError], *, as_json: bool) -> Any:
+    """Parse a YAML (or JSON) file, turning every failure into ``error(path, ...)``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(path, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(path, f"cannot be read: {exc}") from None
+    if as_json:
+        try:
+            return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        except json.JSONDecodeError as exc:
+            raise error(path, f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+        except ValueError as exc:
+            raise error(path, f"not valid JSON: {exc}") from None
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise error(path, f"not valid YAML: {_yaml_problem(exc)}") from None
+
+
+# --------------------------------------------------------------------------- the space
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _choice_kind(choices: list[Any]) -> type | None:
+    """The one Python type all choices share (``float`` for mixed ints and floats)."""
+    if all(isinstance(c, bool) for c in choices):
+        return bool
+    if all(isinstance(c, str) for c in choices):
+        return str
+    if all(isinstance(c, int) and not isinstance(c, bool) for c in choices):
+        return int
+    if all(_is_number(c) for c in choices):
+        return float
+    return None
+
+
+def _build_hyperparameter(name: str, spec: Any, path: Path, default: Any = None,
+                          ) -> (CategoricalHyperparameter | OrdinalHyperparameter
+                                | UniformFloatHyperparameter | UniformIntegerHyperparameter):
+    """One hyperparameter from its YAML entry (``default`` given: use it, else ConfigSpace's)."""
+
+    def fail(message: str) -> SpaceError:
+        return SpaceError(path, f"hyperparameter {name!r}: {message}", field=name)
+
+    if not isinstance(spec, Mapping):
+        raise fail(f"expected a mapping with keys type, choices or bounds, default and doc; "
+                   f"got {type(spec).__name__} {spec!r}")
+    kind = spec.get("type")
+    if kind not in _TYPES:
+        raise fail(f"'type' must be one of {', '.join(_TYPES)}; got {kind!r}")
+    unknown = sorted(set(map(str, spec)) - _KEYS[kind])
+    if unknown:
+        raise fail(f"unknown key(s) {', '.join(map(repr, unknown))} for a {kind} hyperparameter; "
+                   f"allowed: {', '.join(sorted(_KEYS[kind]))}")
+    missing = [key for key in _REQUIRED[kind] if key not in spec]
+    if missing:
+        raise fail(f"missing key(s) {', '.join(map(repr, missing))}")
+    doc = spec["doc"]
+    if not isinstance(doc, str) or not doc.strip() or "\n" in doc.strip():
+        raise fail(f"'doc' must be one non-empty line of text; got {doc!r}")
+    meta = {"doc": doc.strip()}
+
+    if kind in ("categorical", "ordinal"):
+        choices = spec["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise fail(f"'choices' must be a non-empty list; got {choices!r}")
+        if _choice_kind(choices) is None:
+            raise fail(f"'choices' must all be strings, all booleans or all numbers; got {choices!r}")
+        if len({(type(c), c) for c in choices}) != len(choices):
+            raise fail(f"'choices' has duplicates: {choices!r}")
+        extra = {} if default is None else {"default_value": default}
+        if kind == "categorical":
+            return CategoricalHyperparameter(name, choices, meta=meta, **extra)
+        return OrdinalHyperparameter(name, choices, meta=meta, **extra)
+
+    bounds = spec["bounds"]
+    if not (isinstance(bounds, list) and len(bounds) == 2 and all(map(_is_number, bounds))):
+        raise fail(f"'bounds' must be a list [lower, upper] of two numbers; got {bounds!r}")
+    lower, upper = bounds
+    if kind == "int" and not all(isinstance(b, int) for b in bounds):
+        raise fail(f"'bounds' of an int hyperparameter must be integers; got {bounds!r}")
+    if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
+        raise fail(f"'bounds' must be finite with lower < upper; got {bounds!r}")
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise fail(f"'log' must be true or false; got {log!r}")
+    if log and lower <= 0:
+        raise fail(f"a log-scale range needs lower > 0; got {bounds!r}")
+    extra = {} if default is None else {"default_value": default}
+    if kind == "int":
+        return UniformIntegerHyperparameter(name, lower, upper, log=log, meta=meta, **extra)
+    return UniformFloatHyperparameter(name, float(lower), float(upper), log=log, meta=meta, **extra)
+
+
+def load_space(path: str | Path | None = None, seed: int | None = None) -> ConfigurationSpace:
+    """Read a configuration-space YAML file into a ConfigSpace ``ConfigurationSpace``.
+
+    Parameters
+    ----------
+    path:
+        The space file; by default the repository's ``configs/space/finetune.yaml``
+        (:data:`DEFAULT_SPACE_PATH`), whose header describes the schema.
+    seed:
+        Seed of the space's random number generator, so that
+        ``space.sample_configuration()`` draws the same configurations every time;
+        ``None`` leaves it unseeded.
+
+    Returns
+    -------
+    ConfigurationSpace
+        One hyperparameter per entry, each with its ``doc`` in ``meta["doc"]``; the
+        space's own ``meta`` holds the file's top-level ``doc`` and its ``source`` path.
+
+    Raises
+    ------
+    SpaceError
+        The file is missing, is not valid YAML, or does not follow the schema; the
+        message names the file and, where there is one, the hyperparameter.
+    """
+    path = DEFAULT_SPACE_PATH if path is None else Path(path)
+    data = _read_file(path, SpaceError, as_json=False)
+    if not isinstance(data, Mapping) or not isinstance(data.get("hyperparameters"), Mapping):
+        raise SpaceError(path, "expected a mapping with a 'hyperparameters' mapping "
+                               "(name -> type, choices or bounds, default, doc)")
+    unknown = sorted(set(map(str, data)) - _TOP_LEVEL_KEYS)
+    if unknown:
+        raise SpaceError(path, f"unknown top-level key(s) {', '.join(map(repr, unknown))}; "
+                               f"allowed: {', '.join(sorted(_TOP_LEVEL_KEYS))}")
+    entries = data["hyperparameters"]
+    if not entries:
+        raise SpaceError(path, "'hyperparameters' is empty")
+    name = data.get("name", path.stem)
+    if not isinstance(name, str):
+        raise SpaceError(path, f"'name' must be a string; got {name!r}")
+
+    hyperparameters = []
+    for hp_name, spec in entries.items():
+        if not isinstance(hp_name, str) or not hp_name.isidentifier():
+            raise SpaceError(path, f"hyperparameter names must be identifiers; got {hp_name!r}",
+                             field=str(hp_name))
+        # Build once without the default, check the default as any value is checked
+        # (so that true is not accepted for 1, nor 32.5 for an int), then build with it.
+        try:
+            hp = _build_hyperparameter(hp_name, spec, path)
+            try:
+                default = _coerce_value(hp, spec["default"])
+            except ConfigError as exc:
+                raise SpaceError(path, f"hyperparameter {hp_name!r}: bad 'default': {exc.message}",
+                                 field=hp_name) from None
+            hyperparameters.append(_build_hyperparameter(hp_name, spec, path, default=default))
+        except (ValueError, TypeError) as exc:  # ConfigSpace's own checks
+            raise SpaceError(path, f"hyperparameter {hp_name!r}: {exc}", field=hp_name) from None
+
+    doc = data.get("doc", "")
+    if not isinstance(doc, str):
+        raise SpaceError(path, f"'doc' must be a string; got {doc!r}")
+
+    space = ConfigurationSpace(name=name, seed=seed, meta={"doc": doc.strip(), "source": str(path)})
+    space.add(hyperparameters)
+    logger.debug("read the configuration space %r (%d hyperparameters) from %s",
+                 name, len(hyperparameters), path)
+    return space
+
+
+# --------------------------------------------------------------------------- values
+
+def _to_python(value: Any) -> Any:
+    """A numpy scalar as the Python scalar it holds; anything else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _show(value: Any) -> str:
+    """A value as a message shows it: booleans as a YAML or JSON file writes them."""
+    value = _to_python(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def _allowed(hp: Any) -> str:
+    """What a hyperparameter allows, in words."""
+    if isinstance(hp, CategoricalHyperparameter | OrdinalHyperparameter):
+        choices = hp.choices if isinstance(hp, CategoricalHyperparameter) else hp.sequence
+        return "one of " + ", ".join(_show(c) for c in choices)
+    if isinstance(hp, UniformIntegerHyperparameter | UniformFloatHyperparameter):
+        kind = "an integer" if isinstance(hp, UniformIntegerHyperparameter) else "a number"
+        scale = " (log scale)" if hp.log else ""
+        return f"{kind} in [{_show(hp.lower)}, {_show(hp.upper)}]{scale}"
+    return f"a legal value of {hp}"
+
+
+def _coerce_value(hp: Any, value: Any) -> Value:
+    """``value`` as the Python value ``hp`` holds, or a :class:`ConfigError` (no path)."""
+    value = received = _to_python(value)
+
+    def refuse(why: str, hint: str = "") -> ConfigError:
+        return ConfigError(None, f"got {_show(received)} ({type(received).__name__}): {why}; "
+                                 f"allowed: {_allowed(hp)}{hint}", field=hp.name)
+
+    if isinstance(hp, CategoricalHyperparameter | OrdinalHyperparameter):
+        choices = [_to_python(c) for c in (hp.choices if isinstance(hp, CategoricalHyperparameter)
+                                           else hp.sequence)]
+        kind = _choice_kind(choices)
+        if kind is bool:
+            ok = isinstance(value, bool)
+        elif kind is str:
+            ok = isinstance(value, str)
+        else:  # numbers: 32 and 32.0 both mean 32, True does not
+            ok = _is_number(value)
+        if ok:
+            for choice in choices:
+                if value == choice:
+                    return choice
+        hint = ""
+        if isinstance(value, str) and kind is str:
+            lowered = {str(c).lower(): c for c in choices}
+            close = lowered.get(value.lower()) or next(
+                iter(difflib.get_close_matches(value, [str(c) for c in choices], n=1)), None)
+            hint = f" (did you mean {close!r}?)" if close is not None else ""
+        raise refuse("not among the choices" if ok else "wrong type", hint)
+
+    if isinstance(hp, UniformIntegerHyperparameter):
+        if not _is_number(value):
+            raise refuse("wrong type, expected an integer")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise refuse("not an integer")
+            value = int(value)
+        if not hp.lower <= value <= hp.upper:
+            raise refuse("out of range")
+        return int(value)
+
+    if isinstance(hp, UniformFloatHyperparameter):
+        if not _is_number(value):
+            raise refuse("wrong type, expected a number")
+        value = float(value)
+        if not hp.lower <= value <= hp.upper:  # also refuses NaN
+            raise refuse("out of range")
+        return value
+
+    # Another kind of hyperparameter (a space built elsewhere): ConfigSpace decides.
+    if not hp.legal_value(value):
+        raise refuse("not a legal value")
+    return value
+
+
+def _unknown_key(key: Any, value: Any, space: ConfigurationSpace) -> ConfigError:
+    names = list(space.keys())
+    close = difflib.get_close_matches(str(key), names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(None, f"unknown hyperparameter {key!r} (got {_show(value)}){hint}; "
+                             f"allowed: {', '.join(sorted(names))}", field=str(key))
+
+
+def _with_source(error: ConfigError, source: str | Path | None) -> ConfigError:
+    if source is None:
+        return error
+    return ConfigError(source, error.message, field=error.field)
+
+
+# --------------------------------------------------------------------------- configurations
+
+def default_config(space: ConfigurationSpace | None = None) -> dict[str, Value]:
+    """The space's default configuration as a plain dict of Python values.
+
+    These are the values :func:`validate_config` fills in for missing keys. They are not
+    the "single best" fixed configuration, which is ``configs/finetune/default.yaml``.
+
+    Parameters
+    ----------
+    space:
+        The space; by default :func:`load_space`'s.
+    """
+    space = load_space() if space is None else space
+    return {name: _to_python(value) for name, value in space.get_default_configuration().items()}
+
+
+def validate_config(config: Mapping[str, Any], space: ConfigurationSpace | None = None,
+                    source: str | Path | None = None) -> dict[str, Value]:
+    """Check a configuration against the space; fill missing keys from the defaults.
+
+    Parameters
+    ----------
+    config:
+        Hyperparameter name -> value (a plain dict, a ``ConfigSpace.Configuration``, or
+        what hpbandster hands a worker). A key left out takes the space's default
+        (:func:`default_config`), so a file need only name what differs from it.
+        Booleans must be ``true``/``false``; integers may be written ``32`` or ``32.0``
+        but not ``32.5``; floats accept integers (``1`` is ``1.0``); numpy scalars are
+        accepted.
+    space:
+        The space; by default :func:`load_space`'s.
+    source:
+        The file the configuration came from, named in errors.
+
+    Returns
+    -------
+    dict
+        Every active hyperparameter of the space, as ``str``, ``int``, ``float`` or
+        ``bool`` (never numpy scalars), in the space's order.
+
+    Raises
+    ------
+    ConfigError
+        An unknown key, a value of the wrong type, out of range or not among the choices,
+        or a combination the space forbids. The error's ``field`` is the hyperparameter;
+        its message gives the value received and what is allowed, and its ``path`` is
+        ``source``.
+    """
+    space = load_space() if space is None else space
+    if not isinstance(config, Mapping):
+        raise ConfigError(source, "a configuration must be a mapping of hyperparameter names to "
+                                  f"values; got {type(config).__name__}")
+    given: dict[str, Value] = {}
+    for key, value in config.items():
+        if key not in space:
+            raise _with_source(_unknown_key(key, value, space), source)
+        try:
+            given[key] = _coerce_value(space[key], value)
+        except ConfigError as exc:
+            raise _with_source(exc, source) from None
+
+    # Defaults of every hyperparameter, active by default or not (a given value may
+    # activate a conditional one); inactive ones are dropped below.
+    values = {**{hp.name: _to_python(hp.default_value) for hp in space.values()}, **given}
+    try:
+        if space.conditions:
+            configuration = deactivate_inactive_hyperparameters(values, space)
+            inactive = [key for key in given if key not in configuration]
+            if inactive:
+                raise ConfigError(source, f"got {_show(given[inactive[0]])}, but the hyperparameter is "
+                                          "inactive under the other values", field=inactive[0])
+        else:
+            configuration = Configuration(space, values=values)
+        configuration.check_valid_configuration()
+    except ValueError as exc:  # a forbidden combination, or a check of ConfigSpace's own
+        raise ConfigError(source, f"refused by the configuration space: {exc}") from None
+    return {name: _to_python(value) for name, value in configuration.items()}
+
+
+def load_config(path: str | Path, space: ConfigurationSpace | None = None) -> dict[str, Value]:
+    """Read and validate a configuration file (YAML, or JSON for a ``.json`` file).
+
+    The file holds either the configuration itself (hyperparameter -> value) or a mapping
+    with a ``config`` key holding it beside metadata (``name``, ``source``, ``doc``, ...),
+    which is not validated and not returned::
+
+        name: autoclint-like
+        source: kakaobrain/autoclint
+        config:
+          backbone: tf_efficientnet_lite0
+          learning_rate: 0.025
+
+    Parameters
+    ----------
+    path:
+        The file; ``.json`` is read as JSON, anything else as YAML (``1e-3`` is a float).
+    space:
+        The space; by default :func:`load_space`'s.
+
+    Returns
+    -------
+    dict
+        The validated configuration, missing keys filled (see :func:`validate_config`).
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or unparsable, or its configuration is refused; the message
+        names the file.
+    """
+    path = Path(path)
+    data = _read_file(path, ConfigError, as_json=path.suffix.lower() in _JSON_SUFFIXES)
+    if isinstance(data, Mapping) and "config" in data:
+        data = data["config"]
+        if not isinstance(data, Mapping):
+            raise ConfigError(path, f"'config' must be a mapping of hyperparameter names to values; "
+                                    f"got {type(data).__name__}", field="config")
+    elif not isinstance(data, Mapping):
+        raise ConfigError(path, "expected a mapping of hyperparameter names to values (or one "
+                                f"with a 'config' key); got {type(data).__name__}")
+    config = validate_config(data, space=space, source=path)
+    logger.debug("read a configuration from %s", path)
+    return config
+
+
+def sample_configs(n: int, seed: int = 0, space: ConfigurationSpace | None = None,
+                   ) -> list[dict[str, Value]]:
+    """Draw ``n`` random configurations from the space (uniformly; log ranges on log scale).
+
+    Parameters
+    ----------
+    n:
+        How many (0 gives an empty list).
+    seed:
+        Seed of the draw: the same ``n`` and ``seed`` give the same configurations.
+    space:
+        The space (it is reseeded with ``seed``); by default :func:`load_space`'s.
+
+    Returns
+    -------
+    list of dict
+        Valid configurations of Python values.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"sample_configs: n must be an integer >= 0; got {n!r}")
+    if space is None:
+        space = load_space(seed=seed)
+    else:
+        space.seed(seed)
+    if n == 0:
+        return []
+    drawn = space.sample_configuration(n) if n > 1 else [space.sample_configuration()]
+    return [{name: _to_python(value) for name, value in configuration.items()}
+            for configuration in drawn]
+
+
+def config_to_json(config: Mapping[str, Any]) -> str:
+    """A configuration as one line of JSON with sorted keys (stable: equal configs, equal text).
+
+    Numpy scalars are written as the Python values they hold. The configuration is not
+    validated (do that with :func:`validate_config` first where it matters).
+    """
+    if not isinstance(config, Mapping):
+        raise ConfigError(None, f"a configuration must be a mapping; got {type(config).__name__}")
+    plain = {str(key): _to_python(value) for key, value in config.items()}
+    try:
+        return json.dumps(plain, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(None, f"cannot be written as JSON: {exc}") from None
