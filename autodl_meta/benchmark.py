@@ -112,9 +112,147 @@ def benchmark_io(n_images: int = 10_000, image_size: int = 32, doc: str | Path |
                   f"{write_rate:,.0f} img/s ({write_s:.1f} s).", ""]
     report = "\n".join(lines)
     if doc is not None:
-        doc = Path(doc)
-        doc.parent.mkdir(parents=True, exist_ok=True)
-        head = "" if doc.exists() else "# Benchmarks\n\nEvery figure names its command and machine.\n\n"
-        with doc.open("a") as f:
-            f.write(head + report + "\n")
+        _append(doc, report)
     return report
+
+
+# --- finetune ---------------------------------------------------------------------------------
+class _Source:
+    """Stands in for the tf.data dataset ingestion hands over: the learner reads its source."""
+
+    def __init__(self, ds, subset):  # noqa: ANN001
+        self.autodl_source = (ds, subset)
+
+
+def _finetune_one(backbone: str, size: int, root: str, steps: int, repeats: int, device: str | None,
+                  threads: int) -> dict:
+    """Measure one (backbone, size) in a fresh process (so that peak memory is its own)."""
+    import resource
+
+    import torch
+    import torch.nn.functional as F
+
+    from autodl.dataset import AutoDLDataset
+    from finetune.config import default_config
+    from finetune.learner import FineTuneLearner
+
+    torch.set_num_threads(threads)
+    ds = AutoDLDataset(root)
+    config = {**default_config(), "backbone": backbone, "input_size": size, "batch_size": 32,
+              "augmentation": "none", "test_time_flip": False, "optimizer": "SGD", "learning_rate": 0.01,
+              "lr_schedule": "cosine"}
+    learner = FineTuneLearner(ds.metadata("train"), config, device=device, seed=0)
+    t = time.perf_counter()
+    learner.train(_Source(ds, "train"), remaining_time_budget=1200.0)
+    learner.test(_Source(ds, "test"), remaining_time_budget=1200.0)
+    first_prediction = time.perf_counter() - t
+    learner._total_steps_estimate = 10_000
+    net, x, y, opt = learner.net, learner.x_train, learner.y_train, learner.optimizer
+    bs = int(config["batch_size"])
+    dev = learner.device
+    gen = np.random.default_rng(1)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def bare() -> float:
+        net.train()
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            idx = torch.from_numpy(gen.integers(0, len(x), bs)).to(dev)
+            opt.zero_grad(set_to_none=True)
+            with learner._autocast():
+                logits = net(x[idx]).float()
+            F.cross_entropy(logits, y[idx].argmax(1)).backward()
+            opt.step()
+        sync()
+        return steps * bs / (time.perf_counter() - t0)
+
+    def through_learner() -> float:
+        t0 = time.perf_counter()
+        learner._train_steps(steps)
+        return steps * bs / (time.perf_counter() - t0)
+
+    bare()  # warm-up of both paths at this batch shape
+    through_learner()
+    bare_rates, learner_rates = [], []
+    for _ in range(repeats):  # interleaved, so that machine load hits both alike
+        bare_rates.append(bare())
+        learner_rates.append(through_learner())
+    if dev.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        peak_kind = "GPU"
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_kind = "RSS"
+    return {"backbone": backbone, "size": size, "learner_img_s": float(np.median(learner_rates)),
+            "bare_img_s": float(np.median(bare_rates)), "first_prediction_s": first_prediction,
+            "peak_mib": peak, "peak_kind": peak_kind, "device": str(dev)}
+
+
+def benchmark_finetune(backbones: list[str] | None = None, sizes: tuple[int, ...] = (32, 64),
+                       n_train: int = 1000, n_test: int = 500, steps: int = 10, repeats: int = 3,
+                       device: str | None = None, threads: int | None = None,
+                       doc: str | Path | None = "docs/benchmarks.md",
+                       progress: Callable[[int], None] | None = None) -> str:
+    """Training speed through the learner beside a bare PyTorch loop, time to first prediction
+    and peak memory, per backbone and input size. Returns the Markdown report."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from autodl.writer import write_arrays
+    from finetune.backbones import list_backbones, weights_available
+
+    threads = threads or os.cpu_count() or 1
+    if backbones is None:
+        backbones = [b for b in list_backbones() if b != "linear" and
+                     (weights_available(b) or b == "scratch_cnn")]
+    rows = []
+    tmp = Path(tempfile.mkdtemp(prefix="autodl-bench-ft-"))
+    try:
+        for size in sizes:
+            x, y = synthetic_images(n_train + n_test, size)
+            root = write_arrays(tmp / f"s{size}", f"s{size}", x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+            for b in backbones:
+                with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+                    rows.append(pool.submit(_finetune_one, b, size, str(root), steps, repeats, device,
+                                            threads).result())
+                logger.info("%s", rows[-1])
+                if progress is not None:
+                    progress(1)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    dev = rows[0]["device"] if rows else "?"
+    lines = [f"## finetune: training speed, first prediction, memory ({when})", "",
+             f"- Command: `autodl-meta benchmark finetune --steps {steps} --repeats {repeats}"
+             f"{' --device ' + device if device else ''}`",
+             f"- Machine: {machine_description()}; device {dev}; {threads} PyTorch threads",
+             f"- Data: {n_train} train / {n_test} test synthetic RGB images per size, 10 classes; batch 32, "
+             "SGD (Nesterov), no augmentation.",
+             f"- Training img/s: median of {repeats} chunks of {steps} steps, the learner's own training loop "
+             "(`FineTuneLearner._train_steps`: index sampling, augmentation call, learning-rate schedule, "
+             "loss) interleaved with a bare PyTorch loop on the same network, optimizer and device tensors.",
+             "- First prediction: from the first `train` call (decode, resize, ridge on embeddings of 256 "
+             "examples) to the end of the first `test` (embedding the test and validation images), wall clock.",
+             "- Peak memory: the benchmark process's peak RSS (CPU) or `torch.cuda.max_memory_allocated` (GPU).",
+             "", "| backbone | px | learner img/s | bare loop img/s | learner / bare | first prediction (s) | "
+             "peak memory (MiB) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['backbone']} | {r['size']} | {r['learner_img_s']:.1f} | {r['bare_img_s']:.1f} | "
+                     f"{r['learner_img_s'] / r['bare_img_s']:.0%} | {r['first_prediction_s']:.2f} | "
+                     f"{r['peak_mib']:.0f} {r['peak_kind']} |")
+    report = "\n".join(lines) + "\n"
+    if doc is not None:
+        _append(doc, report)
+    return report
+
+
+def _append(doc: str | Path, report: str) -> None:
+    doc = Path(doc)
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    head = "" if doc.exists() else "# Benchmarks\n\nEvery figure names its command and machine.\n\n"
+    with doc.open("a") as f:
+        f.write(head + report + "\n")

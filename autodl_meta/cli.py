@@ -161,6 +161,38 @@ def cmd_benchmark_io(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark_finetune(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from autodl_meta.benchmark import benchmark_finetune
+
+    backbones = args.backbones.split(",") if args.backbones else None
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    with tqdm(desc="backbone x size", unit="run", disable=None, leave=False) as bar:
+        report = benchmark_finetune(backbones, sizes, steps=args.steps, repeats=args.repeats,
+                                    device=args.device, doc=args.doc, progress=bar.update)
+    print(report)
+    return 0
+
+
+# --- finetune -------------------------------------------------------------------------------
+def cmd_finetune_timings(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from finetune.timing import measure_timings
+
+    backbones = args.backbones.split(",")
+    batch_sizes = [int(v) for v in args.batch_sizes.split(",")]
+    sizes = [int(v) for v in args.sizes.split(",")]
+    with tqdm(total=len(backbones) * len(batch_sizes) * len(sizes), desc="timings", unit="cfg",
+              disable=None, leave=False) as bar:
+        table = measure_timings(backbones, batch_sizes, sizes, device=args.device, repeats=args.repeats,
+                                progress=bar.update)
+    path = table.save(args.out)
+    print(f"wrote {path}: {len(table.entries)} entries measured on {table.machine} ({table.device})")
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="autodl-meta", description=__doc__.split("\n\n")[0],
@@ -231,6 +263,30 @@ def build_parser() -> argparse.ArgumentParser:
     bio.add_argument("--size", type=int, default=32, help="side of the generated images")
     bio.add_argument("--doc", default="docs/benchmarks.md", help="Markdown file the result is added to")
     bio.set_defaults(func=cmd_benchmark_io)
+    bft = bsub.add_parser("finetune", formatter_class=fmt,
+                          help="training img/s through the learner vs a bare PyTorch loop, time to first "
+                               "prediction, peak memory")
+    bft.add_argument("--backbones", default=None,
+                     help="comma-separated (default: every backbone whose weights are here, and scratch_cnn)")
+    bft.add_argument("--sizes", default="32,64", help="comma-separated input sizes")
+    bft.add_argument("--steps", type=int, default=10, help="training steps per measured chunk")
+    bft.add_argument("--repeats", type=int, default=3, help="measured chunks per path")
+    bft.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    bft.add_argument("--doc", default="docs/benchmarks.md", help="Markdown file the result is added to")
+    bft.set_defaults(func=cmd_benchmark_finetune)
+
+    ft = sub.add_parser("finetune", help="fine-tuning tools")
+    fsub = ft.add_subparsers(dest="finetune_command", required=True, metavar="ACTION")
+    tm = fsub.add_parser("timings", formatter_class=fmt,
+                         help="measure the timing table that drives the simulated clock")
+    tm.add_argument("--out", required=True, help="JSON file to write")
+    tm.add_argument("--backbones", default="tf_efficientnet_lite0,tf_efficientnet_lite1,"
+                                           "tf_efficientnet_lite2,resnet18,scratch_cnn")
+    tm.add_argument("--batch-sizes", default="16,32,64,128")
+    tm.add_argument("--sizes", default="32,64,128")
+    tm.add_argument("--repeats", type=int, default=3)
+    tm.add_argument("--device", default="cpu")
+    tm.set_defaults(func=cmd_finetune_timings)
     return p
 
 

@@ -6,16 +6,18 @@ the submission ships. Its strategy follows the 2019 winner (AutoCLINT, Kakao Bra
 et al., "Towards automated deep learning: efficient joint neural architecture and
 hyperparameter search", 2019) and Freiburg's portfolio (Stoll et al., AutoDL 2019):
 
-1. **The first prediction comes as early as possible.** The first ``train`` call decodes
-   the training data once (resized, kept as uint8 tensors on the device), embeds a few
-   hundred examples with the pretrained backbone and fits a ridge classifier on the
-   embeddings (closed form, nearly free); the first ``test`` embeds the test set and
-   predicts with it. No gradient step is needed before the first prediction.
+1. **The first predictions come as early as possible** (:mod:`finetune.probe`). The
+   first ``train`` call decodes the training data once (resized, kept as uint8 tensors on
+   the device) and fits a ridge classifier on downsampled raw pixels (closed form, nearly
+   free): the first ``test`` predicts with it. The second ``train`` call embeds a few
+   hundred training examples with the pretrained backbone and fits a ridge classifier on
+   the embeddings; the second ``test`` embeds the test set and predicts with it. No
+   gradient step is needed before either.
 2. **Then the network is fine-tuned in chunks** whose ends are spaced evenly in
    transformed ALC time (:mod:`finetune.schedule`); after each chunk the test set is
    predicted.
 3. **A held-out validation split chooses what is returned:** each test call returns the
-   test predictions of the best validation NAUC so far (the ridge model's or a network
+   test predictions of the best validation NAUC so far (a ridge model's or a network
    checkpoint's).
 4. **The budget is never overrun by a call it could foresee:** seconds per training step
    and per test example are measured as training goes (or taken from a timing table under
@@ -41,6 +43,10 @@ from finetune.data import load_arrays
 from finetune.schedule import AnytimeSchedule
 
 logger = logging.getLogger(__name__)
+
+
+class _OutOfTime(Exception):
+    """A test pass would end after the budget."""
 
 
 @dataclass
@@ -157,7 +163,9 @@ class FineTuneLearner:
         self.calls = 0
         self.best_val = -math.inf
         self.best_predictions: np.ndarray | None = None
-        self.ridge: Any = None
+        # "raw" (probe fitted) -> "raw-tested" -> "embedding" (probe fitted) -> "network"
+        self.stage = "raw"
+        self.probe: Any = None
         self.history: list[dict[str, Any]] = []
         self._plateau_best = -math.inf
         self._plateau_bad = 0
@@ -209,8 +217,14 @@ class FineTuneLearner:
                "decode_example": getattr(self.timing, "decode_example_s", 0.0002)}[kind]
         self.clock.advance(per * count)
 
-    def _elapsed(self, remaining_at_call: float, call_start: float) -> float:
-        return self.time_budget - (remaining_at_call - (self.clock.now() - call_start))
+    def _start_call(self, remaining: float) -> None:
+        """Anchor the budget: ``remaining`` seconds were left at the clock's present time."""
+        self._anchor = (self.clock.now(), remaining)
+
+    def _elapsed(self) -> float:
+        """Seconds of the budget spent so far (from the anchor of the current call)."""
+        start, remaining = self._anchor
+        return self.time_budget - (remaining - (self.clock.now() - start))
 
     # --- data -------------------------------------------------------------------------------
     def _load_train(self, dataset: Any) -> None:
@@ -258,13 +272,16 @@ class FineTuneLearner:
                 out.append(self.net.embed(xb.flatten(0, 1)).float().view(b, t, -1).mean(1))
         return torch.cat(out)
 
-    def _logits(self, x: Any) -> Any:
+    def _logits(self, x: Any, stop_at: float | None = None) -> Any:
+        """Logits of clips ``x``; raises :class:`_OutOfTime` once ``stop_at`` seconds are spent."""
         import torch
 
         self.net.eval()
         out = []
         with torch.no_grad(), self._autocast():
             for xb in self._batches(x):
+                if stop_at is not None and self._elapsed() > stop_at:
+                    raise _OutOfTime
                 logits = self.net(xb).float()
                 if self.config["test_time_flip"]:
                     logits = 0.5 * (logits + self.net(torch.flip(xb, dims=[-1])).float())
@@ -278,29 +295,25 @@ class FineTuneLearner:
             return torch.sigmoid(logits).cpu().numpy()
         return torch.softmax(logits / float(self.config["tau"]), dim=1).cpu().numpy()
 
-    def _fit_ridge(self) -> None:
-        """Ridge regression from embeddings of up to 256 training examples to the labels."""
+    def _fit_probe(self, stage: str) -> None:
+        """Fit the ridge probe of ``stage`` (raw pixels, or embeddings of 256 examples)."""
         import torch
 
-        n = min(256, len(self.x_train))
-        idx = torch.from_numpy(self.rng.choice(len(self.x_train), n, replace=False)).to(self.device)
-        feats = self._embed(self.x_train[idx])
-        mu, sd = feats.mean(0, keepdim=True), feats.std(0, keepdim=True) + 1e-6
-        z = (feats - mu) / sd
-        y = self.y_train[idx].float() * 2 - 1
-        lam = 1.0 * z.shape[1] / max(n, 1) + 1.0
-        a = z.T @ z + lam * torch.eye(z.shape[1], device=z.device)
-        w = torch.linalg.solve(a, z.T @ y)
-        self.ridge = (mu, sd, w)
+        from finetune.probe import RidgeProbe, raw_features
 
-    def _ridge_probabilities(self, feats: Any) -> np.ndarray:
-        import torch
+        n = min(4000 if stage == "raw" else 256, len(self.x_train))
+        idx = torch.from_numpy(np.sort(self.rng.choice(len(self.x_train), n, replace=False))).to(self.device)
+        feats = raw_features(self.x_train[idx]) if stage == "raw" else self._embed(self.x_train[idx])
+        self.probe = RidgeProbe(multilabel=self.multilabel).fit(feats, self.y_train[idx])
+        self.stage = stage
+        logger.info("fitted a ridge probe on %s of %d examples", "raw pixels" if stage == "raw" else
+                    "embeddings", n)
 
-        mu, sd, w = self.ridge
-        scores = ((feats - mu) / sd) @ w
-        if self.multilabel:
-            return torch.sigmoid(2 * scores).cpu().numpy()
-        return torch.softmax(4 * scores, dim=1).cpu().numpy()
+    def _probe_probabilities(self, x: Any) -> np.ndarray:
+        from finetune.probe import raw_features
+
+        feats = raw_features(x) if self.stage == "raw" else self._embed(x)
+        return self.probe.predict_proba(feats)
 
     def _val_nauc(self, probabilities: np.ndarray) -> float:
         from autodl.scoring import nauc
@@ -309,27 +322,33 @@ class FineTuneLearner:
 
     # --- the Model interface ----------------------------------------------------------------
     def train(self, dataset: Any, remaining_time_budget: float | None = None) -> None:
-        call_start = self.clock.now()
         remaining = 1200.0 if remaining_time_budget is None else float(remaining_time_budget)
         self.calls += 1
         if self.schedule is None:
             self.time_budget = remaining
             t0 = self.t0 if self.t0 is not None else remaining / 20.0
             self.schedule = AnytimeSchedule(remaining, t0, self.num_predictions)
+        self._start_call(remaining)
         if self.x_train is None:
             self._load_train(dataset)
-            self._fit_ridge()
-            self._charge("test_example", min(256, len(self.x_train)))
-            return  # the first prediction comes from the ridge model
-        elapsed = self._elapsed(remaining, call_start)
-        self._last_elapsed = elapsed
+            self._fit_probe("raw")
+            return  # the first prediction comes from the ridge probe on raw pixels
+        elapsed = self._elapsed()
+        if self.stage == "raw-tested":
+            if self.schedule.fits(elapsed, 2 * self._estimated_test_time()):
+                self._fit_probe("embedding")
+                self._charge("test_example", min(256, len(self.x_train)))
+                return  # the next prediction comes from the ridge probe on embeddings
+            self.stage = "network"
         step_time = self._estimated_step_time()
-        steps = self.schedule.steps_for_chunk(elapsed, step_time, self._estimated_test_time())
+        test_time = self._estimated_test_time()
+        steps = self.schedule.steps_for_chunk(elapsed, step_time, test_time)
         if steps <= 0:
             logger.info("nothing more fits in the budget at %.1f s: done", elapsed)
             self.done_training = True
             return
-        self._train_steps(steps)
+        # the chunk also stops early if steps turn out slower than estimated
+        self._train_steps(steps, stop_at=self.schedule.latest_training_end(test_time))
 
     def _estimated_step_time(self) -> float:
         if self.simulated:
@@ -361,7 +380,9 @@ class FineTuneLearner:
             return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         return base * self._lr_scale
 
-    def _train_steps(self, steps: int) -> None:
+    def _train_steps(self, steps: int, stop_at: float | None = None) -> int:
+        """Take up to ``steps`` training steps; stop once ``stop_at`` seconds of the budget
+        are spent. Returns the steps taken."""
         import torch
         import torch.nn.functional as F
 
@@ -371,11 +392,12 @@ class FineTuneLearner:
         bs = min(int(c["batch_size"]), len(self.x_train))
         n = len(self.x_train)
         steps_per_epoch = max(1, n // bs)
-        remaining_steps = (self.time_budget - self._elapsed_now()) / max(self._estimated_step_time(), 1e-6)
+        remaining_steps = (self.time_budget - self._elapsed()) / max(self._estimated_step_time(), 1e-6)
         self._total_steps_estimate = self.steps_done + max(1.0, 0.8 * remaining_steps)
         self.net.train()
         t = time.perf_counter()
         loss = None
+        taken = 0
         for _ in range(steps):
             idx = torch.from_numpy(self.rng.integers(0, n, bs)).to(self.device)
             xb = augment(self.x_train[idx], c["augmentation"], self.rng)
@@ -392,26 +414,29 @@ class FineTuneLearner:
             loss.backward()
             self.optimizer.step()
             self.steps_done += 1
+            taken += 1
+            self._charge("train_batch", 1)
+            if stop_at is not None and taken < steps and self._elapsed() > stop_at:
+                if self.cuda:
+                    torch.cuda.synchronize()
+                logger.info("steps slower than estimated: chunk stopped after %d of %d steps", taken, steps)
+                break
         if self.cuda:
             torch.cuda.synchronize()
-        self.step_time.update((time.perf_counter() - t) / steps)
-        self._charge("train_batch", steps)
-        logger.info("trained %d steps (total %d, %.3f s/step, loss %.4f)", steps, self.steps_done,
+        self.step_time.update((time.perf_counter() - t) / taken)
+        logger.info("trained %d steps (total %d, %.3f s/step, loss %.4f)", taken, self.steps_done,
                     self.step_time.value, loss.item())
-
-    def _elapsed_now(self) -> float:
-        return getattr(self, "_last_elapsed", 0.0)
+        return taken
 
     def test(self, dataset: Any, remaining_time_budget: float | None = None) -> np.ndarray:
-        call_start = self.clock.now()
         remaining = self.time_budget if remaining_time_budget is None else float(remaining_time_budget)
+        self._start_call(remaining)
         first = self.x_test is None
         if first:
             x, _ = load_arrays(dataset, self.size, self.frames)
             self._charge("decode_example", len(x))
             self.x_test = self._to_tensor(x)
-        elapsed = self._elapsed(remaining, call_start)
-        self._last_elapsed = elapsed
+        elapsed = self._elapsed()
         if not first and self.best_predictions is not None and \
                 not self.schedule.fits(elapsed, self._estimated_test_time()):
             logger.info("no time for a test pass at %.1f s: returning the best predictions so far", elapsed)
@@ -419,25 +444,38 @@ class FineTuneLearner:
             return self.best_predictions
         t = time.perf_counter()
         n_examples = len(self.x_test) + (len(self.x_val) if self.x_val is not None else 0)
-        if first:
-            feats = self._embed(self.x_test)
-            probs = self._ridge_probabilities(feats)
-            val = self._ridge_probabilities(self._embed(self.x_val)) if self.x_val is not None else None
-            source = "ridge on embeddings"
+        if self.stage in ("raw", "embedding"):
+            probs = self._probe_probabilities(self.x_test)
+            val = self._probe_probabilities(self.x_val) if self.x_val is not None else None
+            source = f"ridge on {'raw pixels' if self.stage == 'raw' else 'embeddings'}"
+            self.stage = "network" if self.stage == "embedding" else "raw-tested"
         else:
-            probs = self._probabilities(self._logits(self.x_test))
-            val = self._probabilities(self._logits(self.x_val)) if self.x_val is not None else None
+            # a pass that runs into the end of the budget (a suddenly loaded machine) is
+            # abandoned: the best predictions so far are returned in time instead
+            stop_at = self.time_budget - 0.5 * self.schedule.margin
+            try:
+                probs = self._probabilities(self._logits(self.x_test, stop_at))
+                val = self._probabilities(self._logits(self.x_val, stop_at)) if self.x_val is not None else None
+            except _OutOfTime:
+                logger.warning("test pass abandoned at %.1f s (slower than estimated): returning the best "
+                               "predictions so far", self._elapsed())
+                self.done_training = True
+                return self.best_predictions
             source = f"network after {self.steps_done} steps"
         seconds = time.perf_counter() - t
-        flips = 2 if (self.config["test_time_flip"] and not first) else 1
-        self.test_example_time.update(seconds / max(1, n_examples * flips * self.frames))
-        self._charge("test_example", n_examples * flips * self.frames)
+        if source.startswith("ridge on raw"):
+            pass  # nearly free: says nothing about the cost of a network pass
+        else:
+            flips = 2 if source.startswith("network") and self.config["test_time_flip"] else 1
+            self.test_example_time.update(seconds / max(1, n_examples * flips * self.frames))
+            self._charge("test_example", n_examples * flips * self.frames)
         score = self._val_nauc(val) if val is not None else -math.inf
-        self._update_plateau(score)
+        if source.startswith("network"):
+            self._update_plateau(score)
         improved = score >= self.best_val or self.y_val is None
         if improved:
             self.best_val, self.best_predictions = score, probs
-        self.history.append({"elapsed": self._elapsed(remaining, call_start), "steps": self.steps_done,
+        self.history.append({"elapsed": self._elapsed(), "steps": self.steps_done,
                              "val_nauc": None if val is None else score, "source": source,
                              "returned": "this" if improved else "earlier best"})
         logger.info("test at %.1f s: %s, validation NAUC %.4f%s", self.history[-1]["elapsed"], source,
@@ -445,7 +483,7 @@ class FineTuneLearner:
         return self.best_predictions
 
     def _update_plateau(self, score: float) -> None:
-        """Halve the learning rate after two test calls without validation improvement."""
+        """Halve the learning rate after two network test calls without validation improvement."""
         if self.config["lr_schedule"] != "plateau" or not math.isfinite(score):
             return
         if score > self._plateau_best + 1e-4:

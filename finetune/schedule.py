@@ -38,12 +38,16 @@ class AnytimeSchedule:
         K, the number of evenly spaced target times.
     safety:
         Seconds (or, when below 1, the fraction of T) kept free at the end of the budget.
+    slack:
+        Factor on the estimated step and test times when checking what still fits before
+        the end of the budget (measured times drift on a shared machine).
     """
 
     time_budget: float
     t0: float
     num_predictions: int = 12
     safety: float = 0.03
+    slack: float = 1.25
 
     def __post_init__(self) -> None:
         self.targets = target_times(self.time_budget, self.t0, self.num_predictions)
@@ -68,14 +72,18 @@ class AnytimeSchedule:
         """
         if step_time <= 0:
             raise ValueError(f"step_time={step_time}: expected seconds > 0")
-        latest_end = self.time_budget - self.margin - test_time
-        if elapsed + min_steps * step_time > latest_end:
+        latest_end = self.latest_training_end(test_time)
+        if elapsed + min_steps * self.slack * step_time > latest_end:
             return 0
         target = min(self.next_target(elapsed, test_time) - test_time, latest_end)
         steps = math.floor((target - elapsed) / step_time)
-        cap = math.floor((latest_end - elapsed) / step_time)
+        cap = math.floor((latest_end - elapsed) / (self.slack * step_time))
         return max(min_steps, min(steps, cap))
 
+    def latest_training_end(self, test_time: float) -> float:
+        """The elapsed time after which training must stop to leave room for a test pass."""
+        return self.time_budget - self.margin - self.slack * test_time
+
     def fits(self, elapsed: float, seconds: float) -> bool:
-        """Whether work of ``seconds`` started now ends before ``T - margin``."""
-        return elapsed + seconds <= self.time_budget - self.margin
+        """Whether work estimated at ``seconds`` (times the slack) started now ends before ``T - margin``."""
+        return elapsed + self.slack * seconds <= self.time_budget - self.margin
