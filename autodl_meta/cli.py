@@ -105,18 +105,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from autodl_meta.models import resolve_model
-    from autodl_meta.runner import run_local
+    from autodl_meta.runner import run_local, run_simulated
 
     resolve_model(args.model)  # an unknown name fails here, before anything starts
     proto = _protocol(args)
-    print(f"running {args.model} on {args.dataset} under {proto.describe()}")
-    with tqdm(total=round(proto.time_budget), desc="budget", unit="s", disable=None, leave=False) as bar:
-        def tick(elapsed: float, n: int) -> None:
-            bar.n = min(round(elapsed), bar.total)
-            bar.set_postfix(predictions=n, refresh=False)
-            bar.refresh()
+    clock = "simulated clock" if args.timing else "wall clock"
+    print(f"running {args.model} on {args.dataset} under {proto.describe()} ({clock})")
+    if args.timing:
+        res = run_simulated(args.dataset, args.model, proto, args.out, args.timing, device=args.device)
+    else:
+        with tqdm(total=round(proto.time_budget), desc="budget", unit="s", disable=None, leave=False) as bar:
+            def tick(elapsed: float, n: int) -> None:
+                bar.n = min(round(elapsed), bar.total)
+                bar.set_postfix(predictions=n, refresh=False)
+                bar.refresh()
 
-        res = run_local(args.dataset, args.model, proto, args.out, on_tick=tick, device=args.device)
+            res = run_local(args.dataset, args.model, proto, args.out, on_tick=tick, device=args.device)
     s = res.score
     print(f"ALC {s.score:.4f}  ({len(s.timestamps)} predictions, final NAUC "
           f"{s.nauc_scores[-1] if s.nauc_scores else float('nan'):.4f}, protocol {proto.describe()})")
@@ -234,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--time-budget", type=float, default=None, help="override the protocol's T (seconds)")
     r.add_argument("--t0", type=float, default=None, help="override the protocol's t0 (seconds)")
     r.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    r.add_argument("--timing", default=None,
+                   help="run on a simulated clock driven by this timing table (autodl-meta finetune timings); "
+                        "default: the wall clock, ingestion in a child process")
     r.set_defaults(func=cmd_run)
 
     i = sub.add_parser("ingest", formatter_class=fmt,

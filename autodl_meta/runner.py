@@ -48,6 +48,48 @@ def _read_start(path: Path) -> dict | None:
     return data if isinstance(data, dict) and "start_time" in data else None
 
 
+def run_simulated(dataset: str | Path, model: str, protocol: Protocol, out: str | Path, timing: str | Path,
+                  *, device: str | None = None) -> RunResult:
+    """Run ``model`` in this process on a simulated clock driven by the timing table ``timing``.
+
+    Nothing is killed here: the learner advances the clock by the table's costs and stops
+    itself at the budget; the learning curve is reproducible whatever the machine's load.
+    """
+    from autodl.clock import SimulatedClock
+    from autodl.ingestion import run_ingestion
+    from autodl_meta.models import resolve_model
+    from finetune.timing import TimingTable
+
+    if model.startswith("file:") or model.endswith(".py") or model == "baseline:linear":
+        raise AutoDLError(None, f"{model} reads the wall clock; a simulated clock runs the "
+                                f"fine-tuning learner only (baseline:default|scratch, config:PATH)", field="--model")
+    ds = AutoDLDataset(dataset)
+    solution = ds.solution()
+    out = Path(out)
+    pred_dir, score_dir = out / "predictions", out / "scores"
+    score_dir.mkdir(parents=True, exist_ok=True)
+    kwargs = {"t0": protocol.t0, "timing": TimingTable.load(timing), "device": device,
+              "max_train_examples": protocol.max_train_examples}
+    factory = resolve_model(model, **{k: v for k, v in kwargs.items() if v is not None})
+    log_file = out / "ingestion.log"
+    handler = logging.FileHandler(log_file, mode="w")
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(min(old_level, logging.INFO))
+    try:
+        run_ingestion(ds, factory, pred_dir, time_budget=protocol.time_budget, clock=SimulatedClock())
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+    result = score_folder(pred_dir, solution, time_budget=protocol.time_budget, t0=protocol.t0)
+    write_scores(result, score_dir)
+    curve = plot_learning_curve(result, score_dir / "learning-curve.png")
+    return RunResult(result, pred_dir, score_dir, curve, log_file, killed=False)
+
+
 def run_local(dataset: str | Path, model: str, protocol: Protocol, out: str | Path, *,
               setup_timeout: float = 1200.0, poll: float = 0.1,
               on_tick: Callable[[float, int], None] | None = None, device: str | None = None) -> RunResult:

@@ -285,3 +285,42 @@ def test_missing_subset_and_records(tiny_written) -> None:
     with pytest.raises(FormatError, match="no sample") as exc:
         ds.load_numpy("test")
     assert str(ds.subset_dir("test")) in str(exc.value)
+
+
+def test_sparse_records_read_in_both_views(tmp_path: Path) -> None:
+    """SPARSE bundles (row, col, channel indices + values per frame) densify identically."""
+    from autodl.metadata import AutoDLMetadata, MatrixSpec, write_metadata
+    from autodl.proto import SequenceExample
+    from autodl.tfrecord import write_records
+
+    root = tmp_path / "sp"
+    expected = []
+    for subset, n in (("train", 3), ("test", 2)):
+        d = root / "sp.data" / subset
+        d.mkdir(parents=True)
+        records = []
+        for i in range(n):
+            dense = np.zeros((2, 4, 5, 2), dtype=np.float32)  # T, H, W, C
+            msg = SequenceExample()
+            msg.context.feature["label_index"].int64_list.value.append(i % 3)
+            lists = msg.feature_lists.feature_list
+            for t in range(2):
+                r, c, ch, v = [t + 1, 3], [i, 4], [0, 1], [0.5 + i, -2.0]
+                dense[t, r, c, ch] = v
+                for key, vals in (("0_sparse_row_index", r), ("0_sparse_col_index", c),
+                                  ("0_sparse_channel_index", ch)):
+                    lists[key].feature.add().int64_list.value.extend(vals)
+                lists["0_sparse_value"].feature.add().float_list.value.extend(v)
+            records.append(msg.SerializeToString())
+            if subset == "train":
+                expected.append(dense)
+        write_records(d / f"sample-sp-{subset}.tfrecord", records)
+        write_metadata(AutoDLMetadata(sample_count=n, output_dim=3, sequence_size=2, is_sequence=True,
+                                      matrix_spec=(MatrixSpec(4, 5, 2, format="SPARSE"),)), d)
+    np.savetxt(root / "sp.solution", np.eye(3)[:2], fmt="%.0f")
+    ds = AutoDLDataset(root)
+    arr = ds.load_numpy("train")
+    np.testing.assert_array_equal(arr.x, np.stack(expected))
+    np.testing.assert_array_equal(arr.y.argmax(1), [0, 1, 2])
+    views = [x for x, _ in ds.tf_dataset("train").as_numpy_iterator()]
+    np.testing.assert_array_equal(np.stack(views), np.stack(expected))
