@@ -165,6 +165,7 @@ class FineTuneLearner:
         self.best_predictions: np.ndarray | None = None
         # "raw" (probe fitted) -> "raw-tested" -> "embedding" (probe fitted) -> "network"
         self.stage = "raw"
+        self._steps_at_last_test = -1
         self.probe: Any = None
         self.history: list[dict[str, Any]] = []
         self._plateau_best = -math.inf
@@ -337,7 +338,7 @@ class FineTuneLearner:
         if self.stage == "raw-tested":
             if self.schedule.fits(elapsed, 2 * self._estimated_test_time()):
                 self._fit_probe("embedding")
-                self._charge("test_example", min(256, len(self.x_train)))
+                self._charge("test_example", min(256, len(self.x_train)) * self.frames)
                 return  # the next prediction comes from the ridge probe on embeddings
             self.stage = "network"
         step_time = self._estimated_step_time()
@@ -437,11 +438,12 @@ class FineTuneLearner:
             self._charge("decode_example", len(x))
             self.x_test = self._to_tensor(x)
         elapsed = self._elapsed()
+        if self.stage == "network" and self.steps_done == self._steps_at_last_test:
+            return self._unchanged("no training since the last pass")
         if not first and self.best_predictions is not None and \
                 not self.schedule.fits(elapsed, self._estimated_test_time()):
-            logger.info("no time for a test pass at %.1f s: returning the best predictions so far", elapsed)
             self.done_training = True
-            return self.best_predictions
+            return self._unchanged("no time for a test pass")
         t = time.perf_counter()
         n_examples = len(self.x_test) + (len(self.x_val) if self.x_val is not None else 0)
         if self.stage in ("raw", "embedding"):
@@ -457,11 +459,10 @@ class FineTuneLearner:
                 probs = self._probabilities(self._logits(self.x_test, stop_at))
                 val = self._probabilities(self._logits(self.x_val, stop_at)) if self.x_val is not None else None
             except _OutOfTime:
-                logger.warning("test pass abandoned at %.1f s (slower than estimated): returning the best "
-                               "predictions so far", self._elapsed())
                 self.done_training = True
-                return self.best_predictions
+                return self._unchanged("test pass abandoned: slower than estimated")
             source = f"network after {self.steps_done} steps"
+            self._steps_at_last_test = self.steps_done
         seconds = time.perf_counter() - t
         if source.startswith("ridge on raw"):
             pass  # nearly free: says nothing about the cost of a network pass
@@ -480,6 +481,13 @@ class FineTuneLearner:
                              "returned": "this" if improved else "earlier best"})
         logger.info("test at %.1f s: %s, validation NAUC %.4f%s", self.history[-1]["elapsed"], source,
                     score, "" if improved else " (keeping an earlier, better checkpoint)")
+        return self.best_predictions
+
+    def _unchanged(self, why: str) -> np.ndarray:
+        """Return the best predictions so far without a test pass (recorded in the history)."""
+        logger.info("%s at %.1f s: returning the best predictions so far", why, self._elapsed())
+        self.history.append({"elapsed": self._elapsed(), "steps": self.steps_done, "val_nauc": None,
+                             "source": f"unchanged ({why})", "returned": "earlier best"})
         return self.best_predictions
 
     def _update_plateau(self, score: float) -> None:
