@@ -17,8 +17,8 @@ hyperparameter search", 2019) and Freiburg's portfolio (Stoll et al., AutoDL 201
    transformed ALC time (:mod:`finetune.schedule`); after each chunk the test set is
    predicted.
 3. **A held-out validation split chooses what is returned:** each test call returns the
-   test predictions of the best validation NAUC so far (a ridge model's or a network
-   checkpoint's).
+   test predictions of the best validation NAUC so far (a ridge probe's, a network
+   checkpoint's, or the mean of the two).
 4. **The budget is never overrun by a call it could foresee:** seconds per training step
    and per test example are measured as training goes (or taken from a timing table under
    the simulated clock); a chunk starts only when it, its test pass and a safety margin
@@ -105,6 +105,9 @@ class FineTuneLearner:
         Share of the training examples held out to choose checkpoints (at most 256).
     seed:
         Seed of splits, batches, augmentation and initialisation.
+    blend_probe:
+        Also consider the mean of the network's and the best ridge probe's probabilities
+        at each test call (kept when its validation NAUC is higher).
     threads:
         CPU threads for PyTorch (None: leave as is).
     """
@@ -112,7 +115,8 @@ class FineTuneLearner:
     def __init__(self, metadata: AutoDLMetadata, config: Mapping[str, Any], clock: Clock | None = None, *,
                  t0: float | None = None, timing: Any = None, device: str | None = None,
                  num_predictions: int = 12, max_train_examples: int | None = 5000,
-                 validation_fraction: float = 0.1, seed: int = 0, threads: int | None = None):
+                 validation_fraction: float = 0.1, seed: int = 0, threads: int | None = None,
+                 blend_probe: bool = True):
         import torch
 
         from finetune.backbones import create_backbone
@@ -166,6 +170,8 @@ class FineTuneLearner:
         # "raw" (probe fitted) -> "raw-tested" -> "embedding" (probe fitted) -> "network"
         self.stage = "raw"
         self._steps_at_last_test = -1
+        self.best_probe: tuple[np.ndarray, np.ndarray, float] | None = None
+        self.blend_probe = blend_probe
         self.probe: Any = None
         self.history: list[dict[str, Any]] = []
         self._plateau_best = -math.inf
@@ -471,8 +477,19 @@ class FineTuneLearner:
             self.test_example_time.update(seconds / max(1, n_examples * flips * self.frames))
             self._charge("test_example", n_examples * flips * self.frames)
         score = self._val_nauc(val) if val is not None else -math.inf
+        if source.startswith("ridge") and val is not None and \
+                (self.best_probe is None or score >= self.best_probe[2]):
+            self.best_probe = (probs, val, score)
         if source.startswith("network"):
             self._update_plateau(score)
+            if self.blend_probe and self.best_probe is not None and val is not None:
+                # early in fine-tuning, the mean of the network's and the best ridge probe's
+                # probabilities often beats both: the validation split decides
+                blend, blend_val = 0.5 * (probs + self.best_probe[0]), 0.5 * (val + self.best_probe[1])
+                blend_score = self._val_nauc(blend_val)
+                if blend_score > score:
+                    probs, val, score = blend, blend_val, blend_score
+                    source += " + ridge probe (mean)"
         improved = score >= self.best_val or self.y_val is None
         if improved:
             self.best_val, self.best_predictions = score, probs

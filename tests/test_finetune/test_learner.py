@@ -450,6 +450,7 @@ def test_returned_predictions_are_the_best_validation_ones(data_root: Path, tmp_
     def script(learner: FineTuneLearner, extra: dict[str, Any]) -> None:
         calls = iter(scripted)
         learner._val_nauc = lambda probabilities: next(calls, 0.0)
+        learner.blend_probe = False
 
     run = ingest(path, tmp_path / "out", prepare=script)
     passes = [h for h in run.learner.history if not h["source"].startswith("unchanged")]
