@@ -342,7 +342,30 @@ class TorchvisionResNet(Backbone):
         self.num_classes = num_classes
 
 
-class ScratchCNN(Backbone):
+class _OwnHead(Backbone):
+    """The head of this module's own networks: ``_pool``, dropout, the linear ``fc``."""
+
+    drop_rate: float
+    fc: nn.Module
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self._pool(x)
+        if self.drop_rate > 0.0:
+            x = F.dropout(x, p=self.drop_rate, training=self.training)
+        return x if pre_logits else self.fc(x)
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.fc = _new_classifier(self.num_features, num_classes)
+        self.num_classes = num_classes
+
+
+class ScratchCNN(_OwnHead):
     """A small CNN trained from scratch: four conv3x3-bn-relu-maxpool blocks, global average pool.
 
     Widths 32, 64, 128, 192 (about 0.32 M parameters without the classifier). Max pooling
@@ -386,21 +409,11 @@ class ScratchCNN(Backbone):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.global_pool(x), 1)
-        if self.drop_rate > 0.0:
-            x = F.dropout(x, p=self.drop_rate, training=self.training)
-        return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = _new_classifier(self.num_features, num_classes)
-        self.num_classes = num_classes
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.global_pool(x), 1)
 
 
-class LinearBackbone(Backbone):
+class LinearBackbone(_OwnHead):
     """Flatten + one linear layer on a fixed input size (the starting kit's linear model).
 
     ``forward_features`` flattens; the "pooled features" are the raw pixels
@@ -434,17 +447,6 @@ class LinearBackbone(Backbone):
                              f"img_size=(H, W) and in_chans=C")
         return torch.flatten(x, 1)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if self.drop_rate > 0.0:
-            x = F.dropout(x, p=self.drop_rate, training=self.training)
-        return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = _new_classifier(self.num_features, num_classes)
-        self.num_classes = num_classes
 
 
 # --------------------------------------------------------------------------------------

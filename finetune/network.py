@@ -66,6 +66,8 @@ class FineTuneNet(nn.Module):
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
+        if x.is_cuda:  # the network is channels_last on CUDA: hand it its layout
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.adapter(x)
         return (x - self.mean) / self.std
 
