@@ -38,11 +38,13 @@ test: install sysdeps
 test-slow: install sysdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The main job on the embedded default: scikit-learn's digits as an AutoDL dataset,
-# the linear baseline under the 'mini' protocol (T=60 s, t0=3 s), ALC and learning curve.
+# The main job on the embedded default: scikit-learn's digits as an AutoDL dataset, the
+# seed paper's linear baseline and the fixed fine-tuning configuration (baseline:default)
+# under the 'mini' protocol (T=60 s, t0=3 s): ALC and learning curve of each.
 demo: install
 	$(BIN)/autodl-meta data format digits --out demo_out/digits --overwrite
 	$(BIN)/autodl-meta run --dataset demo_out/digits --model baseline:linear --protocol mini --out demo_out/run-linear
+	$(BIN)/autodl-meta run --dataset demo_out/digits --model baseline:default --protocol mini --out demo_out/run-default
 
 benchmark: install
 	$(BIN)/autodl-meta benchmark io

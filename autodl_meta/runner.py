@@ -120,7 +120,7 @@ def run_local(dataset: str | Path, model: str, protocol: Protocol, out: str | Pa
     score_dir.mkdir(parents=True, exist_ok=True)
     (pred_dir / "start.txt").unlink(missing_ok=True)
     log_file = out / "ingestion.log"
-    cmd = [sys.executable, "-m", "autodl_meta.cli", "ingest", "--dataset", str(ds.root),
+    cmd = [sys.executable, "-m", "autodl_meta.cli", "-v", "ingest", "--dataset", str(ds.root),
            "--model", model, "--time-budget", str(protocol.time_budget), "--t0", str(protocol.t0),
            "--out", str(pred_dir)]
     if device:

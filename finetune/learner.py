@@ -303,24 +303,28 @@ class FineTuneLearner:
         return torch.softmax(logits / float(self.config["tau"]), dim=1).cpu().numpy()
 
     def _fit_probe(self, stage: str) -> None:
-        """Fit the ridge probe of ``stage`` (raw pixels, or embeddings of 256 examples)."""
+        """Fit the ridge probe of ``stage`` (raw pixels, or embeddings of 256 examples),
+        its penalty chosen on the validation split."""
         import torch
 
-        from finetune.probe import RidgeProbe, raw_features
+        from finetune.probe import RidgeProbe
 
         n = min(4000 if stage == "raw" else 256, len(self.x_train))
         idx = torch.from_numpy(np.sort(self.rng.choice(len(self.x_train), n, replace=False))).to(self.device)
-        feats = raw_features(self.x_train[idx]) if stage == "raw" else self._embed(self.x_train[idx])
-        self.probe = RidgeProbe(multilabel=self.multilabel).fit(feats, self.y_train[idx])
         self.stage = stage
-        logger.info("fitted a ridge probe on %s of %d examples", "raw pixels" if stage == "raw" else
-                    "embeddings", n)
+        self._probe_val = None
+        feats = self._probe_features(self.x_train[idx])
+        if self.x_val is not None:
+            self._probe_val = self._probe_features(self.x_val)
+        self.probe = RidgeProbe(multilabel=self.multilabel).fit(feats, self.y_train[idx], self._probe_val,
+                                                                self.y_val)
+        logger.info("fitted a ridge probe on %s of %d examples (penalty %g)",
+                    "raw pixels" if stage == "raw" else "embeddings", n, self.probe.alpha_)
 
-    def _probe_probabilities(self, x: Any) -> np.ndarray:
+    def _probe_features(self, x: Any) -> Any:
         from finetune.probe import raw_features
 
-        feats = raw_features(x) if self.stage == "raw" else self._embed(x)
-        return self.probe.predict_proba(feats)
+        return raw_features(x) if self.stage == "raw" else self._embed(x)
 
     def _val_nauc(self, probabilities: np.ndarray) -> float:
         from autodl.scoring import nauc
@@ -344,7 +348,8 @@ class FineTuneLearner:
         if self.stage == "raw-tested":
             if self.schedule.fits(elapsed, 2 * self._estimated_test_time()):
                 self._fit_probe("embedding")
-                self._charge("test_example", min(256, len(self.x_train)) * self.frames)
+                n_val = len(self.x_val) if self.x_val is not None else 0
+                self._charge("test_example", (min(256, len(self.x_train)) + n_val) * self.frames)
                 return  # the next prediction comes from the ridge probe on embeddings
             self.stage = "network"
         step_time = self._estimated_step_time()
@@ -451,10 +456,10 @@ class FineTuneLearner:
             self.done_training = True
             return self._unchanged("no time for a test pass")
         t = time.perf_counter()
-        n_examples = len(self.x_test) + (len(self.x_val) if self.x_val is not None else 0)
+        n_examples = len(self.x_test)  # the probes' validation features are computed when fitted
         if self.stage in ("raw", "embedding"):
-            probs = self._probe_probabilities(self.x_test)
-            val = self._probe_probabilities(self.x_val) if self.x_val is not None else None
+            probs = self.probe.predict_proba(self._probe_features(self.x_test))
+            val = self.probe.predict_proba(self._probe_val) if self._probe_val is not None else None
             source = f"ridge on {'raw pixels' if self.stage == 'raw' else 'embeddings'}"
             self.stage = "network" if self.stage == "embedding" else "raw-tested"
         else:
@@ -469,6 +474,7 @@ class FineTuneLearner:
                 return self._unchanged("test pass abandoned: slower than estimated")
             source = f"network after {self.steps_done} steps"
             self._steps_at_last_test = self.steps_done
+            n_examples += len(self.x_val) if self.x_val is not None else 0
         seconds = time.perf_counter() - t
         if source.startswith("ridge on raw"):
             pass  # nearly free: says nothing about the cost of a network pass
