@@ -103,7 +103,8 @@ def benchmark_io(n_images: int = 10_000, image_size: int = 32, doc: str | Path |
              f"- Each read figure is the best of {repeats} runs, numpy path and tf.data measured side by "
              "side in one process. numpy path: `AutoDLDataset.load_numpy` (protobuf runtime + Pillow, "
              "one decode per image; threads only for files over 16 KiB). tf.data: TFRecordDataset -> "
-             "parse_single_sequence_example -> decode_image (the organizers' parse function), AUTOTUNE parallelism, iterated to numpy.", "",
+             "parse_single_sequence_example -> decode_image (the organizers' parse function), AUTOTUNE "
+             "parallelism, iterated to numpy.", "",
              "| data | images | numpy path (img/s) | plain tf.data (img/s) | numpy / tf.data |",
              "|---|---:|---:|---:|---:|"]
     for label, n, a, b, ratio in rows:
