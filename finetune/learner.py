@@ -164,7 +164,7 @@ class FineTuneLearner:
         self.step_time = _Timer()
         self.test_example_time = _Timer()
         self.steps_done = 0
-        self.calls = 0
+        self._dense_range: tuple[float, float] | None = None
         self.best_val = -math.inf
         self.best_predictions: np.ndarray | None = None
         # "raw" (probe fitted) -> "raw-tested" -> "embedding" (probe fitted) -> "network"
@@ -219,10 +219,14 @@ class FineTuneLearner:
         """Under the simulated clock, advance it by what ``count`` units of ``kind`` cost."""
         if not self.simulated:
             return
-        entry = self.timing.lookup(self.config["backbone"], int(self.config["batch_size"]), max(self.size))
+        entry = self._timing_entry()
         per = {"train_batch": entry.train_batch_s, "test_example": entry.test_example_s,
                "decode_example": getattr(self.timing, "decode_example_s", 0.0002)}[kind]
         self.clock.advance(per * count)
+
+    def _timing_entry(self) -> Any:
+        """The timing table's costs for this configuration at the training size."""
+        return self.timing.lookup(self.config["backbone"], int(self.config["batch_size"]), max(self.size))
 
     def _start_call(self, remaining: float) -> None:
         """Anchor the budget: ``remaining`` seconds were left at the clock's present time."""
@@ -256,7 +260,7 @@ class FineTuneLearner:
         import torch
 
         if x.dtype != np.uint8:  # dense data: scale to [0, 1] with the training range
-            if not hasattr(self, "_dense_range"):
+            if self._dense_range is None:
                 lo, hi = float(x.min()), float(x.max())
                 self._dense_range = (lo, hi - lo if hi > lo else 1.0)
             x = ((x - self._dense_range[0]) / self._dense_range[1]).astype(np.float32)
@@ -334,7 +338,6 @@ class FineTuneLearner:
     # --- the Model interface ----------------------------------------------------------------
     def train(self, dataset: Any, remaining_time_budget: float | None = None) -> None:
         remaining = 1200.0 if remaining_time_budget is None else float(remaining_time_budget)
-        self.calls += 1
         if self.schedule is None:
             self.time_budget = remaining
             t0 = self.t0 if self.t0 is not None else remaining / 20.0
@@ -364,8 +367,7 @@ class FineTuneLearner:
 
     def _estimated_step_time(self) -> float:
         if self.simulated:
-            return self.timing.lookup(self.config["backbone"], int(self.config["batch_size"]),
-                                      max(self.size)).train_batch_s
+            return self._timing_entry().train_batch_s
         if self.step_time.value is None:  # before any step: a few forward passes' worth
             per = self.test_example_time.value or 0.01
             return 3 * per * int(self.config["batch_size"])
@@ -375,10 +377,8 @@ class FineTuneLearner:
         n = len(self.x_test) if self.x_test is not None else 0
         val = len(self.x_val) if self.x_val is not None else 0
         flips = 2 if self.config["test_time_flip"] else 1
-        if self.simulated:
-            entry = self.timing.lookup(self.config["backbone"], int(self.config["batch_size"]), max(self.size))
-            return entry.test_example_s * (n + val) * flips * self.frames
-        return (self.test_example_time.value or 0.01) * (n + val) * flips * self.frames
+        per = self._timing_entry().test_example_s if self.simulated else (self.test_example_time.value or 0.01)
+        return per * (n + val) * flips * self.frames
 
     def _learning_rate(self, steps_per_epoch: int) -> float:
         c = self.config
