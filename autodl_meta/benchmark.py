@@ -236,8 +236,8 @@ def benchmark_finetune(backbones: list[str] | None = None, sizes: tuple[int, ...
              f"- Training img/s: median of {repeats} chunks of {steps} steps, the learner's own training loop "
              "(`FineTuneLearner._train_steps`: index sampling, augmentation call, learning-rate schedule, "
              "loss) interleaved with a bare PyTorch loop on the same network, optimizer and device tensors.",
-             "- First prediction: from the first `train` call (decode, resize, ridge on embeddings of 256 "
-             "examples) to the end of the first `test` (embedding the test and validation images), wall clock.",
+             "- First prediction: from the first `train` call (decode, resize, fit the ridge probe on raw "
+             "pixels) to the end of the first `test` (its predictions for the test set), wall clock.",
              "- Peak memory: the benchmark process's peak RSS (CPU) or `torch.cuda.max_memory_allocated` (GPU).",
              "", "| backbone | px | learner img/s | bare loop img/s | learner / bare | first prediction (s) | "
              "peak memory (MiB) |", "|---|---:|---:|---:|---:|---:|---:|"]
