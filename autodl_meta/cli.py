@@ -199,7 +199,9 @@ def cmd_finetune_timings(args: argparse.Namespace) -> int:
 
 # --- parser ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="autodl-meta", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="autodl-meta",
+                                description="Meta-learned configuration selection for AutoDL image and "
+                                            "video classification: one sub-command per stage.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
