@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from autodl.dataset import _PIL_MODES
+from autodl.dataset import _PIL_MODES, _resize_float
 from autodl.ingestion import source_of
 
 logger = logging.getLogger(__name__)
@@ -38,9 +38,7 @@ def _resize_uint8(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         out = Image.fromarray(img if c > 1 else img[..., 0]).resize((size[1], size[0]),
                                                                    Image.Resampling.BILINEAR)
         return np.asarray(out).reshape(size[0], size[1], c)
-    chans = [np.asarray(Image.fromarray(img[..., k].astype(np.float32)).resize(
-        (size[1], size[0]), Image.Resampling.BILINEAR)) for k in range(c)]
-    return np.stack(chans, -1).astype(img.dtype)
+    return _resize_float(img.astype(np.float32), size).astype(img.dtype)
 
 
 def load_arrays(dataset: Any, size: tuple[int, int] | None, frames: int = 1,
