@@ -31,6 +31,17 @@ legend) but is not meant to be pixel-identical.
 One documented difference: when no solution column holds both classes, the organizers'
 scorer takes the mean of an empty array (NaN); :func:`nauc` returns 0.0 instead and
 logs a warning, so that an ALC is always a number.
+
+A second metric, ``"bac"``, is the one the organizers' first AutoDL scorer ranked by in the
+beta tests of 2018 (Z. Liu et al., "AutoDL challenge design and beta tests: towards
+automatic deep learning", CiML workshop at NeurIPS 2018; the scorer ``score.py``
+``scoring_version = 1.0`` of ``zhengying-liu/autodl``, commit 1ee37ea "Ready for beta
+testing", 2018-10-08, and its ``evaluation.html``): binary predictions, the normalized
+balanced accuracy 2*BAC - 1 of each prediction (:func:`nbac`), and the area under the
+curve of those scores over log time by the trapezoid rule (:func:`learning_curve_area`
+with ``rule="trapezoid"``). :func:`score_folder` takes ``metric="alc"`` (the default, the
+challenge's) or ``metric="bac"``; :data:`METRICS` lists them. The organizers replaced it by
+the NAUC, the step function and ``t0`` in May 2019 (commit 922b725).
 """
 
 from __future__ import annotations
@@ -56,6 +67,18 @@ logger = logging.getLogger(__name__)
 DEFAULT_T0 = 60.0
 #: Added to the L1 norm of each prediction row before normalising (organizers' value).
 ACCURACY_EPSILON = 1e-15
+#: The metrics :func:`score_folder` offers: the challenge's ALC (NAUC, step function) and
+#: the 2018 beta tests' area under the 2*BAC - 1 curve (trapezoid rule).
+METRICS: tuple[str, ...] = ("alc", "bac")
+#: How the learning curve of each metric is integrated (see :func:`learning_curve_area`).
+CURVE_RULES: dict[str, str] = {"alc": "step", "bac": "trapezoid"}
+#: What each metric's per-prediction score is called (figure axes, reports).
+SCORE_NAMES: dict[str, str] = {"alc": "2*AUC-1", "bac": "2*BAC-1"}
+#: What each metric's area is called (figure legends, the command line).
+METRIC_NAMES: dict[str, str] = {"alc": "ALC", "bac": "BAC-ALC"}
+#: Threshold at and above which a multi-label (or one-column) score counts as a positive
+#: decision, as in the organizers' ``libscores.binarize_predictions`` and their 2018 scorer.
+BINARY_THRESHOLD = 0.5
 
 _PREDICT_RE = re.compile(r"^(?P<task>.+)\.predict_(?P<k>\d+)$")
 _NP_WRAPPER_RE = re.compile(r"np\.(?:float|int)(?:16|32|64|128)?\(([^()]*)\)")
@@ -211,6 +234,126 @@ def accuracy(solution: np.ndarray, prediction: np.ndarray) -> float | None:
     return float(np.sum(solution * normalized) / solution.shape[0])
 
 
+def _check_metric(metric: str) -> str:
+    if metric not in METRICS:
+        raise ValueError(f"metric={metric!r}; expected one of {', '.join(repr(m) for m in METRICS)}")
+    return metric
+
+
+def binarize_predictions(prediction: np.ndarray, multiclass: bool) -> np.ndarray:
+    """Turn scores into 0/1 decisions, as the organizers' ``libscores.binarize_predictions``.
+
+    Parameters
+    ----------
+    prediction
+        ``(n_examples, n_classes)`` array of scores (a 1-D array is one column).
+    multiclass
+        True for a task with exactly one label per example: each row becomes the one-hot
+        vector of its largest score (ties go to the first of the tied columns, as
+        :func:`numpy.argmax`). False: each score ``>= 0.5`` becomes 1, every other 0. A
+        one-column prediction is always thresholded.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64`` 0/1 array of the same shape.
+    """
+    prediction = _as_2d(prediction, "prediction")
+    if multiclass and prediction.shape[1] > 1:
+        out = np.zeros_like(prediction)
+        out[np.arange(prediction.shape[0]), np.argmax(prediction, axis=1)] = 1.0
+        return out
+    return (prediction >= BINARY_THRESHOLD).astype(np.float64)
+
+
+def balanced_accuracy(solution: np.ndarray, prediction: np.ndarray,
+                      multiclass: bool | None = None) -> float:
+    """Mean balanced accuracy of binary decisions over the labels that hold both classes.
+
+    The scores are first turned into decisions by :func:`binarize_predictions` (the argmax
+    one-hot when the task is multi-class, the threshold 0.5 otherwise). Per label column,
+    ``BAC = (TPR + TNR) / 2`` with ``TPR = TP / (TP + FN)`` and ``TNR = TN / (TN + FP)``
+    (positives: solution == 1, negatives: the rest). The result is the unweighted mean over
+    the columns that hold both a positive and a negative (for 0/1 solutions the columns of
+    :func:`valid_columns`, as for the NAUC); the others are left out, where the organizers'
+    2018 scorer kept them with a rate of 1 for the missing class.
+
+    Parameters
+    ----------
+    solution
+        ``(n_examples, n_classes)`` array of 0/1 labels (a 1-D array is one column).
+    prediction
+        Array of scores of the same shape.
+    multiclass
+        Whether each example has exactly one label; by default :func:`is_multiclass` of the
+        solution.
+
+    Returns
+    -------
+    float
+        The mean BAC in [0, 1]; 0.5 (a random guess) with a warning when no column holds
+        both classes.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ.
+    """
+    solution = _as_2d(solution, "solution")
+    prediction = _as_2d(prediction, "prediction")
+    _check_shapes(solution, prediction)
+    if multiclass is None:
+        multiclass = is_multiclass(solution)
+    positive = solution == 1
+    cols = np.flatnonzero(positive.any(axis=0) & (~positive).any(axis=0))
+    if len(cols) == 0:
+        logger.warning("no solution column holds both classes; the balanced accuracy is undefined "
+                       "and taken as 0.5")
+        return 0.5
+    decisions = binarize_predictions(prediction, multiclass)[:, cols] == 1
+    pos = positive[:, cols]
+    tpr = np.sum(decisions & pos, axis=0) / np.sum(pos, axis=0)
+    tnr = np.sum(~decisions & ~pos, axis=0) / np.sum(~pos, axis=0)
+    return float(np.mean((tpr + tnr) / 2))
+
+
+def nbac(solution: np.ndarray, prediction: np.ndarray, multiclass: bool | None = None) -> float:
+    """Normalized balanced accuracy, 2 * :func:`balanced_accuracy` - 1, in [-1, 1].
+
+    The per-prediction score of the ``"bac"`` metric: 0 for a random guess and for constant
+    decisions, 1 for perfect ones, on the NAUC's scale. The organizers' 2018 scorer
+    (``autodl_bac``) drew and integrated this normalized value (its figure's axis reads
+    "score (2*BAC - 1)"), though their evaluation page speaks of the mean balanced accuracy.
+    Parameters and errors as :func:`balanced_accuracy`.
+    """
+    return 2.0 * balanced_accuracy(solution, prediction, multiclass) - 1.0
+
+
+def prediction_score(solution: np.ndarray, prediction: np.ndarray, metric: str = "alc") -> float:
+    """The score one prediction adds to the learning curve of ``metric``.
+
+    Parameters
+    ----------
+    solution, prediction
+        As for :func:`nauc`.
+    metric
+        ``"alc"``: :func:`nauc`; ``"bac"``: :func:`nbac`.
+
+    Returns
+    -------
+    float
+        The height of the learning curve at this prediction, in [-1, 1].
+
+    Raises
+    ------
+    ValueError
+        If ``metric`` is unknown or the shapes differ.
+    """
+    if _check_metric(metric) == "bac":
+        return nbac(solution, prediction)
+    return nauc(solution, prediction)
+
+
 # --------------------------------------------------------------------------------------
 # Learning curve
 # --------------------------------------------------------------------------------------
@@ -248,6 +391,95 @@ def _curve_points(timestamps: Sequence[float], scores: Sequence[float], time_bud
     return xs, ys
 
 
+def _trapezoid_points(timestamps: Sequence[float], scores: Sequence[float], time_budget: float,
+                      t0: float) -> tuple[list[float], list[float], list[tuple[float, float]]]:
+    """X and Y of the 2018 scorer's piecewise-linear curve, and the (t, s) pairs left out.
+
+    Pairs are sorted by time (stably); those stamped after ``time_budget`` are left out.
+    """
+    if len(timestamps) != len(scores):
+        raise ValueError(f"{len(timestamps)} timestamps but {len(scores)} scores; expected as many")
+    pairs = sorted(((float(t), float(v)) for t, v in zip(timestamps, scores, strict=True)),
+                   key=lambda p: p[0])
+    negative = [t for t, _ in pairs if t < 0]
+    if negative:
+        raise ValueError(f"timestamp {negative[0]} s is before the start of ingestion; expected "
+                         f"seconds since the start (>= 0)")
+    kept = [(t, v) for t, v in pairs if t <= time_budget]
+    late = [(t, v) for t, v in pairs if t > time_budget]
+    xs = [0.0] + [float(transform_time(t, time_budget, t0)) for t, _ in kept] + [1.0]
+    ys = [0.0] + [v for _, v in kept]
+    ys.append(ys[-1])
+    return xs, ys, late
+
+
+def learning_curve_area(timestamps: Sequence[float], scores: Sequence[float], time_budget: float,
+                        t0: float = DEFAULT_T0, rule: str = "step") -> float:
+    """Area under a learning curve over the transformed time, by the step or trapezoid rule.
+
+    Both rules use the transformed time t~(t) = log(1 + t/t0) / log(1 + T/t0) (:func:`transform_time`),
+    a curve that starts at (t~, s) = (0, 0) and the last score held until t~ = 1.
+
+    ``rule="step"`` is the challenge's ALC (the organizers' ``auc_step``, v20191219): with
+    ``X = [0, t~_1, ..., t~_n, 1]`` and ``Y = [0, s_1, ..., s_n, s_n]``, the area is
+    ``sum_i (X[i+1] - X[i]) * Y[i]``, points taken in the order given; a prediction stamped
+    after T still counts (its step starts beyond 1 and the closing step has a negative width).
+
+    ``rule="trapezoid"`` is the 2018 beta tests' area: the points are sorted by time (stably),
+    those stamped after T are left out (with a warning), and with X and Y built as above from
+    the rest the area is ``sum_i (X[i+1] - X[i]) * (Y[i] + Y[i+1]) / 2``: the curve rises in a
+    straight line from (0, 0) to the first prediction, joins consecutive predictions by
+    straight lines and is flat from the last one to t~ = 1. (The 2018 scorer used t0 = 1 s and
+    shifted every time by 1 s, t~ = log(t + 2) / log(T + 1); here the time axis is the ALC's.)
+
+    Parameters
+    ----------
+    timestamps
+        Times of the predictions in seconds since the start of ingestion, in the order the
+        predictions were made.
+    scores
+        The score of each prediction: its NAUC for the challenge's ALC, its 2*BAC - 1
+        (:func:`nbac`) for the beta tests' area; see :func:`prediction_score`.
+    time_budget
+        The budget T in seconds.
+    t0
+        The time-scale constant in seconds.
+    rule
+        ``"step"`` or ``"trapezoid"``.
+
+    Returns
+    -------
+    float
+        The area; 0.0 when there is no prediction (or, for the trapezoid, none within T).
+
+    Raises
+    ------
+    ValueError
+        If ``rule`` is unknown, the lengths differ, T or t0 is not positive, or (trapezoid) a
+        timestamp is negative.
+    """
+    if rule not in ("step", "trapezoid"):
+        raise ValueError(f"rule={rule!r}; expected 'step' or 'trapezoid'")
+    if len(timestamps) == 0 and len(scores) == 0:
+        return 0.0
+    if rule == "trapezoid":
+        xs, ys, late = _trapezoid_points(timestamps, scores, time_budget, t0)
+        if late:
+            logger.warning("%d prediction(s) made after the time budget T=%g s are left out of the "
+                           "trapezoid area", len(late), time_budget)
+        return float(sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(len(xs) - 1)))
+    if any(b < a for a, b in zip(timestamps, timestamps[1:], strict=False)):
+        logger.warning("prediction timestamps are not increasing: %s", list(timestamps))
+    if any(t > time_budget for t in timestamps):
+        logger.warning("a prediction was made after the time budget T=%g s; it is counted, as by "
+                       "the organizers' scorer", time_budget)
+    xs, ys = _curve_points(timestamps, scores, time_budget, t0)
+    area = 0.0
+    for i in range(len(xs) - 1):
+        area += (xs[i + 1] - xs[i]) * ys[i]
+    return float(area)
+
+
 def alc(timestamps: Sequence[float], scores: Sequence[float], time_budget: float,
         t0: float = DEFAULT_T0) -> float:
     """Area under the learning curve (the challenge's score of one task).
@@ -257,7 +489,8 @@ def alc(timestamps: Sequence[float], scores: Sequence[float], time_budget: float
     ``X = [0, t~_1, ..., t~_n, 1]`` and ``Y = [0, s_1, ..., s_n, s_n]`` the area is
     ``sum_i (X[i+1] - X[i]) * Y[i]``, exactly as the organizers' ``auc_step``. A prediction
     stamped after ``time_budget`` is therefore still counted (its step starts beyond 1 and
-    the closing step has a negative width), as the organizers' scorer does.
+    the closing step has a negative width), as the organizers' scorer does. Same as
+    :func:`learning_curve_area` with ``rule="step"``.
 
     Parameters
     ----------
@@ -276,18 +509,7 @@ def alc(timestamps: Sequence[float], scores: Sequence[float], time_budget: float
     float
         The ALC; 0.0 when there is no prediction.
     """
-    if len(timestamps) == 0 and len(scores) == 0:
-        return 0.0
-    if any(b < a for a, b in zip(timestamps, timestamps[1:], strict=False)):
-        logger.warning("prediction timestamps are not increasing: %s", list(timestamps))
-    if any(t > time_budget for t in timestamps):
-        logger.warning("a prediction was made after the time budget T=%g s; it is counted, as by "
-                       "the organizers' scorer", time_budget)
-    xs, ys = _curve_points(timestamps, scores, time_budget, t0)
-    area = 0.0
-    for i in range(len(xs) - 1):
-        area += (xs[i + 1] - xs[i]) * ys[i]
-    return float(area)
+    return learning_curve_area(timestamps, scores, time_budget, t0, rule="step")
 
 
 # --------------------------------------------------------------------------------------
@@ -314,11 +536,17 @@ class ScoreResult:
     accuracy
         Accuracy of each scored prediction, or None when the task is not multi-class.
     score
-        The ALC.
+        The area under the learning curve of ``metric``: the ALC for ``"alc"``, the area
+        under the 2*BAC - 1 curve (trapezoid rule) for ``"bac"``.
     duration
         The last relative timestamp, 0.0 without predictions (the organizers' ``Duration``).
     ingestion_success
         ``ingestion_success`` from ``end.txt``; None when there is no ``end.txt``.
+    metric
+        Which metric ``score`` is, one of :data:`METRICS`.
+    nbac_scores
+        2*BAC - 1 (:func:`nbac`) of each scored prediction when ``metric`` is ``"bac"``,
+        else None.
     """
 
     task_name: str
@@ -331,11 +559,26 @@ class ScoreResult:
     score: float
     duration: float
     ingestion_success: bool | None = None
+    metric: str = "alc"
+    nbac_scores: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        _check_metric(self.metric)
+        if self.metric == "bac" and self.nbac_scores is None:
+            raise ValueError("metric='bac' needs nbac_scores (the 2*BAC-1 of each prediction)")
 
     @property
     def num_predictions(self) -> int:
         """How many predictions were scored."""
         return len(self.timestamps)
+
+    @property
+    def curve_scores(self) -> list[float]:
+        """The per-prediction scores whose learning curve ``score`` is the area of."""
+        if self.metric == "bac":
+            assert self.nbac_scores is not None
+            return self.nbac_scores
+        return self.nauc_scores
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of all fields (plain Python floats and lists)."""
@@ -343,6 +586,7 @@ class ScoreResult:
         d["timestamps"] = [float(t) for t in self.timestamps]
         d["nauc_scores"] = [float(s) for s in self.nauc_scores]
         d["accuracy"] = None if self.accuracy is None else [float(a) for a in self.accuracy]
+        d["nbac_scores"] = None if self.nbac_scores is None else [float(v) for v in self.nbac_scores]
         return d
 
 
@@ -512,7 +756,7 @@ def load_prediction(path: str | Path, n_rows: int | None = None, n_cols: int | N
 
 def score_folder(pred_dir: str | Path, solution: np.ndarray | str | Path,
                  time_budget: float | None = None, t0: float = DEFAULT_T0,
-                 partial_ok: bool = False) -> ScoreResult:
+                 partial_ok: bool = False, metric: str = "alc") -> ScoreResult:
     """Score the predictions in an ingestion output folder, as the organizers' scorer does.
 
     Parameters
@@ -528,11 +772,17 @@ def score_folder(pred_dir: str | Path, solution: np.ndarray | str | Path,
     partial_ok
         Skip, with a warning, predictions listed in ``start.txt`` whose file is missing
         (use while ingestion is still running). When False they are an error.
+    metric
+        ``"alc"`` (default): the challenge's ALC, the step-function area of the NAUCs.
+        ``"bac"``: the 2018 beta tests' area, the trapezoid-rule area of the 2*BAC - 1 of
+        binary decisions (:func:`nbac`, :func:`learning_curve_area`). NAUC and accuracy are
+        computed for both.
 
     Returns
     -------
     ScoreResult
-        Every prediction listed in ``start.txt`` whose file exists, scored in ``k`` order.
+        Every prediction listed in ``start.txt`` whose file exists, scored in ``k`` order;
+        its ``metric`` says what its ``score`` is.
 
     Raises
     ------
@@ -542,9 +792,12 @@ def score_folder(pred_dir: str | Path, solution: np.ndarray | str | Path,
         of the wrong shape.
     autodl.errors.FormatError
         If the ``.solution`` file cannot be read.
+    ValueError
+        If ``metric`` is not one of :data:`METRICS`.
     """
     from autodl.dataset import read_solution
 
+    _check_metric(metric)
     pred_dir = Path(pred_dir)
     if isinstance(solution, (str, Path)):
         sol_path = Path(solution)
@@ -572,6 +825,7 @@ def score_folder(pred_dir: str | Path, solution: np.ndarray | str | Path,
     timestamps: list[float] = []
     naucs: list[float] = []
     accs: list[float] = []
+    nbacs: list[float] = []
     for k, stamp, path in predictions:
         if not path.is_file():
             if partial_ok:
@@ -585,6 +839,8 @@ def score_folder(pred_dir: str | Path, solution: np.ndarray | str | Path,
             acc = accuracy(sol, pred)
             assert acc is not None
             accs.append(acc)
+        if metric == "bac":
+            nbacs.append(nbac(sol, pred, multiclass=multiclass))
         logger.debug("%s: t=%.2f s, NAUC=%.4f", path.name, timestamps[-1], naucs[-1])
 
     end_info = info.get("end_info")
@@ -599,11 +855,15 @@ def score_folder(pred_dir: str | Path, solution: np.ndarray | str | Path,
         timestamps=timestamps,
         nauc_scores=naucs,
         accuracy=accs if multiclass else None,
-        score=alc(timestamps, naucs, time_budget, t0),
+        score=learning_curve_area(timestamps, nbacs if metric == "bac" else naucs, time_budget, t0,
+                                  rule=CURVE_RULES[metric]),
         duration=timestamps[-1] if timestamps else 0.0,
         ingestion_success=success,
+        metric=metric,
+        nbac_scores=nbacs if metric == "bac" else None,
     )
-    logger.info("%s: %d predictions, ALC=%.4f", result.task_name, len(timestamps), result.score)
+    logger.info("%s: %d predictions, %s=%.4f", result.task_name, len(timestamps), METRIC_NAMES[metric],
+                result.score)
     return result
 
 
@@ -619,8 +879,9 @@ def write_scores(result: ScoreResult, out_dir: str | Path) -> Path:
 
     ``scores.txt`` holds ``score`` (the ALC), ``Duration``, ``timestamps``,
     ``nauc_scores`` and, for multi-class tasks, ``accuracy``, as plain Python floats (so
-    the file is YAML; read it back with :func:`parse_scores_txt`). ``scores.json`` holds
-    :meth:`ScoreResult.to_dict`.
+    the file is YAML; read it back with :func:`parse_scores_txt`). For ``metric="bac"``,
+    ``score`` is the 2*BAC - 1 area and two keys follow: ``metric: bac`` and
+    ``nbac_scores``. ``scores.json`` holds :meth:`ScoreResult.to_dict`.
 
     Parameters
     ----------
@@ -644,10 +905,13 @@ def write_scores(result: ScoreResult, out_dir: str | Path) -> Path:
     ]
     if result.accuracy is not None:
         lines.append(f"accuracy: {_float_list(result.accuracy)}")
+    if result.metric != "alc":
+        lines.append(f"metric: {result.metric}")
+        lines.append(f"nbac_scores: {_float_list(result.curve_scores)}")
     path = out_dir / "scores.txt"
     path.write_text("\n".join(lines) + "\n")
     (out_dir / "scores.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    logger.debug("wrote %s (ALC=%.4f)", path, result.score)
+    logger.debug("wrote %s (%s=%.4f)", path, METRIC_NAMES[result.metric], result.score)
     return path
 
 
@@ -726,11 +990,13 @@ def _format_seconds(t: float) -> str:
 def plot_learning_curve(result: ScoreResult, path: str | Path) -> Path:
     """Draw the learning curve of a scored task and save it as a PNG.
 
-    A step plot (``where='post'``) of the NAUC over the transformed time in [0, 1], with
-    the area under the steps filled lightly, each prediction marked, a second x axis on
-    top in seconds, the ALC in the legend and the task name and T/t0 in the title.
-    Predictions made after T (which the organizers' ALC still counts) are drawn beyond
-    t~ = 1, right of a dashed line at T.
+    For the ALC (``result.metric == "alc"``): a step plot (``where='post'``) of the NAUC over
+    the transformed time in [0, 1]. For ``"bac"``: the 2*BAC - 1 scores joined by straight
+    lines from (0, 0), as the trapezoid rule integrates them. Either way the area is filled
+    lightly, each prediction marked, a second x axis on top gives seconds, the legend holds
+    the area and the title the task name and T/t0. Predictions made after T are drawn beyond
+    t~ = 1, right of a dashed line at T (the ALC counts them; the BAC area does not, and
+    they are drawn as open circles).
 
     Parameters
     ----------
@@ -752,8 +1018,14 @@ def plot_learning_curve(result: ScoreResult, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     T, t0 = result.time_budget, result.t0
-    xs, ys = _curve_points(result.timestamps, result.nauc_scores, T, t0)
-    x_max = max(1.0, max(xs))
+    step = CURVE_RULES[result.metric] == "step"
+    late: list[tuple[float, float]] = []
+    if step:
+        xs, ys = _curve_points(result.timestamps, result.curve_scores, T, t0)
+    else:
+        xs, ys, late = _trapezoid_points(result.timestamps, result.curve_scores, T, t0)
+    late_xy = [(float(transform_time(t, T, t0)), v) for t, v in late]
+    x_max = max([1.0, *xs, *(x for x, _ in late_xy)])
     if x_max > 1.0:  # a late prediction: leave room right of it
         x_max += 0.02
 
@@ -763,18 +1035,27 @@ def plot_learning_curve(result: ScoreResult, path: str | Path) -> Path:
     ax.set_ylim(-0.01, 1)
     ax.grid(True, alpha=0.3)
     ax.set_xlabel("Transformed time  " + r"$\tilde{t} = \log(1 + t/t_0)\, /\, \log(1 + T/t_0)$")
-    ax.set_ylabel("2*AUC-1")
+    ax.set_ylabel(SCORE_NAMES[result.metric])
 
+    label = f"{METRIC_NAMES[result.metric]} = {result.score:.4f}"
     # Curve: origin, predictions (drawn in time order), held to the end of the axis.
     pts = sorted(zip(xs[1:-1], ys[1:-1], strict=True))
-    cx = [0.0] + [p[0] for p in pts] + [x_max]
+    cx = [0.0] + [p[0] for p in pts] + [x_max if step else 1.0]
     cy = [0.0] + [p[1] for p in pts]
     cy.append(cy[-1])
     fill_x = [min(x, 1.0) for x in cx]
-    ax.fill_between(fill_x, cy, step="post", color="tab:blue", alpha=0.15, linewidth=0)
-    ax.step(cx, cy, where="post", color="tab:blue", linewidth=1.8, marker="o", markersize=5,
-            markevery=list(range(1, len(pts) + 1)), clip_on=False,
-            label=f"ALC = {result.score:.4f}")
+    if step:
+        ax.fill_between(fill_x, cy, step="post", color="tab:blue", alpha=0.15, linewidth=0)
+        ax.step(cx, cy, where="post", color="tab:blue", linewidth=1.8, marker="o", markersize=5,
+                markevery=list(range(1, len(pts) + 1)), clip_on=False, label=label)
+    else:
+        ax.fill_between(fill_x, cy, color="tab:blue", alpha=0.15, linewidth=0)
+        ax.plot(cx, cy, color="tab:blue", linewidth=1.8, marker="o", markersize=5,
+                markevery=list(range(1, len(pts) + 1)), clip_on=False, label=label)
+        if late_xy:
+            ax.plot([x for x, _ in late_xy], [v for _, v in late_xy], linestyle="none", marker="o",
+                    markersize=5, markerfacecolor="none", color="tab:blue", clip_on=False,
+                    label="after T (not counted)")
     if pts:
         last_x, last_y = pts[-1]
         ax.annotate(f"{last_y:.4f}", (last_x, last_y), textcoords="offset points",

@@ -5,6 +5,7 @@ adaptation (resize, channels, normalisation, frame sampling for video), the trai
 schedule with anytime test calls, and the baselines (the seed paper's linear model, a
 small CNN from scratch, a fixed default configuration).
 
-References: Baz et al., "Lessons learned from the AutoDL challenge" (AutoCLINT, Kakao
-Brain, winner of AutoCV/AutoDL 2019); Stoll et al., Freiburg's AutoDL 2019 portfolio.
+References: W. Baek, I. Kim, S. Kim, S. Lim, "AutoCLINT: The Winning Method in AutoCV
+Challenge 2019", arXiv preprint, 2020 (Kakao Brain's AutoCV/AutoCV2 winner); Stoll et al.,
+Freiburg's AutoDL 2019 portfolio.
 """
