@@ -20,7 +20,8 @@ datasets are in :mod:`autodl.sources`.
 
 ``FileName`` is relative to the folder; an empty label cell means "no label". ``subset``
 (``train``, ``test`` or ``unlabelled``) places each row; without it the labelled rows are
-split at random (seeded) and the rows without labels become the unlabelled subset. An
+split at random (seeded and stratified by label, :func:`autodl.labels.stratified_split`)
+and the rows without labels become the unlabelled subset. An
 optional ``label.name`` file (one class name per line) names the classes and fixes
 ``output_dim``; without it ``output_dim`` is the largest class index plus one.
 
@@ -43,7 +44,8 @@ from typing import Any
 import numpy as np
 
 from autodl.errors import ConversionError
-from autodl.writer import SubsetData, encode_frame, write_dataset
+from autodl.labels import labels_to_matrix, stratified_split, stratified_subset
+from autodl.writer import SubsetData, check_max_examples, check_output_folder, encode_frame, write_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -273,12 +275,10 @@ def _example_frames(row: _Row) -> list[bytes]:
     return frames
 
 
-def _label_matrix(rows: Sequence[_Row], output_dim: int) -> np.ndarray:
-    y = np.zeros((len(rows), output_dim), dtype=np.float32)
-    for i, r in enumerate(rows):
-        for idx, score in r.labels.items():
-            y[i, idx] = score
-    return y
+def _check_test_fraction(test_fraction: float) -> None:
+    if not 0.0 < test_fraction < 1.0:
+        raise ConversionError(None, f"test_fraction={test_fraction}: expected a number in (0, 1)",
+                              field="test_fraction")
 
 
 def convert_image_folder(folder: str | Path, out_root: str | Path, name: str | None = None, *,
@@ -300,7 +300,7 @@ def convert_image_folder(folder: str | Path, out_root: str | Path, name: str | N
         Without a ``subset`` column, the fraction of the labelled rows that become the test
         subset (at least one row each for train and test).
     seed:
-        Seed of that random split.
+        Seed of that random split (stratified by label).
     overwrite:
         Replace an existing dataset at ``out_root``.
     progress:
@@ -329,13 +329,9 @@ def convert_image_folder(folder: str | Path, out_root: str | Path, name: str | N
         raise ConversionError(folder, "is not a folder; expected a folder holding the files and "
                                       f"{LABELS_CSV}")
     folder = folder.resolve()
-    out_root = Path(out_root)
+    out_root = check_output_folder(out_root, overwrite)
     name = name or folder.name
-    if not 0.0 < test_fraction < 1.0:
-        raise ConversionError(None, f"test_fraction={test_fraction}: expected a number in (0, 1)",
-                              field="test_fraction")
-    if out_root.exists() and not overwrite:
-        raise ConversionError(out_root, "already exists; choose another output folder or pass overwrite")
+    _check_test_fraction(test_fraction)
 
     csv_path = folder / LABELS_CSV
     if not csv_path.is_file():
@@ -407,9 +403,9 @@ def convert_image_folder(folder: str | Path, out_root: str | Path, name: str | N
             raise ConversionError(csv_path, f"{len(labelled)} labelled rows; a random train/test split "
                                             f"needs at least 2 (or give a subset column)",
                                   field=label_column)
-        n_test = min(max(1, round(test_fraction * len(labelled))), len(labelled) - 1)
-        perm = np.random.default_rng(seed).permutation(len(labelled))
-        test_ids = {labelled[i] for i in perm[:n_test]}
+        y_labelled = labels_to_matrix([rows[i].labels for i in labelled])
+        _, test_pos = stratified_split(y_labelled, test_fraction, seed)
+        test_ids = {labelled[i] for i in test_pos}
         subsets = {"train": [r for i, r in enumerate(rows) if r.labels and i not in test_ids],
                    "test": [r for i, r in enumerate(rows) if i in test_ids],
                    "unlabelled": [r for r in rows if not r.labels]}
@@ -427,7 +423,7 @@ def convert_image_folder(folder: str | Path, out_root: str | Path, name: str | N
         members = subsets[s]
         if s == "unlabelled" and not members:
             continue
-        y = None if s == "unlabelled" else _label_matrix(members, output_dim)
+        y = None if s == "unlabelled" else labels_to_matrix([r.labels for r in members], output_dim)
         data[s] = SubsetData((_example_frames(r) for r in members), y, size=len(members))
     logger.info("converting %s: %s (output_dim=%d, %s)", folder,
                 ", ".join(f"{s}: {len(subsets[s])}" for s in SUBSET_VALUES), output_dim,
@@ -478,16 +474,21 @@ def convert_tfds(name: str, out_root: str | Path, *, split_train: str = "train",
         The dataset folder to create.
     split_train, split_test:
         The splits to read. ``split_test=None``, or a dataset whose (known) splits lack
-        ``split_test``, splits ``split_train`` at random (``test_fraction``, ``seed``).
+        ``split_test``, splits ``split_train`` at random, stratified by label
+        (``test_fraction``, ``seed``).
     image_key, label_key:
         The feature names of the image (``[H, W, C]``, or a video ``[T, H, W, C]``) and the
         label (a ``ClassLabel`` index, or a sequence of indices for multi-label data).
     max_train, max_test:
-        Keep at most this many examples (the first ones) of each subset.
+        Keep at most this many examples of each subset: the first ones of a tfds split
+        (tfds stores its splits shuffled), a seeded stratified subsample of each side of a
+        split made here. A split made here with both caps reads the first
+        ``max_train + max_test`` examples and gives ``max_test`` of them to test.
     data_dir:
         tfds' data folder (default: its own, ``~/tensorflow_datasets``).
     test_fraction, seed:
-        The random split used when there is no test split.
+        The random split (stratified by label) used when there is no test split (the
+        fraction is ignored when both caps are given).
     overwrite:
         Replace an existing dataset at ``out_root``.
     progress:
@@ -504,15 +505,9 @@ def convert_tfds(name: str, out_root: str | Path, *, split_train: str = "train",
     feature when the dataset has one. tfds downloads and prepares the data on first use
     where it can; offline, prepare it beforehand into ``data_dir``.
     """
-    out_root = Path(out_root)
-    if out_root.exists() and not overwrite:
-        raise ConversionError(out_root, "already exists; choose another output folder or pass overwrite")
-    for key, value in (("max_train", max_train), ("max_test", max_test)):
-        if value is not None and value < 1:
-            raise ConversionError(None, f"{key}={value}: expected a positive number or None", field=key)
-    if not 0.0 < test_fraction < 1.0:
-        raise ConversionError(None, f"test_fraction={test_fraction}: expected a number in (0, 1)",
-                              field="test_fraction")
+    out_root = check_output_folder(out_root, overwrite)
+    check_max_examples(max_train=max_train, max_test=max_test)
+    _check_test_fraction(test_fraction)
     from autodl.dataset import configure_tensorflow
 
     configure_tensorflow(threads=2)
@@ -567,13 +562,18 @@ def convert_tfds(name: str, out_root: str | Path, *, split_train: str = "train",
         if len(x_all) < 2:
             raise ConversionError(None, f"{name} split {split_train!r} has {len(x_all)} examples; "
                                         f"a train/test split needs at least 2", field="split_train")
-        n_test = min(max(1, round(test_fraction * len(x_all))), len(x_all) - 1)
-        perm = np.random.default_rng(seed).permutation(len(x_all))
-        test_ids, train_ids = sorted(perm[:n_test]), sorted(perm[n_test:])
+        # with both caps, exactly max_test of the examples read go to test; else test_fraction
+        test_size = test_fraction if limit is None else min(max_test, len(x_all) - 1)
+        train_ids, test_ids = stratified_split(labels_to_matrix(y_all), test_size, seed)
+        # each side capped at its maximum by a stratified subsample, not its first examples
+        if max_train is not None:
+            train_ids = train_ids[stratified_subset(labels_to_matrix([y_all[i] for i in train_ids]),
+                                                    max_train, seed)]
+        if max_test is not None:
+            test_ids = test_ids[stratified_subset(labels_to_matrix([y_all[i] for i in test_ids]),
+                                                  max_test, seed + 1)]
         x_train, y_train = [x_all[i] for i in train_ids], [y_all[i] for i in train_ids]
         x_test, y_test = [x_all[i] for i in test_ids], [y_all[i] for i in test_ids]
-        x_train, y_train = x_train[:max_train], y_train[:max_train]
-        x_test, y_test = x_test[:max_test], y_test[:max_test]
     for split, x in ((split_train, x_train), (split_test or split_train, x_test)):
         if not x:
             raise ConversionError(None, f"{name} split {split!r} has no example", field="split")
@@ -584,15 +584,9 @@ def convert_tfds(name: str, out_root: str | Path, *, split_train: str = "train",
         raise ConversionError(None, f"{name}: class index {top} >= {output_dim} class names",
                               field="label_key")
 
-    def matrix(rows: list[list[int]]) -> np.ndarray:
-        y = np.zeros((len(rows), output_dim), dtype=np.float32)
-        for i, r in enumerate(rows):
-            y[i, r] = 1.0
-        return y
-
     video = len(tuple(getattr(features[image_key], "shape", ()) or ())) == 4
     dataset_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.split(":")[0]).strip("_") or "tfds"
-    subsets = {"train": SubsetData(iter(x_train), matrix(y_train), size=len(x_train)),
-               "test": SubsetData(iter(x_test), matrix(y_test), size=len(x_test))}
+    subsets = {"train": SubsetData(iter(x_train), labels_to_matrix(y_train, output_dim), size=len(x_train)),
+               "test": SubsetData(iter(x_test), labels_to_matrix(y_test, output_dim), size=len(x_test))}
     return write_dataset(out_root, dataset_name, subsets, output_dim, label_names=label_names,
                          domain="video" if video else "image", overwrite=overwrite, progress=progress)

@@ -11,7 +11,14 @@ offers
    all zeros);
 2. :meth:`AutoDLDataset.load_numpy`: a fast numpy path for our own training code. It
    parses the records without TensorFlow, decodes every frame once (Pillow, several
-   threads) and can resize on the way, so that no later code decodes per epoch.
+   threads) and can resize on the way, so that no later code decodes per epoch. It
+   decodes the whole subset, or only chosen records (``indices``: e.g. a stratified
+   subset of :meth:`AutoDLDataset.labels`, which reads the labels without touching a
+   frame).
+
+The model side never reads the ``.solution`` file: a test subset's labels are what its
+records carry (none), as in the challenge. Only :meth:`AutoDLDataset.solution` and
+``load_numpy(..., solution=True)``, for the scoring side and tests, read it.
 
 Records are validated as they are read: a label index out of range, a frame that does
 not decode, a record count that disagrees with ``sample_count`` or a solution with the
@@ -34,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from autodl.errors import FormatError
+from autodl.errors import AutoDLError, ConversionError, FormatError
+from autodl.labels import labels_to_matrix
 from autodl.metadata import AutoDLMetadata, read_metadata
 from autodl.proto import SequenceExample
 from autodl.tfrecord import read_records
@@ -79,21 +87,8 @@ class ArraySubset:
 
 def parse_record(raw: bytes, metadata: AutoDLMetadata, path: Path, index: int) -> RawExample:
     """Parse one ``SequenceExample`` record of bundle 0 into a :class:`RawExample`."""
-    ex = SequenceExample()
-    try:
-        ex.ParseFromString(raw)
-    except Exception:  # protobuf's DecodeError differs between backends
-        raise FormatError(path, f"record {index} is not a SequenceExample") from None
-    ctx = ex.context.feature
-    label_index = list(ctx["label_index"].int64_list.value) if "label_index" in ctx else []
-    label_score = list(ctx["label_score"].float_list.value) if "label_score" in ctx else []
-    for li in label_index:
-        if not 0 <= li < metadata.output_dim:
-            raise FormatError(path, f"record {index} has label index {li}; expected 0 <= index < "
-                                    f"output_dim={metadata.output_dim}", field="label_index")
-    if label_score and len(label_score) != len(label_index):
-        raise FormatError(path, f"record {index} has {len(label_score)} scores for "
-                                f"{len(label_index)} label indices", field="label_score")
+    ex = _parse_message(raw, path, index)
+    label_index, label_score = _parse_labels(ex.context.feature, metadata, path, index)
     lists = ex.feature_lists.feature_list
     spec = metadata.matrix_spec[0]
     rows, cols = spec.row_count, spec.col_count
@@ -123,6 +118,40 @@ def parse_record(raw: bytes, metadata: AutoDLMetadata, path: Path, index: int) -
     if not frames:
         raise FormatError(path, f"record {index} has no frames", field=f"0_{spec.format.lower()}")
     return RawExample(frames, label_index, label_score)
+
+
+def _parse_labels(ctx: Any, metadata: AutoDLMetadata, path: Path,
+                  index: int) -> tuple[list[int], list[float]]:
+    """``label_index`` and ``label_score`` of a record's context features, checked."""
+    label_index = list(ctx["label_index"].int64_list.value) if "label_index" in ctx else []
+    label_score = list(ctx["label_score"].float_list.value) if "label_score" in ctx else []
+    for li in label_index:
+        if not 0 <= li < metadata.output_dim:
+            raise FormatError(path, f"record {index} has label index {li}; expected 0 <= index < "
+                                    f"output_dim={metadata.output_dim}", field="label_index")
+    if label_score and len(label_score) != len(label_index):
+        raise FormatError(path, f"record {index} has {len(label_score)} scores for "
+                                f"{len(label_index)} label indices", field="label_score")
+    return label_index, label_score
+
+
+def parse_labels(raw: bytes, metadata: AutoDLMetadata, path: Path,
+                 index: int) -> tuple[list[int], list[float]]:
+    """``(label_index, label_score)`` of one ``SequenceExample`` record, checked; frames untouched.
+
+    The record is parsed by the protobuf runtime (its frames stay bytes or packed
+    floats: measured as fast as skipping them), and no frame is converted or decoded.
+    """
+    return _parse_labels(_parse_message(raw, path, index).context.feature, metadata, path, index)
+
+
+def _parse_message(raw: bytes, path: Path, index: int) -> Any:
+    ex = SequenceExample()
+    try:
+        ex.ParseFromString(raw)
+    except Exception:  # protobuf's DecodeError differs between backends
+        raise FormatError(path, f"record {index} is not a SequenceExample") from None
+    return ex
 
 
 def _parse_sparse(lists: Any, rows: int, cols: int, channels: int, path: Path,
@@ -294,8 +323,11 @@ class AutoDLDataset:
         return sol
 
     # --- raw records --------------------------------------------------------------------
-    def iter_raw(self, subset: str, limit: int | None = None) -> Iterator[RawExample]:
-        """Parse the records of ``subset`` in order (no decoding), checking the count."""
+    def _records(self, subset: str, limit: int | None = None) -> Iterator[tuple[Path, int, bytes]]:
+        """``(file, position, record bytes)`` of each record of ``subset`` in order.
+
+        Checks the count against ``sample_count`` at the end, unless ``limit`` stops early.
+        """
         meta = self.metadata(subset)
         n = 0
         last = None
@@ -304,20 +336,65 @@ class AutoDLDataset:
             for raw in read_records(path):
                 if limit is not None and n >= limit:
                     return
-                yield parse_record(raw, meta, path, n)
+                yield path, n, raw
                 n += 1
         if n != meta.sample_count:
             md = self.subset_dir(subset) / "metadata.textproto"
             raise FormatError(md, f"says {meta.sample_count} but {last.parent if last else ''} holds "
                                   f"{n} records", field="sample_count")
 
+    def iter_raw(self, subset: str, limit: int | None = None) -> Iterator[RawExample]:
+        """Parse the records of ``subset`` in order (no decoding), checking the count."""
+        meta = self.metadata(subset)
+        for path, i, raw in self._records(subset, limit):
+            yield parse_record(raw, meta, path, i)
+
     def count_records(self, subset: str) -> int:
         return sum(1 for p in self.record_files(subset) for _ in read_records(p, verify=False))
 
+    def labels(self, subset: str = "train") -> np.ndarray:
+        """The labels the records of ``subset`` carry, read without converting or decoding a frame.
+
+        Cheap enough to call before choosing which records to decode (``load_numpy(...,
+        indices=...)``).
+
+        Parameters
+        ----------
+        subset:
+            ``train``, ``test`` or ``unlabelled``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``float32 [sample_count, output_dim]``: 1 (or the record's ``label_score``) at
+            each ``label_index``. Test records carry no labels: all zeros there (the test
+            labels are in the ``.solution`` file, which this never reads; see
+            :meth:`solution`).
+
+        Raises
+        ------
+        FormatError
+            A record that does not parse, a label index out of range, or a record count
+            that disagrees with ``sample_count``.
+        """
+        meta = self.metadata(subset)
+        return self._label_matrix(subset, [parse_labels(raw, meta, path, i)
+                                           for path, i, raw in self._records(subset)])
+
+    def _label_matrix(self, subset: str, labels: Sequence[tuple[list[int], list[float]]]) -> np.ndarray:
+        """The ``[N, output_dim]`` matrix of records' ``(label_index, label_score)``."""
+        rows = [dict(zip(index, score or [1.0] * len(index), strict=True)) for index, score in labels]
+        try:
+            return labels_to_matrix(rows, self.metadata(subset).output_dim)
+        except ConversionError as exc:  # a score outside [0, 1]; indices are checked when parsed
+            raise FormatError(self.subset_dir(subset), exc.message, field="label_score") from None
+
     # --- numpy view ---------------------------------------------------------------------
     def load_numpy(self, subset: str = "train", size: int | tuple[int, int] | None = None,
-                   limit: int | None = None, num_threads: int | None = None) -> ArraySubset:
-        """Decode ``subset`` once into memory.
+                   limit: int | None = None, num_threads: int | None = None, *,
+                   indices: Sequence[int] | np.ndarray | None = None,
+                   solution: bool = False) -> ArraySubset:
+        """Decode ``subset``, or some of its examples, once into memory.
 
         Parameters
         ----------
@@ -327,30 +404,67 @@ class AutoDLDataset:
             Resize every frame to ``(H, W)`` (an int means square) on the way; ``None``
             keeps the stored size.
         limit:
-            Read only the first ``limit`` examples (the count is then not checked).
+            Read only the first ``limit`` examples (the count is then not checked). For a
+            representative subset use ``indices`` (e.g. from
+            :func:`autodl.labels.stratified_subset` of :meth:`labels`).
         num_threads:
             Decoding threads (default: the CPU count, at most 8).
+        indices:
+            Decode only the examples at these positions (0-based, in record order), in
+            the order given; the other records are read but neither parsed nor decoded.
+        solution:
+            Take the test labels from the ``.solution`` file (``subset="test"`` only).
+            Only the scoring side and tests may ask for them; by default a test subset's
+            ``y`` is what its records carry (all zeros), as a model sees it.
+
+        Returns
+        -------
+        ArraySubset
+            ``x``, ``y`` (rows in the order of ``indices``), the metadata and whether
+            ``y`` holds labels.
+
+        Raises
+        ------
+        FormatError
+            A record or frame that does not parse or decode, a count that disagrees
+            with ``sample_count``, or (with ``solution``) a bad ``.solution`` file.
+        AutoDLError
+            ``indices`` out of range or repeated, ``indices`` with ``limit``, or
+            ``solution`` for a subset other than ``test``.
         """
         meta = self.metadata(subset)
         if isinstance(size, int):
             size = (size, size)
-        raws = list(self.iter_raw(subset, limit=limit))
-        path = self.record_files(subset)[0]
+        if solution and subset != "test":
+            raise AutoDLError(self.solution_path, f"holds the test labels; solution=True was asked "
+                                                  f"for subset={subset!r}", field="solution")
+        if indices is None:
+            records = [(path, i, parse_record(raw, meta, path, i))
+                       for path, i, raw in self._records(subset, limit)]
+        else:
+            if limit is not None:
+                raise AutoDLError(None, "give either limit (the first examples) or indices, not both",
+                                  field="indices")
+            wanted = self._check_indices(subset, indices)
+            chosen = {}
+            for path, i, raw in self._records(subset):
+                if i in wanted:
+                    chosen[i] = (path, i, parse_record(raw, meta, path, i))
+            records = [chosen[i] for i in np.asarray(indices, dtype=np.int64).tolist()]
+        raws = [r for _, _, r in records]
         channels = meta.get_num_channels(0)
-        y = np.zeros((len(raws), meta.output_dim), dtype=np.float32)
-        for i, r in enumerate(raws):
-            if r.label_index:
-                y[i, r.label_index] = r.label_score if r.label_score else 1.0
+        y = self._label_matrix(subset, [(r.label_index, r.label_score) for r in raws])
         has_labels = subset == "train" or any(r.label_index for r in raws)
-        if subset == "test" and not has_labels and self.solution_path.is_file():
+        if solution:
             sol = self.solution()
-            y = sol[: len(raws)].astype(np.float32)
+            positions = [i for _, i, _ in records]
+            y = sol[positions].astype(np.float32).reshape(len(records), meta.output_dim)
             has_labels = True
 
         if meta.is_compressed(0):
-            def decode(i: int) -> np.ndarray:
-                return np.stack([decode_frame(f, channels, size, path=path, index=i)
-                                 for f in raws[i].frames])
+            def decode(k: int) -> np.ndarray:
+                path, i, raw = records[k]
+                return np.stack([decode_frame(f, channels, size, path=path, index=i) for f in raw.frames])
             threads = num_threads or min(8, os.cpu_count() or 1)
             sizes = [len(r.frames[0]) for r in raws[:64]]
             # measured on 2 cores: threads pay off only for large files (photos), not 32x32 PNGs
@@ -361,13 +475,30 @@ class AutoDLDataset:
                 step = max(32, -(-len(raws) // (4 * threads)))
                 chunks = [range(i, min(i + step, len(raws))) for i in range(0, len(raws), step)]
                 with ThreadPoolExecutor(threads) as pool:
-                    xs = [x for part in pool.map(lambda c: [decode(i) for i in c], chunks) for x in part]
+                    xs = [x for part in pool.map(lambda c: [decode(k) for k in c], chunks) for x in part]
             else:
-                xs = [decode(i) for i in range(len(raws))]
+                xs = [decode(k) for k in range(len(raws))]
         else:
             xs = [np.stack([f if size is None else _resize_float(f, size) for f in r.frames])
                   for r in raws]
         return ArraySubset(x=_stack_if_uniform(xs), y=y, metadata=meta, has_labels=has_labels)
+
+    def _check_indices(self, subset: str, indices: Sequence[int] | np.ndarray) -> set[int]:
+        arr = np.asarray(indices)
+        where = self.subset_dir(subset)
+        count = self.metadata(subset).sample_count
+        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+            raise AutoDLError(where, f"indices of shape {arr.shape} and dtype {arr.dtype}; expected "
+                                     f"a list of record positions", field="indices")
+        if arr.size and (arr.min() < 0 or arr.max() >= count):
+            bad = int(arr.min()) if arr.min() < 0 else int(arr.max())
+            raise AutoDLError(where, f"index {bad} is out of range; expected 0 <= index < "
+                                     f"sample_count={count}", field="indices")
+        wanted = set(arr.tolist())
+        if len(wanted) != arr.size:
+            raise AutoDLError(where, "holds a record position twice in indices; expected distinct "
+                                     "positions", field="indices")
+        return wanted
 
     def shape_summary(self, subset: str = "train", limit: int = 100) -> dict[str, Any]:
         """Median, min and max frame shape over the first ``limit`` examples (decoded headers only)."""

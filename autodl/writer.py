@@ -29,41 +29,42 @@ import numpy as np
 
 from autodl.dataset import RawExample
 from autodl.errors import ConversionError
+from autodl.labels import LabelsLike, labels_to_matrix
 from autodl.metadata import COMPRESSED, DENSE, AutoDLMetadata, MatrixSpec, write_metadata
 from autodl.proto import SequenceExample
 from autodl.tfrecord import write_records
 
 logger = logging.getLogger(__name__)
 
-LabelsLike = np.ndarray | Sequence[int] | Sequence[Sequence[int]]
 
+def check_output_folder(root: str | Path, overwrite: bool) -> Path:
+    """Refuse an output folder that exists, unless ``overwrite``; return it as a Path.
 
-def labels_to_matrix(labels: LabelsLike, num_classes: int | None = None,
-                     name: str = "labels") -> np.ndarray:
-    """Turn labels into a float32 ``[N, num_classes]`` matrix.
+    Writers and converters call this before any slow work, so that a run that would be
+    refused at the end is refused at once (and :func:`write_dataset` calls it again).
 
-    Accepts class indices (``[N]``), lists of indices per example (multi-label), or a
-    0/1 (or score) matrix ``[N, C]``.
+    Raises
+    ------
+    ConversionError
+        ``root`` exists (even empty) and ``overwrite`` is false.
     """
-    if isinstance(labels, np.ndarray) and labels.ndim == 2:
-        mat = labels.astype(np.float32)
-        if num_classes is not None and mat.shape[1] != num_classes:
-            raise ConversionError(None, f"{name} has {mat.shape[1]} columns; expected {num_classes}")
-        if mat.size and (mat.min() < 0 or mat.max() > 1):
-            raise ConversionError(None, f"{name}: a label matrix holds values in [0, 1]")
-        return mat
-    rows = [np.atleast_1d(np.asarray(r)).astype(np.int64).tolist() for r in labels]
-    top = max((max(r) for r in rows if r), default=-1)
-    low = min((min(r) for r in rows if r), default=0)
-    if low < 0:
-        raise ConversionError(None, f"{name} holds the class index {low}; expected indices >= 0")
-    n = num_classes if num_classes is not None else top + 1
-    if top >= n:
-        raise ConversionError(None, f"{name} holds the class index {top}; expected < num_classes={n}")
-    mat = np.zeros((len(rows), max(n, 1)), dtype=np.float32)
-    for i, r in enumerate(rows):
-        mat[i, r] = 1.0
-    return mat
+    root = Path(root)
+    if root.exists() and not overwrite:
+        raise ConversionError(root, "already exists; choose another output folder or pass overwrite")
+    return root
+
+
+def check_max_examples(**limits: int | None) -> None:
+    """Check example caps such as ``max_train=...``, ``max_test=...``: None or a positive number.
+
+    Raises
+    ------
+    ConversionError
+        A cap below 1, naming the argument.
+    """
+    for key, value in limits.items():
+        if value is not None and value < 1:
+            raise ConversionError(None, f"{key}={value}: expected a positive number or None", field=key)
 
 
 def encode_frame(frame: np.ndarray, image_format: str = "PNG") -> bytes:
@@ -229,8 +230,7 @@ def write_dataset(root: str | Path, name: str, subsets: dict[str, SubsetData], o
         raise ConversionError(root, f"unknown subsets {sorted(unknown)}; expected train, test, unlabelled")
     if subsets["test"].y is None:
         raise ConversionError(root, "the test subset needs labels (they become the .solution file)")
-    if root.exists() and not overwrite:
-        raise ConversionError(root, "already exists; choose another output folder or pass overwrite")
+    check_output_folder(root, overwrite)
     if fmt not in (COMPRESSED, DENSE):
         raise ConversionError(root, f"format {fmt!r}: expected COMPRESSED or DENSE")
     if label_names is not None and len(label_names) != output_dim:

@@ -3,7 +3,9 @@
 Ingestion hands a model ``tf.data.Dataset`` objects. When they come from this project's
 ingestion they carry their source (:func:`autodl.ingestion.source_of`) and are read
 through the fast numpy path, resized on the way; otherwise (the organizers' own
-ingestion) the ``tf.data`` pipeline is iterated once.
+ingestion) the ``tf.data`` pipeline is iterated once. A capped number of examples is a
+seeded stratified subset, never the first records; the test labels (the ``.solution``
+file) are never read.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from autodl.dataset import _PIL_MODES, _resize_float
 from autodl.ingestion import source_of
+from autodl.labels import stratified_subset
 
 logger = logging.getLogger(__name__)
 
@@ -42,30 +45,64 @@ def _resize_uint8(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def load_arrays(dataset: Any, size: tuple[int, int] | None, frames: int = 1,
-                limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                limit: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Decode ``dataset`` into ``(x [N, frames, H, W, C], y [N, output_dim])``.
 
-    ``x`` is uint8 for compressed images and float32 for dense data. ``size=None`` keeps
-    the stored size (all examples must then share it).
+    Parameters
+    ----------
+    dataset:
+        A ``tf.data.Dataset`` handed over by ingestion: ``(example, labels)`` elements,
+        with this project's ``autodl_source`` where it comes from our ingestion.
+    size:
+        ``(H, W)`` to resize every frame to; None keeps the stored size (all examples
+        must then share it).
+    frames:
+        Frames per example (evenly spaced; see :func:`fixed_frames`).
+    limit:
+        Keep at most this many examples: a seeded stratified subset
+        (:func:`autodl.labels.stratified_subset`, every class kept where ``limit`` allows),
+        not the first records, which in a dataset stored sorted by class would be the
+        first classes only. The examples kept stay in their stored order.
+    seed:
+        Seed of that subset.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``x`` (uint8 for compressed images, float32 for dense data) and ``y``: the
+        labels the dataset hands a model (all zeros for a test set: the ``.solution``
+        file is never read).
+
+    Notes
+    -----
+    Through ``autodl_source`` the labels are read first (no frame decoded) and only the
+    chosen records are decoded. A plain ``tf.data`` pipeline (the organizers' ingestion)
+    cannot be read without decoding, so every example is decoded and resized once and the
+    subset drawn afterwards: memory holds the whole set at ``size`` for a moment.
     """
     src = source_of(dataset)
     if src is not None:
         ds, subset = src
-        arr = ds.load_numpy(subset, size=size, limit=limit)
+        indices = None
+        if limit is not None and limit < ds.metadata(subset).sample_count:
+            indices = stratified_subset(ds.labels(subset), limit, seed)
+        arr = ds.load_numpy(subset, size=size, indices=indices)
         xs, y = arr.x, arr.y
     else:
         xs_list, ys = [], []
-        for i, (x, y1) in enumerate(dataset.as_numpy_iterator()):
-            if limit is not None and i >= limit:
-                break
+        for x, y1 in dataset.as_numpy_iterator():
             clip = np.asarray(x)
             if clip.dtype != np.uint8 and clip.size and clip.max() <= 1.0:
                 clip = np.clip(np.rint(clip * 255), 0, 255).astype(np.uint8)
             if size is not None:
                 clip = np.stack([_resize_uint8(f, size) for f in clip])
             xs_list.append(clip)
-            ys.append(y1)
-        xs, y = xs_list, np.asarray(ys, dtype=np.float32)
+            ys.append(np.asarray(y1, dtype=np.float32))
+        xs = xs_list
+        y = np.stack(ys) if ys else np.zeros((0, 0), np.float32)
+        if limit is not None and limit < len(xs):
+            keep = stratified_subset(y, limit, seed)
+            xs, y = [xs[i] for i in keep], y[keep]
     clips = [fixed_frames(np.asarray(c), frames) for c in xs]
     shapes = {c.shape for c in clips}
     if len(shapes) > 1:

@@ -131,6 +131,17 @@ def test_random_split_without_subset_column(tmp_path: Path, out: Path) -> None:
     assert [r.frames for r in _raw(again, "test")] == [r.frames for r in test]
 
 
+def test_random_split_is_stratified(tmp_path: Path, out: Path) -> None:
+    """Rows listed sorted by class: every class reaches the test subset, in proportion."""
+    folder = tmp_path / "sorted"
+    _images(folder, 20)
+    _csv(folder, "FileName,Labels\n" + "\n".join(f"img{i}.png,{i // 5}" for i in range(20)))
+    convert_image_folder(folder, out, test_fraction=0.2, seed=0)
+    ds = AutoDLDataset(out)
+    np.testing.assert_array_equal(ds.solution().sum(0), [1, 1, 1, 1])
+    np.testing.assert_array_equal(ds.labels("train").sum(0), [4, 4, 4, 4])
+
+
 def test_multi_label(tmp_path: Path, out: Path) -> None:
     folder = tmp_path / "ml"
     _images(folder, 4)
@@ -469,6 +480,18 @@ def test_tfds_split_train_when_no_test_split(tmp_path: Path, tfds) -> None:
     assert ds.metadata("test").sample_count == 2
     got = [r.label_index[0] for r in _raw(ds, "train")] + ds.solution().argmax(1).tolist()
     assert sorted(got) == sorted(labels)
+
+
+def test_tfds_split_train_caps_are_stratified_subsamples(tmp_path: Path, tfds) -> None:
+    with tfds.testing.mock_data(num_examples=30):
+        root = convert_tfds("mnist", tmp_path / "m", split_test=None, max_train=6, max_test=4,
+                            test_fraction=0.5, seed=2)
+        first = [int(ex["label"]) for ex in tfds.as_numpy(tfds.load("mnist", split="train").take(10))]
+    ds = AutoDLDataset(root)
+    assert ds.metadata("train").sample_count == 6 and ds.metadata("test").sample_count == 4
+    got = ds.labels("train").argmax(1).tolist() + ds.solution().argmax(1).tolist()
+    assert not set(got) - set(first)  # drawn from the max_train + max_test examples read
+    assert len(set(got)) >= min(len(set(first)), 6)  # not the first classes only
 
 
 def test_tfds_unknown_feature(tmp_path: Path, tfds) -> None:

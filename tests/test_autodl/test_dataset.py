@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autodl import dataset as dataset_module
 from autodl.dataset import AutoDLDataset, read_solution
-from autodl.errors import FormatError
+from autodl.errors import AutoDLError, FormatError
 from autodl.proto import SequenceExample
 from autodl.tfrecord import read_records, write_records
 
@@ -37,10 +38,13 @@ def test_miniciao_numpy(miniciao: AutoDLDataset) -> None:
     np.testing.assert_array_equal(train.y.sum(1), 1)  # one-hot
     test = miniciao.load_numpy("test")
     assert test.x.shape == (18, 1, 32, 32, 3)
-    # test records carry no labels: they come from the .solution
-    assert test.has_labels
-    np.testing.assert_array_equal(test.y, miniciao.solution())
+    # test records carry no labels: a model sees none; the .solution is read only when asked
+    assert not test.has_labels and test.y.shape == (18, 10) and not test.y.any()
     assert all(not r.label_index for r in miniciao.iter_raw("test"))
+    scored = miniciao.load_numpy("test", solution=True)
+    assert scored.has_labels
+    np.testing.assert_array_equal(scored.y, miniciao.solution())
+    np.testing.assert_array_equal(scored.x, test.x)
     small = miniciao.load_numpy("train", size=24, limit=5)
     assert small.x.shape == (5, 1, 24, 24, 3)
     np.testing.assert_array_equal(small.y, train.y[:5])
@@ -85,6 +89,93 @@ def test_miniciao_label_names(miniciao: AutoDLDataset, samples_dir: Path) -> Non
 
 def test_monkeys_has_no_label_names(monkeys: AutoDLDataset) -> None:
     assert monkeys.label_names() is None
+
+
+# --- subsets: labels read first, only the chosen records decoded ---------------------------
+
+def test_labels_without_decoding(miniciao: AutoDLDataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    full = miniciao.load_numpy("train")
+    test_x = miniciao.load_numpy("test").x
+
+    def no_frames(*args: object, **kwargs: object) -> None:
+        raise AssertionError("labels() parsed or decoded a frame")
+
+    monkeypatch.setattr(dataset_module, "parse_record", no_frames)
+    monkeypatch.setattr(dataset_module, "decode_frame", no_frames)
+    y = miniciao.labels("train")
+    assert y.dtype == np.float32 and y.shape == (82, 10)
+    np.testing.assert_array_equal(y, full.y)
+    assert miniciao.labels("test").shape == (18, 10) and not miniciao.labels("test").any()
+    assert len(test_x) == 18
+
+
+def test_load_numpy_decodes_only_the_chosen_records(miniciao: AutoDLDataset,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    full = miniciao.load_numpy("train")
+    decoded: list[int] = []
+    real_decode = dataset_module.decode_frame
+
+    def counting_decode(data: bytes, channels: int, size: object = None, *, path: object = "",
+                        index: int = 0) -> np.ndarray:
+        decoded.append(index)
+        return real_decode(data, channels, size, path=path, index=index)
+
+    monkeypatch.setattr(dataset_module, "decode_frame", counting_decode)
+    picked = miniciao.load_numpy("train", indices=[40, 0, 81])
+    assert sorted(decoded) == [0, 40, 81]  # record positions, as errors name them
+    np.testing.assert_array_equal(picked.x, full.x[[40, 0, 81]])  # in the order asked
+    np.testing.assert_array_equal(picked.y, full.y[[40, 0, 81]])
+    assert picked.has_labels
+    assert len(miniciao.load_numpy("train", indices=np.array([], dtype=np.int64))) == 0
+    test = miniciao.load_numpy("test", indices=np.array([3, 17]), solution=True)
+    np.testing.assert_array_equal(test.y, miniciao.solution()[[3, 17]])
+
+
+def test_load_numpy_indices_of_varying_sizes(monkeys: AutoDLDataset) -> None:
+    full = monkeys.load_numpy("train", size=24)
+    picked = monkeys.load_numpy("train", size=24, indices=[25, 3])
+    np.testing.assert_array_equal(picked.x, full.x[[25, 3]])
+    raw = monkeys.load_numpy("train", indices=[3])
+    assert isinstance(raw.x, np.ndarray) and raw.x.shape[0] == 1  # one example: uniform
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"indices": [0, 5]}, "index 5 is out of range"),
+    ({"indices": [-1]}, "index -1 is out of range"),
+    ({"indices": [1, 1]}, "twice"),
+    ({"indices": [[0, 1]]}, "record positions"),
+    ({"indices": [0], "limit": 1}, "not both"),
+])
+def test_load_numpy_bad_indices(tiny_written, kwargs: dict, match: str) -> None:
+    ds = AutoDLDataset(tiny_written.root)
+    with pytest.raises(AutoDLError, match=match) as exc:
+        ds.load_numpy("train", **kwargs)
+    assert exc.value.field == "indices"
+
+
+def test_solution_only_for_the_test_subset(tiny_written) -> None:
+    ds = AutoDLDataset(tiny_written.root)
+    with pytest.raises(AutoDLError) as exc:
+        ds.load_numpy("train", solution=True)
+    assert exc.value.field == "solution" and str(ds.solution_path) in str(exc.value)
+    ds.solution_path.unlink()
+    assert not ds.load_numpy("test").y.any()  # the model side does not need it
+    with pytest.raises(FormatError, match="not found"):
+        ds.load_numpy("test", solution=True)  # asked for: a missing solution is an error
+
+
+def test_class_sorted_subset_keeps_every_class(tmp_path: Path) -> None:
+    from autodl.labels import stratified_subset
+    from autodl.writer import write_arrays
+
+    y = np.repeat(np.arange(6), 8)  # stored sorted by class
+    x = np.arange(len(y), dtype=np.uint8)[:, None, None, None].repeat(2, 1).repeat(2, 2)
+    ds = AutoDLDataset(write_arrays(tmp_path / "sorted", "sorted", x, y, x[:3], y[:3]))
+    assert set(ds.load_numpy("train", limit=12).y.argmax(1).tolist()) == {0, 1}  # the first records
+    keep = stratified_subset(ds.labels("train"), 12, seed=0)
+    subset = ds.load_numpy("train", indices=keep)
+    np.testing.assert_array_equal(np.bincount(subset.y.argmax(1)), [2] * 6)
+    np.testing.assert_array_equal(subset.x[:, 0, 0, 0, 0], keep)  # pixel value = stored position
 
 
 # --- tf.data view (few tests: TensorFlow is slow to import) --------------------------------
@@ -178,21 +269,23 @@ def test_sample_count_disagrees_with_records(tiny_written, count: int) -> None:
     ds = AutoDLDataset(tiny_written.root)
     md = ds.subset_dir("train") / "metadata.textproto"
     md.write_text(md.read_text().replace("sample_count: 5", f"sample_count: {count}"))
-    with pytest.raises(FormatError) as exc:
-        ds.load_numpy("train")
-    msg = str(exc.value)
-    assert str(md) in msg and "sample_count" in msg and "5 records" in msg
-    assert exc.value.field == "sample_count"
+    for read in (ds.load_numpy, ds.labels):
+        with pytest.raises(FormatError) as exc:
+            read("train")
+        msg = str(exc.value)
+        assert str(md) in msg and "sample_count" in msg and "5 records" in msg
+        assert exc.value.field == "sample_count"
 
 
 def test_label_index_out_of_range_in_a_record(tiny_written) -> None:
     ds = AutoDLDataset(tiny_written.root)
     path = _replace_record(ds, "train", 1, _record([3], [_png_of(ds, "train")]))  # output_dim is 3
-    with pytest.raises(FormatError) as exc:
-        ds.load_numpy("train")
-    msg = str(exc.value)
-    assert str(path) in msg and "label_index" in msg and "record 1" in msg and "3" in msg
-    assert exc.value.field == "label_index"
+    for read in (ds.load_numpy, ds.labels):
+        with pytest.raises(FormatError) as exc:
+            read("train")
+        msg = str(exc.value)
+        assert str(path) in msg and "label_index" in msg and "record 1" in msg and "3" in msg
+        assert exc.value.field == "label_index"
 
 
 def test_label_scores_do_not_match_indices(tiny_written) -> None:
@@ -211,6 +304,8 @@ def test_frame_that_does_not_decode(tiny_written, garbage: bytes) -> None:
     ds = AutoDLDataset(tiny_written.root)
     path = _replace_record(ds, "train", 3, _record([0], [garbage]))
     list(ds.iter_raw("train"))  # parsing alone is fine
+    ds.labels("train")
+    ds.load_numpy("train", indices=[0, 4])  # so is decoding the other records
     with pytest.raises(FormatError) as exc:
         ds.load_numpy("train")
     msg = str(exc.value)
@@ -220,9 +315,10 @@ def test_frame_that_does_not_decode(tiny_written, garbage: bytes) -> None:
 def test_record_that_is_not_a_sequence_example(tiny_written) -> None:
     ds = AutoDLDataset(tiny_written.root)
     path = _replace_record(ds, "train", 0, b"\xff\xff\xff\xff")
-    with pytest.raises(FormatError) as exc:
-        ds.load_numpy("train")
-    assert str(path) in str(exc.value) and "record 0" in str(exc.value)
+    for read in (ds.load_numpy, ds.labels):
+        with pytest.raises(FormatError) as exc:
+            read("train")
+        assert str(path) in str(exc.value) and "record 0" in str(exc.value)
 
 
 def test_record_without_frames_key(tiny_written) -> None:
@@ -250,7 +346,20 @@ def test_solution_rows_differ_from_test_count(tiny_written, change: str) -> None
         ds.solution()
     assert str(ds.solution_path) in str(exc.value)
     with pytest.raises(FormatError):
-        ds.load_numpy("test")
+        ds.load_numpy("test", solution=True)
+    assert len(ds.load_numpy("test")) == 3  # the model side never reads the solution
+
+
+def test_label_score_outside_0_1_in_a_record(tiny_written) -> None:
+    ds = AutoDLDataset(tiny_written.root)
+    ex = SequenceExample()
+    ex.ParseFromString(_record([1], [_png_of(ds, "train")]))
+    ex.context.feature["label_score"].float_list.value[0] = 3.0
+    _replace_record(ds, "train", 2, ex.SerializeToString())
+    for read in (ds.labels, ds.load_numpy):
+        with pytest.raises(FormatError) as exc:
+            read("train")
+        assert exc.value.field == "label_score" and str(ds.subset_dir("train")) in str(exc.value)
 
 
 def test_ragged_or_non_numeric_solution(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from autodl.errors import ConversionError
 from autodl.metadata import read_metadata
 from autodl.proto import SequenceExample
 from autodl.tfrecord import read_records
-from autodl.writer import SubsetData, labels_to_matrix, write_arrays, write_dataset
+from autodl.writer import SubsetData, check_max_examples, write_arrays, write_dataset
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -50,7 +50,7 @@ def test_round_trip_numpy(variant) -> None:
     assert ds.name == variant.name
     assert ds.subsets == (["train", "test", "unlabelled"] if variant.unlabelled else ["train", "test"])
     for subset, ref, y in (("train", variant.train, variant.y_train), ("test", variant.test, variant.y_test)):
-        arrays = ds.load_numpy(subset)
+        arrays = ds.load_numpy(subset, solution=subset == "test")
         assert len(arrays) == len(ref) and arrays.has_labels
         if len({r.shape for r in ref}) == 1:
             assert isinstance(arrays.x, np.ndarray)
@@ -95,22 +95,6 @@ def test_labels_as_index_lists_or_matrix_are_the_same(written) -> None:
     assert sol_a.splitlines()[0] == "0 1 1"
     raws = list(AutoDLDataset(a.root).iter_raw("train"))
     assert raws[0].label_index == [0, 2] and raws[0].label_score == [1.0, 1.0]
-
-
-def test_labels_as_class_indices() -> None:
-    np.testing.assert_array_equal(labels_to_matrix([2, 0, 1]), np.eye(3, dtype=np.float32)[[2, 0, 1]])
-    np.testing.assert_array_equal(labels_to_matrix(np.array([1, 1]), 4),
-                                  [[0, 1, 0, 0], [0, 1, 0, 0]])
-    np.testing.assert_array_equal(labels_to_matrix([[0, 3], [], [1]], 4),
-                                  [[1, 0, 0, 1], [0, 0, 0, 0], [0, 1, 0, 0]])
-    with pytest.raises(ConversionError, match="y_train holds the class index 4"):
-        labels_to_matrix([0, 4], 4, "y_train")
-    with pytest.raises(ConversionError, match="-1"):
-        labels_to_matrix([0, -1])
-    with pytest.raises(ConversionError, match="columns"):
-        labels_to_matrix(np.zeros((2, 3)), 4)
-    with pytest.raises(ConversionError, match=r"\[0, 1\]"):
-        labels_to_matrix(np.full((2, 3), 2.0))
 
 
 def test_label_names(written) -> None:
@@ -258,6 +242,13 @@ def test_existing_folder_without_overwrite(tiny_written) -> None:
     assert _leftovers(root) == ["other.data", "other.solution", "other_public.info"]
     assert AutoDLDataset(root).name == "other"
     assert _leftovers(root.parent) == [root.name]
+
+
+def test_max_examples_must_be_positive() -> None:
+    check_max_examples(max_train=None, max_test=1)
+    with pytest.raises(ConversionError) as exc:
+        check_max_examples(max_train=5, max_test=0)
+    assert exc.value.field == "max_test" and "max_test=0" in str(exc.value)
 
 
 def test_existing_empty_folder_is_refused_too(tmp_path: Path) -> None:
