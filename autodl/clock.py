@@ -1,17 +1,28 @@
-"""What "now" is during an ingestion: the wall clock, or a simulated one.
+"""What "now" is during an ingestion: the wall clock, the process's CPU time, or a simulated one.
 
-The ingestion loop and the learners read time only through a :class:`Clock`. The
-:class:`WallClock` is the challenge's ``time.time()``. The :class:`SimulatedClock` stands
-still until someone advances it: an offline evaluation advances it by the seconds a
-measured timing table says a training step or a test pass takes, so that its learning
-curve is reproducible and independent of the load of a shared machine.
+The ingestion loop and the learners read time only through a :class:`Clock`, and a
+learner's decisions (how many steps fit, when to test) depend on nothing else.
+
+* :class:`WallClock` is the challenge's ``time.time()``: what a user sees, and what
+  other processes on a shared machine disturb.
+* :class:`CpuClock` counts the CPU seconds of this process (all its threads): on a
+  machine shared with other work it moves only while the evaluation itself computes.
+  Run one evaluation per process and one PyTorch thread per evaluation, as offline
+  workers do; then its seconds equal wall seconds on an idle machine.
+* :class:`SimulatedClock` stands still until someone advances it: an offline evaluation
+  advances it by what a measured timing table says each operation costs, so that its
+  learning curve is the same, result for result, on every run and every machine load.
+
+:class:`WatchedClock` wraps any of them and stops a model that runs far past its budget
+in wall time: the next time the model reads the clock, :class:`ClockTimeout` is raised
+(a ``BaseException``, so that a model's own ``except Exception`` does not swallow it).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @runtime_checkable
@@ -70,3 +81,89 @@ class SimulatedClock:
 
     def __repr__(self) -> str:
         return f"SimulatedClock(now={self._t:.3f})"
+
+
+class CpuClock:
+    """CPU seconds of this process (all threads), shown as seconds since the epoch.
+
+    Sleeping costs no CPU, so :meth:`sleep` charges the seconds without waiting: a model
+    that waits is charged what it asked to wait.
+
+    Parameters
+    ----------
+    start:
+        The time it shows at first (default: the wall time at construction).
+    """
+
+    simulated = False
+
+    def __init__(self, start: float | None = None):
+        self._offset = (time.time() if start is None else float(start)) - time.process_time()
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return self._offset + time.process_time()
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += max(0.0, seconds)
+
+    def __repr__(self) -> str:
+        return "CpuClock()"
+
+
+class ClockTimeout(BaseException):
+    """Raised by :class:`WatchedClock` when a model runs past its wall-time limit."""
+
+
+class WatchedClock:
+    """A clock that raises :class:`ClockTimeout` once ``wall_limit`` wall seconds have
+    passed since :meth:`arm` (checked whenever the clock is read or advanced).
+
+    Everything else (``simulated``, ``advance``) is the wrapped clock's.
+    """
+
+    def __init__(self, clock: Clock, wall_limit: float):
+        if wall_limit <= 0:
+            raise ValueError(f"wall_limit={wall_limit}: expected seconds > 0")
+        self.clock = clock
+        self.wall_limit = float(wall_limit)
+        self._deadline: float | None = None
+
+    def arm(self) -> None:
+        """Start counting: the limit runs from now."""
+        self._deadline = time.monotonic() + self.wall_limit
+
+    @property
+    def expired(self) -> bool:
+        return self._deadline is not None and time.monotonic() > self._deadline
+
+    def check(self) -> None:
+        if self.expired:
+            raise ClockTimeout(f"the model ran past the wall-time limit of {self.wall_limit:g} s")
+
+    def now(self) -> float:
+        self.check()
+        return self.clock.now()
+
+    def sleep(self, seconds: float) -> None:
+        self.check()
+        self.clock.sleep(seconds)
+
+    def advance(self, seconds: float) -> float:
+        self.check()
+        return self.clock.advance(seconds)  # type: ignore[attr-defined]
+
+    @property
+    def simulated(self) -> bool:
+        return bool(getattr(self.clock, "simulated", False))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.clock, name)
+
+    def __repr__(self) -> str:
+        return f"WatchedClock({self.clock!r}, wall_limit={self.wall_limit:g})"
+
+
+CLOCKS = ("simulated", "cpu", "wall")
+"""The clocks an evaluation can run on, by name."""

@@ -12,8 +12,13 @@
 4. Write ``end.txt`` (YAML: ``ingestion_duration``, ``ingestion_success``, ``end_time``).
 
 A model that raises keeps the predictions it already made and the run is marked
-``ingestion_success: 0``. Time is read from a :class:`~autodl.clock.Clock`, so the same
-loop runs on the wall clock or a simulated one.
+``ingestion_success: 0`` with status ``crashed`` and the traceback kept. Time is read
+from a :class:`~autodl.clock.Clock`, so the same loop runs on any clock. Two guards stop
+a model that would never end in-process (the organizers' scoring program kills it
+instead): a wall-time limit (``wall_limit``: the model is stopped at its next clock read
+or between calls, through :class:`~autodl.clock.WatchedClock`), and, on a simulated
+clock, ``max_idle_cycles`` train/test cycles in a row that do not advance the clock.
+Either ends the run with status ``timeout``; the predictions made before it count.
 
 Datasets handed to the model are ``tf.data.Dataset`` objects with the challenge's
 element structure. Each also carries an ``autodl_source`` attribute,
@@ -33,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from autodl.clock import Clock, WallClock
+from autodl.clock import Clock, ClockTimeout, WallClock, WatchedClock
 from autodl.dataset import AutoDLDataset
 from autodl.errors import PredictionError
 from autodl.metadata import AutoDLMetadata
@@ -75,9 +80,15 @@ class IngestionResult:
     task_name: str
     start_time: float
     timestamps: list[float] = field(default_factory=list)
-    success: bool = True
+    status: str = "ok"
     error: str | None = None
+    traceback: str | None = None
     duration: float = 0.0
+
+    @property
+    def success(self) -> bool:
+        """Whether the model ended on its own without an error (``ingestion_success``)."""
+        return self.status == "ok"
 
     @property
     def num_predictions(self) -> int:
@@ -98,7 +109,8 @@ def check_predictions(predictions: Any, n_test: int, output_dim: int) -> np.ndar
 def run_ingestion(dataset: AutoDLDataset | str | Path, model_factory: ModelFactory,
                   output_dir: str | Path, time_budget: float = 1200.0, *,
                   clock: Clock | None = None, task_name: str | None = None,
-                  on_prediction: Callable[[int, float], None] | None = None) -> IngestionResult:
+                  on_prediction: Callable[[int, float], None] | None = None,
+                  wall_limit: float | None = None, max_idle_cycles: int = 5) -> IngestionResult:
     """Run a model on ``dataset`` under ``time_budget`` seconds and write the output folder.
 
     Parameters
@@ -119,9 +131,16 @@ def run_ingestion(dataset: AutoDLDataset | str | Path, model_factory: ModelFacto
         The prefix of the prediction files (default: the dataset name).
     on_prediction:
         Called with ``(k, seconds since start)`` after each prediction is written.
+    wall_limit:
+        Wall seconds (from the start of the budget) after which the model is stopped
+        with status ``timeout``; None: no limit.
+    max_idle_cycles:
+        On a simulated clock, train/test cycles in a row that leave the clock where it
+        was before the run is stopped with status ``timeout``.
     """
     ds = dataset if isinstance(dataset, AutoDLDataset) else AutoDLDataset(dataset)
     clock = clock or WallClock()
+    watched = WatchedClock(clock, wall_limit) if wall_limit is not None else None
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     for old in list(out.glob("*.predict_*")) + [out / "start.txt", out / "end.txt"]:
@@ -137,30 +156,40 @@ def run_ingestion(dataset: AutoDLDataset | str | Path, model_factory: ModelFacto
 
     result = IngestionResult(output_dir=out, task_name=task, start_time=0.0)
     try:
-        model = model_factory(train_meta, clock)
+        model = model_factory(train_meta, watched or clock)
     except Exception as exc:
-        logger.error("constructing the model failed:\n%s", traceback.format_exc())
-        result.success, result.error = False, f"{type(exc).__name__}: {exc}"
+        _record_failure(result, "crashed", exc, "constructing the model failed")
         now = clock.now()
         result.start_time = now
-        (out / "start.txt").write_text(_yaml_lines({"ingestion_pid": os.getpid(), "task_name": task,
-                                                    "time_budget": float(time_budget), "start_time": now}))
+        _write_start(out, task, time_budget, now)
         _write_end(out, 0.0, False, now)
         return result
 
     start = clock.now()
     result.start_time = start
-    (out / "start.txt").write_text(_yaml_lines({"ingestion_pid": os.getpid(), "task_name": task,
-                                                "time_budget": float(time_budget), "start_time": start}))
+    _write_start(out, task, time_budget, start)
+    if watched is not None:
+        watched.arm()
     k = 0
+    idle = 0
     try:
         while not getattr(model, "done_training", False):
             remaining = start + time_budget - clock.now()
             if remaining <= 0:
                 break
+            before = clock.now()
             model.train(d_train, remaining_time_budget=remaining)
             remaining = start + time_budget - clock.now()
             predictions = model.test(d_test, remaining_time_budget=remaining)
+            if watched is not None:
+                watched.check()
+            if getattr(clock, "simulated", False) and clock.now() == before:
+                idle += 1
+                if idle >= max_idle_cycles:
+                    raise _Stalled(f"the model did not advance the simulated clock in {idle} train/test "
+                                   f"cycles in a row (it never charges its work to the clock)")
+            else:
+                idle = 0
             if predictions is None:  # a model may decline to predict (e.g. out of time)
                 if getattr(model, "done_training", False):
                     break
@@ -178,13 +207,33 @@ def run_ingestion(dataset: AutoDLDataset | str | Path, model_factory: ModelFacto
             k += 1
             if start + time_budget - clock.now() <= 0:
                 break
+    except (ClockTimeout, _Stalled) as exc:
+        _record_failure(result, "timeout", exc, f"the model was stopped after {k} predictions")
     except Exception as exc:
-        logger.error("the model failed after %d predictions:\n%s", k, traceback.format_exc())
-        result.success, result.error = False, f"{type(exc).__name__}: {exc}"
+        _record_failure(result, "crashed", exc, f"the model failed after {k} predictions")
+    del model  # memory goes back before the caller scores
     end = clock.now()
     result.duration = end - start
     _write_end(out, result.duration, result.success, end)
     return result
+
+
+class _Stalled(Exception):
+    """A model that never advances a simulated clock."""
+
+
+def _record_failure(result: IngestionResult, status: str, exc: BaseException, what: str) -> None:
+    result.status = status
+    result.error = f"{type(exc).__name__}: {exc}" if status == "crashed" else str(exc)
+    result.traceback = traceback.format_exc()
+    log = logger.error if status == "crashed" else logger.warning
+    log("%s: %s", what, result.error)
+    logger.debug("%s", result.traceback)
+
+
+def _write_start(out: Path, task: str, time_budget: float, start: float) -> None:
+    (out / "start.txt").write_text(_yaml_lines({"ingestion_pid": os.getpid(), "task_name": task,
+                                                "time_budget": float(time_budget), "start_time": start}))
 
 
 def _write_end(out: Path, duration: float, success: bool, end_time: float) -> None:

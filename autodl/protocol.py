@@ -1,4 +1,4 @@
-"""Evaluation protocols: the time budget T, the ALC constant t0 and size limits.
+"""Evaluation protocols: the time budget T, the ALC constant t0 and the training-set cap.
 
 Protocols live in ``configs/protocol/<name>.yaml``; every figure the project reports
 names the protocol it was measured under.
@@ -19,12 +19,14 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 @dataclass(frozen=True)
 class Protocol:
-    """A time budget ``time_budget`` (T, seconds) and the ALC's ``t0`` (seconds)."""
+    """A time budget ``time_budget`` (T, seconds), the ALC's ``t0`` (seconds) and the most
+    training examples a learner decodes (``max_train_examples``, a seeded stratified
+    subset beyond; None: all). The input resolution is the configuration's choice
+    (``input_size``, ``min_input_size``), not the protocol's."""
 
     name: str
     time_budget: float
     t0: float
-    max_image_size: int = 64
     max_train_examples: int | None = None
 
     def __post_init__(self) -> None:
@@ -57,7 +59,7 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise AutoDLError(path, "expected a mapping with time_budget and t0")
-    fields = {"name", "time_budget", "t0", "max_image_size", "max_train_examples"}
+    fields = {"name", "time_budget", "t0", "max_train_examples"}
     unknown = set(data) - fields
     if unknown:
         raise AutoDLError(path, f"unknown keys {sorted(unknown)}; expected {sorted(fields)}")

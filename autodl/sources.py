@@ -8,7 +8,9 @@ datasets come from what installs from a package:
   28x28x1, 10 classes;
 - ``textures``: random crops of scikit-image's bundled textures and photos, 32x32x1,
   8 classes;
-- ``glyphs``: digits rendered from the machine's TrueType fonts, 28x28x1, 10 classes.
+- ``glyphs``: digits rendered from the machine's TrueType fonts, 28x28x1, 10 classes;
+- ``moving_squares``: synthetic video, 8-frame 16x16x1 clips of a square moving in one of
+  4 directions (the class), for testing whether a model sees motion.
 
 Each source's loader returns ``(x_train, y_train, x_test, y_test, label_names)``: uint8
 images ``N x H x W x C``, int64 class indices and the class names. :func:`write_source`
@@ -28,10 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
+from autodl import labels
 from autodl.errors import ConversionError
-from autodl.writer import write_arrays
+from autodl.labels import stratified_subset
+from autodl.writer import check_max_examples, check_output_folder, write_arrays
 
 logger = logging.getLogger(__name__)
+
+stratified_subsample = stratified_subset  # the name this module gave it before autodl.labels
 
 SourceArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]
 
@@ -126,7 +132,8 @@ def load_digits(seed: int = 0, train_fraction: float = 2 / 3) -> SourceArrays:
     bunch = sk_load_digits()
     x = np.clip(np.rint(bunch.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)[..., None]
     y = bunch.target.astype(np.int64)
-    train_idx, test_idx = stratified_split(y, train_fraction, seed)
+    n_test = len(y) - int(round(train_fraction * len(y)))
+    train_idx, test_idx = labels.stratified_split(y, n_test, seed)
     return x[train_idx], y[train_idx], x[test_idx], y[test_idx], [str(i) for i in range(10)]
 
 
@@ -449,6 +456,72 @@ def _check_fonts() -> str | None:
     return None
 
 
+# --- moving squares (synthetic video) --------------------------------------------------------
+
+MOVING_SQUARES_DIRECTIONS = {"right": (0, 1), "left": (0, -1), "down": (1, 0), "up": (-1, 0)}
+"""Class names of ``moving_squares`` and each one's step ``(rows, columns)`` per frame."""
+
+
+def load_moving_squares(seed: int = 0, n_train_per_class: int = 100, n_test_per_class: int = 50,
+                        frames: int = 8, size: int = 16, square: int = 4, speed: int = 1) -> SourceArrays:
+    """Synthetic video: a square moving right, left, down or up (the class), 1 channel.
+
+    Each clip is a ``square x square`` patch of one grey level (drawn in 128..255) on a
+    black background, starting at a position drawn uniformly over the image and moving
+    ``speed`` pixels per frame in its class's direction. The image is a torus: what leaves
+    at one edge comes back at the opposite one (frame ``t + 1`` is frame ``t`` rolled by
+    ``speed`` pixels). Every frame on its own is therefore a uniformly placed square,
+    whatever the class: a model that looks at frames separately (and averages over them)
+    cannot do better than chance, one that sees the order of the frames can reach 100 %.
+
+    Parameters
+    ----------
+    seed:
+        Seed of the classes' order, start positions and grey levels.
+    n_train_per_class, n_test_per_class:
+        Clips per class in each subset.
+    frames:
+        Frames per clip.
+    size:
+        Side of the frames in pixels.
+    square:
+        Side of the square in pixels (less than ``size``).
+    speed:
+        Pixels moved per frame (at least 1, less than ``size``).
+
+    Returns
+    -------
+    tuple
+        ``x_train [4*n_train_per_class, frames, size, size, 1] uint8, y_train, x_test,
+        y_test, names`` (the names are ``right``, ``left``, ``down``, ``up``).
+    """
+    for key, value, low, high in (("frames", frames, 1, None), ("size", size, 2, None),
+                                  ("square", square, 1, size - 1), ("speed", speed, 1, size - 1),
+                                  ("n_train_per_class", n_train_per_class, 0, None),
+                                  ("n_test_per_class", n_test_per_class, 0, None)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or \
+                (high is not None and value > high):
+            bound = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
+            raise ConversionError(None, f"{key}={value!r}: expected {bound}", field=key)
+    rng = np.random.default_rng(seed)
+    steps = np.asarray(list(MOVING_SQUARES_DIRECTIONS.values()))
+    offsets = np.arange(square)
+    result = []
+    for n in (n_train_per_class, n_test_per_class):
+        y = rng.permutation(np.repeat(np.arange(len(steps), dtype=np.int64), n))
+        x = np.zeros((len(y), frames, size, size, 1), np.uint8)
+        starts = rng.integers(0, size, (len(y), 2))
+        levels = rng.integers(128, 256, len(y))
+        for i, (label, (r0, c0), level) in enumerate(zip(y, starts, levels)):
+            dr, dc = steps[label] * speed
+            for t in range(frames):
+                rows = (r0 + dr * t + offsets) % size
+                cols = (c0 + dc * t + offsets) % size
+                x[i, t, rows[:, None], cols[None, :], 0] = level
+        result += [x, y]
+    return result[0], result[1], result[2], result[3], list(MOVING_SQUARES_DIRECTIONS)
+
+
 # --- registry ------------------------------------------------------------------------------
 
 SOURCES: dict[str, DataSource] = {
@@ -467,6 +540,10 @@ SOURCES: dict[str, DataSource] = {
         DataSource("glyphs", "digits 0-9 rendered from the installed TrueType fonts (e.g. DejaVu, "
                              f"{FONT_PACKAGE}, Bitstream Vera licence) with seeded rotation, scale and "
                              "shift", "10 classes, 28x28x1", load_glyphs, _check_fonts),
+        DataSource("moving_squares", "synthetic video: a square moving right, left, down or up (the class) "
+                                     "on a 16x16 torus from a seeded random start, 100/50 clips per class; "
+                                     "single frames do not tell the classes apart", "4 classes, 8x16x16x1 clips",
+                   load_moving_squares, lambda: None),
     )
 }
 
@@ -514,51 +591,6 @@ def load_source(name: str, seed: int = 0) -> SourceArrays:
     return get_source(name).loader(seed)
 
 
-def stratified_subsample(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """Indices of ``n`` examples drawn at random, each class in proportion, in original order.
-
-    Every class is represented once ``n`` is at least the number of classes.
-
-    Parameters
-    ----------
-    y:
-        Class indices ``[N]``.
-    n:
-        How many to keep (all when ``n >= N``).
-    seed:
-        Seed of the draw.
-    """
-    y = np.asarray(y)
-    if n >= len(y):
-        return np.arange(len(y))
-    rng = np.random.default_rng(seed)
-    rank = np.empty(len(y), dtype=np.float64)
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        rank[rng.permutation(idx)] = np.arange(len(idx)) / len(idx)
-    order = np.lexsort((rng.random(len(y)), rank))
-    return np.sort(order[:n])
-
-
-def stratified_split(y: np.ndarray, train_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Split indices into train and test, each class in proportion (both sorted).
-
-    Parameters
-    ----------
-    y:
-        Class indices ``[N]``.
-    train_fraction:
-        Fraction of each class that goes to train.
-    seed:
-        Seed of the split.
-    """
-    n_train = int(round(train_fraction * len(y)))
-    train = stratified_subsample(y, n_train, seed)
-    mask = np.ones(len(y), dtype=bool)
-    mask[train] = False
-    return train, np.flatnonzero(mask)
-
-
 def write_source(name: str, out_root: str | Path, *, max_train: int | None = None,
                  max_test: int | None = None, seed: int = 0, overwrite: bool = False,
                  progress: Callable[[int], None] | None = None) -> Path:
@@ -585,18 +617,14 @@ def write_source(name: str, out_root: str | Path, *, max_train: int | None = Non
         ``out_root``.
     """
     source = get_source(name)
-    out_root = Path(out_root)
-    for key, value in (("max_train", max_train), ("max_test", max_test)):
-        if value is not None and value < 1:
-            raise ConversionError(None, f"{key}={value}: expected a positive number or None", field=key)
-    if out_root.exists() and not overwrite:
-        raise ConversionError(out_root, "already exists; choose another output folder or pass overwrite")
+    check_max_examples(max_train=max_train, max_test=max_test)
+    out_root = check_output_folder(out_root, overwrite)
     x_train, y_train, x_test, y_test, names = source.loader(seed)
     if max_train is not None:
-        keep = stratified_subsample(y_train, max_train, seed)
+        keep = stratified_subset(y_train, max_train, seed)
         x_train, y_train = x_train[keep], y_train[keep]
     if max_test is not None:
-        keep = stratified_subsample(y_test, max_test, seed + 1)
+        keep = stratified_subset(y_test, max_test, seed + 1)
         x_test, y_test = x_test[keep], y_test[keep]
     logger.info("writing source %s to %s (train %d, test %d)", name, out_root, len(y_train), len(y_test))
     return write_arrays(out_root, name, x_train, y_train, x_test, y_test, num_classes=len(names),

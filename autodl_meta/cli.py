@@ -47,6 +47,7 @@ def cmd_data_format(args: argparse.Namespace) -> int:
 
 def _show(path: Path | str, grid: str | None) -> int:
     from autodl.dataset import AutoDLDataset
+    from autodl.labels import is_multilabel
 
     ds = AutoDLDataset(path)
     names = ds.label_names()
@@ -59,7 +60,7 @@ def _show(path: Path | str, grid: str | None) -> int:
               f"  output_dim={meta.get_output_size()}")
     if ds.solution_path.is_file():
         sol = ds.solution()
-        multi = bool((sol.sum(1) != 1).any())
+        multi = is_multilabel(sol)
         print(f"  solution   {sol.shape[0]} rows, {'multi-label' if multi else 'one label per example'}")
     if names:
         shown = ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
@@ -102,56 +103,60 @@ def _protocol(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from finetune.evaluate import evaluate, run_local_model, torch_threads
 
-    from autodl_meta.models import resolve_model
-    from autodl_meta.runner import run_local, run_simulated
-
-    resolve_model(args.model)  # an unknown name fails here, before anything starts
     proto = _protocol(args)
-    clock = "simulated clock" if args.timing else "wall clock"
-    print(f"running {args.model} on {args.dataset} under {proto.describe()} ({clock})")
-    if args.timing:
-        res = run_simulated(args.dataset, args.model, proto, args.out, args.timing, device=args.device)
-    else:
+    clock = "simulated" if args.timing and args.clock == "wall" else args.clock
+    print(f"running {args.model} on {args.dataset} under {proto.describe()} ({clock} clock)")
+    if clock == "wall":
+        from tqdm import tqdm
+
         with tqdm(total=round(proto.time_budget), desc="budget", unit="s", disable=None, leave=False) as bar:
             def tick(elapsed: float, n: int) -> None:
                 bar.n = min(round(elapsed), bar.total)
                 bar.set_postfix(predictions=n, refresh=False)
                 bar.refresh()
 
-            res = run_local(args.dataset, args.model, proto, args.out, on_tick=tick, device=args.device)
-    s = res.score
-    print(f"ALC {s.score:.4f}  ({len(s.timestamps)} predictions, final NAUC "
-          f"{s.nauc_scores[-1] if s.nauc_scores else float('nan'):.4f}, protocol {proto.describe()})")
-    if res.killed:
-        print("ingestion outlived the budget and was ended by the scoring side")
-    print(f"scores: {res.scores_dir / 'scores.txt'}")
-    print(f"learning curve: {res.learning_curve}")
+            res = run_local_model(args.dataset, args.model, proto, args.out, device=args.device, seed=args.seed,
+                                  threads=args.threads, on_tick=tick)
+        s = res.score
+        status = "ok" if res.ingestion_success else ("timeout" if res.killed else "crashed")
+        alc, curve_png, scores_dir, error = s.score, res.learning_curve, res.scores_dir, res.error
+        if res.killed:
+            print("ingestion outlived the budget and was ended by the scoring side")
+        nauc, n = (s.nauc_scores[-1] if s.nauc_scores else None), len(s.timestamps)
+    else:
+        with torch_threads(args.threads):
+            ev = evaluate(args.model, args.dataset, proto, clock=clock, seed=args.seed, device=args.device,
+                          timing=args.timing, out=args.out)
+        status, alc, nauc, n, error = ev.status, ev.alc, ev.final_nauc, len(ev.curve), ev.error
+        scores_dir = Path(args.out) / "scores"
+        curve_png = scores_dir / "learning-curve.png"
+    if status == "crashed":
+        print(f"the model crashed after {n} predictions: {error or 'see the log'}", file=sys.stderr)
+        print(f"log: {Path(args.out) / 'ingestion.log'}", file=sys.stderr)
+        return 1
+    if alc is None:  # an in-process evaluation stopped by its guard: no ALC to report
+        print(f"stopped after {n} predictions, no ALC: {error}", file=sys.stderr)
+        print(f"log: {Path(args.out) / 'ingestion.log'}", file=sys.stderr)
+        return 1
+    print(f"ALC {alc:.4f}  ({n} predictions, final NAUC {nauc if nauc is not None else float('nan'):.4f}, "
+          f"protocol {proto.describe()}, {clock} clock)")
+    print(f"scores: {scores_dir / 'scores.txt'}")
+    print(f"learning curve: {curve_png}")
     return 0
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
-    from autodl.ingestion import run_ingestion
-    from autodl_meta.models import resolve_model
-
-    kwargs = {k: v for k, v in (("t0", args.t0), ("device", args.device),
-                                ("max_train_examples", args.max_train_examples)) if v is not None}
-    factory = resolve_model(args.model, **kwargs)
-    res = run_ingestion(args.dataset, factory, args.out, time_budget=args.time_budget)
-    if not res.success:
-        print(f"model failed: {res.error}", file=sys.stderr)
-    return 0 if res.success else 1
-
-
 def cmd_score(args: argparse.Namespace) -> int:
-    from autodl.scoring import plot_learning_curve, score_folder, write_scores
+    from autodl.scoring import METRIC_NAMES, plot_learning_curve, score_folder, write_scores
 
-    res = score_folder(args.predictions, args.solution, time_budget=args.time_budget, t0=args.t0)
+    res = score_folder(args.predictions, args.solution, time_budget=args.time_budget, t0=args.t0,
+                       metric=args.metric)
     out = Path(args.out) if args.out else Path(args.predictions)
     write_scores(res, out)
     png = plot_learning_curve(res, out / "learning-curve.png")
-    print(f"ALC {res.score:.6f} over {len(res.timestamps)} predictions (T={res.time_budget:g} s, t0={res.t0:g} s)")
+    print(f"{METRIC_NAMES[res.metric]} {res.score:.6f} over {len(res.timestamps)} predictions "
+          f"(T={res.time_budget:g} s, t0={res.t0:g} s)")
     print(f"scores: {out / 'scores.txt'}\nlearning curve: {png}")
     return 0
 
@@ -179,21 +184,99 @@ def cmd_benchmark_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- finetune -------------------------------------------------------------------------------
-def cmd_finetune_timings(args: argparse.Namespace) -> int:
+def cmd_benchmark_clocks(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from finetune.timing import measure_timings
+    from autodl_meta.benchmark import _append
+    from autodl_meta.benchmark_clocks import PAIRS, clock_report, run_clock_benchmark
 
-    backbones = args.backbones.split(",")
-    batch_sizes = [int(v) for v in args.batch_sizes.split(",")]
-    sizes = [int(v) for v in args.sizes.split(",")]
-    with tqdm(total=len(backbones) * len(batch_sizes) * len(sizes), desc="timings", unit="cfg",
+    clocks = args.clocks.split(",")
+    with tqdm(total=len(PAIRS) * len(clocks), desc="clocks", unit="eval", disable=None) as bar:
+        def step(what: str) -> None:
+            bar.set_postfix_str(what, refresh=False)
+            bar.update(1)
+
+        rows = run_clock_benchmark(args.results, args.data, clocks=clocks, protocol=args.protocol,
+                                   threads=args.threads, timing=args.timing, progress=step)
+    command = " ".join(["autodl-meta benchmark clocks"] + sys.argv[3:]) if len(sys.argv) > 3 else \
+        "autodl-meta benchmark clocks"
+    report = clock_report(rows, command, [c for c in clocks if c != "wall"])
+    if args.doc:
+        _append(args.doc, report)
+    print(report)
+    return 0
+
+
+def cmd_benchmark_grid(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from autodl_meta.benchmark_grid import GRID, GRID_DATASETS, grid_report, run_grid
+
+    configs = args.configs.split(",") if args.configs else list(GRID)
+    datasets = args.datasets.split(",") if args.datasets else list(GRID_DATASETS)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    with tqdm(total=len(configs) * len(datasets) * len(seeds), desc="grid", unit="eval", disable=None) as bar:
+        def step(row: dict[str, Any]) -> None:
+            bar.set_postfix_str(f"{row['config']} on {row['dataset']}: {row['alc']}", refresh=False)
+            bar.update(1)
+
+        rows = run_grid(args.results, args.data, configs=configs, datasets=datasets, seeds=seeds,
+                        protocol=args.protocol, workers=args.workers, timing=args.timing, progress=step)
+    command = " ".join(["autodl-meta benchmark grid"] + sys.argv[3:])
+    report = grid_report(rows, command)
+    if args.doc:
+        Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.doc).write_text("# The configuration grid\n\nWritten by `autodl-meta benchmark grid` "
+                                  "(`autodl_meta/benchmark_grid.py`); the evaluations are in "
+                                  f"`{args.results}`.\n\n" + report)
+    print(report)
+    return 0
+
+
+# --- finetune -------------------------------------------------------------------------------
+def _evaluation_arguments(parser: argparse.ArgumentParser, results: str) -> None:
+    """The options of the benchmarks made of many evaluations (resumable JSON lines)."""
+    parser.add_argument("--results", default=results,
+                        help="JSON lines, one per evaluation; evaluations already there are skipped")
+    parser.add_argument("--data", default="data/bench", help="where the benchmark datasets are formatted")
+    parser.add_argument("--protocol", default="mini", help="protocol name or YAML file")
+    parser.add_argument("--timing", default=None, help="the simulated clock's table (default: the committed one)")
+
+
+def cmd_finetune_timings(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from finetune.timing import count_measurements, measure_timings
+
+    def names(value: str) -> list[str]:
+        return [v.strip() for v in value.split(",") if v.strip()]
+
+    def numbers(value: str, option: str) -> list[int]:
+        try:
+            return [int(v) for v in names(value)]
+        except ValueError:
+            raise AutoDLError(None, f"{value!r}: expected comma-separated integers", field=option) from None
+
+    backbones, formats = names(args.backbones), names(args.formats)
+    batch_sizes, sizes = numbers(args.batch_sizes, "--batch-sizes"), numbers(args.sizes, "--sizes")
+    optimizers, augmentations = names(args.optimizers), names(args.augmentations)
+    # the command that reproduces this table, every option spelled out
+    command = (f"autodl-meta finetune timings --out {args.out} --backbones {','.join(backbones)} "
+               f"--batch-sizes {','.join(map(str, batch_sizes))} --sizes {','.join(map(str, sizes))} "
+               f"--optimizers {','.join(optimizers)} --augmentations {','.join(augmentations)} "
+               f"--formats {','.join(formats)} --threads {args.threads} --repeats {args.repeats} "
+               f"--device {args.device}")
+    start = time.perf_counter()
+    with tqdm(total=count_measurements(backbones, sizes, formats), desc="timings", unit="step",
               disable=None, leave=False) as bar:
-        table = measure_timings(backbones, batch_sizes, sizes, device=args.device, repeats=args.repeats,
-                                progress=bar.update)
+        table = measure_timings(backbones, batch_sizes, sizes, optimizers, augmentations, formats,
+                                device=args.device, threads=args.threads, repeats=args.repeats,
+                                progress=bar.update, command=command)
     path = table.save(args.out)
-    print(f"wrote {path}: {len(table.entries)} entries measured on {table.machine} ({table.device})")
+    print(f"wrote {path}: {len(table.backbones)} backbones at {','.join(map(str, sizes))} px, measured in "
+          f"{time.perf_counter() - start:.0f} s on {table.machine} ({table.device}, {table.threads} thread(s))")
     return 0
 
 
@@ -240,21 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--time-budget", type=float, default=None, help="override the protocol's T (seconds)")
     r.add_argument("--t0", type=float, default=None, help="override the protocol's t0 (seconds)")
     r.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    r.add_argument("--clock", default="wall", choices=["wall", "cpu", "simulated"],
+                   help="wall: the organizers' local test (ingestion in a child process, ended at the budget); "
+                        "cpu: this process's CPU seconds; simulated: costs from a timing table (reproducible)")
     r.add_argument("--timing", default=None,
-                   help="run on a simulated clock driven by this timing table (autodl-meta finetune timings); "
-                        "default: the wall clock, ingestion in a child process")
+                   help="the simulated clock's timing table (autodl-meta finetune timings; default: "
+                        "configs/timing/cpu-2core-epyc.json); giving one implies --clock simulated")
+    r.add_argument("--seed", type=int, default=0, help="the learner's seed")
+    r.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: PyTorch's own choice)")
     r.set_defaults(func=cmd_run)
-
-    i = sub.add_parser("ingest", formatter_class=fmt,
-                       help="the ingestion side alone (what 'run' starts in a child process)")
-    i.add_argument("--dataset", required=True)
-    i.add_argument("--model", required=True)
-    i.add_argument("--time-budget", type=float, default=1200.0)
-    i.add_argument("--t0", type=float, default=None, help="the ALC's t0 the learner plans with")
-    i.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    i.add_argument("--max-train-examples", type=int, default=None)
-    i.add_argument("--out", required=True)
-    i.set_defaults(func=cmd_ingest)
 
     sc = sub.add_parser("score", formatter_class=fmt, help="score an ingestion output folder")
     sc.add_argument("--predictions", required=True, help="folder with start.txt and <task>.predict_<k>")
@@ -262,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--time-budget", type=float, default=None, help="T (default: from start.txt)")
     sc.add_argument("--t0", type=float, default=60.0, help="the ALC's t0 in seconds")
     sc.add_argument("--out", default=None, help="where scores.txt goes (default: the predictions folder)")
+    sc.add_argument("--metric", choices=("alc", "bac"), default="alc",
+                    help="alc: the challenge's ALC (NAUC, step function); bac: the 2018 beta tests' area "
+                         "under the 2*BAC-1 curve of binary decisions (trapezoid rule)")
     sc.set_defaults(func=cmd_score)
 
     b = sub.add_parser("benchmark", help="measure speed; results go to docs/benchmarks.md")
@@ -284,6 +364,26 @@ def build_parser() -> argparse.ArgumentParser:
     bft.add_argument("--doc", default="docs/benchmarks.md", help="Markdown file the result is added to")
     bft.set_defaults(func=cmd_benchmark_finetune)
 
+    bcl = bsub.add_parser("clocks", formatter_class=fmt,
+                          help="ALCs of (configuration, dataset) pairs on the wall clock of an idle machine and on "
+                               "the CPU and simulated clocks: Spearman and |ALC difference| (resumable)")
+    _evaluation_arguments(bcl, "docs/results/clocks.jsonl")
+    bcl.add_argument("--clocks", default="wall,cpu,simulated", help="comma-separated; wall is the reference")
+    bcl.add_argument("--threads", type=int, default=1, help="PyTorch threads per evaluation")
+    bcl.add_argument("--doc", default="docs/benchmarks.md", help="Markdown file the result is added to")
+    bcl.set_defaults(func=cmd_benchmark_clocks)
+    bgr = bsub.add_parser("grid", formatter_class=fmt,
+                          help="about 20 configurations x datasets of different kinds x 3 seeds on the simulated "
+                               "clock: best - worst, best - default, seed spread per dataset (resumable)")
+    _evaluation_arguments(bgr, "docs/results/grid.jsonl")
+    bgr.add_argument("--configs", default=None, help="comma-separated grid names (default: all)")
+    bgr.add_argument("--datasets", default=None, help="comma-separated (default: all of the grid's)")
+    bgr.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    bgr.add_argument("--workers", type=int, default=1, help="evaluations side by side (one process and one "
+                                                            "PyTorch thread each)")
+    bgr.add_argument("--doc", default="docs/grid.md", help="Markdown file written with the report")
+    bgr.set_defaults(func=cmd_benchmark_grid)
+
     ft = sub.add_parser("finetune", help="fine-tuning tools")
     fsub = ft.add_subparsers(dest="finetune_command", required=True, metavar="ACTION")
     tm = fsub.add_parser("timings", formatter_class=fmt,
@@ -291,9 +391,16 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--out", required=True, help="JSON file to write")
     tm.add_argument("--backbones", default="tf_efficientnet_lite0,tf_efficientnet_lite1,"
                                            "tf_efficientnet_lite2,resnet18,scratch_cnn")
-    tm.add_argument("--batch-sizes", default="16,32,64,128")
-    tm.add_argument("--sizes", default="32,64,128")
-    tm.add_argument("--repeats", type=int, default=3)
+    tm.add_argument("--batch-sizes", default="16,32,64,128",
+                    help="batch sizes to price (forward/backward is measured at those of at most "
+                         "2**20 pixels, at least two, others interpolated linearly in images)")
+    tm.add_argument("--sizes", default="32,64,128", help="input sizes in pixels")
+    tm.add_argument("--optimizers", default="SGD,Adam")
+    tm.add_argument("--augmentations", default="none,flip,fast_autoaugment")
+    tm.add_argument("--formats", default="png,jpeg,dense", help="storage formats whose decoding is priced")
+    tm.add_argument("--threads", type=int, default=1,
+                    help="PyTorch threads while measuring (offline evaluations run one per evaluation)")
+    tm.add_argument("--repeats", type=int, default=3, help="timings per figure (median, after a warm-up)")
     tm.add_argument("--device", default="cpu")
     tm.set_defaults(func=cmd_finetune_timings)
     return p

@@ -34,6 +34,15 @@ failing where it can, as timm does: another class count gets a new classifier, a
 channel count gets the first convolution's pretrained kernel summed (1 channel) or
 repeated and rescaled (other counts); both are logged.
 
+The same channel adaptation applies to a backbone already built for 3 channels
+(:func:`adapt_input_channels`, used by :class:`finetune.network.FineTuneNet`): with
+pretrained weights, input channel ``k`` of ``C`` gets the RGB kernel of channel
+``k mod 3`` scaled by ``3 / C`` (timm's ``adapt_input_conv``), so that ``C`` channels
+holding ``C / 3`` copies of an RGB image give exactly the RGB network's output; without
+pretrained weights the first convolution is re-initialised for ``C`` channels.
+:func:`get_first_conv` and :func:`set_first_conv` reach the first convolution whatever
+the network (its path is ``BackboneCfg.first_conv``).
+
 Examples
 --------
 >>> from finetune.backbones import create_backbone, list_backbones
@@ -43,6 +52,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import functools
@@ -76,11 +86,14 @@ __all__ = [
     "TimmBackbone",
     "TorchvisionResNet",
     "WeightsMismatchError",
+    "adapt_input_channels",
     "create_backbone",
     "find_weights",
     "get_backbone_cfg",
+    "get_first_conv",
     "list_backbones",
     "register_backbone",
+    "set_first_conv",
     "weights_available",
 ]
 
@@ -132,8 +145,9 @@ class BackboneCfg:
         Whether pretrained weights exist for this backbone (they may still be missing
         on a given machine: see :func:`weights_available`).
     first_conv:
-        Attribute name of the first convolution in the underlying network (the one
-        adapted to another channel count), ``None`` where there is none.
+        Attribute path (dotted) of the first convolution in the underlying network (the
+        one adapted to another channel count; see :func:`get_first_conv`), ``None``
+        where there is none.
     num_classes:
         Number of classes of the pretrained classifier (1000 for ImageNet), 0 where
         there are no pretrained weights.
@@ -637,6 +651,111 @@ def create_backbone(name: str, pretrained: bool | None = None, num_classes: int 
 
 
 # --------------------------------------------------------------------------------------
+# The first convolution: reaching it and adapting it to another channel count
+# --------------------------------------------------------------------------------------
+
+
+def _first_conv_owner(backbone: Backbone) -> tuple[nn.Module, str]:
+    """The module ``cfg.first_conv`` is relative to (the wrapped network, or the backbone) and the path."""
+    path = backbone.cfg.first_conv
+    if path is None:
+        raise ValueError(f"backbone {backbone.cfg.name!r} has no first convolution (cfg.first_conv is None): "
+                         f"its input channels cannot be adapted in place; create it with "
+                         f"create_backbone({backbone.cfg.name!r}, in_chans=C) instead")
+    network = getattr(backbone, "model", backbone)
+    return network, path
+
+
+def get_first_conv(backbone: Backbone) -> nn.Module:
+    """The backbone's first convolution (the module at ``cfg.first_conv``).
+
+    Raises
+    ------
+    ValueError
+        The backbone has none (``cfg.first_conv is None``, e.g. ``linear``).
+    """
+    network, path = _first_conv_owner(backbone)
+    return network.get_submodule(path)
+
+
+def set_first_conv(backbone: Backbone, module: nn.Module) -> None:
+    """Put ``module`` in place of the backbone's first convolution (at ``cfg.first_conv``).
+
+    ``module`` takes the first convolution's input and must give its output shape; it is
+    how :class:`finetune.network.FineTuneNet` adds a motion stem.
+    """
+    network, path = _first_conv_owner(backbone)
+    parent_path, _, name = path.rpartition(".")
+    parent = network.get_submodule(parent_path) if parent_path else network
+    setattr(parent, name, module)
+
+
+def adapt_input_channels(backbone: Backbone, in_chans: int) -> Backbone:
+    """Adapt a 3-channel backbone to ``in_chans`` input channels in place, as its weights allow.
+
+    With pretrained weights the first convolution's kernel is adapted as timm adapts
+    ``in_chans`` (``timm.models.adapt_input_conv``): summed over RGB for 1 channel;
+    otherwise channel ``k`` gets the RGB kernel of channel ``k mod 3``, scaled by
+    ``3 / in_chans``. The result equals what ``create_backbone(name, in_chans=in_chans)``
+    loads, and on ``x`` it gives the RGB convolution of ``z[c] = (3 / in_chans) *
+    sum(x[k] for k = c mod 3)``: ``in_chans / 3`` copies of an RGB image give the RGB
+    network's output exactly. Without pretrained weights the first convolution is
+    re-initialised for ``in_chans`` channels (Kaiming normal, fan-out, as torchvision's
+    ResNet, timm's EfficientNet and :class:`ScratchCNN` initialise it). The bias, if any,
+    is kept. What was done is logged.
+
+    Parameters
+    ----------
+    backbone:
+        A backbone with a first convolution (``cfg.first_conv``), built for 3 channels
+        (or already for ``in_chans``: then nothing changes).
+    in_chans:
+        The new number of input channels (>= 1).
+
+    Returns
+    -------
+    Backbone
+        ``backbone`` itself, with ``in_chans`` updated.
+
+    Raises
+    ------
+    ValueError
+        ``in_chans`` is not a positive integer, the backbone has no first convolution,
+        is not built for 3 channels, or its first convolution is grouped.
+    """
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise ValueError(f"in_chans must be an integer >= 1, got {in_chans!r}")
+    if in_chans == backbone.in_chans:
+        return backbone
+    name = backbone.cfg.name
+    conv = get_first_conv(backbone)
+    if not isinstance(conv, nn.Conv2d) or conv.groups != 1:
+        raise ValueError(f"{name}: the first convolution {backbone.cfg.first_conv!r} is {conv!r}, not a plain "
+                         f"(ungrouped) Conv2d: it cannot be adapted to {in_chans} channels")
+    if backbone.in_chans != 3 or conv.in_channels != 3:
+        raise ValueError(f"{name}: only a backbone built for 3 input channels is adapted in place; this one "
+                         f"has {backbone.in_chans}; create it with create_backbone({name!r}, in_chans={in_chans})")
+    weight = conv.weight.detach()
+    if backbone.pretrained:
+        new_weight = adapt_input_conv(in_chans, weight)
+        how = ("pretrained RGB kernel summed over channels" if in_chans == 1 else
+               f"pretrained RGB kernel repeated over channels and scaled by 3/{in_chans}")
+    else:
+        new_weight = torch.empty((weight.shape[0], in_chans, *weight.shape[2:]), dtype=weight.dtype,
+                                 device=weight.device)
+        nn.init.kaiming_normal_(new_weight, mode="fan_out", nonlinearity="relu")
+        how = "no pretrained weights: re-initialised (Kaiming normal, fan-out)"
+    adapted = copy.deepcopy(conv)  # same class (timm's Conv2dSame pads itself), stride, padding, bias
+    adapted.weight = nn.Parameter(new_weight.contiguous(), requires_grad=conv.weight.requires_grad)
+    adapted.in_channels = in_chans
+    set_first_conv(backbone, adapted)
+    backbone.in_chans = in_chans
+    logger.info("%s: first convolution %r adapted from 3 to %d input channels (%s)", name,
+                backbone.cfg.first_conv, in_chans, how)
+    return backbone
+
+
+# --------------------------------------------------------------------------------------
 # Reading and fitting weights
 # --------------------------------------------------------------------------------------
 
@@ -907,6 +1026,7 @@ _NO_LICENCE = "n/a (no pretrained weights)"
     num_features=ScratchCNN.widths[-1],
     classifier="fc",
     has_pretrained=False,
+    first_conv="features.0",
 ))
 def _create_scratch_cnn(cfg: BackboneCfg, *, weights_file: Path | None, num_classes: int, in_chans: int,
                         drop_rate: float = 0.0) -> Backbone:

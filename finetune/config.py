@@ -23,18 +23,31 @@ names the hyperparameter, the value received, what is allowed, and the file it c
 Numpy scalars (ConfigSpace 1.x hands them out, and hpbandster's Pyro4 layer rejects them)
 never leave this module.
 
+The space file declares every configuration, whatever the machine; whether one can run
+*here* is a separate question, asked before anything runs: a backbone whose pretrained
+weights are absent (ResNet-18's ImageNet weights need a download these machines cannot
+make) cannot run with ``pretrained: true``. :func:`check_runnable` refuses such a
+configuration with a :class:`ConfigError` that says where to put the weights;
+:func:`runnable_space` is the space with those combinations forbidden (a ConfigSpace
+forbidden clause per absent backbone), which is what :func:`sample_configs` draws from
+by default and what a search on this machine should search. ``validate_config`` itself
+does not look at the machine, so that a portfolio built elsewhere can still be read.
+
 Examples
 --------
 >>> from finetune.config import default_config, validate_config, sample_configs
 >>> cfg = validate_config({"backbone": "resnet18", "learning_rate": 0.01})
 >>> cfg["batch_size"]  # filled from the space's default
 32
->>> len(sample_configs(3, seed=0))
+>>> len(sample_configs(3, seed=0))  # only configurations that can run on this machine
 3
+>>> check_runnable({"backbone": "resnet18", "pretrained": True})  # doctest: +SKIP
+ConfigError: field 'backbone': ... ImageNet weights not found at ...
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import logging
@@ -50,6 +63,8 @@ from ConfigSpace import (
     CategoricalHyperparameter,
     Configuration,
     ConfigurationSpace,
+    ForbiddenAndConjunction,
+    ForbiddenEqualsClause,
     OrdinalHyperparameter,
     UniformFloatHyperparameter,
     UniformIntegerHyperparameter,
@@ -64,10 +79,12 @@ __all__ = [
     "DEFAULT_SPACE_PATH",
     "ConfigError",
     "SpaceError",
+    "check_runnable",
     "config_to_json",
     "default_config",
     "load_config",
     "load_space",
+    "runnable_space",
     "sample_configs",
     "validate_config",
 ]
@@ -547,8 +564,148 @@ def load_config(path: str | Path, space: ConfigurationSpace | None = None) -> di
     return config
 
 
+# --------------------------------------------------------------------------- this machine
+
+def _absent_backbones(space: ConfigurationSpace) -> list[str]:
+    """The space's backbone choices with pretrained weights that are not on this machine."""
+    if "backbone" not in space or not isinstance(space["backbone"], CategoricalHyperparameter):
+        return []
+    from finetune import backbones  # lazily: it imports PyTorch
+
+    absent = []
+    for name in (_to_python(c) for c in space["backbone"].choices):
+        try:
+            has_pretrained = backbones.get_backbone_cfg(name).has_pretrained
+        except ValueError:  # not a registered backbone: check_runnable's and the learner's concern
+            continue
+        if has_pretrained and not backbones.weights_available(name):
+            absent.append(name)
+    return absent
+
+
+def runnable_space(space: ConfigurationSpace | None = None, seed: int | None = None) -> ConfigurationSpace:
+    """The space without the configurations that cannot run on this machine.
+
+    For every backbone choice whose pretrained weights are absent here
+    (:func:`finetune.backbones.weights_available`), ``backbone == name && pretrained ==
+    true`` becomes a forbidden clause (the backbone alone when the space has no
+    ``pretrained``); such a backbone stays available with ``pretrained: false``. Where
+    the default configuration would be forbidden, the backbone's default becomes the
+    first choice that can run. What is forbidden is logged.
+
+    Parameters
+    ----------
+    space:
+        The space (not modified); by default :func:`load_space`'s.
+    seed:
+        Seed of the returned space's random number generator.
+
+    Returns
+    -------
+    ConfigurationSpace
+        A new space (the same one, copied, when everything can run).
+
+    Raises
+    ------
+    SpaceError
+        Nothing in the space can run here, or its default would be forbidden and its
+        conditions or forbidden clauses prevent changing it.
+    """
+    space = load_space() if space is None else space
+    absent = _absent_backbones(space)
+    source = (space.meta or {}).get("source")
+    if not absent:
+        result = copy.deepcopy(space)
+        result.seed(seed)
+        return result
+    backbone = space["backbone"]
+    with_pretrained = "pretrained" in space
+    choices = [_to_python(c) for c in backbone.choices]
+    runnable = [c for c in choices if c not in absent]
+    default = _to_python(backbone.default_value)
+    pretrained_default = bool(_to_python(space["pretrained"].default_value)) if with_pretrained else True
+    if default in absent and pretrained_default:
+        if not runnable:
+            raise SpaceError(source, f"no backbone of the space can run on this machine: the pretrained "
+                                     f"weights of {', '.join(absent)} are absent", field="backbone")
+        if space.conditions or space.forbidden_clauses:
+            raise SpaceError(source, f"the default backbone {default!r} cannot run on this machine (its "
+                                     f"pretrained weights are absent) and a space with conditions or forbidden "
+                                     f"clauses is not rebuilt with another default", field="backbone")
+        logger.info("default backbone %s cannot run here (pretrained weights absent): default %s instead",
+                    default, runnable[0])
+        new_backbone = CategoricalHyperparameter(backbone.name, choices, default_value=runnable[0],
+                                                 meta=backbone.meta, weights=backbone.weights)
+        result = ConfigurationSpace(name=space.name, meta=dict(space.meta or {}))
+        result.add([new_backbone if hp.name == backbone.name else copy.deepcopy(hp) for hp in space.values()])
+    else:
+        result = copy.deepcopy(space)
+    if with_pretrained:
+        clauses = [ForbiddenAndConjunction(ForbiddenEqualsClause(result["backbone"], name),
+                                           ForbiddenEqualsClause(result["pretrained"], True)) for name in absent]
+    elif runnable:
+        clauses = [ForbiddenEqualsClause(result["backbone"], name) for name in absent]
+    else:
+        raise SpaceError(source, f"no backbone of the space can run on this machine: the pretrained weights of "
+                                 f"{', '.join(absent)} are absent", field="backbone")
+    result.add(clauses)
+    result.seed(seed)
+    logger.info("pretrained weights absent on this machine for %s: %s", ", ".join(absent),
+                "forbidden with pretrained=true" if with_pretrained else "forbidden")
+    return result
+
+
+def check_runnable(config: Mapping[str, Any], source: str | Path | None = None) -> Mapping[str, Any]:
+    """Refuse a configuration that cannot run on this machine; return it unchanged otherwise.
+
+    A configuration cannot run when it asks for pretrained weights (``pretrained: true``,
+    the default) of a backbone that has them (``BackboneCfg.has_pretrained``) but whose
+    file is not here: ``finetune.backbones.find_weights`` cannot find it. Call it once
+    the configuration is validated and before any budget is spent.
+
+    Parameters
+    ----------
+    config:
+        A configuration (validated: see :func:`validate_config`).
+    source:
+        The file the configuration came from, named in the error.
+
+    Returns
+    -------
+    Mapping
+        ``config`` itself.
+
+    Raises
+    ------
+    ConfigError
+        ``field`` is ``backbone``; the message names the backbone, where its weights are
+        looked for and how to provide them (file location, environment variable), and
+        the alternatives (a backbone whose weights are here, or ``pretrained: false``).
+    """
+    name = config.get("backbone")
+    if name is None or not _to_python(config.get("pretrained", True)):
+        return config
+    from finetune import backbones  # lazily: it imports PyTorch
+
+    try:
+        cfg = backbones.get_backbone_cfg(name)
+    except ValueError as exc:
+        raise ConfigError(source, str(exc), field="backbone") from None
+    if not cfg.has_pretrained:
+        return config  # trained from random initialisation: nothing to find
+    try:
+        backbones.find_weights(name)
+    except backbones.PretrainedWeightsNotFoundError as exc:
+        here = [b for b in backbones.list_backbones(pretrained_only=True)
+                if b != name and backbones.weights_available(b)]
+        others = f" Backbones whose pretrained weights are here: {', '.join(here)}." if here else ""
+        raise ConfigError(source, f"{name!r} with pretrained: true cannot run on this machine: {exc}{others}",
+                          field="backbone") from None
+    return config
+
+
 def sample_configs(n: int, seed: int = 0, space: ConfigurationSpace | None = None,
-                   ) -> list[dict[str, Value]]:
+                   runnable_only: bool = True) -> list[dict[str, Value]]:
     """Draw ``n`` random configurations from the space (uniformly; log ranges on log scale).
 
     Parameters
@@ -556,9 +713,14 @@ def sample_configs(n: int, seed: int = 0, space: ConfigurationSpace | None = Non
     n:
         How many (0 gives an empty list).
     seed:
-        Seed of the draw: the same ``n`` and ``seed`` give the same configurations.
+        Seed of the draw: the same ``n`` and ``seed`` give the same configurations (on
+        machines with the same pretrained weights, when ``runnable_only``).
     space:
         The space (it is reseeded with ``seed``); by default :func:`load_space`'s.
+    runnable_only:
+        Draw from :func:`runnable_space` (default): never a backbone with
+        ``pretrained: true`` whose pretrained weights are absent on this machine.
+        ``False`` draws from the whole declared space (e.g. for another machine).
 
     Returns
     -------
@@ -567,7 +729,9 @@ def sample_configs(n: int, seed: int = 0, space: ConfigurationSpace | None = Non
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"sample_configs: n must be an integer >= 0; got {n!r}")
-    if space is None:
+    if runnable_only:
+        space = runnable_space(space, seed=seed)
+    elif space is None:
         space = load_space(seed=seed)
     else:
         space.seed(seed)

@@ -2,36 +2,49 @@
 
 :class:`FineTuneLearner` has the challenge's ``Model`` interface (``train``, ``test``,
 ``done_training``) and is what BOHB evaluates, what the cost matrix is made of and what
-the submission ships. Its strategy follows the 2019 winner (AutoCLINT, Kakao Brain: Baek
-et al., "Towards automated deep learning: efficient joint neural architecture and
-hyperparameter search", 2019) and Freiburg's portfolio (Stoll et al., AutoDL 2019):
+the submission ships. Its strategy follows the 2019 winner (AutoCLINT: Baek, Kim, Kim &
+Lim, "AutoCLINT: The Winning Method in AutoCV Challenge 2019", 2020) and Freiburg's
+portfolio (Stoll et al., AutoDL 2019), with ZAP's anytime knobs in the configuration
+(Ozturk et al., "Zero-shot AutoML with pretrained models", ICML 2022):
 
 1. **The first predictions come as early as possible** (:mod:`finetune.probe`). The
-   first ``train`` call decodes the training data once (resized, kept as uint8 tensors on
-   the device) and fits a ridge classifier on downsampled raw pixels (closed form, nearly
-   free): the first ``test`` predicts with it. The next calls fit ridge classifiers on
-   random ReLU features of the raw pixels (a fraction of a second), then on the
-   pretrained backbone's embeddings of a few hundred examples (one forward pass each),
-   each followed by a test call. No gradient step is needed before any of them.
-2. **Then the network is fine-tuned in chunks** whose ends are spaced evenly in
-   transformed ALC time (:mod:`finetune.schedule`); after each chunk the test set is
-   predicted.
+   first ``train`` call decodes the training data once (a seeded subset stratified by
+   class when there are more than ``max_train_examples``) and fits the first ridge probe
+   of the configuration's ``probes`` plan: on downsampled raw pixels (nearly free), on
+   random ReLU features of them, on the pretrained backbone's embeddings of
+   ``probe_examples`` examples. Each is followed by a test call; no gradient step is
+   needed before any of them.
+2. **Then the network is fine-tuned in chunks** (unless ``finetune`` is false) whose ends
+   are spaced evenly in transformed ALC time (:mod:`finetune.schedule`); after each chunk
+   the test set is predicted.
 3. **A held-out validation split chooses what is returned:** each test call returns the
    test predictions of the best validation NAUC so far (a ridge probe's, a network
-   checkpoint's, or the mean of the two).
-4. **The budget is never overrun by a call it could foresee:** seconds per training step
-   and per test example are measured as training goes (or taken from a timing table under
-   the simulated clock); a chunk starts only when it, its test pass and a safety margin
-   fit in what remains; ``done_training`` is set when nothing more fits, and a test call
-   without time for a pass returns the best predictions it already has.
+   checkpoint's, or their blend, both calibrated on the validation split by
+   :mod:`finetune.calibration`). With fewer than :data:`MIN_VALIDATION` training examples
+   there is no validation split: the probes are chosen by their exact leave-one-out
+   NAUC, and the network, which nothing could validate, is not fine-tuned.
+4. **Every decision depends on the clock only.** Durations are read from the clock the
+   learner is given; under a :class:`~autodl.clock.SimulatedClock` every operation
+   (decoding, each probe's fit and prediction, embedding passes, training steps with
+   the configuration's optimizer and augmentation, test passes, writing predictions)
+   advances it by what the timing table (:class:`finetune.timing.TimingTable`) says it
+   costs, so that a simulated run is the same, result for result, whatever the load of
+   the machine. A chunk starts only when it, its test pass and a safety margin fit in
+   what remains; ``done_training`` is set when nothing more fits, and a test call without
+   time for a pass returns the best predictions it already has.
+
+The learner changes no process-wide state: its random numbers come from its own
+generators (PyTorch's global generator is forked and restored around the calls that
+draw from it), and it leaves thread settings to its caller.
 """
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import logging
 import math
-import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,9 +57,28 @@ from finetune.schedule import AnytimeSchedule
 
 logger = logging.getLogger(__name__)
 
+MIN_VALIDATION = 30
+"""Below this many training examples there is no validation split (see the module docstring)."""
+
+RANDOM_FEATURES = 1024
+"""Width of the random ReLU features of the ``random`` probe."""
+
+RAW_PROBE_EXAMPLES = 4000
+"""Examples the raw-pixel and random-feature probes are fitted on, at most."""
 
 _PROBE_NAMES = {"raw": "raw pixels", "random": "raw pixels + random ReLU features (mean of two probes)",
                 "embedding": "embeddings"}
+
+
+class Stage(enum.Enum):
+    """Where the learner is in its plan."""
+
+    PROBES = "probes"
+    """Fitting the probes of the plan, one per ``train`` call, each tested by the next ``test``."""
+    NETWORK = "network"
+    """Fine-tuning the network in chunks."""
+    DONE = "done"
+    """Nothing more fits, or nothing more is planned."""
 
 
 class _OutOfTime(Exception):
@@ -55,7 +87,7 @@ class _OutOfTime(Exception):
 
 @dataclass
 class _Timer:
-    """Running estimate (exponential moving average) of a duration."""
+    """Running estimate (exponential moving average) of a duration, read from the clock."""
 
     value: float | None = None
     alpha: float = 0.5
@@ -64,23 +96,53 @@ class _Timer:
         self.value = seconds if self.value is None else (1 - self.alpha) * self.value + self.alpha * seconds
 
 
-def _median_size(metadata: AutoDLMetadata, dataset: Any, cap: int, floor: int = 32) -> tuple[int, int]:
-    """(H, W) to train at: the median shape of the first examples, its larger side brought
-    into ``[min(floor, cap), cap]`` (aspect ratio kept): pretrained networks see nothing
-    in an 8x8 image, so small images are enlarged."""
-    _, h, w, _ = metadata.get_tensor_shape()
-    if h <= 0 or w <= 0:
-        from autodl.ingestion import source_of
+@dataclass
+class _Candidate:
+    """Predictions that a test call may return: test and selection-set probabilities and
+    the selection NAUC (validation split, or leave-one-out on tiny data)."""
 
-        src = source_of(dataset)
-        if src is not None:
-            h, w = src[0].shape_summary(src[1], limit=64)["median"][1:]
-        else:
-            shapes = [np.asarray(x).shape[1:3] for x, _ in dataset.take(64).as_numpy_iterator()]
-            h, w = (int(v) for v in np.median(np.asarray(shapes), 0))
+    test: np.ndarray
+    select: np.ndarray | None
+    score: float
+    source: str
+
+
+def _median_shape(metadata: AutoDLMetadata, dataset: Any) -> tuple[int, int, int]:
+    """``(frames, H, W)`` of the stored examples: the metadata's, or the median of the first
+    examples where it varies."""
+    t, h, w, _ = metadata.get_tensor_shape()
+    if h > 0 and w > 0 and t > 0:
+        return t, h, w
+    from autodl.ingestion import source_of
+
+    src = source_of(dataset)
+    if src is not None:
+        return tuple(int(v) for v in src[0].shape_summary(src[1], limit=64)["median"])  # type: ignore[return-value]
+    shapes = [np.asarray(x).shape[:3] for x, _ in dataset.take(64).as_numpy_iterator()]
+    return tuple(int(v) for v in np.median(np.asarray(shapes), 0))  # type: ignore[return-value]
+
+
+def training_size(h: int, w: int, cap: int, floor: int = 32) -> tuple[int, int]:
+    """``(H, W)`` to train at: the larger side brought into ``[min(floor, cap), cap]``, aspect
+    ratio kept. Pretrained networks see little in an 8x8 image, so small images are
+    enlarged to ``floor`` (the configuration's ``min_input_size``); large ones shrunk to
+    ``cap`` (its ``input_size``)."""
     side = max(h, w)
     scale = min(cap, max(min(floor, cap), side)) / side
     return max(8, round(h * scale)), max(8, round(w * scale))
+
+
+def _data_format(metadata: AutoDLMetadata, dataset: Any) -> str:
+    """``png``, ``jpeg`` or ``dense``: what decoding the data costs like."""
+    if not metadata.is_compressed():
+        return "dense"
+    from autodl.ingestion import source_of
+
+    src = source_of(dataset)
+    if src is not None:
+        for raw in src[0].iter_raw(src[1], limit=1):
+            return "jpeg" if raw.frames[0][:2] == b"\xff\xd8" else "png"
+    return "jpeg"
 
 
 class FineTuneLearner:
@@ -93,37 +155,36 @@ class FineTuneLearner:
     config:
         A fine-tuning configuration (see :mod:`finetune.config`); validated here.
     clock:
-        The ingestion's clock. Under a :class:`~autodl.clock.SimulatedClock` the learner
-        advances it by ``timing``'s costs instead of measuring.
+        The ingestion's clock; every duration the learner plans with is read from it.
+        Under a :class:`~autodl.clock.SimulatedClock` the learner advances it by
+        ``timing``'s costs.
     t0:
         The ALC's t0 (seconds); default T/20 (the ratio of both protocols).
     timing:
-        A :class:`~finetune.timing.TimingTable`; required with a simulated clock.
+        A :class:`~finetune.timing.TimingTable`; required with a simulated clock, which
+        it must be able to price (checked here).
     device:
         ``"cuda"``, ``"cpu"`` or None (CUDA when available).
     num_predictions:
-        Test calls planned over the budget (evenly spaced in transformed time).
+        Test calls planned over the budget (evenly spaced in transformed time); default:
+        the configuration's ``num_predictions``.
     max_train_examples:
-        Training examples decoded at most (a seeded random subset beyond).
+        Training examples decoded at most (a seeded subset stratified by class beyond).
     validation_fraction:
         Share of the training examples held out to choose checkpoints (at most 256).
     seed:
-        Seed of splits, batches, augmentation and initialisation.
+        Seed of the subset, the splits, batches, augmentation, probes and initialisation.
     blend_probe:
-        Also consider the mean of the network's and the best ridge probe's probabilities
-        at each test call (kept when its validation NAUC is higher).
-    threads:
-        CPU threads for PyTorch (None: leave as is).
+        Also consider the blend of the network's and the best ridge probe's calibrated
+        probabilities at each test call (kept when its validation NAUC is higher).
     """
 
     def __init__(self, metadata: AutoDLMetadata, config: Mapping[str, Any], clock: Clock | None = None, *,
                  t0: float | None = None, timing: Any = None, device: str | None = None,
-                 num_predictions: int = 12, max_train_examples: int | None = 5000,
-                 validation_fraction: float = 0.1, seed: int = 0, threads: int | None = None,
-                 blend_probe: bool = True):
+                 num_predictions: int | None = None, max_train_examples: int | None = 5000,
+                 validation_fraction: float = 0.1, seed: int = 0, blend_probe: bool = True):
         import torch
 
-        from finetune.backbones import create_backbone
         from finetune.config import validate_config
 
         self.config = validate_config(config)
@@ -134,59 +195,82 @@ class FineTuneLearner:
             raise ValueError("a simulated clock needs a timing table (timing=TimingTable.load(...))")
         self.timing = timing
         self.t0 = t0
-        self.num_predictions = num_predictions
+        self.num_predictions = int(num_predictions or self.config["num_predictions"])
         self.max_train_examples = max_train_examples
         self.validation_fraction = validation_fraction
         self.seed = seed
-        if threads:
-            torch.set_num_threads(threads)
+        self.blend_probe = blend_probe
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.cuda = self.device.type == "cuda"
-        torch.manual_seed(seed)
-        self.rng = np.random.default_rng(seed)  # splits, batches, augmentation
+        self.rng = np.random.default_rng(seed)  # subset, splits, batches, augmentation
         self._probe_rng = np.random.default_rng([seed, 1])  # the probes' samples: their own stream
+        self._torch_seeds = np.random.default_rng([seed, 2])  # seeds of PyTorch's generator, per use
         self.output_dim = metadata.get_output_size()
         self.in_chans = metadata.get_num_channels()
-        t = metadata.get_sequence_size()
-        self.frames = 1 if t == 1 else int(self.config["frames_per_clip"])
+        self.frames = 1 if metadata.get_sequence_size() == 1 else int(self.config["frames_per_clip"])
+        if self.simulated:
+            timing.check(self.config, frames=self.frames)
 
-        from finetune.network import FineTuneNet
-
-        # pretrained: true means "the backbone's pretrained weights where it has them"
-        pretrained = None if self.config.get("pretrained", True) else False
-        backbone = create_backbone(self.config["backbone"], pretrained=pretrained, num_classes=0)
-        self.net = FineTuneNet(backbone, self.in_chans, self.output_dim, self.config["dropout"]).to(self.device)
+        with self._torch_rng():
+            self.net = self._build_network().to(self.device)
         if self.cuda:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.optimizer = self._make_optimizer()
         self._warm_up()
 
+        # --- state of the run ----------------------------------------------------------------
         self.done_training = False
-        self.size: tuple[int, int] | None = None
-        self.x_train = self.y_train = self.x_val = self.y_val = self.x_test = None
-        self.multilabel = False
+        self.stage = Stage.PROBES
+        self.probe_plan: list[str] = [] if self.config["probes"] == "none" else self.config["probes"].split("+")
+        self.pending_probe: str | None = None  # fitted by the last train call, tested by the next test call
+        self.probes: dict[str, Any] = {}
+        self._random_features: Any = None
+        self.time_budget: float | None = None
         self.schedule: AnytimeSchedule | None = None
+        self._anchor: tuple[float, float] = (0.0, 0.0)
+        self.size: tuple[int, int] | None = None
+        self.source_shape: tuple[int, int, int] | None = None
+        self.data_format = "png"
+        self.x_train = self.y_train = self.x_val = self.y_val = self.x_test = None
+        self.n_examples = 0
+        self.multilabel = False
+        self._dense_range: tuple[float, float] | None = None
         self.step_time = _Timer()
         self.test_example_time = _Timer()
         self.steps_done = 0
-        self._dense_range: tuple[float, float] | None = None
-        self.best_val = -math.inf
-        self.best_predictions: np.ndarray | None = None
-        # the probes in order, each fitted by one train call and used by the next test call;
-        # stage is the probe awaiting its test call, "probe-tested" between probes, or "network"
-        self.probe_plan = ["raw", "random", "embedding"]
-        self.stage = "probe-tested"
-        self._random_features: Any = None
         self._steps_at_last_test = -1
-        self.best_probe: tuple[np.ndarray, np.ndarray, float] | None = None
-        self.blend_probe = blend_probe
-        self.probes: dict[str, Any] = {}
+        self._total_steps_estimate = 1.0
+        self.best: _Candidate | None = None
+        self.best_probe: _Candidate | None = None
         self.history: list[dict[str, Any]] = []
         self._plateau_best = -math.inf
         self._plateau_bad = 0
         self._lr_scale = 1.0
 
     # --- set-up -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _torch_rng(self) -> Iterator[None]:
+        """Draw from PyTorch's global generator seeded from this learner's own stream, and
+        give the global generator back as it was (initialisation, dropout)."""
+        import torch
+
+        devices = [self.device] if self.cuda else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(self._torch_seeds.integers(2 ** 31)))
+            yield
+
+    def _build_network(self) -> Any:
+        from finetune.backbones import create_backbone
+        from finetune.network import FineTuneNet
+
+        c = self.config
+        # pretrained: true means "the backbone's pretrained weights where it has them"
+        pretrained = None if c["pretrained"] else False
+        # built for RGB; FineTuneNet adapts its first convolution to the data's channels
+        backbone = create_backbone(c["backbone"], pretrained=pretrained, num_classes=0)
+        return FineTuneNet(backbone, self.in_chans, self.output_dim, c["dropout"],
+                           channel_adapter=c["channel_adapter"], temporal=c["temporal"], frames=self.frames)
+
     def _make_optimizer(self) -> Any:
         import torch
 
@@ -202,10 +286,10 @@ class FineTuneLearner:
         allocator, kernels) while the model is constructed, outside the budget."""
         import torch
 
-        x = torch.zeros(2, 1, self.in_chans, 32, 32, dtype=torch.uint8, device=self.device)
+        x = torch.zeros(2, self.frames, self.in_chans, 32, 32, dtype=torch.uint8, device=self.device)
         state = {k: v.clone() for k, v in self.net.state_dict().items()}
         opt_state = self.optimizer.state_dict()
-        with self._autocast():
+        with self._torch_rng(), self._autocast():
             loss = self.net(x).float().mean()
         loss.backward()
         self.optimizer.step()
@@ -214,8 +298,6 @@ class FineTuneLearner:
         self.optimizer.load_state_dict(opt_state)
 
     def _autocast(self) -> Any:
-        import contextlib
-
         import torch
 
         if self.cuda:
@@ -223,18 +305,10 @@ class FineTuneLearner:
         return contextlib.nullcontext()
 
     # --- time -------------------------------------------------------------------------------
-    def _charge(self, kind: str, count: float) -> None:
-        """Under the simulated clock, advance it by what ``count`` units of ``kind`` cost."""
-        if not self.simulated:
-            return
-        entry = self._timing_entry()
-        per = {"train_batch": entry.train_batch_s, "test_example": entry.test_example_s,
-               "decode_example": getattr(self.timing, "decode_example_s", 0.0002)}[kind]
-        self.clock.advance(per * count)
-
-    def _timing_entry(self) -> Any:
-        """The timing table's costs for this configuration at the training size."""
-        return self.timing.lookup(self.config["backbone"], int(self.config["batch_size"]), max(self.size))
+    def _spend(self, seconds: float) -> None:
+        """Under the simulated clock, advance it by ``seconds`` (a cost from the timing table)."""
+        if self.simulated:
+            self.clock.advance(seconds)  # type: ignore[attr-defined]
 
     def _start_call(self, remaining: float) -> None:
         """Anchor the budget: ``remaining`` seconds were left at the clock's present time."""
@@ -245,23 +319,43 @@ class FineTuneLearner:
         start, remaining = self._anchor
         return self.time_budget - (remaining - (self.clock.now() - start))
 
+    def _forward_cost(self, images: int) -> float:
+        """Simulated seconds of an eval-mode forward pass over ``images`` frames."""
+        return self.timing.forward_s(self.config["backbone"], max(self.size)) * images if self.simulated else 0.0
+
     # --- data -------------------------------------------------------------------------------
     def _load_train(self, dataset: Any) -> None:
         import torch
 
-        self.size = _median_size(self.metadata, dataset, int(self.config["input_size"]))
-        x, y = load_arrays(dataset, self.size, self.frames, limit=self.max_train_examples)
-        self._charge("decode_example", len(x))
-        self.multilabel = bool((y.sum(1) != 1).any())
-        n = len(x)
-        order = self.rng.permutation(n)
-        n_val = min(256, int(round(n * self.validation_fraction))) if n >= 30 else 0
-        val, train = order[:n_val], order[n_val:]
+        from autodl.labels import is_multilabel, stratified_split
+
+        c = self.config
+        self.source_shape = _median_shape(self.metadata, dataset)
+        self.size = training_size(*self.source_shape[1:], cap=int(c["input_size"]), floor=int(c["min_input_size"]))
+        self.data_format = _data_format(self.metadata, dataset)
+        x, y = load_arrays(dataset, self.size, self.frames, limit=self.max_train_examples, seed=self.seed)
+        self._spend_decoding(len(x))
+        self.multilabel = is_multilabel(y)
+        n = self.n_examples = len(x)
+        n_val = min(256, int(round(n * self.validation_fraction))) if n >= MIN_VALIDATION else 0
+        if n_val:  # stratified, so that a rare class is not left out of training
+            train, val = stratified_split(y, n_val, seed=self.seed)
+        else:
+            train, val = np.arange(n), np.arange(0)
         self.x_train, self.y_train = self._to_tensor(x[train]), torch.from_numpy(y[train]).to(self.device)
         if n_val:
             self.x_val, self.y_val = self._to_tensor(x[val]), y[val]
+        else:
+            self.probe_plan = self.probe_plan or ["raw"]
+            logger.info("%d training examples (< %d): no validation split; probes chosen by leave-one-out, "
+                        "no fine-tuning", n, MIN_VALIDATION)
         logger.info("train %d, validation %d examples at %dx%d, %d frame(s), %s", len(train), n_val,
                     *self.size, self.frames, "multi-label" if self.multilabel else "multi-class")
+
+    def _spend_decoding(self, n: int) -> None:
+        if self.simulated:
+            t, h, w = self.source_shape
+            self._spend(self.timing.decode_s(self.data_format, n, n * t * h * w * self.in_chans / 1e6))
 
     def _to_tensor(self, x: np.ndarray) -> Any:
         """``[N, T, H, W, C]`` numpy -> ``[N, T, C, H, W]`` tensor on the device (uint8 kept)."""
@@ -274,8 +368,13 @@ class FineTuneLearner:
             x = ((x - self._dense_range[0]) / self._dense_range[1]).astype(np.float32)
         return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 1, 4, 2, 3))).to(self.device)
 
+    @property
+    def tiny(self) -> bool:
+        """Too few examples for a validation split."""
+        return self.x_val is None
+
     # --- prediction helpers -----------------------------------------------------------------
-    def _batches(self, x: Any, batch: int = 128) -> Any:
+    def _batches(self, x: Any, batch: int = 128) -> Iterator[Any]:
         for i in range(0, len(x), batch):
             yield x[i:i + batch]
 
@@ -289,6 +388,7 @@ class FineTuneLearner:
             for xb in self._batches(x):
                 b, t = xb.shape[:2]
                 out.append(self.net.embed(xb.flatten(0, 1)).float().view(b, t, -1).mean(1))
+        self._spend(self._forward_cost(len(x) * self.frames))
         return torch.cat(out)
 
     def _logits(self, x: Any, stop_at: float | None = None) -> Any:
@@ -297,41 +397,59 @@ class FineTuneLearner:
 
         self.net.eval()
         out = []
+        flips = 2 if self.config["test_time_flip"] else 1
         with torch.no_grad(), self._autocast():
             for xb in self._batches(x):
                 if stop_at is not None and self._elapsed() > stop_at:
                     raise _OutOfTime
                 logits = self.net(xb).float()
-                if self.config["test_time_flip"]:
+                if flips == 2:
                     logits = 0.5 * (logits + self.net(torch.flip(xb, dims=[-1])).float())
                 out.append(logits)
+                self._spend(self._forward_cost(len(xb) * self.frames * flips))
         return torch.cat(out)
 
     def _probabilities(self, logits: Any) -> np.ndarray:
+        """The network's outputs: logits divided by the temperature ``tau`` (as in training),
+        then a softmax (or a sigmoid per label)."""
         import torch
 
-        if self.multilabel:
-            return torch.sigmoid(logits).cpu().numpy()
-        return torch.softmax(logits / float(self.config["tau"]), dim=1).cpu().numpy()
+        z = logits / float(self.config["tau"])
+        return (torch.sigmoid(z) if self.multilabel else torch.softmax(z, dim=1)).cpu().numpy()
 
     def _fit_probe(self, stage: str) -> None:
         """Fit the ridge probe of ``stage`` (``raw`` pixels, ``random`` ReLU features of them,
-        or ``embedding``s of 256 examples), its penalty chosen on the validation split."""
+        or ``embedding``s of ``probe_examples`` examples), its penalty chosen on the
+        validation split (leave-one-out without one)."""
         import torch
 
-        from finetune.probe import RandomReLUFeatures, RidgeProbe, raw_features
+        from finetune.probe import RandomReLUFeatures, RidgeProbe
 
-        n = min(256 if stage == "embedding" else 4000, len(self.x_train))
+        cap = int(self.config["probe_examples"]) if stage == "embedding" else RAW_PROBE_EXAMPLES
+        n = min(cap, len(self.x_train))
         idx = torch.from_numpy(np.sort(self._probe_rng.choice(len(self.x_train), n, replace=False)))
         idx = idx.to(self.device)
-        self.stage = stage
         if stage == "random":
-            self._random_features = RandomReLUFeatures(seed=self.seed).fit(raw_features(self.x_train[idx]))
+            self._random_features = RandomReLUFeatures(width=RANDOM_FEATURES, seed=self.seed)
+            raw = self._probe_features("raw", self.x_train[idx])
+            self._random_features.fit(raw)
+            if self.simulated:
+                self._spend(self.timing.random_features_s(0, raw.shape[1], RANDOM_FEATURES, n_fit=len(raw)))
+        feats = self._probe_features(stage, self.x_train[idx])
         val_feats = self._probe_features(stage, self.x_val) if self.x_val is not None else None
-        probe = RidgeProbe(multilabel=self.multilabel).fit(self._probe_features(stage, self.x_train[idx]),
-                                                           self.y_train[idx], val_feats, self.y_val)
+        probe = RidgeProbe(multilabel=self.multilabel).fit(feats, self.y_train[idx], val_feats, self.y_val)
+        if self.simulated:
+            self._spend(self.timing.ridge_s(n, feats.shape[1], self.output_dim,
+                                            n_eval=0 if val_feats is None else len(val_feats)))
         self.probes[stage] = probe
-        self._probe_val = None if val_feats is None else self._probe_predict(stage, self.x_val, val_feats)
+        if self.tiny:  # leave-one-out probabilities of the training examples (all of them, in order)
+            select = probe.loo_proba_
+            if stage == "random" and "raw" in self.probes:
+                select = 0.5 * (select + self.probes["raw"].loo_proba_)
+            self._probe_select = (select, self.y_train[idx].cpu().numpy())
+        else:
+            self._probe_select = (self._probe_predict(stage, self.x_val, val_feats), self.y_val)
+        self.pending_probe = stage
         logger.info("fitted a ridge probe on %s of %d examples (penalty %g)", _PROBE_NAMES[stage], n,
                     probe.alpha_)
 
@@ -340,9 +458,15 @@ class FineTuneLearner:
 
         if stage == "embedding":
             return self._embed(x)
+        raw = raw_features(x)
+        if self.simulated:
+            self._spend(self.timing.raw_features_s(len(x), x.shape[-2] * x.shape[-1], x.shape[1], x.shape[2]))
         if stage == "random":
-            return self._random_features.transform(raw_features(x))
-        return raw_features(x)
+            feats = self._random_features.transform(raw)
+            if self.simulated:
+                self._spend(self.timing.random_features_s(len(raw), raw.shape[1], RANDOM_FEATURES))
+            return feats
+        return raw
 
     def _probe_predict(self, stage: str, x: Any, feats: Any = None) -> np.ndarray:
         """The probabilities of ``stage``'s probe; the random-feature probe is averaged with
@@ -351,17 +475,26 @@ class FineTuneLearner:
         on digits and was wrong: test NAUC 0.993 mean, 0.988 raw, 0.968 random)."""
         feats = self._probe_features(stage, x) if feats is None else feats
         probs = self.probes[stage].predict_proba(feats)
+        if self.simulated:
+            self._spend(self.timing.ridge_s(0, feats.shape[1], self.output_dim, n_eval=len(feats)))
         if stage == "random" and "raw" in self.probes:
             probs = 0.5 * (probs + self._probe_predict("raw", x))
         return probs
 
-    def _val_nauc(self, probabilities: np.ndarray) -> float:
+    def _select_nauc(self, labels: np.ndarray | None, probabilities: np.ndarray | None) -> float:
         from autodl.scoring import nauc
 
-        return nauc(self.y_val, probabilities) if self.y_val is not None else -math.inf
+        if labels is None or probabilities is None:
+            return -math.inf
+        return nauc(labels, probabilities)
 
     # --- the Model interface ----------------------------------------------------------------
     def train(self, dataset: Any, remaining_time_budget: float | None = None) -> None:
+        """Do the next piece of work: decode and fit the first probe (first call), fit the
+        next probe of the plan, or fine-tune the network for one chunk of the schedule.
+
+        Sets ``done_training`` when nothing more fits in the budget or is planned.
+        """
         remaining = 1200.0 if remaining_time_budget is None else float(remaining_time_budget)
         if self.schedule is None:
             self.time_budget = remaining
@@ -370,42 +503,56 @@ class FineTuneLearner:
         self._start_call(remaining)
         if self.x_train is None:
             self._load_train(dataset)
-            self._fit_probe(self.probe_plan.pop(0))
-            return  # the first prediction comes from the ridge probe on raw pixels
         elapsed = self._elapsed()
-        if self.stage == "probe-tested":
-            if self.probe_plan and self.schedule.fits(elapsed, 2 * self._estimated_test_time()):
-                stage = self.probe_plan.pop(0)
-                self._fit_probe(stage)
-                if stage == "embedding":
-                    n_val = len(self.x_val) if self.x_val is not None else 0
-                    self._charge("test_example", (min(256, len(self.x_train)) + n_val) * self.frames)
+        if self.stage is Stage.PROBES:
+            first = not self.probes
+            if self.probe_plan and (first or self.schedule.fits(elapsed, 2 * self._estimated_test_time())):
+                self._fit_probe(self.probe_plan.pop(0))
                 return  # the next prediction comes from this probe
             self.probe_plan.clear()
-            self.stage = "network"
+            if self.tiny or not self.config["finetune"]:
+                self._finish("probes only" if self.probes else "nothing planned")
+                return
+            self.stage = Stage.NETWORK
+        if self.stage is not Stage.NETWORK:
+            return
         step_time = self._estimated_step_time()
         test_time = self._estimated_test_time()
         steps = self.schedule.steps_for_chunk(elapsed, step_time, test_time)
         if steps <= 0:
-            logger.info("nothing more fits in the budget at %.1f s: done", elapsed)
-            self.done_training = True
+            self._finish(f"nothing more fits in the budget at {elapsed:.1f} s")
             return
         # the chunk also stops early if steps turn out slower than estimated
         self._train_steps(steps, stop_at=self.schedule.latest_training_end(test_time))
 
+    def _finish(self, why: str) -> None:
+        logger.info("done: %s", why)
+        self.stage = Stage.DONE
+        self.done_training = True
+
+    def _step_cost(self) -> float:
+        c = self.config
+        return self.timing.train_step_s(c["backbone"], min(int(c["batch_size"]), len(self.x_train)),
+                                        max(self.size), c["optimizer"], c["augmentation"], frames=self.frames)
+
     def _estimated_step_time(self) -> float:
+        """Seconds per training step: measured on the clock; before any step, the timing
+        table's figure (simulated clock) or a few forward passes' worth."""
+        if self.step_time.value is not None:
+            return self.step_time.value
         if self.simulated:
-            return self._timing_entry().train_batch_s
-        if self.step_time.value is None:  # before any step: a few forward passes' worth
-            per = self.test_example_time.value or 0.01
-            return 3 * per * int(self.config["batch_size"])
-        return self.step_time.value
+            return self._step_cost()
+        per = self.test_example_time.value or 0.01
+        return 3 * per * int(self.config["batch_size"]) * self.frames
 
     def _estimated_test_time(self) -> float:
+        """Seconds of a network test pass (test and validation sets)."""
         n = len(self.x_test) if self.x_test is not None else 0
         val = len(self.x_val) if self.x_val is not None else 0
         flips = 2 if self.config["test_time_flip"] else 1
-        per = self._timing_entry().test_example_s if self.simulated else (self.test_example_time.value or 0.01)
+        per = self.test_example_time.value
+        if per is None:
+            per = self._forward_cost(1) if self.simulated else 0.01
         return per * (n + val) * flips * self.frames
 
     def _learning_rate(self, steps_per_epoch: int) -> float:
@@ -420,11 +567,21 @@ class FineTuneLearner:
             return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         return base * self._lr_scale
 
+    def _loss(self, logits: Any, targets: Any) -> Any:
+        """Cross-entropy of ``logits / tau`` (AutoCLINT divides the logits by its temperature
+        in the forward pass, for training and prediction alike); binary cross-entropy per
+        label for multi-label data."""
+        import torch.nn.functional as F
+
+        z = logits / float(self.config["tau"])
+        if self.multilabel:
+            return F.binary_cross_entropy_with_logits(z, targets)
+        return F.cross_entropy(z, targets.argmax(1))
+
     def _train_steps(self, steps: int, stop_at: float | None = None) -> int:
         """Take up to ``steps`` training steps; stop once ``stop_at`` seconds of the budget
         are spent. Returns the steps taken."""
         import torch
-        import torch.nn.functional as F
 
         from finetune.augment import augment
 
@@ -434,112 +591,123 @@ class FineTuneLearner:
         steps_per_epoch = max(1, n // bs)
         remaining_steps = (self.time_budget - self._elapsed()) / max(self._estimated_step_time(), 1e-6)
         self._total_steps_estimate = self.steps_done + max(1.0, 0.8 * remaining_steps)
+        step_cost = self._step_cost() if self.simulated else 0.0
         self.net.train()
-        t = time.perf_counter()
+        t = self.clock.now()
         loss = None
         taken = 0
-        for _ in range(steps):
-            idx = torch.from_numpy(self.rng.integers(0, n, bs)).to(self.device)
-            xb = augment(self.x_train[idx], c["augmentation"], self.rng)
-            yb = self.y_train[idx]
-            for group in self.optimizer.param_groups:
-                group["lr"] = self._learning_rate(steps_per_epoch)
-            self.optimizer.zero_grad(set_to_none=True)
-            with self._autocast():
-                logits = self.net(xb).float()
-            if self.multilabel:
-                loss = F.binary_cross_entropy_with_logits(logits, yb)
-            else:
-                loss = F.cross_entropy(logits, yb.argmax(1))
-            loss.backward()
-            self.optimizer.step()
-            self.steps_done += 1
-            taken += 1
-            self._charge("train_batch", 1)
-            if stop_at is not None and taken < steps and self._elapsed() > stop_at:
-                if self.cuda:
-                    torch.cuda.synchronize()
-                logger.info("steps slower than estimated: chunk stopped after %d of %d steps", taken, steps)
-                break
+        with self._torch_rng():
+            for _ in range(steps):
+                idx = torch.from_numpy(self.rng.integers(0, n, bs)).to(self.device)
+                xb = augment(self.x_train[idx], c["augmentation"], self.rng)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self._learning_rate(steps_per_epoch)
+                self.optimizer.zero_grad(set_to_none=True)
+                with self._autocast():
+                    logits = self.net(xb).float()
+                loss = self._loss(logits, self.y_train[idx])
+                loss.backward()
+                self.optimizer.step()
+                self.steps_done += 1
+                taken += 1
+                self._spend(step_cost)
+                if stop_at is not None and taken < steps and self._elapsed() > stop_at:
+                    logger.info("steps slower than estimated: chunk stopped after %d of %d steps", taken, steps)
+                    break
         if self.cuda:
             torch.cuda.synchronize()
-        self.step_time.update((time.perf_counter() - t) / taken)
+        self.step_time.update((self.clock.now() - t) / taken)
         logger.info("trained %d steps (total %d, %.3f s/step, loss %.4f)", taken, self.steps_done,
                     self.step_time.value, loss.item())
         return taken
 
     def test(self, dataset: Any, remaining_time_budget: float | None = None) -> np.ndarray:
+        """Predict the test set: with the probe the last ``train`` call fitted, or the network
+        after its last chunk; return the predictions of the best selection NAUC so far
+        (which may be earlier ones)."""
         remaining = self.time_budget if remaining_time_budget is None else float(remaining_time_budget)
         self._start_call(remaining)
-        first = self.x_test is None
-        if first:
+        if self.x_test is None:
             x, _ = load_arrays(dataset, self.size, self.frames)
-            self._charge("decode_example", len(x))
+            self._spend_decoding(len(x))
             self.x_test = self._to_tensor(x)
-        elapsed = self._elapsed()
-        if self.stage == "network" and self.steps_done == self._steps_at_last_test:
-            return self._unchanged("no training since the last pass")
-        if not first and self.best_predictions is not None and \
-                not self.schedule.fits(elapsed, self._estimated_test_time()):
-            self.done_training = True
-            return self._unchanged("no time for a test pass")
-        t = time.perf_counter()
-        n_examples = len(self.x_test)  # the probes' validation features are computed when fitted
-        if self.stage in _PROBE_NAMES:
-            probs = self._probe_predict(self.stage, self.x_test)
-            val = self._probe_val
-            source = f"ridge on {_PROBE_NAMES[self.stage]}"
-            self.stage = "probe-tested" if self.probe_plan else "network"
-        else:
-            # a pass that runs into the end of the budget (a suddenly loaded machine) is
-            # abandoned: the best predictions so far are returned in time instead
-            stop_at = self.time_budget - 0.5 * self.schedule.margin
-            try:
-                probs = self._probabilities(self._logits(self.x_test, stop_at))
-                val = self._probabilities(self._logits(self.x_val, stop_at)) if self.x_val is not None else None
-            except _OutOfTime:
-                self.done_training = True
-                return self._unchanged("test pass abandoned: slower than estimated")
-            source = f"network after {self.steps_done} steps"
-            self._steps_at_last_test = self.steps_done
-            n_examples += len(self.x_val) if self.x_val is not None else 0
-        seconds = time.perf_counter() - t
-        if source.startswith("ridge on") and not source.endswith("embeddings"):
-            pass  # nearly free: says nothing about the cost of a network pass
-        else:
-            flips = 2 if source.startswith("network") and self.config["test_time_flip"] else 1
-            self.test_example_time.update(seconds / max(1, n_examples * flips * self.frames))
-            self._charge("test_example", n_examples * flips * self.frames)
-        score = self._val_nauc(val) if val is not None else -math.inf
-        if source.startswith("ridge") and val is not None and \
-                (self.best_probe is None or score >= self.best_probe[2]):
-            self.best_probe = (probs, val, score)
-        if source.startswith("network"):
-            self._update_plateau(score)
-            if self.blend_probe and self.best_probe is not None and val is not None:
-                # early in fine-tuning, the mean of the network's and the best ridge probe's
-                # probabilities often beats both: the validation split decides
-                blend, blend_val = 0.5 * (probs + self.best_probe[0]), 0.5 * (val + self.best_probe[1])
-                blend_score = self._val_nauc(blend_val)
-                if blend_score > score:
-                    probs, val, score = blend, blend_val, blend_score
-                    source += " + ridge probe (mean)"
-        improved = score >= self.best_val or self.y_val is None
+        try:
+            if self.pending_probe is not None:
+                candidate = self._test_probe(self.pending_probe)
+            elif self.stage is Stage.NETWORK and self.steps_done != self._steps_at_last_test:
+                candidate = self._test_network()
+            else:
+                return self._unchanged("no new model since the last pass")
+        except _OutOfTime as why:
+            self._finish(str(why))
+            return self._unchanged(str(why))
+        improved = self.best is None or candidate.score >= self.best.score
         if improved:
-            self.best_val, self.best_predictions = score, probs
+            self.best = candidate
+        self._spend_writing()
         self.history.append({"elapsed": self._elapsed(), "steps": self.steps_done,
-                             "val_nauc": None if val is None else score, "source": source,
-                             "returned": "this" if improved else "earlier best"})
-        logger.info("test at %.1f s: %s, validation NAUC %.4f%s", self.history[-1]["elapsed"], source,
-                    score, "" if improved else " (keeping an earlier, better checkpoint)")
-        return self.best_predictions
+                             "val_nauc": None if candidate.select is None else candidate.score,
+                             "source": candidate.source, "returned": "this" if improved else "earlier best"})
+        logger.info("test at %.1f s: %s, selection NAUC %.4f%s", self.history[-1]["elapsed"], candidate.source,
+                    candidate.score, "" if improved else " (keeping an earlier, better one)")
+        return self.best.test
+
+    def _test_probe(self, stage: str) -> _Candidate:
+        self.pending_probe = None
+        if self.best is not None and not self.schedule.fits(self._elapsed(), self._estimated_test_time()):
+            raise _OutOfTime("no time for a test pass")
+        t = self.clock.now()
+        probs = self._probe_predict(stage, self.x_test)
+        if stage == "embedding":  # a forward pass per test example: what a network test pass costs
+            self.test_example_time.update((self.clock.now() - t) / max(1, len(self.x_test) * self.frames))
+        select, labels = self._probe_select
+        score = self._select_nauc(labels, select)
+        candidate = _Candidate(probs, select, score, f"ridge on {_PROBE_NAMES[stage]}")
+        if self.best_probe is None or score >= self.best_probe.score:
+            self.best_probe = candidate
+        return candidate
+
+    def _test_network(self) -> _Candidate:
+        from finetune.calibration import blend
+
+        if self.best is not None and not self.schedule.fits(self._elapsed(), self._estimated_test_time()):
+            raise _OutOfTime("no time for a test pass")
+        # a pass that runs into the end of the budget (a suddenly loaded machine) is
+        # abandoned: the best predictions so far are returned in time instead
+        stop_at = self.time_budget - 0.5 * self.schedule.margin
+        t = self.clock.now()
+        try:
+            probs = self._probabilities(self._logits(self.x_test, stop_at))
+            val = self._probabilities(self._logits(self.x_val, stop_at))
+        except _OutOfTime:
+            raise _OutOfTime("test pass abandoned: slower than estimated") from None
+        flips = 2 if self.config["test_time_flip"] else 1
+        examples = (len(self.x_test) + len(self.x_val)) * flips * self.frames
+        self.test_example_time.update((self.clock.now() - t) / max(1, examples))
+        self._steps_at_last_test = self.steps_done
+        score = self._select_nauc(self.y_val, val)
+        self._update_plateau(score)
+        candidate = _Candidate(probs, val, score, f"network after {self.steps_done} steps")
+        if self.blend_probe and self.best_probe is not None:
+            # early in fine-tuning, the blend of the network's and the best ridge probe's
+            # calibrated probabilities often beats both: the validation split decides
+            mixed = blend(val, probs, self.best_probe.select, self.best_probe.test, self.y_val, self.multilabel)
+            if mixed is not None:
+                candidate = _Candidate(mixed[1], mixed[0], mixed[2], candidate.source + " + ridge probe (blend)")
+        return candidate
+
+    def _spend_writing(self) -> None:
+        """The ingestion writes every prediction it is handed: charge it to the simulated clock."""
+        if self.simulated:
+            self._spend(self.timing.write_predictions_s(len(self.x_test) * self.output_dim))
 
     def _unchanged(self, why: str) -> np.ndarray:
         """Return the best predictions so far without a test pass (recorded in the history)."""
+        self._spend_writing()
         logger.info("%s at %.1f s: returning the best predictions so far", why, self._elapsed())
         self.history.append({"elapsed": self._elapsed(), "steps": self.steps_done, "val_nauc": None,
                              "source": f"unchanged ({why})", "returned": "earlier best"})
-        return self.best_predictions
+        return self.best.test if self.best is not None else None
 
     def _update_plateau(self, score: float) -> None:
         """Halve the learning rate after two network test calls without validation improvement."""

@@ -20,8 +20,13 @@ class RidgeProbe:
     """Ridge regression from standardised features to labels in {-1, 1}, as a classifier.
 
     The penalty is chosen among ``alphas`` by the NAUC on a validation split when one is
-    given (all fits share one SVD, so trying several costs almost nothing); otherwise the
-    first of ``alphas`` is used. Measured on digits and Fashion-MNIST at 32 px (raw
+    given, and otherwise by the exact leave-one-out NAUC on the training examples (for
+    datasets too small to spare a validation split): with the hat matrix
+    ``H = 1/n + U diag(s^2 / (s^2 + lambda)) U^T`` of the centred fit, the prediction for
+    example i from a fit without it is ``y_i - (y_i - yhat_i) / (1 - H_ii)``
+    (the standardisation is not refitted without i). All fits share one SVD, so trying
+    several penalties costs almost nothing. ``validation_nauc_`` is the chosen penalty's
+    score; ``loo_proba_`` the leave-one-out probabilities when no validation split was given. Measured on digits and Fashion-MNIST at 32 px (raw
     pixels, and EfficientNet-Lite0 embeddings of 256 examples), the best penalties lay
     between 100 and 1000 and beat 1 by up to 0.15 validation NAUC.
 
@@ -53,17 +58,25 @@ class RidgeProbe:
         n, d = z.shape
         u, sv, vh = torch.linalg.svd(z, full_matrices=False)
         uty = u.T @ (y - self.intercept_)
+        targets = labels.detach().cpu().numpy() if val_features is None else np.asarray(
+            val_labels.detach().cpu() if hasattr(val_labels, "detach") else val_labels)
         best = None
+        self.loo_proba_ = None
         for alpha in self.alphas:
             lam = alpha * (1.0 + d / max(n, 1))
+            shrink = sv * sv / (sv * sv + lam)
             self.coef_ = vh.T @ ((sv / (sv * sv + lam)).unsqueeze(1) * uty)
             self.alpha_ = alpha
             if val_features is None:
-                return self
-            score = nauc(np.asarray(val_labels), self.predict_proba(val_features))
+                fitted = u @ (shrink.unsqueeze(1) * uty) + self.intercept_
+                leverage = (1.0 / n + (u * u) @ shrink).clamp(max=1 - 1e-6).unsqueeze(1)
+                probs = self._squash(y - (y - fitted) / (1 - leverage))
+            else:
+                probs = self.predict_proba(val_features)
+            score = nauc(targets, probs)
             if best is None or score > best[0]:
-                best = (score, alpha, self.coef_)
-        self.validation_nauc_, self.alpha_, self.coef_ = best
+                best = (score, alpha, self.coef_, probs if val_features is None else None)
+        self.validation_nauc_, self.alpha_, self.coef_, self.loo_proba_ = best
         return self
 
     def decision_function(self, features: Any) -> Any:
@@ -71,9 +84,11 @@ class RidgeProbe:
 
     def predict_proba(self, features: Any) -> np.ndarray:
         """Scores in [0, 1] (softmax over classes, or sigmoid per label), as a numpy array."""
+        return self._squash(self.decision_function(features))
+
+    def _squash(self, scores: Any) -> np.ndarray:
         import torch
 
-        scores = self.decision_function(features)
         if self.multilabel:
             return torch.sigmoid(2 * scores).cpu().numpy()
         return torch.softmax(4 * scores, dim=1).cpu().numpy()

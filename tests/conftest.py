@@ -165,3 +165,56 @@ def tiny_written(tmp_path: Path) -> Written:
 def variant(request: pytest.FixtureRequest, written: dict[str, Written]) -> Written:
     """Each written variant in turn (read-only)."""
     return written[request.param]
+
+
+# --- PyTorch threads ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def torch_threads_1():
+    """One PyTorch thread for a module's tests (``pytestmark = pytest.mark.usefixtures(...)``):
+    the machines have two cores and are shared; two threads spinning against another
+    process's load are many times slower than one."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+# --- a hand-made timing table for simulated-clock runs -----------------------------------------
+
+def flat_timing(train_step_s: float = 0.5, forward_s: float = 0.001, *,
+                backbones: dict[str, float] | None = None, probe_s: float = 0.01,
+                decode_example_s: float = 0.0005) -> Any:
+    """A version-2 :class:`~finetune.timing.TimingTable` with round, size-independent costs.
+
+    Every backbone of the configuration space (plus ``linear``) is priced at sizes 32, 64
+    and 128: a training step (forward/backward of a batch of 16) costs ``train_step_s``
+    times the backbone's factor in ``backbones`` (default 1; doubling the batch doubles the
+    cost), a forward pass ``forward_s`` per image; each probe fit ``probe_s``; decoding
+    ``decode_example_s`` per example. Optimizers and augmentations add nothing. Tests run on
+    it so that simulated runs depend on the seed alone, never on a machine.
+    """
+    from finetune.timing import AUGMENTATIONS, FORMATS, MODEL_TERMS, OPTIMIZERS, TimingTable
+
+    factors = {"tf_efficientnet_lite0": 1.0, "tf_efficientnet_lite1": 1.0, "tf_efficientnet_lite2": 1.0,
+               "resnet18": 1.0, "scratch_cnn": 1.0, "linear": 1.0, **(backbones or {})}
+    sizes = ("32", "64", "128")
+    zero = {model: {name: 0.0 for name in names} for model, names in MODEL_TERMS.items()}
+    data = {
+        "version": 2, "machine": "hand-made for the tests", "device": "cpu", "threads": 1,
+        "created": "2026-01-01T00:00:00", "command": "tests/conftest.py flat_timing",
+        "backbones": {
+            name: {"fwd_bwd": {s: [[16, train_step_s * f], [32, 2 * train_step_s * f]] for s in sizes},
+                   "optimizer_step": {opt: {s: 0.0 for s in sizes} for opt in OPTIMIZERS},
+                   "forward": {s: forward_s for s in sizes}}
+            for name, f in factors.items()},
+        "augmentation": {a: dict(zero["augmentation"]) for a in AUGMENTATIONS},
+        "decode": {fmt: {**zero["decode"], "example_s": decode_example_s} for fmt in FORMATS},
+        "ridge": {**zero["ridge"], "call_s": probe_s, "predict_call_s": probe_s / 10},
+        "random_features": {**zero["random_features"], "call_s": probe_s / 10},
+        "raw_features": {**zero["raw_features"], "call_s": probe_s / 10},
+        "write_predictions": {**zero["write_predictions"], "call_s": 0.001},
+    }
+    return TimingTable.from_dict(data)

@@ -11,6 +11,7 @@ import pytest
 from autodl import sources
 from autodl.dataset import AutoDLDataset
 from autodl.errors import ConversionError
+from autodl.labels import stratified_subset
 from autodl.sources import (
     FASHION_MNIST_DIR,
     SourceInfo,
@@ -21,7 +22,6 @@ from autodl.sources import (
     load_glyphs,
     load_textures,
     read_idx,
-    stratified_subsample,
     write_source,
 )
 
@@ -44,7 +44,7 @@ def _check_arrays(arrays: tuple, shape: tuple[int, int, int], n_classes: int) ->
 
 def test_list_sources() -> None:
     infos = list_sources()
-    assert [i.name for i in infos] == ["digits", "fashion_mnist", "textures", "glyphs"]
+    assert [i.name for i in infos] == ["digits", "fashion_mnist", "textures", "glyphs", "moving_squares"]
     for info in infos:
         assert isinstance(info, SourceInfo)
         assert info.description and "\n" not in info.description
@@ -89,7 +89,7 @@ def test_write_source_digits_round_trip(tmp_path: Path) -> None:
     assert train.x.shape == (30, 1, 8, 8, 1)
     assert set(train.y.argmax(1).tolist()) == set(range(10))  # stratified subsample
     x_train, y_train, *_ = load_digits()
-    keep = stratified_subsample(y_train, 30, 0)
+    keep = stratified_subset(y_train, 30, 0)
     np.testing.assert_array_equal(train.x[:, 0], x_train[keep])  # PNG is lossless
     np.testing.assert_array_equal(train.y.argmax(1), y_train[keep])
     assert ds.solution().shape == (20, 10)
@@ -104,14 +104,6 @@ def test_write_source_unknown_name(tmp_path: Path) -> None:
         write_source("cifar", tmp_path / "x")
     assert "cifar" in str(exc.value) and "digits" in str(exc.value) and "field 'source'" in str(exc.value)
     assert not (tmp_path / "x").exists()
-
-
-def test_stratified_subsample() -> None:
-    y = np.repeat(np.arange(4), [50, 30, 15, 5])
-    keep = stratified_subsample(y, 20, seed=2)
-    assert len(keep) == 20 and np.all(np.diff(keep) > 0)
-    np.testing.assert_array_equal(np.bincount(y[keep]), [10, 6, 3, 1])
-    np.testing.assert_array_equal(stratified_subsample(y, 200), np.arange(100))
 
 
 @needs_fashion
@@ -218,3 +210,22 @@ def test_write_source_glyphs(tmp_path: Path) -> None:
     assert train.x.shape == (20, 1, 28, 28, 1)
     assert set(train.y.argmax(1).tolist()) == set(range(10))
     assert ds.label_names() == list("0123456789")
+
+
+def test_moving_squares_class_is_the_direction_of_motion(tmp_path: Path) -> None:
+    from autodl.sources import MOVING_SQUARES_DIRECTIONS, load_moving_squares
+
+    x, y, xt, yt, names = load_moving_squares(seed=1, n_train_per_class=5, n_test_per_class=2)
+    assert x.shape == (20, 8, 16, 16, 1) and xt.shape == (8, 8, 16, 16, 1) and x.dtype == np.uint8
+    assert names == list(MOVING_SQUARES_DIRECTIONS) and np.bincount(y).tolist() == [5] * 4
+    for clip, label in zip(x, y):
+        dr, dc = MOVING_SQUARES_DIRECTIONS[names[label]]
+        for t in range(7):  # each frame is the one before rolled one pixel in the class's direction
+            np.testing.assert_array_equal(clip[t + 1], np.roll(clip[t], (dr, dc), axis=(0, 1)))
+    # any one frame carries no class: first frames of different classes look alike (a square)
+    assert {int((clip[0] > 0).sum()) for clip in x} == {16}
+    with pytest.raises(ConversionError, match="square"):
+        load_moving_squares(square=16)
+    ds = AutoDLDataset(write_source("moving_squares", tmp_path / "ms", max_train=12, max_test=8))
+    assert ds.metadata("train").get_tensor_shape() == (8, 16, 16, 1)
+    assert ds.label_names() == names

@@ -28,6 +28,10 @@ HYPERPARAMETERS = {
     "backbone", "optimizer", "batch_size", "learning_rate", "dropout", "weight_decay",
     "input_size", "warmup_epochs", "lr_schedule", "tau", "frames_per_clip", "augmentation",
     "test_time_flip", "pretrained",
+    # the anytime plan, the resolution policy, test calls (issue 6)
+    "probes", "probe_examples", "finetune", "min_input_size", "num_predictions",
+    # input adaptation and video motion (issue 6)
+    "channel_adapter", "temporal",
 }
 PRETRAINED = ["tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "resnet18"]
 PYTHON_TYPES = (str, int, float, bool)
@@ -324,3 +328,60 @@ def test_small_space_file_loads(tmp_path: Path) -> None:
     assert validate_config({"tau": 3}, small) == {"tau": 3.0}
     with pytest.raises(ConfigError, match="'backbone'"):
         validate_config({"backbone": "resnet18"}, small)
+
+
+# --------------------------------------------------------------------------- what can run here
+
+@pytest.fixture()
+def resnet18_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This machine as one without ResNet-18's weights file (whatever this one has)."""
+    from finetune import backbones
+
+    real = backbones.find_weights
+
+    def find(name: str, weights_path: object = None) -> Path:
+        if name == "resnet18":
+            raise backbones.PretrainedWeightsNotFoundError("resnet18: no weights file (test)")
+        return real(name, weights_path)
+
+    monkeypatch.setattr(backbones, "find_weights", find)
+    monkeypatch.setattr(backbones, "weights_available", lambda name, weights_path=None: name != "resnet18"
+                        and backbones.get_backbone_cfg(name).has_pretrained)
+
+
+def test_check_runnable_refuses_absent_weights_naming_the_fix(resnet18_absent: None) -> None:
+    from finetune.config import check_runnable
+
+    config = validate_config({"backbone": "resnet18"})
+    with pytest.raises(ConfigError) as info:
+        check_runnable(config, source="incumbent.yaml")
+    assert info.value.field == "backbone"
+    message = str(info.value)
+    assert "incumbent.yaml" in message and "resnet18" in message and "pretrained: true" in message
+    assert "tf_efficientnet_lite0" in message  # an alternative that can run here is named
+    # from random initialisation it runs: nothing to find
+    assert check_runnable(validate_config({"backbone": "resnet18", "pretrained": False}))["backbone"] == "resnet18"
+    assert check_runnable(validate_config({"backbone": "tf_efficientnet_lite0"}))
+
+
+def test_runnable_space_never_samples_absent_weights(resnet18_absent: None) -> None:
+    from finetune.config import runnable_space
+
+    drawn = sample_configs(200, seed=3)
+    assert not [c for c in drawn if c["backbone"] == "resnet18" and c["pretrained"]]
+    assert [c for c in drawn if c["backbone"] == "resnet18"]  # still there, from random weights
+    space = runnable_space(seed=0)
+    assert space.forbidden_clauses and "resnet18" in str(space.forbidden_clauses[0])
+    # the whole declared space, for another machine, still offers it
+    assert [c for c in sample_configs(200, seed=3, runnable_only=False)
+            if c["backbone"] == "resnet18" and c["pretrained"]]
+
+
+def test_resolve_model_refuses_an_unrunnable_config_before_anything_runs(resnet18_absent: None,
+                                                                          tmp_path: Path) -> None:
+    from finetune.models import resolve_model
+
+    path = tmp_path / "incumbent.yaml"
+    path.write_text("config:\n  backbone: resnet18\n")
+    with pytest.raises(ConfigError, match="incumbent.yaml.*resnet18"):
+        resolve_model(f"config:{path}")

@@ -32,19 +32,15 @@ from autodl.scoring import load_prediction, nauc, read_prediction_folder, score_
 from autodl.writer import write_arrays
 from finetune.config import ConfigError
 from finetune.learner import FineTuneLearner
-from finetune.timing import TimingEntry, TimingTable
+from conftest import flat_timing
 
 BUDGET = 20.0
 """The time budget T of every run (simulated seconds)."""
 T0 = 1.0
 TRAIN_BATCH_S = 0.5
 TEST_EXAMPLE_S = 0.001
-TIMING = TimingTable(
-    entries=[TimingEntry("scratch_cnn", 16, 32, TRAIN_BATCH_S, TEST_EXAMPLE_S),
-             TimingEntry("resnet18", 16, 32, TRAIN_BATCH_S, TEST_EXAMPLE_S),
-             # fewer (simulated) steps for the run with a bigger network
-             TimingEntry("tf_efficientnet_lite0", 16, 32, 2 * TRAIN_BATCH_S, TEST_EXAMPLE_S)],
-    machine="hand-made for the tests")
+# fewer (simulated) steps for the run with a bigger network
+TIMING = flat_timing(TRAIN_BATCH_S, TEST_EXAMPLE_S, backbones={"tf_efficientnet_lite0": 2.0})
 CHEAP = {"backbone": "scratch_cnn", "input_size": 32, "batch_size": 16, "optimizer": "Adam",
          "learning_rate": 0.01}
 """A configuration that trains in milliseconds per step on a CPU."""
@@ -54,14 +50,7 @@ RIDGE = "ridge on"
 N_TRAIN, N_TEST, SIDE, CLASSES = 60, 20, 16, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One PyTorch thread: the machine has two cores and is shared; two threads spinning
-    against another process's load are many times slower than one."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_threads_1")
 
 
 # --- synthetic data -------------------------------------------------------------------------
@@ -194,14 +183,16 @@ def gray_run(data_root: Path) -> Run:
 
 @pytest.fixture(scope="module")
 def rgba_run(data_root: Path) -> Run:
-    """4-channel images: the learned 3x3 convolution adapter, fast_autoaugment."""
+    """4-channel images: the learned 3x3 convolution adapter (``channel_adapter: conv3x3``),
+    fast_autoaugment."""
     path = _write(data_root, "rgba", channels=4)
 
     def keep_adapter(learner: FineTuneLearner, extra: dict[str, Any]) -> None:
         conv = learner.net.adapter.conv
         extra["adapter_before"] = None if conv is None else conv.weight.detach().clone()
 
-    return ingest(path, data_root / "out_rgba", {"augmentation": "fast_autoaugment"}, prepare=keep_adapter)
+    return ingest(path, data_root / "out_rgba", {"augmentation": "fast_autoaugment", "channel_adapter": "conv3x3"},
+                  prepare=keep_adapter)
 
 
 @pytest.fixture(scope="module")
@@ -303,6 +294,10 @@ def test_first_prediction_comes_from_the_ridge_model_before_any_step(any_run: Ru
     ridges = [k for k, s in enumerate(sources) if s.startswith(RIDGE)]
     assert ridges == list(range(len(ridges)))
     assert all(history[k]["steps"] == 0 for k in ridges)
+    if run.learner.tiny:  # no validation split: probes chosen by leave-one-out, no fine-tuning
+        assert run.learner.steps_done == 0
+        assert all(s.startswith((RIDGE, "unchanged")) for s in sources), sources
+        return
     # ... and then the network was trained.
     assert run.learner.steps_done > 0
     assert all(s.startswith(("network", "unchanged")) for s in sources[len(ridges):]), sources
@@ -311,12 +306,10 @@ def test_first_prediction_comes_from_the_ridge_model_before_any_step(any_run: Ru
 
 
 def test_history_records_validation_and_returns_the_best(any_run: Run):
+    """Every test pass is scored (validation NAUC, or the probes' leave-one-out NAUC on the
+    training examples when there is no validation split) and the best so far is returned."""
     run = any_run
     history = run.learner.history
-    if run.learner.x_val is None:  # no validation split: every test pass returns its own predictions
-        assert all(h["val_nauc"] is None and h["returned"] == "this" for h in history
-                   if not h["source"].startswith("unchanged"))
-        return
     best = -math.inf
     for k, h in enumerate(history):
         if h["source"].startswith("unchanged"):  # no test pass: the earlier best again
@@ -331,7 +324,7 @@ def test_history_records_validation_and_returns_the_best(any_run: Run):
         else:
             assert h["returned"] == "earlier best", (k, h)
             assert run.texts[k] == run.texts[k - 1], f"prediction {k} is not the earlier best"
-    assert run.learner.best_val == best
+    assert run.learner.best.score == best
 
 
 # --- what each kind of data must show --------------------------------------------------------
@@ -427,14 +420,19 @@ def test_dense_float_data(dense_run: Run):
     stored = dense_run.dataset.load_numpy("train").x
     assert stored.dtype == np.float32 and stored.max() > 50
     assert float(learner.x_train.min()) >= 0.0 and float(learner.x_train.max()) <= 1.0
-    assert learner.in_chans == 2 and learner.net.adapter.conv is not None
+    # 2 channels: the backbone's own first convolution adapted to them (channel_adapter: stem)
+    from finetune.backbones import get_first_conv
+
+    assert learner.in_chans == 2 and learner.net.adapter.conv is None
+    assert get_first_conv(learner.net.backbone).in_channels == 2
 
 
 def test_tiny_dataset_has_no_validation_split(tiny_run: Run):
     learner = tiny_run.learner
     assert learner.x_val is None and learner.y_val is None
     assert len(learner.x_train) == 20
-    assert learner.best_val == -math.inf
+    assert learner.steps_done == 0  # probes only: nothing to choose checkpoints with
+    assert learner.best is not None and math.isfinite(learner.best.score)
 
 
 # --- the best-validation rule, constructed -----------------------------------------------------
@@ -449,7 +447,7 @@ def test_returned_predictions_are_the_best_validation_ones(data_root: Path, tmp_
 
     def script(learner: FineTuneLearner, extra: dict[str, Any]) -> None:
         calls = iter(scripted)
-        learner._val_nauc = lambda probabilities: next(calls, 0.0)
+        learner._select_nauc = lambda labels, probabilities: next(calls, 0.0)
         learner.blend_probe = False
 
     run = ingest(path, tmp_path / "out", prepare=script)
@@ -464,8 +462,8 @@ def test_returned_predictions_are_the_best_validation_ones(data_root: Path, tmp_
     assert run.texts[2] == run.texts[1] == run.texts[3]    # 0.2 and 0.3 keep 0.9's
     assert run.texts[4] != run.texts[1]                    # 0.95 is new
     assert all(text == run.texts[4] for text in run.texts[5:])
-    assert run.learner.best_val == 0.95
-    np.testing.assert_allclose(run.predictions[-1], run.learner.best_predictions, rtol=1e-5, atol=1e-6)
+    assert run.learner.best.score == 0.95
+    np.testing.assert_allclose(run.predictions[-1], run.learner.best.test, rtol=1e-5, atol=1e-6)
 
 
 # --- refusals ------------------------------------------------------------------------------
@@ -523,7 +521,7 @@ def test_simulated_runs_are_reproducible(data_root: Path, tmp_path: Path):
 # --- pretrained: false ------------------------------------------------------------------------
 
 def test_pretrained_false_builds_without_reading_weights(train_meta: Any, monkeypatch: pytest.MonkeyPatch):
-    from autodl_meta.models import resolve_model
+    from finetune.models import resolve_model
     from finetune import backbones
 
     def no_weights(*args: Any, **kwargs: Any) -> Any:

@@ -1,0 +1,225 @@
+"""``autodl-meta benchmark grid``: does the configuration space give selection something to choose?
+
+A grid of configurations (:data:`GRID`, about 20, spanning the anytime knobs of
+``configs/space/finetune.yaml`` as well as the networks and their training) is evaluated
+on datasets of different kinds (:data:`GRID_DATASETS`) with several seeds, on the
+simulated clock (results independent of the machine's load, so the evaluations may run
+side by side). Per dataset the report gives best minus worst configuration, best minus
+``baseline:default``, and beside them the spread over seeds (so that a difference between
+configurations can be told from noise). If every dataset had the same best configuration,
+or the differences were within the seed spread, there would be nothing to select.
+
+Evaluations are appended to a JSON-lines file as they finish, seed by seed (all pairs of
+seed 0 first), and a stopped run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autodl.machine import machine_description
+from autodl_meta.benchmark_clocks import prepare_dataset
+
+logger = logging.getLogger(__name__)
+
+_LITE0 = {"backbone": "tf_efficientnet_lite0"}
+GRID: dict[str, str | dict[str, Any]] = {
+    "default": "baseline:default",
+    "scratch": "baseline:scratch",
+    # the anytime plan
+    "probes-only": {**_LITE0, "finetune": False},
+    "probes-only-1024": {**_LITE0, "finetune": False, "probe_examples": 1024},
+    "raw-probes-only": {**_LITE0, "finetune": False, "probes": "raw+random"},
+    "no-probes": {**_LITE0, "probes": "none", "optimizer": "SGD", "learning_rate": 0.025,
+                  "weight_decay": 2.5e-4, "augmentation": "flip"},
+    "embedding-probe-first": {**_LITE0, "probes": "embedding", "probe_examples": 512, "optimizer": "SGD",
+                              "learning_rate": 0.025, "weight_decay": 2.5e-4},
+    "few-tests": {**_LITE0, "num_predictions": 6, "optimizer": "SGD", "learning_rate": 0.025,
+                  "weight_decay": 2.5e-4},
+    "many-tests": {**_LITE0, "num_predictions": 24, "optimizer": "SGD", "learning_rate": 0.025,
+                   "weight_decay": 2.5e-4},
+    # the input resolution policy
+    "lite0-64px": {**_LITE0, "min_input_size": 64, "input_size": 64, "optimizer": "SGD", "learning_rate": 0.025,
+                   "weight_decay": 2.5e-4, "augmentation": "flip"},
+    "lite0-96px": {**_LITE0, "min_input_size": 96, "input_size": 128, "optimizer": "SGD",
+                   "learning_rate": 0.025, "weight_decay": 2.5e-4, "probe_examples": 128},
+    # training
+    "lite0-adam": {**_LITE0, "optimizer": "Adam", "learning_rate": 1e-3, "batch_size": 32},
+    "lite0-adam-cosine-bs64": {**_LITE0, "optimizer": "Adam", "learning_rate": 2e-3, "batch_size": 64,
+                               "lr_schedule": "cosine"},
+    "lite0-sgd-fastaa": {**_LITE0, "optimizer": "SGD", "learning_rate": 0.05, "weight_decay": 2.5e-4,
+                         "augmentation": "fast_autoaugment", "tau": 4.0},
+    "lite0-scratch": {**_LITE0, "pretrained": False, "optimizer": "Adam", "learning_rate": 3e-3},
+    # other networks
+    "lite1": {"backbone": "tf_efficientnet_lite1", "optimizer": "SGD", "learning_rate": 0.025,
+              "weight_decay": 2.5e-4},
+    "lite2-probes-only": {"backbone": "tf_efficientnet_lite2", "finetune": False},
+    "scratch-cnn": {"backbone": "scratch_cnn", "pretrained": False, "probes": "raw", "optimizer": "Adam",
+                    "learning_rate": 3e-3, "batch_size": 64},
+    "scratch-cnn-probes": {"backbone": "scratch_cnn", "pretrained": False, "optimizer": "Adam",
+                           "learning_rate": 3e-3, "batch_size": 32, "augmentation": "flip"},
+    "resnet18-scratch-64px": {"backbone": "resnet18", "pretrained": False, "input_size": 64,
+                              "min_input_size": 64, "optimizer": "SGD", "learning_rate": 0.05,
+                              "weight_decay": 5e-4},
+    # video: motion
+    "lite0-difference": {**_LITE0, "temporal": "difference", "optimizer": "SGD", "learning_rate": 0.025,
+                         "weight_decay": 2.5e-4},
+}
+"""The configurations, by short name; the space's defaults fill what a mapping leaves out."""
+
+GRID_DATASETS: tuple[str, ...] = ("digits", "fmnist3k", "textures", "miniciao", "Monkeys", "moving_squares")
+"""Handwriting (8 px), clothing (28 px), textures (32 px), CIFAR-like photos, natural photos
+of varying size with 26 training examples, synthetic video whose class is motion."""
+
+SEEDS: tuple[int, ...] = (0, 1, 2)
+
+
+def _key(row: dict[str, Any]) -> tuple[str, str, int]:
+    return row["config"], row["dataset"], int(row["seed"])
+
+
+def _read(results: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
+    rows = {}
+    if results.is_file():
+        for n, line in enumerate(results.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a killed run: evaluated again
+                logger.warning("%s:%d: unreadable line skipped", results, n)
+                continue
+            rows[_key(row)] = row
+    return rows
+
+
+def _evaluate_one(config_name: str, dataset_name: str, path: str, seed: int, protocol: str,
+                  timing: str | None) -> dict[str, Any]:
+    """One grid cell, in a worker process with one PyTorch thread."""
+    from finetune.evaluate import evaluate, torch_threads
+
+    with torch_threads(1):
+        ev = evaluate(GRID[config_name], path, protocol, clock="simulated", seed=seed, device="cpu",
+                      timing=timing)
+    return {"config": config_name, "dataset": dataset_name, "seed": seed, "status": ev.status, "alc": ev.alc,
+            "final_nauc": ev.final_nauc, "predictions": len(ev.curve), "wall_seconds": ev.wall_seconds,
+            "timestamps": ev.curve.timestamps, "nauc": ev.curve.nauc, "error": ev.error, "protocol": protocol,
+            "clock": "simulated", "when": _dt.datetime.now().isoformat(timespec="seconds")}
+
+
+def run_grid(results: str | Path, data_dir: str | Path, *, configs: Sequence[str] | None = None,
+             datasets: Sequence[str] = GRID_DATASETS, seeds: Sequence[int] = SEEDS, protocol: str = "mini",
+             workers: int = 1, timing: str | Path | None = None,
+             progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Evaluate every (configuration, dataset, seed) not yet in ``results``, ``workers`` at a
+    time (each a process with one PyTorch thread), appending a JSON line per evaluation.
+    Returns all rows of ``results``."""
+    results, data_dir = Path(results), Path(data_dir)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    done = _read(results)
+    names = list(configs or GRID)
+    unknown = [c for c in names if c not in GRID]
+    if unknown:
+        from autodl.errors import AutoDLError
+
+        raise AutoDLError(None, f"unknown grid configuration(s) {unknown}; known: {', '.join(GRID)}",
+                          field="configs")
+    paths = {d: prepare_dataset(d, data_dir) for d in datasets}
+    todo = [(c, d, s) for s in seeds for d in datasets for c in names
+            if paths[d] is not None and (c, d, s) not in done]
+    logger.info("grid: %d evaluations done, %d to do", len(done), len(todo))
+    timing_arg = None if timing is None else str(timing)
+    if workers <= 1:
+        for c, d, s in todo:
+            _record(results, done, _evaluate_one(c, d, str(paths[d]), s, protocol, timing_arg), progress)
+        return list(done.values())
+    # "spawn": fresh interpreters, nothing inherited from this process's PyTorch state
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_evaluate_one, c, d, str(paths[d]), s, protocol, timing_arg) for c, d, s in todo]
+        for future in as_completed(futures):
+            _record(results, done, future.result(), progress)
+    return list(done.values())
+
+
+def _record(results: Path, done: dict, row: dict[str, Any], progress: Callable | None) -> None:
+    with results.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    done[_key(row)] = row
+    logger.info("%s / %s / seed %d: %s ALC %s", row["config"], row["dataset"], row["seed"], row["status"], row["alc"])
+    if progress is not None:
+        progress(row)
+
+
+def grid_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per dataset: mean ALC of each configuration over its seeds, and the summary figures."""
+    by: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        if r["alc"] is not None:
+            by.setdefault(r["dataset"], {}).setdefault(r["config"], []).append(float(r["alc"]))
+    out = {}
+    for ds, cfgs in by.items():
+        means = {c: float(np.mean(v)) for c, v in cfgs.items()}
+        spreads = [float(np.max(v) - np.min(v)) for v in cfgs.values() if len(v) > 1]
+        best = max(means, key=means.get)
+        worst = min(means, key=means.get)
+        out[ds] = {"means": means, "seeds": {c: len(v) for c, v in cfgs.items()}, "best": best, "worst": worst,
+                   "best_minus_worst": means[best] - means[worst],
+                   "best_minus_default": means[best] - means["default"] if "default" in means else None,
+                   "seed_range_mean": float(np.mean(spreads)) if spreads else None,
+                   "seed_range_max": float(np.max(spreads)) if spreads else None}
+    return out
+
+
+def grid_report(rows: Sequence[dict[str, Any]], command: str) -> str:
+    """The Markdown report: the summary per dataset, then the mean ALC of every cell."""
+    table = grid_table(rows)
+    datasets = [d for d in GRID_DATASETS if d in table] + sorted(set(table) - set(GRID_DATASETS))
+    configs = [c for c in GRID if any(c in table[d]["means"] for d in datasets)]
+    proto = rows[0]["protocol"] if rows else "?"
+    crashed = [r for r in rows if r["status"] != "ok"]
+    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    seeds = sorted({int(r["seed"]) for r in rows})
+
+    def f(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    lines = [f"## grid: {len(configs)} configurations x {len(datasets)} datasets, simulated clock ({when})", "",
+             f"- Command: `{command}`",
+             f"- Machine: {machine_description()} (the simulated clock's table "
+             "`configs/timing/` prices the costs; the results do not depend on the load)",
+             f"- Protocol `{proto}`; seeds {seeds}; {len(rows)} evaluations, {len(crashed)} not ok",
+             "- Seed range: max minus min ALC over the seeds of one (configuration, dataset), "
+             "averaged (and the largest) over the configurations of the dataset", "",
+             "| dataset | best (mean ALC) | worst (mean ALC) | best - worst | best - default | "
+             "seed range mean | seed range max |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    for d in datasets:
+        t = table[d]
+        lines.append(f"| {d} | {t['best']} ({t['means'][t['best']]:.4f}) | {t['worst']} "
+                     f"({t['means'][t['worst']]:.4f}) | {t['best_minus_worst']:.4f} | "
+                     f"{f(t['best_minus_default'])} | {f(t['seed_range_mean'])} | {f(t['seed_range_max'])} |")
+    lines += ["", "Mean ALC over the seeds (the number of seeds where fewer than all):", "",
+              "| configuration | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
+    for c in configs:
+        cells = []
+        for d in datasets:
+            m = table[d]["means"].get(c)
+            n = table[d]["seeds"].get(c, 0)
+            cells.append("" if m is None else f"{m:.4f}" + ("" if n == len(seeds) else f" ({n})"))
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    if crashed:
+        lines += ["", "Not ok: " + "; ".join(f"{r['config']} on {r['dataset']} seed {r['seed']}: {r['status']} "
+                                             f"({(r['error'] or '')[:80]})" for r in crashed[:10])]
+    return "\n".join(lines) + "\n"

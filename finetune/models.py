@@ -1,0 +1,168 @@
+"""Model names: resolving ``baseline:*``, ``config:PATH`` and ``file:PATH`` into model factories.
+
+Known forms:
+
+* ``baseline:linear``: the seed paper's linear baseline (:class:`finetune.baselines.LinearModel`).
+* ``baseline:default``: one fixed AutoCLINT-like configuration
+  (``configs/finetune/default.yaml``), the single best a user would pick without
+  meta-learning, fine-tuned by :class:`finetune.learner.FineTuneLearner`.
+* ``baseline:scratch``: a ResNet-18 trained from random initialisation (the seed paper's
+  "from scratch" baseline), otherwise the default configuration.
+* ``config:PATH``: one configuration from a YAML/JSON file (validated against
+  ``configs/space/finetune.yaml``).
+* ``file:PATH`` (or a path ending in ``.py``): a challenge submission's ``model.py``; its
+  ``Model`` class is constructed as ``Model(metadata)``, exactly as the organizers'
+  ingestion does, and runs on the wall clock.
+
+``python -m finetune.models --dataset D --model NAME --out DIR ...`` is the ingestion
+side alone (what :func:`finetune.evaluate.run_local_model` starts in a child process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from autodl.clock import Clock
+from autodl.errors import AutoDLError
+from autodl.ingestion import ModelFactory
+from autodl.metadata import AutoDLMetadata
+
+
+def _linear(meta: AutoDLMetadata, clock: Clock, **_: Any) -> Any:
+    from finetune.baselines import LinearModel
+
+    return LinearModel(meta, clock=clock)
+
+
+class LearnerFactory:
+    """``(train_metadata, clock) -> FineTuneLearner`` for one configuration.
+
+    ``config`` is the validated configuration and ``kwargs`` the learner's other keyword
+    arguments, so that callers can see what will run (e.g. to price it on a timing table).
+    """
+
+    def __init__(self, config: Mapping[str, Any], **kwargs: Any):
+        self.config = dict(config)
+        self.kwargs = kwargs
+
+    def __call__(self, meta: AutoDLMetadata, clock: Clock) -> Any:
+        from finetune.learner import FineTuneLearner
+
+        return FineTuneLearner(meta, self.config, clock=clock, **self.kwargs)
+
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "finetune" / "default.yaml"
+"""The single-best baseline configuration (``baseline:default``)."""
+
+BASELINES: dict[str, tuple[Callable[..., Any] | None, str]] = {
+    "linear": (_linear, "flatten + one linear layer with sigmoid outputs, Adam, batch 30 (seed paper)"),
+    "default": (None, "the fixed AutoCLINT-like configuration configs/finetune/default.yaml"),
+    "scratch": (None, "ResNet-18 from random initialisation, otherwise the default configuration"),
+}
+"""The baselines by name: (factory for those that are not fine-tuning configurations, description)."""
+
+
+def known_models() -> list[str]:
+    return [f"baseline:{k}" for k in BASELINES] + ["config:PATH.yaml", "file:PATH/model.py"]
+
+
+def _from_file(path: Path) -> ModelFactory:
+    if not path.is_file():
+        raise AutoDLError(path, "model file not found; expected a challenge model.py defining class Model")
+    spec = importlib.util.spec_from_file_location(f"autodl_submission_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))  # submissions import their sibling files
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    if not hasattr(module, "Model"):
+        raise AutoDLError(path, "defines no class Model", field="Model")
+    return lambda meta, clock: module.Model(meta)
+
+
+def reads_simulated_clock(name: str) -> bool:
+    """Whether the model named ``name`` charges its work to a simulated clock (the fine-tuning
+    learner does; the linear baseline and challenge submissions read the wall clock)."""
+    return not (name.startswith("file:") or name.endswith(".py") or name == "baseline:linear")
+
+
+def baseline_config(name: str) -> dict[str, Any]:
+    """The configuration behind ``baseline:default`` or ``baseline:scratch``."""
+    from finetune.config import load_config, validate_config
+
+    config = load_config(DEFAULT_CONFIG)
+    if name == "baseline:scratch":
+        config = validate_config({**config, "backbone": "resnet18", "pretrained": False})
+    elif name != "baseline:default":
+        raise AutoDLError(None, f"{name!r} is not a fine-tuning configuration; known: baseline:default, "
+                                f"baseline:scratch", field="model")
+    return config
+
+
+def resolve_model(name: str | Mapping[str, Any], **learner_kwargs: Any) -> ModelFactory:
+    """The factory ``(train_metadata, clock) -> model`` for a model name or a configuration.
+
+    ``name`` is a ``--model`` name or a configuration mapping. ``learner_kwargs`` (e.g.
+    ``t0``, ``timing``, ``device``, ``seed``) go to :class:`finetune.learner.FineTuneLearner`
+    for the models built on it. A configuration that cannot run here (a backbone whose
+    weights are absent) is refused now, before any budget is spent.
+    """
+    from finetune.config import check_runnable, load_config, validate_config
+
+    if isinstance(name, Mapping):
+        return LearnerFactory(check_runnable(validate_config(name)), **learner_kwargs)
+    if name.startswith("file:") or name.endswith(".py"):
+        return _from_file(Path(name.removeprefix("file:")))
+    kind, _, rest = name.partition(":")
+    if kind == "config":  # a bad file fails here, before any budget is spent
+        return LearnerFactory(check_runnable(load_config(rest), source=rest), **learner_kwargs)
+    if kind == "baseline" and rest in ("default", "scratch"):
+        return LearnerFactory(check_runnable(baseline_config(name), source=name), **learner_kwargs)
+    if kind == "baseline" and rest in BASELINES:
+        factory = BASELINES[rest][0]
+        return lambda meta, clock: factory(meta, clock, **learner_kwargs)
+    raise AutoDLError(None, f"unknown model {name!r}; known: {', '.join(known_models())}", field="--model")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ingestion side alone, on the wall clock: the child process of a local run."""
+    from autodl.ingestion import run_ingestion
+
+    p = argparse.ArgumentParser(prog="python -m finetune.models", description=main.__doc__)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--time-budget", type=float, default=1200.0)
+    p.add_argument("--t0", type=float, default=None, help="the ALC's t0 the learner plans with")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--max-train-examples", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: PyTorch's)")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    kwargs = {k: v for k, v in (("t0", args.t0), ("device", args.device), ("seed", args.seed),
+                                ("max_train_examples", args.max_train_examples)) if v is not None}
+    try:
+        factory = resolve_model(args.model, **kwargs)
+    except AutoDLError as exc:
+        print(f"autodl-meta: error: {exc}", file=sys.stderr)
+        return 2
+    res = run_ingestion(args.dataset, factory, args.out, time_budget=args.time_budget)
+    if not res.success:
+        print(f"model failed: {res.error}", file=sys.stderr)
+    return 0 if res.success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
