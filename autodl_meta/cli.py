@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--formats", default="png,jpeg,dense", help="storage formats whose decoding is priced")
     tm.add_argument("--threads", type=int, default=1,
                     help="PyTorch threads while measuring (offline evaluations run one per evaluation)")
-    tm.add_argument("--repeats", type=int, default=3, help="timings per figure (median, after a warm-up)")
+    tm.add_argument("--repeats", type=int, default=5, help="timings per figure (median, after a warm-up)")
     tm.add_argument("--device", default="cpu")
     tm.set_defaults(func=cmd_finetune_timings)
     return p

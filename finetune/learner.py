@@ -225,6 +225,8 @@ class FineTuneLearner:
         self.pending_probe: str | None = None  # fitted by the last train call, tested by the next test call
         self.probes: dict[str, Any] = {}
         self._random_features: Any = None
+        # the pending probe's (selection-set probabilities, labels): validation, or leave-one-out
+        self._probe_select: tuple[np.ndarray, np.ndarray] | None = None
         self.time_budget: float | None = None
         self.schedule: AnytimeSchedule | None = None
         self._anchor: tuple[float, float] = (0.0, 0.0)

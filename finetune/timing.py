@@ -796,10 +796,16 @@ def _measure_backbone(name: str, size: int, batches: Sequence[int], optimizers: 
         sgd.step()
         return seconds
 
-    points = []
-    for bs in batches:
-        fwd_bwd(bs)  # warm-up
-        points.append([bs, statistics.median(fwd_bwd(bs) for _ in range(timer.repeats))])
+    for bs in batches:  # warm-up: every shape once (kernel selection, allocator)
+        fwd_bwd(bs)
+    # interleaved rounds: a transient load on a shared machine touches one sample of
+    # each batch size, not every sample of one (measured: EfficientNet-Lite0's batch of 32
+    # at 32 px priced 0.34 s, above its neighbours' line, when its samples were taken in a row)
+    samples: dict[int, list[float]] = {bs: [] for bs in batches}
+    for _ in range(timer.repeats):
+        for bs in batches:
+            samples[bs].append(fwd_bwd(bs))
+    points = [[bs, statistics.median(samples[bs])] for bs in batches]
     # the gradients of the last backward stay in place for the optimizers' steps
     steps = {}
     for opt_name in optimizers:
@@ -995,7 +1001,7 @@ def _check_names(values: Iterable[str], known: Sequence[str], field: str) -> lis
 def measure_timings(backbones: Sequence[str], batch_sizes: Sequence[int] = (16, 32, 64, 128),
                     input_sizes: Sequence[int] = (32, 64, 128), optimizers: Sequence[str] = OPTIMIZERS,
                     augmentations: Sequence[str] = AUGMENTATIONS, formats: Sequence[str] = FORMATS,
-                    device: str = "cpu", threads: int = 1, repeats: int = 3,
+                    device: str = "cpu", threads: int = 1, repeats: int = 5,
                     progress: Callable[[int], None] | None = None, *, command: str | None = None,
                     max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS, quick: bool = False) -> TimingTable:
     """Measure every cost of the fine-tuning learner on this machine (random weights).

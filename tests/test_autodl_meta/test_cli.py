@@ -132,3 +132,54 @@ def test_scoring_side_ends_an_ingestion_that_outlives_the_budget(small_digits, t
     assert not (out / "predictions" / "end.txt").exists()
     scores = parse_scores_txt(out / "scores" / "scores.txt")
     assert len(scores["timestamps"]) == 1 and scores["nauc_scores"] == [0.0]
+
+
+def test_end_written_in_time_is_finished_even_if_the_interpreter_is_slow_to_exit(small_digits, tmp_path):
+    """end.txt written within the budget: a slow interpreter shutdown (here an atexit hook
+    that outlasts the budget) is not an ingestion that outlived the budget."""
+    model = tmp_path / "model.py"
+    model.write_text(textwrap.dedent("""
+        import atexit
+        import time
+        import numpy as np
+
+        atexit.register(time.sleep, 6)  # the interpreter's shutdown ends after the budget
+
+        class Model:
+            def __init__(self, metadata):
+                self.metadata = metadata
+                self.done_training = False
+
+            def train(self, dataset, remaining_time_budget=None):
+                self.done_training = True
+
+            def test(self, dataset, remaining_time_budget=None):
+                return np.full((200, self.metadata.get_output_size()), 0.5)
+    """))
+    out = tmp_path / "run"
+    proc = cli("run", "--dataset", str(small_digits), "--model", f"file:{model}", "--time-budget", "4",
+               "--out", str(out), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "outlived" not in proc.stdout and "ALC 0.0000" in proc.stdout
+    assert yaml.safe_load((out / "predictions" / "end.txt").read_text())["ingestion_success"] == 1
+
+
+def test_a_crashing_model_is_reported_as_crashed_not_as_an_alc(small_digits, tmp_path):
+    model = tmp_path / "model.py"
+    model.write_text(textwrap.dedent("""
+        class Model:
+            def __init__(self, metadata):
+                self.done_training = False
+
+            def train(self, dataset, remaining_time_budget=None):
+                raise RuntimeError("the model broke")
+
+            def test(self, dataset, remaining_time_budget=None):
+                raise AssertionError("never reached")
+    """))
+    out = tmp_path / "run"
+    proc = cli("run", "--dataset", str(small_digits), "--model", f"file:{model}", "--time-budget", "4",
+               "--out", str(out), timeout=120)
+    assert proc.returncode == 1
+    assert "crashed" in proc.stderr and "RuntimeError: the model broke" in proc.stderr
+    assert "ALC" not in proc.stdout and "Traceback" not in proc.stderr

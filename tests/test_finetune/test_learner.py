@@ -541,3 +541,19 @@ def test_pretrained_false_builds_without_reading_weights(train_meta: Any, monkey
     with pytest.raises(AssertionError, match="pretrained weights looked up"):
         FineTuneLearner(train_meta, {**CHEAP, "backbone": "tf_efficientnet_lite0"}, SimulatedClock(),
                         timing=TIMING, device="cpu")
+
+
+# --- the softmax temperature ------------------------------------------------------------------
+
+def test_tau_divides_the_logits_in_the_loss_and_at_prediction(train_meta: Any):
+    """As AutoCLINT: logits / tau inside the training loss and the predicted probabilities."""
+    import torch.nn.functional as F
+
+    learner = FineTuneLearner(train_meta, {**CHEAP, "tau": 4.0}, SimulatedClock(), timing=TIMING, device="cpu")
+    logits = torch.tensor([[4.0, 0.0, -4.0], [0.0, 8.0, 0.0]])
+    targets = torch.tensor([[1.0, 0, 0], [0, 0, 1.0]])
+    torch.testing.assert_close(learner._loss(logits, targets), F.cross_entropy(logits / 4.0, torch.tensor([0, 2])))
+    np.testing.assert_allclose(learner._probabilities(logits), torch.softmax(logits / 4.0, 1).numpy(), rtol=1e-6)
+    learner.multilabel = True
+    torch.testing.assert_close(learner._loss(logits, targets),
+                               F.binary_cross_entropy_with_logits(logits / 4.0, targets))
