@@ -17,7 +17,6 @@ resumes where it stopped (pairs and clocks already measured are skipped).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from autodl.machine import machine_description
+from autodl.records import append_jsonl, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -102,13 +102,7 @@ def prepare_dataset(name: str, data_dir: Path) -> Path | None:
 
 
 def _done(results: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
-    out = {}
-    if results.is_file():
-        for line in results.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                out[(row["config"], row["dataset"], row["clock"])] = row
-    return out
+    return {(row["config"], row["dataset"], row["clock"]): row for row in read_jsonl(results)}
 
 
 def run_clock_benchmark(results: str | Path, data_dir: str | Path, *, pairs: Sequence[tuple[str, str]] = PAIRS,
@@ -139,8 +133,7 @@ def run_clock_benchmark(results: str | Path, data_dir: str | Path, *, pairs: Seq
                    "timestamps": ev.curve.timestamps, "nauc": ev.curve.nauc, "error": ev.error,
                    "threads": threads, "protocol": protocol, "seed": seed,
                    "when": _dt.datetime.now().isoformat(timespec="seconds")}
-            with results.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_jsonl(results, row)
             done[(cfg_name, ds_name, clock)] = row
             logger.info("%s / %s / %s: %s ALC %s", cfg_name, ds_name, clock, ev.status, ev.alc)
     return list(done.values())

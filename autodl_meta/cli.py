@@ -210,18 +210,21 @@ def cmd_benchmark_clocks(args: argparse.Namespace) -> int:
 def cmd_benchmark_grid(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from autodl_meta.benchmark_grid import GRID, GRID_DATASETS, grid_report, run_grid
+    from autodl_meta.benchmark_grid import GRID, GRID_DATASETS, grid_report, read_grid, run_grid
 
     configs = args.configs.split(",") if args.configs else list(GRID)
     datasets = args.datasets.split(",") if args.datasets else list(GRID_DATASETS)
     seeds = [int(s) for s in args.seeds.split(",")]
-    with tqdm(total=len(configs) * len(datasets) * len(seeds), desc="grid", unit="eval", disable=None) as bar:
-        def step(row: dict[str, Any]) -> None:
-            bar.set_postfix_str(f"{row['config']} on {row['dataset']}: {row['alc']}", refresh=False)
-            bar.update(1)
+    if args.report_only:
+        rows = read_grid(args.results)
+    else:
+        with tqdm(total=len(configs) * len(datasets) * len(seeds), desc="grid", unit="eval", disable=None) as bar:
+            def step(row: dict[str, Any]) -> None:
+                bar.set_postfix_str(f"{row['config']} on {row['dataset']}: {row['alc']}", refresh=False)
+                bar.update(1)
 
-        rows = run_grid(args.results, args.data, configs=configs, datasets=datasets, seeds=seeds,
-                        protocol=args.protocol, workers=args.workers, timing=args.timing, progress=step)
+            rows = run_grid(args.results, args.data, configs=configs, datasets=datasets, seeds=seeds,
+                            protocol=args.protocol, workers=args.workers, timing=args.timing, progress=step)
     command = " ".join(["autodl-meta benchmark grid"] + sys.argv[3:])
     report = grid_report(rows, command)
     if args.doc:
@@ -382,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     bgr.add_argument("--workers", type=int, default=1, help="evaluations side by side (one process and one "
                                                             "PyTorch thread each)")
     bgr.add_argument("--doc", default="docs/grid.md", help="Markdown file written with the report")
+    bgr.add_argument("--report-only", action="store_true",
+                     help="evaluate nothing: write the report of what --results holds (e.g. of a stopped run)")
     bgr.set_defaults(func=cmd_benchmark_grid)
 
     ft = sub.add_parser("finetune", help="fine-tuning tools")

@@ -40,9 +40,9 @@ def test_default_ends_better_than_probes_alone_on_digits_simulated(digits):
     """Fine-tuning must add to what the ridge probes reach alone, on the simulated clock.
 
     On digits (8 px, easy) the probes alone are hard to beat in ALC under `mini`
-    (measured with the committed table, seed 0: probes-only 0.9726, default 0.9704): the
-    fine-tuned network must end better than the probes (final NAUC 0.9988 against
-    0.9950) without losing more than 0.01 ALC on the way."""
+    (measured with the first committed table, seed 0: probes-only 0.9726, default
+    0.9704): the fine-tuned network must end better than the probes (there: final NAUC
+    0.9988 against 0.9950) without losing more than 0.01 ALC on the way."""
     mini = load_protocol("mini")
     with torch_threads(1):
         default = evaluate("baseline:default", digits, mini, clock="simulated", seed=0)
