@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -139,11 +142,23 @@ def run_grid(results: str | Path, data_dir: str | Path, *, configs: Sequence[str
             _record(results, done, _evaluate_one(c, d, str(paths[d]), s, protocol, timing_arg), progress)
         return list(done.values())
     # "spawn": fresh interpreters, nothing inherited from this process's PyTorch state
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_end_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_evaluate_one, c, d, str(paths[d]), s, protocol, timing_arg) for c, d, s in todo]
         for future in as_completed(futures):
             _record(results, done, future.result(), progress)
     return list(done.values())
+
+
+def _end_with_parent(parent: int) -> None:
+    """In a worker: exit as soon as the process that started it is gone (killed), instead of
+    running on, orphaned, with the evaluations it was given."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="end-with-parent").start()
 
 
 def _record(results: Path, done: dict, row: dict[str, Any], progress: Callable | None) -> None:

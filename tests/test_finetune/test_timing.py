@@ -364,6 +364,6 @@ def test_cli_records_the_full_command(monkeypatch: pytest.MonkeyPatch, tmp_path:
     command = TimingTable.load(out).command
     assert command == (f"autodl-meta finetune timings --out {out} --backbones scratch_cnn --batch-sizes 2,4 "
                        f"--sizes 16,24 --optimizers SGD,Adam --augmentations none,flip "
-                       f"--formats png,jpeg,dense --threads 1 --repeats 3 --device cpu")
+                       f"--formats png,jpeg,dense --threads 1 --repeats 5 --device cpu")
     assert "wrote" in capsys.readouterr().out
     assert main(["finetune", "timings", "--out", str(out), "--sizes", "16,x"]) == 2
