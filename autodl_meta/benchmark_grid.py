@@ -193,7 +193,8 @@ def grid_report(rows: Sequence[dict[str, Any]], command: str) -> str:
     """The Markdown report: the summary per dataset, then the mean ALC of every cell."""
     table = grid_table(rows)
     datasets = [d for d in GRID_DATASETS if d in table] + sorted(set(table) - set(GRID_DATASETS))
-    configs = [c for c in GRID if any(c in table[d]["means"] for d in datasets)]
+    seen = {c for d in datasets for c in table[d]["means"]}
+    configs = [c for c in GRID if c in seen] + sorted(seen - set(GRID))
     proto = rows[0]["protocol"] if rows else "?"
     crashed = [r for r in rows if r["status"] != "ok"]
     when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -209,12 +210,12 @@ def grid_report(rows: Sequence[dict[str, Any]], command: str) -> str:
              f"- Protocol `{proto}`; seeds {seeds}; {len(rows)} evaluations, {len(crashed)} not ok",
              "- Seed range: max minus min ALC over the seeds of one (configuration, dataset), "
              "averaged (and the largest) over the configurations of the dataset", "",
-             "| dataset | best (mean ALC) | worst (mean ALC) | best - worst | best - default | "
+             "| dataset | configurations | best (mean ALC) | worst (mean ALC) | best - worst | best - default | "
              "seed range mean | seed range max |",
-             "|---|---|---|---:|---:|---:|---:|"]
+             "|---|---:|---|---|---:|---:|---:|---:|"]
     for d in datasets:
         t = table[d]
-        lines.append(f"| {d} | {t['best']} ({t['means'][t['best']]:.4f}) | {t['worst']} "
+        lines.append(f"| {d} | {len(t['means'])} of {len(configs)} | {t['best']} ({t['means'][t['best']]:.4f}) | {t['worst']} "
                      f"({t['means'][t['worst']]:.4f}) | {t['best_minus_worst']:.4f} | "
                      f"{f(t['best_minus_default'])} | {f(t['seed_range_mean'])} | {f(t['seed_range_max'])} |")
     lines += ["", "Mean ALC over the seeds (the number of seeds where fewer than all):", "",

@@ -49,7 +49,7 @@ def test_grid_summary_per_dataset():
     assert t["seed_range_mean"] == pytest.approx((0.04 + 0.04 + 0.0) / 3)
     assert t["seed_range_max"] == pytest.approx(0.04)
     report = grid_report(rows, "autodl-meta benchmark grid")
-    assert "1 not ok" in report and "| photos | good (0.7200) | scratch (0.4000) | 0.3200 | 0.2000 |" in report
+    assert "1 not ok" in report and "| photos | 3 of 3 | good (0.7200) | scratch (0.4000) | 0.3200 | 0.2000 |" in report
 
 
 def test_grid_resumes_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
