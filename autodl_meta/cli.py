@@ -210,7 +210,7 @@ def cmd_benchmark_clocks(args: argparse.Namespace) -> int:
 def cmd_benchmark_grid(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from autodl_meta.benchmark_grid import GRID, GRID_DATASETS, grid_report, read_grid, run_grid
+    from autodl_meta.benchmark_grid import GRID, GRID_DATASETS, grid_heatmap, grid_report, read_grid, run_grid
 
     configs = args.configs.split(",") if args.configs else list(GRID)
     datasets = args.datasets.split(",") if args.datasets else list(GRID_DATASETS)
@@ -228,10 +228,11 @@ def cmd_benchmark_grid(args: argparse.Namespace) -> int:
     command = " ".join(["autodl-meta benchmark grid"] + sys.argv[3:])
     report = grid_report(rows, command)
     if args.doc:
-        Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
+        picture = grid_heatmap(rows, Path(args.doc).with_suffix(".png"))
         Path(args.doc).write_text("# The configuration grid\n\nWritten by `autodl-meta benchmark grid` "
                                   "(`autodl_meta/benchmark_grid.py`); the evaluations are in "
-                                  f"`{args.results}`.\n\n" + report)
+                                  f"`{args.results}`.\n\n![grid]({picture.name})\n\n" + report)
+        print(f"picture: {picture}")
     print(report)
     return 0
 

@@ -13,7 +13,7 @@ import pytest
 
 from autodl_meta import benchmark_grid
 from autodl_meta.benchmark_clocks import agreement, clock_report
-from autodl_meta.benchmark_grid import grid_report, grid_table, run_grid
+from autodl_meta.benchmark_grid import grid_heatmap, grid_report, grid_table, run_grid
 
 
 def _row(config: str, dataset: str, clock: str, alc: float | None, status: str = "ok") -> dict:
@@ -36,7 +36,7 @@ def test_agreement_with_the_wall_clock():
     assert "| a | ds | 0.9000 | 0.9200 | +0.0200 |" in report and "| e | ds | 0.4000 | crashed | n/a |" in report
 
 
-def test_grid_summary_per_dataset():
+def test_grid_summary_per_dataset(tmp_path: Path):
     rows = []
     for seed, (d, g, s) in enumerate([(0.50, 0.70, 0.40), (0.54, 0.74, 0.40)]):
         for config, alc in (("default", d), ("good", g), ("scratch", s)):
@@ -49,6 +49,7 @@ def test_grid_summary_per_dataset():
     assert t["seed_range_mean"] == pytest.approx((0.04 + 0.04 + 0.0) / 3)
     assert t["seed_range_max"] == pytest.approx(0.04)
     report = grid_report(rows, "autodl-meta benchmark grid")
+    assert grid_heatmap(rows, Path(tmp_path) / "grid.png").stat().st_size > 5_000
     assert "1 not ok" in report and "| photos | 3 of 3 | good (0.7200) | scratch (0.4000) | 0.3200 | 0.2000 |" in report
 
 

@@ -98,7 +98,14 @@ def test_run_linear_end_to_end(small_digits, tmp_path):
     assert (out / "scores" / "learning-curve.png").stat().st_size > 10_000
     start = yaml.safe_load((out / "predictions" / "start.txt").read_text())
     assert start["time_budget"] == 12.0
-    assert yaml.safe_load((out / "predictions" / "end.txt").read_text())["ingestion_success"] == 1
+    # the baseline plans with the wall clock: on a heavily loaded machine its last step
+    # can run past T, and then the scoring side must have ended it (seen with four
+    # processes on two cores); otherwise it ended by itself, successfully
+    end = out / "predictions" / "end.txt"
+    if end.is_file():
+        assert yaml.safe_load(end.read_text())["ingestion_success"] == 1
+    else:
+        assert "ended by the scoring side" in proc.stdout
 
 
 @pytest.mark.slow
