@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SYSDEPS_STAMP := $(VENV)/.sysdeps-stamp
-# Debian packages some tests and sources use (offline data and fonts).
-SYSDEPS := dataset-fashion-mnist fonts-dejavu-core
+# Debian packages some tests and sources use (offline data, fonts, icons and emoji of the
+# training collection configs/collections/default.yaml).
+SYSDEPS := dataset-fashion-mnist fonts-dejavu-core fonts-dejavu-extra adwaita-icon-theme fonts-noto-color-emoji
 PYTEST_ARGS ?=
 
 .PHONY: install sysdeps test test-slow demo benchmark clean

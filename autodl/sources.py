@@ -10,10 +10,26 @@ datasets come from what installs from a package:
   8 classes;
 - ``glyphs``: digits rendered from the machine's TrueType fonts, 28x28x1, 10 classes;
 - ``moving_squares``: synthetic video, 8-frame 16x16x1 clips of a square moving in one of
-  4 directions (the class), for testing whether a model sees motion.
+  4 directions (the class), for testing whether a model sees motion;
+- ``photos``: colour crops of 6 photos bundled with scikit-image and scikit-learn, class =
+  the photo, variable size;
+- ``microscopy``: medical-looking colour crops (immunohistochemistry, fundus, micrographs);
+- ``faces``: scikit-image's bundled LFW subset, faces vs background, 25x25x1;
+- ``icons``: GNOME Adwaita symbolic icons (Debian ``adwaita-icon-theme``), class = the
+  theme's context, sizes 16 to 96 pixels, unseen icons in test;
+- ``emoji``: Noto Color Emoji (Debian ``fonts-noto-color-emoji``) drawn on random
+  backgrounds, class = category, unseen emoji in test, 32x32x3;
+- ``multi_glyphs``: multi-label, 1 to 3 letters rendered in a 2x2 grid, labels = the
+  letters present;
+- ``moving_digits``: synthetic video, a scikit-learn digit moving in the frame, class = the
+  digit.
 
 Each source's loader returns ``(x_train, y_train, x_test, y_test, label_names)``: uint8
-images ``N x H x W x C``, int64 class indices and the class names. :func:`write_source`
+images ``N x H x W x C`` (or ``N x T x H x W x C`` clips; a list of ``H x W x C`` arrays
+where sizes vary), int64 class indices (a 0/1 ``N x C`` matrix for multi-label data) and
+the class names. Loaders take keyword parameters besides the seed
+(:func:`source_parameters`; e.g. ``glyphs`` with ``characters="ABC"``), which
+:func:`load_source` passes on. :func:`write_source`
 writes one as an AutoDL dataset (:func:`autodl.writer.write_arrays`), optionally a
 stratified subsample; :func:`list_sources` says which are available on this machine and
 why not where one is not.
@@ -22,11 +38,13 @@ why not where one is not.
 from __future__ import annotations
 
 import gzip
+import inspect
 import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -376,6 +394,45 @@ def _glyph_fonts(font_files: Sequence[Path], characters: str, canvas: int) -> li
     return fonts
 
 
+def _draw_glyph(fonts: Sequence[tuple[Path, object]], char: str, size: int, rng: np.random.Generator,
+                canvas: int = 96) -> np.ndarray:
+    """One glyph as MNIST draws a digit: ``[size, size]`` uint8, white on black.
+
+    A font is drawn from ``fonts``, the character rotated by up to 15 degrees, scaled to
+    fill 55 to 85 % of the image and shifted by up to 3 pixels (in this order of draws
+    from ``rng``, which :func:`load_glyphs`' outputs depend on).
+    """
+    from PIL import Image
+
+    _, font = fonts[int(rng.integers(len(fonts)))]
+    img = Image.fromarray(_render(font, char, canvas))
+    img = img.rotate(float(rng.uniform(-15, 15)), resample=Image.Resampling.BILINEAR)
+    arr = np.asarray(img)
+    rows, cols = np.flatnonzero(arr.any(1)), np.flatnonzero(arr.any(0))
+    glyph = Image.fromarray(arr[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+    box = float(rng.uniform(0.55, 0.85)) * size
+    scale = box / max(glyph.size)
+    gw, gh = max(1, round(glyph.size[0] * scale)), max(1, round(glyph.size[1] * scale))
+    glyph = glyph.resize((gw, gh), Image.Resampling.LANCZOS)
+    out = Image.new("L", (size, size), 0)
+    dx = int(np.clip((size - gw) // 2 + rng.integers(-3, 4), 0, size - gw))
+    dy = int(np.clip((size - gh) // 2 + rng.integers(-3, 4), 0, size - gh))
+    out.paste(glyph, (dx, dy))
+    return np.asarray(out)
+
+
+def _fonts_for(characters: str, font_dirs: Sequence[str | Path] | None, canvas: int = 96
+               ) -> list[tuple[Path, object]]:
+    """The fonts that draw every one of ``characters``; a ConversionError naming the fix if none."""
+    files = find_fonts(font_dirs)
+    fonts = _glyph_fonts(files, characters, canvas) if files else []
+    if not fonts:
+        where = ", ".join(str(d) for d in (FONT_DIRS if font_dirs is None else font_dirs))
+        raise ConversionError(None, f"no TrueType font that draws {characters!r} found in {where}; "
+                                    f"install one: apt-get install {FONT_PACKAGE}", field="fonts")
+    return fonts
+
+
 def load_glyphs(seed: int = 0, characters: str = "0123456789", n_train_per_class: int = 100,
                 n_test_per_class: int = 50, size: int = 28,
                 font_dirs: Sequence[str | Path] | None = None) -> SourceArrays:
@@ -406,41 +463,16 @@ def load_glyphs(seed: int = 0, characters: str = "0123456789", n_train_per_class
         ``x_train [len(characters)*n_train_per_class, size, size, 1] uint8, y_train, x_test,
         y_test, names`` (the names are the characters).
     """
-    from PIL import Image
-
     if not characters or len(set(characters)) != len(characters):
         raise ConversionError(None, f"characters={characters!r}: expected distinct characters",
                               field="characters")
     canvas = 96
-    files = find_fonts(font_dirs)
-    fonts = _glyph_fonts(files, characters, canvas) if files else []
-    if not fonts:
-        where = ", ".join(str(d) for d in (FONT_DIRS if font_dirs is None else font_dirs))
-        raise ConversionError(None, f"no TrueType font that draws {characters!r} found in {where}; "
-                                    f"install one: apt-get install {FONT_PACKAGE}", field="fonts")
+    fonts = _fonts_for(characters, font_dirs, canvas)
     logger.info("rendering glyphs %r from %d fonts", characters, len(fonts))
     rng = np.random.default_rng(seed)
-
-    def one(char: str) -> np.ndarray:
-        _, font = fonts[int(rng.integers(len(fonts)))]
-        img = Image.fromarray(_render(font, char, canvas))
-        img = img.rotate(float(rng.uniform(-15, 15)), resample=Image.Resampling.BILINEAR)
-        arr = np.asarray(img)
-        rows, cols = np.flatnonzero(arr.any(1)), np.flatnonzero(arr.any(0))
-        glyph = Image.fromarray(arr[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
-        box = float(rng.uniform(0.55, 0.85)) * size
-        scale = box / max(glyph.size)
-        gw, gh = max(1, round(glyph.size[0] * scale)), max(1, round(glyph.size[1] * scale))
-        glyph = glyph.resize((gw, gh), Image.Resampling.LANCZOS)
-        out = Image.new("L", (size, size), 0)
-        dx = int(np.clip((size - gw) // 2 + rng.integers(-3, 4), 0, size - gw))
-        dy = int(np.clip((size - gh) // 2 + rng.integers(-3, 4), 0, size - gh))
-        out.paste(glyph, (dx, dy))
-        return np.asarray(out)
-
     result = []
     for n in (n_train_per_class, n_test_per_class):
-        x = [one(c) for c in characters for _ in range(n)]
+        x = [_draw_glyph(fonts, c, size, rng, canvas) for c in characters for _ in range(n)]
         y = np.repeat(np.arange(len(characters), dtype=np.int64), n)
         order = rng.permutation(len(y))
         xa = np.stack(x)[order][..., None] if x else np.zeros((0, size, size, 1), np.uint8)
@@ -522,6 +554,693 @@ def load_moving_squares(seed: int = 0, n_train_per_class: int = 100, n_test_per_
     return result[0], result[1], result[2], result[3], list(MOVING_SQUARES_DIRECTIONS)
 
 
+# --- helpers shared by the sources below -------------------------------------------------------
+
+def take(x: np.ndarray | Sequence[np.ndarray], idx: np.ndarray | Sequence[int]) -> np.ndarray | list[np.ndarray]:
+    """The examples ``idx`` of ``x``: an array indexed, or a list (variable-size images) picked.
+
+    Parameters
+    ----------
+    x:
+        ``[N, ...]`` array, or a list of N arrays of different shapes.
+    idx:
+        Integer indices.
+    """
+    if isinstance(x, np.ndarray):
+        return x[np.asarray(idx, dtype=np.int64)]
+    return [x[int(i)] for i in idx]
+
+
+def _as_uint8(img: np.ndarray) -> np.ndarray:
+    """An image as uint8: floats in [0, 1] scaled to 0..255, booleans to 0/255."""
+    arr = np.asarray(img)
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    scale = 255.0 if arr.size and float(arr.max()) <= 1.0 else 1.0
+    return np.clip(np.rint(arr.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+
+
+def _as_rgb(img: np.ndarray) -> np.ndarray:
+    """``[H, W]`` / ``[H, W, 1|3|4]`` uint8 as ``[H, W, 3]`` (grey copied, alpha dropped)."""
+    arr = _as_uint8(img)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.shape[-1] == 1:
+        return np.repeat(arr, 3, axis=-1)
+    return np.ascontiguousarray(arr[..., :3])
+
+
+def _resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize ``[H, W, C]`` uint8 with Pillow (bilinear up, area-like Lanczos down)."""
+    from PIL import Image
+
+    arr = np.asarray(img)
+    if arr.shape[0] == height and arr.shape[1] == width:
+        return arr
+    squeeze = arr.ndim == 3 and arr.shape[-1] == 1
+    pil = Image.fromarray(arr[..., 0] if squeeze else arr)
+    down = height * width < arr.shape[0] * arr.shape[1]
+    out = np.asarray(pil.resize((width, height), Image.Resampling.LANCZOS if down else Image.Resampling.BILINEAR))
+    return out[..., None] if squeeze else out
+
+
+def _split_by_group(groups: np.ndarray, strata: np.ndarray, test_fraction: float,
+                    seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train/test groups (e.g. icon names): each stratum's groups split at random, seeded.
+
+    Returns boolean masks over the groups: every stratum with two groups or more has at
+    least one in each side.
+    """
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(groups), dtype=bool)
+    for s in np.unique(strata):
+        idx = rng.permutation(np.flatnonzero(strata == s))
+        n_test = round(test_fraction * len(idx))
+        if len(idx) >= 2:
+            n_test = min(max(1, n_test), len(idx) - 1)
+        test[idx[:n_test]] = True
+    return ~test, test
+
+
+def _region_crops(images: dict[str, np.ndarray], seed: int, n_train_per_class: int, n_test_per_class: int,
+                  size: int | None, min_side: int, max_side: int, min_std: float = 2.0) -> SourceArrays:
+    """Crops of images, one class per image: train from the top three quarters, test from the rest.
+
+    A crop is a square of side ``min_side..max_side`` resized to ``size x size``, or, with
+    ``size=None``, a rectangle whose height and width are drawn apart and kept as they are
+    (variable-size examples). Crops flatter than ``min_std`` grey levels are drawn again
+    (up to 20 times). Mirrored at random.
+    """
+    for key, value in (("min_side", min_side), ("max_side", max_side)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            raise ConversionError(None, f"{key}={value!r}: expected an integer >= 2", field=key)
+    if max_side < min_side:
+        raise ConversionError(None, f"max_side={max_side} < min_side={min_side}", field="max_side")
+    rng = np.random.default_rng(seed)
+    xs: dict[str, list[np.ndarray]] = {"train": [], "test": []}
+    ys: dict[str, list[int]] = {"train": [], "test": []}
+    for label, (name, img) in enumerate(images.items()):
+        cut = int(img.shape[0] * 0.75)
+        for subset, region, n in (("train", img[:cut], n_train_per_class), ("test", img[cut:], n_test_per_class)):
+            h, w = region.shape[:2]
+            top = min(max_side, h, w)
+            if top < min_side:
+                raise ConversionError(None, f"image {name!r} ({subset} part {h}x{w}) is too small for "
+                                            f"{min_side}-pixel crops", field="min_side")
+            for _ in range(n):
+                for _attempt in range(20):
+                    ch = int(rng.integers(min_side, top + 1))
+                    cw = ch if size is not None else int(rng.integers(min_side, top + 1))
+                    r0, c0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+                    crop = region[r0:r0 + ch, c0:c0 + cw]
+                    if crop.std() >= min_std:
+                        break
+                if size is not None:
+                    crop = _resize(crop, size, size)
+                if rng.random() < 0.5:
+                    crop = crop[:, ::-1]
+                xs[subset].append(np.ascontiguousarray(crop))
+                ys[subset].append(label)
+    out: list = []
+    for subset in ("train", "test"):
+        order = rng.permutation(len(ys[subset]))
+        x = [xs[subset][i] for i in order]
+        out += [np.stack(x) if size is not None and x else x, np.asarray(ys[subset], dtype=np.int64)[order]]
+    return out[0], out[1], out[2], out[3], list(images)
+
+
+# --- photos (colour, variable size) ----------------------------------------------------------
+
+PHOTO_IMAGES = {
+    "astronaut": "skimage.data.astronaut: Eileen Collins, NASA, public domain",
+    "chelsea": "skimage.data.chelsea: a cat, CC0 (Stefan van der Walt)",
+    "coffee": "skimage.data.coffee: a cup of coffee, CC0 (Rachel Michetti)",
+    "rocket": "skimage.data.rocket: a Falcon 9 launch, SpaceX, public domain",
+    "china": "sklearn china.jpg: a temple, CC BY 2.0 (danielbuechele, Flickr)",
+    "flower": "sklearn flower.jpg: a flower, CC BY 2.0 (vultilion, Flickr)",
+}
+"""The photos of :func:`load_photos`, one class each, with their provenance and licence."""
+
+
+def _photo(name: str) -> np.ndarray:
+    """A photo of :data:`PHOTO_IMAGES` as ``[H, W, 3]`` uint8."""
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        return _as_rgb(load_sample_image(f"{name}.jpg"))
+    import skimage.data
+
+    return _as_rgb(getattr(skimage.data, name)())
+
+
+def load_photos(seed: int = 0, n_train_per_class: int = 120, n_test_per_class: int = 60, size: int | None = None,
+                min_side: int = 32, max_side: int = 96) -> SourceArrays:
+    """Colour photo crops: which photo a crop comes from (6 classes), variable size by default.
+
+    Six colour photos that install with scikit-image and scikit-learn (no download; see
+    :data:`PHOTO_IMAGES` for each one's licence). A crop is a rectangle of height and width
+    ``min_side..max_side`` drawn apart (``size=None``: kept as it is, so examples vary in
+    size and shape) or a square resized to ``size``; train crops come from the top three
+    quarters of each photo, test crops from the bottom quarter (disjoint pixels).
+
+    Parameters
+    ----------
+    seed:
+        Seed of the crops and the order of the examples.
+    n_train_per_class, n_test_per_class:
+        Crops per photo in each subset.
+    size:
+        Side of square outputs; None keeps each crop's own size.
+    min_side, max_side:
+        Range of the crops' sides in the photo's pixels.
+
+    Returns
+    -------
+    tuple
+        ``x_train`` (a list of ``[h, w, 3]`` uint8 arrays, or ``[N, size, size, 3]``),
+        ``y_train``, ``x_test``, ``y_test``, names.
+    """
+    return _region_crops({name: _photo(name) for name in PHOTO_IMAGES}, seed, n_train_per_class,
+                         n_test_per_class, size, min_side, max_side)
+
+
+def _check_photos() -> str | None:
+    try:
+        for name in PHOTO_IMAGES:
+            _photo(name)
+    except ImportError as exc:
+        return f"{exc.name or 'a package'} is not installed: pip install scikit-image scikit-learn"
+    except Exception as exc:
+        return f"the bundled photos do not load ({type(exc).__name__}: {exc})"
+    return None
+
+
+# --- microscopy and fundus images (medical-looking, colour) ------------------------------------
+
+MICROSCOPY_IMAGES = {
+    "immunohistochemistry": ("immunohistochemistry", 1.0,
+                             "IHC staining of colonic glands, no known copyright restrictions"),
+    "retina": ("retina", 512 / 1411, "fundus photograph of a human retina, CC0 (Mikael Häggström)"),
+    "cell": ("cell", 1.0, "cell migration microscopy (grey), CC0"),
+    "microaneurysms": ("microaneurysms", 4.0, "retinal microaneurysms close-up (grey), CC0 (Andreas Maier)"),
+}
+"""The images of :func:`load_microscopy`: skimage.data name, scale applied, provenance and licence."""
+
+
+def _microscopy_image(name: str) -> np.ndarray:
+    import skimage.data
+
+    attr, scale, _ = MICROSCOPY_IMAGES[name]
+    img = _as_rgb(getattr(skimage.data, attr)())
+    if scale != 1.0:
+        img = _resize(img, round(img.shape[0] * scale), round(img.shape[1] * scale))
+    return img
+
+
+def load_microscopy(seed: int = 0, n_train_per_class: int = 150, n_test_per_class: int = 75, size: int | None = 32,
+                    min_side: int = 32, max_side: int = 96) -> SourceArrays:
+    """Medical-looking colour crops: which of 4 medical images a crop comes from.
+
+    Immunohistochemistry of colonic glands, a fundus photograph of a retina (brought to
+    512x512), a cell-migration micrograph and a close-up of retinal microaneurysms (grey,
+    enlarged 4x), all bundled with scikit-image (see :data:`MICROSCOPY_IMAGES`; CC0 or no
+    known restrictions); grey images are copied to 3 channels. The fundus photograph and the
+    microaneurysm close-up are both retinas, so two classes are near each other. Crops as
+    :func:`load_photos` (squares resized to ``size``, or variable with ``size=None``); flat
+    crops (the black surround of the fundus) are drawn again.
+
+    Parameters
+    ----------
+    seed, n_train_per_class, n_test_per_class, size, min_side, max_side:
+        As :func:`load_photos`.
+
+    Returns
+    -------
+    tuple
+        ``x_train [4*n_train_per_class, size, size, 3]`` uint8 (a list with ``size=None``),
+        ``y_train``, ``x_test``, ``y_test``, names.
+    """
+    return _region_crops({name: _microscopy_image(name) for name in MICROSCOPY_IMAGES}, seed, n_train_per_class,
+                         n_test_per_class, size, min_side, max_side, min_std=8.0)
+
+
+def _check_microscopy() -> str | None:
+    try:
+        for name in MICROSCOPY_IMAGES:
+            _microscopy_image(name)
+    except ImportError:
+        return "scikit-image is not installed: pip install scikit-image"
+    except Exception as exc:
+        return f"scikit-image's bundled images do not load ({type(exc).__name__}: {exc})"
+    return None
+
+
+# --- faces (LFW subset) -----------------------------------------------------------------------
+
+def load_faces(seed: int = 0, train_fraction: float = 2 / 3) -> SourceArrays:
+    """Faces or not: scikit-image's bundled subset of Labeled Faces in the Wild, 25x25 grey.
+
+    100 face crops drawn at random from LFW and 100 background crops of the same photos
+    (``skimage.data.lfw_subset``; Huang et al. 2007, LFW is distributed for research without
+    an explicit licence), split stratified and seeded.
+
+    Parameters
+    ----------
+    seed:
+        Seed of the split.
+    train_fraction:
+        Fraction of the images in the training set.
+
+    Returns
+    -------
+    tuple
+        ``x_train [N, 25, 25, 1] uint8, y_train, x_test, y_test, ["non-face", "face"]``.
+    """
+    import skimage.data
+
+    x = _as_uint8(skimage.data.lfw_subset())[..., None]
+    y = np.r_[np.ones(100, np.int64), np.zeros(len(x) - 100, np.int64)]
+    n_test = len(y) - round(train_fraction * len(y))
+    train_idx, test_idx = labels.stratified_split(y, n_test, seed)
+    return x[train_idx], y[train_idx], x[test_idx], y[test_idx], ["non-face", "face"]
+
+
+def _check_faces() -> str | None:
+    try:
+        import skimage.data
+
+        skimage.data.lfw_subset()
+    except ImportError:
+        return "scikit-image is not installed: pip install scikit-image"
+    except Exception as exc:
+        return f"skimage.data.lfw_subset() does not load ({type(exc).__name__}: {exc})"
+    return None
+
+
+# --- icons (Adwaita symbolic icons by context, variable size) ----------------------------------
+
+ICON_THEME_DIR = Path("/usr/share/icons/Adwaita")
+ICON_PACKAGE = "adwaita-icon-theme"
+ICON_SIZES = (16, 24, 32, 48, 64, 96)
+
+
+def _icon_files(theme_dir: Path, sizes: Sequence[int]) -> dict[tuple[str, str], dict[int, Path]]:
+    """``{(context, icon name): {size: png}}`` of the theme's symbolic PNG icons."""
+    found: dict[tuple[str, str], dict[int, Path]] = {}
+    for s in sizes:
+        folder = theme_dir / f"{s}x{s}"
+        if not folder.is_dir():
+            continue
+        for context_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+            for png in sorted(context_dir.glob("*-symbolic.symbolic.png")):
+                name = png.name.removesuffix(".symbolic.png")
+                found.setdefault((context_dir.name, name), {})[s] = png
+    return found
+
+
+def _distinct_icons(files: dict[tuple[str, str], dict[int, Path]]) -> dict[tuple[str, str], dict[int, Path]]:
+    """Drop icons whose drawings repeat an earlier icon's (the theme files some pictures twice,
+    under two names or two contexts): the first in sorted order is kept."""
+    import hashlib
+
+    seen: set[str] = set()
+    out = {}
+    for key in sorted(files):
+        digest = hashlib.sha256()
+        for _, png in sorted(files[key].items()):
+            digest.update(png.read_bytes())
+        signature = digest.hexdigest()
+        if signature in seen:
+            logger.debug("icon %s repeats an earlier one; left out", key)
+            continue
+        seen.add(signature)
+        out[key] = files[key]
+    return out
+
+
+def _icon_missing(theme_dir: Path) -> str | None:
+    if not _icon_files(theme_dir, ICON_SIZES[:1]):
+        return f"no symbolic PNG icons in {theme_dir}; install the Debian package: apt-get install {ICON_PACKAGE}"
+    return None
+
+
+def load_icons(seed: int = 0, sizes: Sequence[int] = ICON_SIZES, min_icons: int = 10, test_fraction: float = 1 / 3,
+               theme_dir: str | Path = ICON_THEME_DIR) -> SourceArrays:
+    """Pictograms by meaning: GNOME's Adwaita symbolic icons, class = the theme's context folder.
+
+    Each icon (e.g. ``battery-low-symbolic``) comes in several sizes (16 to 96 pixels): every
+    size is one example, so examples vary in size. The class is the context the theme files
+    it under (actions, devices, emotes, mimetypes, places, status, ...; contexts with fewer
+    than ``min_icons`` icons are left out). Train and test hold different icons (a seeded
+    split of the icon names, stratified by context), so the task is to recognise what kind
+    of thing an unseen pictogram stands for. The dark-grey-on-transparent icons are laid on
+    white and stored as 1-channel images. Provenance: Debian ``adwaita-icon-theme`` (GNOME
+    project; CC BY-SA 3.0 or LGPL-3).
+
+    Parameters
+    ----------
+    seed:
+        Seed of the split by icon and of the order of the examples.
+    sizes:
+        Icon sizes to take (those the theme has).
+    min_icons:
+        Contexts with fewer icons are left out.
+    test_fraction:
+        Share of each context's icons put in test.
+    theme_dir:
+        The icon theme's folder.
+
+    Returns
+    -------
+    tuple
+        ``x_train`` (a list of ``[s, s, 1]`` uint8 arrays), ``y_train``, ``x_test``,
+        ``y_test``, the context names.
+    """
+    from PIL import Image
+
+    theme_dir = Path(theme_dir)
+    reason = _icon_missing(theme_dir)
+    if reason is not None:
+        raise ConversionError(theme_dir, reason)
+    files = _icon_files(theme_dir, sizes)
+    if not files:
+        raise ConversionError(theme_dir, f"no symbolic icons of sizes {list(sizes)}; the theme has "
+                                         f"{', '.join(map(str, ICON_SIZES))}", field="sizes")
+    files = _distinct_icons(files)
+    counts: dict[str, int] = {}
+    for context, _ in files:
+        counts[context] = counts.get(context, 0) + 1
+    contexts = sorted(c for c, n in counts.items() if n >= min_icons)
+    if len(contexts) < 2:
+        raise ConversionError(theme_dir, f"only {len(contexts)} context(s) with >= {min_icons} icons",
+                              field="min_icons")
+    keys = sorted(k for k in files if k[0] in contexts)
+    strata = np.asarray([contexts.index(k[0]) for k in keys])
+    train_mask, test_mask = _split_by_group(np.arange(len(keys)), strata, test_fraction, seed)
+    rng = np.random.default_rng(seed + 1)
+    out: list = []
+    for mask in (train_mask, test_mask):
+        xs, ys = [], []
+        for i in np.flatnonzero(mask):
+            for _, png in sorted(files[keys[i]].items()):
+                with Image.open(png) as img:
+                    rgba = img.convert("RGBA")
+                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                xs.append(np.asarray(Image.alpha_composite(white, rgba).convert("L"))[..., None])
+                ys.append(strata[i])
+        order = rng.permutation(len(ys))
+        out += [[xs[j] for j in order], np.asarray(ys, dtype=np.int64)[order]]
+    return out[0], out[1], out[2], out[3], contexts
+
+
+# --- emoji (colour pictures of objects, by category) ---------------------------------------------
+
+EMOJI_FONT_PACKAGE = "fonts-noto-color-emoji"
+EMOJI_FONT_NAMES = ("NotoColorEmoji.ttf",)
+EMOJI_FONT_SIZE = 109  # the only size of Noto Color Emoji's bitmaps
+EMOJI_CATEGORIES = {
+    "animal": "🐶🐱🐭🐹🐰🦊🐻🐼🐨🐯🦁🐮🐷🐸🐵🐔🐧🐦🐤🦆🦅🦉🐺🐗🐴🦄🐝🐛🦋🐌🐞🐢🐍🦎🐙🦀🐠🐟🐬🐳🐘🦒🦓🐪",
+    "food": "🍏🍎🍐🍊🍋🍌🍉🍇🍓🍒🍑🍍🥥🥝🍅🍆🥑🥦🥕🌽🥔🍠🥐🍞🥖🧀🥚🍳🥞🥓🍗🍖🌭🍔🍟🍕🥪🌮🌯🍜🍝🍣🍤🍙🍩🍪🎂🍰🍫🍬🍭🍦",
+    "vehicle": "🚗🚕🚙🚌🚎🚓🚑🚒🚐🚚🚛🚜🛴🚲🛵🚨🚔🚍🚘🚖🚡🚠🚟🚃🚋🚞🚝🚄🚅🚈🚂🚆🚇🚊🛫🛬🚀🛸🚁🛶🚤🛥🚢",
+    "face": "😀😃😄😁😆😅😂🤣😊😇🙂🙃😉😌😍😘😗😋😛😝😜🤪🤨🧐🤓😎🤩😏😒😞😔😟😕🙁😣😖😫😩😢😭😤😠😡🤯😳😱😨😰😥😓🤗🤔🤭🤫",
+    "person": "👶👧🧒👦👩🧑👨👵🧓👴👲👳👮👷💂🕵👸🤴🎅🤶🧙🧚🧛🧜🧝🧞🧟💆💇🚶🏃💃🕺👯🧖🧗🏇🏂🏌🏄🚣🏊🚴🚵🤸🤼🤽🤾🤹",
+    "plant": "🌵🎄🌲🌳🌴🌱🌿🍀🎍🎋🍃🍂🍁🍄🌾💐🌷🌹🥀🌺🌸🌼🌻",
+    "building": "🏠🏡🏘🏚🏗🏭🏢🏬🏣🏤🏥🏦🏨🏪🏫🏩💒🏛⛪🕌🕍🕋⛩🗼🗽🏰🏯🏟",
+    "sport": "⚽🏀🏈⚾🎾🏐🏉🎱🏓🏸🥅🏒🏑🏏⛳🏹🎣🥊🥋🎿🛷🥌🎯🎳🏆🏅🥇",
+}
+"""Emoji by category (:func:`load_emoji`'s classes); those the font cannot draw are left out."""
+
+
+def find_emoji_font(dirs: Sequence[str | Path] | None = None) -> Path | None:
+    """The colour emoji font file (Noto Color Emoji), or None."""
+    for path in find_fonts(dirs):
+        if path.name in EMOJI_FONT_NAMES:
+            return path
+    return None
+
+
+def _emoji_missing() -> str | None:
+    if find_emoji_font() is None:
+        return f"no colour emoji font found; install the Debian package: apt-get install {EMOJI_FONT_PACKAGE}"
+    return None
+
+
+def _emoji_bitmaps(font_path: Path, characters: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each character drawn once in colour, cropped to its bounding box: ``{char: [h, w, 4]}``.
+
+    Characters the font lacks (blank, or drawn as the missing-glyph box) are left out.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(font_path), EMOJI_FONT_SIZE)
+    canvas = int(EMOJI_FONT_SIZE * 1.6)
+
+    def draw(char: str) -> np.ndarray:
+        img = Image.new("RGBA", (canvas, canvas), (0, 0, 0, 0))
+        ImageDraw.Draw(img).text((canvas / 2, canvas / 2), char, font=font, anchor="mm", embedded_color=True)
+        return np.asarray(img)
+
+    missing = draw("\U0010fffd")
+    out = {}
+    for char in characters:
+        arr = draw(char)
+        alpha = arr[..., 3]
+        if not alpha.any() or np.array_equal(arr, missing):
+            logger.debug("emoji %r not in %s", char, font_path)
+            continue
+        rows, cols = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
+        out[char] = arr[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return out
+
+
+def _emoji_example(bitmap: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One picture: the emoji rotated (up to 20 degrees), scaled to 55-90 % of the side, shifted,
+    on a random plain background colour. ``[size, size, 3]`` uint8."""
+    from PIL import Image
+
+    img = Image.fromarray(bitmap).rotate(float(rng.uniform(-20, 20)), resample=Image.Resampling.BICUBIC,
+                                         expand=True)
+    box = float(rng.uniform(0.55, 0.9)) * size
+    scale = box / max(img.size)
+    w, h = max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))
+    img = img.resize((w, h), Image.Resampling.LANCZOS)
+    background = Image.new("RGBA", (size, size), tuple(int(v) for v in rng.integers(0, 256, 3)) + (255,))
+    dx = int(np.clip((size - w) // 2 + rng.integers(-size // 8, size // 8 + 1), 0, size - w))
+    dy = int(np.clip((size - h) // 2 + rng.integers(-size // 8, size // 8 + 1), 0, size - h))
+    background.alpha_composite(img, (dx, dy))
+    return np.asarray(background.convert("RGB"))
+
+
+def load_emoji(seed: int = 0, task: str = "category", categories: Sequence[str] | None = None,
+               renders_per_emoji: int = 8, test_fraction: float = 1 / 3, n_train_per_class: int = 60,
+               n_test_per_class: int = 30, size: int = 32,
+               font_dirs: Sequence[str | Path] | None = None) -> SourceArrays:
+    """Colour pictures of objects, animals, food, people and places: emoji of Noto Color Emoji.
+
+    Each example is one emoji drawn in colour, rotated by up to 20 degrees, scaled to fill 55
+    to 90 % of the image, shifted, on a random plain background colour.
+
+    - ``task="category"``: the class is the emoji's category (animal, food, vehicle, face,
+      person, plant, building, sport: :data:`EMOJI_CATEGORIES`), and test holds *other* emoji
+      than train (a seeded split of each category's emoji, ``test_fraction`` to test), each
+      drawn ``renders_per_emoji`` times: recognising what kind of thing an unseen picture
+      shows, where knowledge of objects helps.
+    - ``task="emoji"``: the class is the emoji itself (those of ``categories``), with
+      ``n_train_per_class`` / ``n_test_per_class`` drawings each.
+
+    Provenance: Debian ``fonts-noto-color-emoji`` (Google, SIL Open Font Licence 1.1 / Apache-2.0).
+
+    Parameters
+    ----------
+    seed:
+        Seed of the split, the drawings and the order of the examples.
+    task:
+        ``category`` or ``emoji``.
+    categories:
+        Categories to use (default: all).
+    renders_per_emoji, test_fraction:
+        For ``task="category"``.
+    n_train_per_class, n_test_per_class:
+        For ``task="emoji"``.
+    size:
+        Side of the output images.
+    font_dirs:
+        Folders to search for the font; default :data:`FONT_DIRS`.
+
+    Returns
+    -------
+    tuple
+        ``x_train [N, size, size, 3]`` uint8, ``y_train``, ``x_test``, ``y_test``, names.
+    """
+    if task not in ("category", "emoji"):
+        raise ConversionError(None, f"task={task!r}: expected 'category' or 'emoji'", field="task")
+    chosen = list(EMOJI_CATEGORIES) if categories is None else list(categories)
+    unknown = [c for c in chosen if c not in EMOJI_CATEGORIES]
+    if unknown or not chosen:
+        raise ConversionError(None, f"categories={chosen!r}: expected some of {', '.join(EMOJI_CATEGORIES)}",
+                              field="categories")
+    font_path = find_emoji_font(font_dirs)
+    if font_path is None:
+        raise ConversionError(None, f"no colour emoji font found; install the Debian package: "
+                                    f"apt-get install {EMOJI_FONT_PACKAGE}", field="fonts")
+    by_category = {c: list(dict.fromkeys(EMOJI_CATEGORIES[c])) for c in chosen}
+    bitmaps = _emoji_bitmaps(font_path, [e for c in chosen for e in by_category[c]])
+    by_category = {c: [e for e in es if e in bitmaps] for c, es in by_category.items()}
+    rng = np.random.default_rng(seed)
+    plan: dict[str, list[tuple[str, int]]] = {"train": [], "test": []}
+    if task == "category":
+        names = chosen
+        for label, c in enumerate(chosen):
+            es = by_category[c]
+            if len(es) < 2:
+                raise ConversionError(font_path, f"the font draws {len(es)} emoji of category {c!r}; "
+                                                 f"expected at least 2", field="categories")
+            train_mask, test_mask = _split_by_group(np.arange(len(es)), np.zeros(len(es)), test_fraction,
+                                                    seed + label)
+            plan["train"] += [(es[i], label) for i in np.flatnonzero(train_mask) for _ in range(renders_per_emoji)]
+            plan["test"] += [(es[i], label) for i in np.flatnonzero(test_mask) for _ in range(renders_per_emoji)]
+    else:
+        names = [e for c in chosen for e in by_category[c]]
+        for label, e in enumerate(names):
+            plan["train"] += [(e, label)] * n_train_per_class
+            plan["test"] += [(e, label)] * n_test_per_class
+    logger.info("drawing %d emoji (%s task) from %s", len(bitmaps), task, font_path)
+    out: list = []
+    for subset in ("train", "test"):
+        x = [_emoji_example(bitmaps[e], size, rng) for e, _ in plan[subset]]
+        y = np.asarray([label for _, label in plan[subset]], dtype=np.int64)
+        order = rng.permutation(len(y))
+        xa = np.stack(x)[order] if x else np.zeros((0, size, size, 3), np.uint8)
+        out += [xa, y[order]]
+    return out[0], out[1], out[2], out[3], names
+
+
+# --- multi-label glyphs ---------------------------------------------------------------------------
+
+def load_multi_glyphs(seed: int = 0, characters: str = "ABCDEFGH", n_train: int = 1200, n_test: int = 400,
+                      cell: int = 24, grid: int = 2, max_labels: int = 3,
+                      font_dirs: Sequence[str | Path] | None = None) -> SourceArrays:
+    """Multi-label: which characters are on a canvas of several glyphs.
+
+    The canvas is a ``grid x grid`` arrangement of ``cell``-pixel cells; each example has 1
+    to ``max_labels`` distinct characters (count and characters drawn uniformly), each
+    drawn as :func:`load_glyphs` draws one (random font, rotation, scale, shift) in a
+    distinct random cell; the others stay black. The labels are the characters present.
+
+    Parameters
+    ----------
+    seed:
+        Seed of the contents, drawings and cells.
+    characters:
+        The labels, one per character.
+    n_train, n_test:
+        Examples in each subset.
+    cell:
+        Side of a cell in pixels (the canvas is ``grid * cell``).
+    grid:
+        Cells per side.
+    max_labels:
+        At most this many characters per example (at most ``grid**2`` and ``len(characters)``).
+    font_dirs:
+        Folders to search for fonts; default :data:`FONT_DIRS`.
+
+    Returns
+    -------
+    tuple
+        ``x_train [n_train, grid*cell, grid*cell, 1]`` uint8, ``y_train [n_train,
+        len(characters)]`` int64 0/1 (several ones per row), ``x_test``, ``y_test``, names.
+    """
+    if not characters or len(set(characters)) != len(characters):
+        raise ConversionError(None, f"characters={characters!r}: expected distinct characters",
+                              field="characters")
+    if not 1 <= max_labels <= min(grid * grid, len(characters)):
+        raise ConversionError(None, f"max_labels={max_labels}: expected 1 to "
+                                    f"{min(grid * grid, len(characters))}", field="max_labels")
+    fonts = _fonts_for(characters, font_dirs)
+    rng = np.random.default_rng(seed)
+    side = grid * cell
+    out: list = []
+    for n in (n_train, n_test):
+        x = np.zeros((n, side, side, 1), np.uint8)
+        y = np.zeros((n, len(characters)), np.int64)
+        for i in range(n):
+            k = int(rng.integers(1, max_labels + 1))
+            chars = rng.choice(len(characters), size=k, replace=False)
+            cells = rng.choice(grid * grid, size=k, replace=False)
+            for c, where in zip(chars, cells):
+                r, col = divmod(int(where), grid)
+                x[i, r * cell:(r + 1) * cell, col * cell:(col + 1) * cell, 0] = \
+                    _draw_glyph(fonts, characters[int(c)], cell, rng)
+                y[i, int(c)] = 1
+        out += [x, y]
+    return out[0], out[1], out[2], out[3], list(characters)
+
+
+# --- moving digits (synthetic video whose class is the content) -----------------------------------
+
+def load_moving_digits(seed: int = 0, n_train_per_class: int = 60, n_test_per_class: int = 30, frames: int = 8,
+                       size: int = 24, digit: int = 12, max_speed: int = 2) -> SourceArrays:
+    """Synthetic video: a handwritten digit moving across the frame, class = the digit.
+
+    A scikit-learn digit (8x8, enlarged to ``digit`` pixels; train clips from the training
+    part of :func:`load_digits`' split, test clips from its test part) starts at a random
+    place and moves with a random constant velocity (up to ``max_speed`` pixels a frame in
+    each direction), bouncing off the edges. Unlike ``moving_squares`` every frame shows the
+    class; the motion is a nuisance, as in Moving MNIST.
+
+    Parameters
+    ----------
+    seed:
+        Seed of the digits drawn, starts, velocities and order.
+    n_train_per_class, n_test_per_class:
+        Clips per digit in each subset.
+    frames:
+        Frames per clip.
+    size:
+        Side of the frames.
+    digit:
+        Side of the digit in the frame (less than ``size``).
+    max_speed:
+        Largest step per frame in each direction (a zero velocity is drawn again).
+
+    Returns
+    -------
+    tuple
+        ``x_train [10*n_train_per_class, frames, size, size, 1]`` uint8, ``y_train``, ``x_test``,
+        ``y_test``, the names ``0`` to ``9``.
+    """
+    if not 1 <= digit < size:
+        raise ConversionError(None, f"digit={digit}: expected 1 <= digit < size={size}", field="digit")
+    if max_speed < 1:
+        raise ConversionError(None, f"max_speed={max_speed}: expected >= 1", field="max_speed")
+    x_tr, y_tr, x_te, y_te, names = load_digits(seed)
+    rng = np.random.default_rng(seed)
+    span = size - digit
+    out: list = []
+    for images, ys, n in ((x_tr, y_tr, n_train_per_class), (x_te, y_te, n_test_per_class)):
+        big = np.stack([_resize(img, digit, digit) for img in images]).reshape(len(images), digit, digit)
+        labels_out = rng.permutation(np.repeat(np.arange(10, dtype=np.int64), n))
+        clips = np.zeros((len(labels_out), frames, size, size, 1), np.uint8)
+        for i, label in enumerate(labels_out):
+            img = big[int(rng.choice(np.flatnonzero(ys == label)))]
+            pos = rng.integers(0, span + 1, 2).astype(np.int64)
+            vel = np.zeros(2, np.int64)
+            while not vel.any():
+                vel = rng.integers(-max_speed, max_speed + 1, 2)
+            for t in range(frames):
+                clips[i, t, pos[0]:pos[0] + digit, pos[1]:pos[1] + digit, 0] = img
+                nxt = pos + vel
+                for d in range(2):  # bounce off the edges
+                    if nxt[d] < 0 or nxt[d] > span:
+                        vel[d] = -vel[d]
+                        nxt[d] = pos[d] + vel[d]
+                pos = np.clip(nxt, 0, span)
+        out += [clips, labels_out]
+    return out[0], out[1], out[2], out[3], names
+
+
 # --- registry ------------------------------------------------------------------------------
 
 SOURCES: dict[str, DataSource] = {
@@ -544,6 +1263,30 @@ SOURCES: dict[str, DataSource] = {
                                      "on a 16x16 torus from a seeded random start, 100/50 clips per class; "
                                      "single frames do not tell the classes apart", "4 classes, 8x16x16x1 clips",
                    load_moving_squares, lambda: None),
+        DataSource("photos", "colour crops of 6 photos bundled with scikit-image and scikit-learn (astronaut, "
+                             "chelsea, coffee, rocket: public domain or CC0; china, flower: CC BY 2.0), class = "
+                             "the photo, variable size 32-96 px, train and test from disjoint parts",
+                   "6 classes, variable HxWx3", load_photos, _check_photos),
+        DataSource("microscopy", "medical-looking colour crops of 4 images bundled with scikit-image "
+                                 "(immunohistochemistry, fundus photograph, cell micrograph, retinal "
+                                 "microaneurysms; CC0 or no known restrictions), class = the image",
+                   "4 classes, 32x32x3", load_microscopy, _check_microscopy),
+        DataSource("faces", "faces vs background crops: scikit-image's bundled LFW subset (Huang et al. 2007; "
+                            "research use, no explicit licence), 200 images, seeded 2/3-1/3 split",
+                   "2 classes, 25x25x1", load_faces, _check_faces),
+        DataSource("icons", "GNOME Adwaita symbolic icons (Debian adwaita-icon-theme, CC BY-SA 3.0 or LGPL-3) "
+                            "at sizes 16-96 px, class = the theme's context folder, test icons unseen in train",
+                   "10 classes, variable sxsx1", load_icons, lambda: _icon_missing(ICON_THEME_DIR)),
+        DataSource("emoji", "colour emoji of Noto Color Emoji (Debian fonts-noto-color-emoji, OFL-1.1/Apache-2.0) "
+                            "drawn rotated, scaled and shifted on random backgrounds; class = category "
+                            "(animal, food, vehicle, ...), test emoji unseen in train",
+                   "8 classes, 32x32x3", load_emoji, _emoji_missing),
+        DataSource("multi_glyphs", "multi-label: 1 to 3 of the letters A-H rendered from the installed fonts "
+                                   f"({FONT_PACKAGE}) in the cells of a 2x2 grid; labels = the letters present",
+                   "8 classes (multi-label), 48x48x1", load_multi_glyphs, _check_fonts),
+        DataSource("moving_digits", "synthetic video: a scikit-learn digit (UCI, CC BY 4.0) moving and bouncing "
+                                    "in a 24x24 frame, class = the digit; every frame shows the class",
+                   "10 classes, 8x24x24x1 clips", load_moving_digits, _check_sklearn),
     )
 }
 
@@ -578,7 +1321,25 @@ def list_sources() -> list[SourceInfo]:
     return infos
 
 
-def load_source(name: str, seed: int = 0) -> SourceArrays:
+def source_parameters(name: str) -> dict[str, Any]:
+    """The parameters a source's loader takes besides ``seed``, with their defaults.
+
+    Parameters
+    ----------
+    name:
+        A name of :func:`list_sources`.
+
+    Returns
+    -------
+    dict
+        ``{parameter: default}`` (:data:`inspect.Parameter.empty` where there is none).
+    """
+    signature = inspect.signature(get_source(name).loader)
+    return {k: p.default for k, p in signature.parameters.items()
+            if k != "seed" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def load_source(name: str, seed: int = 0, **params: Any) -> SourceArrays:
     """Load a built-in source: ``(x_train, y_train, x_test, y_test, label_names)``.
 
     Parameters
@@ -587,8 +1348,35 @@ def load_source(name: str, seed: int = 0) -> SourceArrays:
         A name of :func:`list_sources`.
     seed:
         Seed of the source's split or generation (where it has one).
+    params:
+        Further keyword arguments of the source's loader (:func:`source_parameters`), e.g.
+        ``characters="ABC"`` for ``glyphs``.
+
+    Raises
+    ------
+    ConversionError
+        A parameter the loader does not take (the message lists those it takes), or the
+        loader's own refusal of a value.
     """
-    return get_source(name).loader(seed)
+    known = source_parameters(name)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ConversionError(None, f"source {name!r} takes no parameter {', '.join(map(repr, unknown))}; "
+                                    f"it takes {', '.join(known) or 'none'}", field="params")
+    return get_source(name).loader(seed, **params)
+
+
+def cap_examples(arrays: SourceArrays, max_train: int | None, max_test: int | None, seed: int) -> SourceArrays:
+    """At most ``max_train`` / ``max_test`` examples of a source's arrays: seeded subsets
+    stratified by class (seeds ``seed`` and ``seed + 1``)."""
+    x_tr, y_tr, x_te, y_te, names = arrays
+    if max_train is not None:
+        keep = stratified_subset(y_tr, max_train, seed)
+        x_tr, y_tr = take(x_tr, keep), y_tr[keep]
+    if max_test is not None:
+        keep = stratified_subset(y_te, max_test, seed + 1)
+        x_te, y_te = take(x_te, keep), y_te[keep]
+    return x_tr, y_tr, x_te, y_te, names
 
 
 def write_source(name: str, out_root: str | Path, *, max_train: int | None = None,
@@ -619,13 +1407,7 @@ def write_source(name: str, out_root: str | Path, *, max_train: int | None = Non
     source = get_source(name)
     check_max_examples(max_train=max_train, max_test=max_test)
     out_root = check_output_folder(out_root, overwrite)
-    x_train, y_train, x_test, y_test, names = source.loader(seed)
-    if max_train is not None:
-        keep = stratified_subset(y_train, max_train, seed)
-        x_train, y_train = x_train[keep], y_train[keep]
-    if max_test is not None:
-        keep = stratified_subset(y_test, max_test, seed + 1)
-        x_test, y_test = x_test[keep], y_test[keep]
+    x_train, y_train, x_test, y_test, names = cap_examples(source.loader(seed), max_train, max_test, seed)
     logger.info("writing source %s to %s (train %d, test %d)", name, out_root, len(y_train), len(y_test))
     return write_arrays(out_root, name, x_train, y_train, x_test, y_test, num_classes=len(names),
                         label_names=names, overwrite=overwrite, progress=progress)

@@ -236,8 +236,7 @@ def grid_report(rows: Sequence[dict[str, Any]], command: str) -> str:
 def grid_heatmap(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """A picture of the grid: mean ALC of each configuration (rows) on each dataset
     (columns), each column's best framed; cells not yet measured are blank."""
-    from matplotlib.figure import Figure  # no pyplot: no global state
-    from matplotlib.patches import Rectangle
+    from autodl.plots import alc_heatmap
 
     table = grid_table(rows)
     datasets = [d for d in GRID_DATASETS if d in table] + sorted(set(table) - set(GRID_DATASETS))
@@ -247,23 +246,7 @@ def grid_heatmap(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     for j, d in enumerate(datasets):
         for i, c in enumerate(configs):
             values[i, j] = table[d]["means"].get(c, np.nan)
-    fig = Figure(figsize=(1.4 * len(datasets) + 3, 0.35 * len(configs) + 1.5))
-    ax = fig.subplots()
-    image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(range(len(datasets)), datasets, rotation=30, ha="right")
-    ax.set_yticks(range(len(configs)), configs)
-    for j, d in enumerate(datasets):
-        for i in range(len(configs)):
-            if not np.isnan(values[i, j]):
-                ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if values[i, j] > 0.6 else "white")
-        best = configs.index(table[d]["best"])
-        ax.add_patch(Rectangle((j - 0.5, best - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-    fig.colorbar(image, ax=ax, label="mean ALC over seeds")
-    ax.set_title("configuration grid (simulated clock); red: best per dataset")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    framed = [(configs.index(table[d]["best"]), j) for j, d in enumerate(datasets)]
+    return alc_heatmap(values, configs, datasets, path, framed=framed, colorbar="mean ALC over seeds",
+                       title="configuration grid (simulated clock); red: best per dataset", row_height=0.35)
 

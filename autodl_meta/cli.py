@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.errors import AutoDLError
+from autodl_meta import cli_bohb, cli_collection, cli_portfolio
 
 logger = logging.getLogger("autodl_meta")
 
@@ -118,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 bar.refresh()
 
             res = run_local_model(args.dataset, args.model, proto, args.out, device=args.device, seed=args.seed,
-                                  threads=args.threads, on_tick=tick)
+                                  threads=args.threads, on_tick=tick, portfolio=args.portfolio)
         s = res.score
         status = "ok" if res.ingestion_success else ("timeout" if res.killed else "crashed")
         alc, curve_png, scores_dir, error = s.score, res.learning_curve, res.scores_dir, res.error
@@ -128,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         with torch_threads(args.threads):
             ev = evaluate(args.model, args.dataset, proto, clock=clock, seed=args.seed, device=args.device,
-                          timing=args.timing, out=args.out)
+                          timing=args.timing, out=args.out, portfolio=args.portfolio)
         status, alc, nauc, n, error = ev.status, ev.alc, ev.final_nauc, len(ev.curve), ev.error
         scores_dir = Path(args.out) / "scores"
         curve_png = scores_dir / "learning-curve.png"
@@ -316,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_data_show)
     so = dsub.add_parser("sources", help="list the built-in offline data sources")
     so.set_defaults(func=cmd_data_sources)
+    cli_collection.register(dsub, fmt)
 
     r = sub.add_parser("run", formatter_class=fmt,
                        help="run a model on a dataset under a protocol and score it (local test)")
@@ -335,7 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "configs/timing/cpu-2core-epyc.json); giving one implies --clock simulated")
     r.add_argument("--seed", type=int, default=0, help="the learner's seed")
     r.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: PyTorch's own choice)")
+    r.add_argument("--portfolio", default=None,
+                   help="portfolio folder (written by 'portfolio cost-matrix --out DIR') for the models "
+                        "baseline:single-best and baseline:oracle (the dataset must be a column of its cost matrix)")
     r.set_defaults(func=cmd_run)
+
+    cli_portfolio.register(sub, fmt)
 
     sc = sub.add_parser("score", formatter_class=fmt, help="score an ingestion output folder")
     sc.add_argument("--predictions", required=True, help="folder with start.txt and <task>.predict_<k>")
@@ -347,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="alc: the challenge's ALC (NAUC, step function); bac: the 2018 beta tests' area "
                          "under the 2*BAC-1 curve of binary decisions (trapezoid rule)")
     sc.set_defaults(func=cmd_score)
+
+    cli_bohb.register(sub, fmt)
 
     b = sub.add_parser("benchmark", help="measure speed; results go to docs/benchmarks.md")
     bsub = b.add_subparsers(dest="benchmark_command", required=True, metavar="WHAT")
@@ -389,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     bgr.add_argument("--report-only", action="store_true",
                      help="evaluate nothing: write the report of what --results holds (e.g. of a stopped run)")
     bgr.set_defaults(func=cmd_benchmark_grid)
+    cli_bohb.register_benchmark(bsub, fmt)
 
     ft = sub.add_parser("finetune", help="fine-tuning tools")
     fsub = ft.add_subparsers(dest="finetune_command", required=True, metavar="ACTION")

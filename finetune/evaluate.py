@@ -82,14 +82,16 @@ def _model_label(model: str | Mapping[str, Any]) -> Any:
 def evaluate(config: str | Mapping[str, Any], dataset: str | Path | AutoDLDataset, protocol: Protocol | str, *,
              clock: str = DEFAULT_CLOCK, seed: int = 0, budget: float = 1.0, device: str | None = None,
              timing: Any = None, metric: str = "alc", out: str | Path | None = None,
-             wall_limit: float | None = None, **learner_kwargs: Any) -> Evaluation:
+             wall_limit: float | None = None, portfolio: str | Path | None = None,
+             **learner_kwargs: Any) -> Evaluation:
     """Evaluate one configuration on one dataset.
 
     Parameters
     ----------
     config
         A fine-tuning configuration (a mapping over ``configs/space/finetune.yaml``), or a
-        model name: ``baseline:default|scratch|linear``, ``config:PATH``, ``file:PATH``.
+        model name: ``baseline:default|scratch|linear``, ``baseline:single-best|oracle``
+        (with ``portfolio``), ``config:PATH``, ``file:PATH``.
     dataset
         The AutoDL dataset.
     protocol
@@ -113,6 +115,9 @@ def evaluate(config: str | Mapping[str, Any], dataset: str | Path | AutoDLDatase
         Keep ``predictions/``, ``scores/`` and ``ingestion.log`` here (default: nothing kept).
     wall_limit
         Wall seconds after which the model is stopped with status ``timeout``.
+    portfolio
+        The portfolio folder ``baseline:single-best`` and ``baseline:oracle`` read
+        (:func:`finetune.models.portfolio_config`).
     learner_kwargs
         More keyword arguments of :class:`finetune.learner.FineTuneLearner`
         (e.g. ``num_predictions``).
@@ -144,7 +149,8 @@ def evaluate(config: str | Mapping[str, Any], dataset: str | Path | AutoDLDatase
                                     f"learner only (baseline:default|scratch, config:PATH, a configuration)",
                               field="model")
         kwargs["timing"] = timing if isinstance(timing, TimingTable) else TimingTable.load(timing or DEFAULT_TIMING)
-    factory = resolve_model(config, **{k: v for k, v in kwargs.items() if v is not None})
+    factory = resolve_model(config, portfolio=portfolio, dataset=dataset,
+                            **{k: v for k, v in kwargs.items() if v is not None})
     if clock == "simulated":
         _check_priced(factory, dataset, kwargs["timing"])
     return evaluate_model(factory, dataset, proto, clock=make_clock(clock), clock_name=clock, budget=budget,
@@ -164,12 +170,13 @@ def _check_priced(factory: Callable[..., Any], dataset: str | Path | AutoDLDatas
 
 
 def ingestion_command(dataset: str | Path, model: str, protocol: Protocol, pred_dir: str | Path, *,
-                      device: str | None = None, seed: int | None = None, threads: int | None = None) -> list[str]:
+                      device: str | None = None, seed: int | None = None, threads: int | None = None,
+                      portfolio: str | Path | None = None) -> list[str]:
     """The argv of the child process that runs ingestion for :func:`run_local_model`."""
     cmd = [sys.executable, "-m", "finetune.models", "--dataset", str(dataset), "--model", model,
            "--time-budget", str(protocol.time_budget), "--t0", str(protocol.t0), "--out", str(pred_dir)]
     for flag, value in (("--device", device), ("--seed", seed), ("--threads", threads),
-                        ("--max-train-examples", protocol.max_train_examples)):
+                        ("--max-train-examples", protocol.max_train_examples), ("--portfolio", portfolio)):
         if value is not None:
             cmd += [flag, str(value)]
     return cmd
@@ -177,11 +184,12 @@ def ingestion_command(dataset: str | Path, model: str, protocol: Protocol, pred_
 
 def run_local_model(dataset: str | Path, model: str, protocol: Protocol, out: str | Path, *,
                     device: str | None = None, seed: int | None = None, threads: int | None = None,
-                    on_tick: Callable[[float, int], None] | None = None) -> RunResult:
+                    on_tick: Callable[[float, int], None] | None = None,
+                    portfolio: str | Path | None = None) -> RunResult:
     """The organizers' local test of a model name: ingestion in a child process on the wall
     clock, killed at the budget; this process scores (see :func:`autodl.evaluation.run_local`)."""
-    resolve_model(model)  # an unknown or unrunnable model fails here, before anything starts
+    resolve_model(model, portfolio=portfolio, dataset=dataset)  # an unknown or unrunnable model fails here
     pred_dir = Path(out) / "predictions"
     cmd = ingestion_command(AutoDLDataset(dataset).root, model, protocol, pred_dir, device=device, seed=seed,
-                            threads=threads)
+                            threads=threads, portfolio=None if portfolio is None else Path(portfolio).resolve())
     return run_local(dataset, cmd, protocol, out, on_tick=on_tick)

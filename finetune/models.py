@@ -8,6 +8,10 @@ Known forms:
   meta-learning, fine-tuned by :class:`finetune.learner.FineTuneLearner`.
 * ``baseline:scratch``: a ResNet-18 trained from random initialisation (the seed paper's
   "from scratch" baseline), otherwise the default configuration.
+* ``baseline:single-best`` / ``baseline:oracle`` (with a portfolio folder, ``portfolio=``):
+  the incumbent with the best mean ALC over the portfolio's cost matrix, and the incumbent
+  with the best ALC on the dataset being run (which must be a column of the matrix); see
+  :func:`portfolio_config`.
 * ``config:PATH``: one configuration from a YAML/JSON file (validated against
   ``configs/space/finetune.yaml``).
 * ``file:PATH`` (or a path ending in ``.py``): a challenge submission's ``model.py``; its
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import logging
 import sys
 from collections.abc import Callable, Mapping
@@ -32,6 +37,8 @@ from autodl.clock import Clock
 from autodl.errors import AutoDLError
 from autodl.ingestion import ModelFactory
 from autodl.metadata import AutoDLMetadata
+
+logger = logging.getLogger(__name__)
 
 
 def _linear(meta: AutoDLMetadata, clock: Clock, **_: Any) -> Any:
@@ -64,6 +71,8 @@ BASELINES: dict[str, tuple[Callable[..., Any] | None, str]] = {
     "linear": (_linear, "flatten + one linear layer with sigmoid outputs, Adam, batch 30 (seed paper)"),
     "default": (None, "the fixed AutoCLINT-like configuration configs/finetune/default.yaml"),
     "scratch": (None, "ResNet-18 from random initialisation, otherwise the default configuration"),
+    "single-best": (None, "the portfolio's incumbent with the best mean ALC over its cost matrix (--portfolio)"),
+    "oracle": (None, "the portfolio's incumbent with the best ALC on this dataset (--portfolio)"),
 }
 """The baselines by name: (factory for those that are not fine-tuning configurations, description)."""
 
@@ -106,13 +115,91 @@ def baseline_config(name: str) -> dict[str, Any]:
     return config
 
 
-def resolve_model(name: str | Mapping[str, Any], **learner_kwargs: Any) -> ModelFactory:
+PORTFOLIO_BASELINES = ("single-best", "oracle")
+"""The baselines that need a portfolio (``portfolio=``, ``--portfolio``)."""
+
+
+def portfolio_config(name: str, portfolio: str | Path | None, dataset: Any = None) -> tuple[dict[str, Any], str]:
+    """The configuration behind ``baseline:single-best`` or ``baseline:oracle``, and the
+    training dataset whose incumbent it is.
+
+    Parameters
+    ----------
+    name
+        ``baseline:single-best`` or ``baseline:oracle``.
+    portfolio
+        A portfolio folder as ``autodl-meta portfolio cost-matrix --out DIR`` writes it
+        (``portfolio.json`` and the cost matrix's ``summary.json``), or its ``portfolio.json``.
+        Read here as plain JSON (this layer sits below :mod:`portfolio`): the incumbents'
+        configurations, ``single_best.source`` and ``oracle.<dataset>.source``.
+    dataset
+        The dataset the model will run on (a folder or an ``AutoDLDataset``); the oracle
+        picks by its name, which must be a column of the cost matrix.
+
+    Raises
+    ------
+    AutoDLError
+        No portfolio given, its files missing or unreadable, no single best yet (no complete
+        column), or a dataset that is not a column of the matrix (the columns listed).
+    """
+    if portfolio is None:
+        raise AutoDLError(None, f"{name} needs a portfolio: --portfolio DIR (a folder written by `autodl-meta "
+                                "portfolio cost-matrix --out DIR`)", field="--portfolio")
+    folder = Path(portfolio)
+    folder = folder.parent if folder.is_file() else folder
+    data: dict[str, Any] = {}
+    for file in ("portfolio.json", "summary.json"):
+        path = folder / file
+        try:
+            data[file] = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise AutoDLError(path, "not found: a portfolio folder holds portfolio.json and the cost matrix's "
+                                    "summary.json (`autodl-meta portfolio cost-matrix --out DIR` writes both)",
+                              field="--portfolio") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise AutoDLError(path, f"cannot be read ({exc})", field="--portfolio") from None
+    summary, summary_path = data["summary.json"], folder / "summary.json"
+    if name == "baseline:single-best":
+        choice = summary.get("single_best")
+        if not choice:
+            raise AutoDLError(summary_path, "no single-best configuration yet: the cost matrix has no complete "
+                                            "column (finish it with `autodl-meta portfolio cost-matrix`)",
+                              field="single_best")
+    else:
+        if dataset is None:
+            raise AutoDLError(None, f"{name} needs the dataset it runs on", field="dataset")
+        if not hasattr(dataset, "name"):
+            from autodl.dataset import AutoDLDataset
+
+            dataset = AutoDLDataset(dataset)
+        oracle = summary.get("oracle") or {}
+        choice = oracle.get(dataset.name)
+        if choice is None:
+            columns = summary.get("targets") or sorted(oracle)
+            raise AutoDLError(summary_path, f"dataset {dataset.name!r} is not a column of the portfolio's cost "
+                                            f"matrix (or has no value yet): the oracle needs one; columns: "
+                                            f"{', '.join(columns) or 'none'}", field="oracle")
+        if not choice.get("complete", True):
+            logger.warning("%s: not every incumbent has been measured on %s: the oracle is the best of those that "
+                           "have", summary_path, dataset.name)
+    source = choice["source"]
+    configs = {inc.get("dataset"): inc.get("config") for inc in data["portfolio.json"].get("incumbents", [])}
+    if not isinstance(configs.get(source), Mapping):
+        raise AutoDLError(folder / "portfolio.json", f"no incumbent configuration for {source!r}, which "
+                                                     f"summary.json names for {name}", field="incumbents")
+    return dict(configs[source]), source
+
+
+def resolve_model(name: str | Mapping[str, Any], *, portfolio: str | Path | None = None, dataset: Any = None,
+                  **learner_kwargs: Any) -> ModelFactory:
     """The factory ``(train_metadata, clock) -> model`` for a model name or a configuration.
 
     ``name`` is a ``--model`` name or a configuration mapping. ``learner_kwargs`` (e.g.
     ``t0``, ``timing``, ``device``, ``seed``) go to :class:`finetune.learner.FineTuneLearner`
     for the models built on it. A configuration that cannot run here (a backbone whose
-    weights are absent) is refused now, before any budget is spent.
+    weights are absent) is refused now, before any budget is spent. ``portfolio`` and
+    ``dataset`` are read by ``baseline:single-best`` and ``baseline:oracle`` only
+    (:func:`portfolio_config`).
     """
     from finetune.config import check_runnable, load_config, validate_config
 
@@ -125,6 +212,10 @@ def resolve_model(name: str | Mapping[str, Any], **learner_kwargs: Any) -> Model
         return LearnerFactory(check_runnable(load_config(rest), source=rest), **learner_kwargs)
     if kind == "baseline" and rest in ("default", "scratch"):
         return LearnerFactory(check_runnable(baseline_config(name), source=name), **learner_kwargs)
+    if kind == "baseline" and rest in PORTFOLIO_BASELINES:
+        config, source = portfolio_config(name, portfolio, dataset)
+        where = f"{name} (the incumbent of {source})"
+        return LearnerFactory(check_runnable(validate_config(config, source=where), source=where), **learner_kwargs)
     if kind == "baseline" and rest in BASELINES:
         factory = BASELINES[rest][0]
         return lambda meta, clock: factory(meta, clock, **learner_kwargs)
@@ -144,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-train-examples", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: PyTorch's)")
+    p.add_argument("--portfolio", default=None, help="portfolio folder (baseline:single-best|oracle)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -154,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     kwargs = {k: v for k, v in (("t0", args.t0), ("device", args.device), ("seed", args.seed),
                                 ("max_train_examples", args.max_train_examples)) if v is not None}
     try:
-        factory = resolve_model(args.model, **kwargs)
+        factory = resolve_model(args.model, portfolio=args.portfolio, dataset=args.dataset, **kwargs)
     except AutoDLError as exc:
         print(f"autodl-meta: error: {exc}", file=sys.stderr)
         return 2

@@ -218,3 +218,21 @@ def flat_timing(train_step_s: float = 0.5, forward_s: float = 0.001, *,
         "write_predictions": {**zero["write_predictions"], "call_s": 0.001},
     }
     return TimingTable.from_dict(data)
+
+
+def write_squares(root: Path, n_train: int = 60, n_test: int = 24) -> Path:
+    """An AutoDL dataset of 16x16 RGB images: a bright square whose position is the class (3)."""
+    from autodl.writer import write_arrays
+
+    rng = np.random.default_rng(0)
+
+    def images(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.permutation(np.arange(n) % 3)
+        x = rng.integers(0, 70, (n, 16, 16, 3)).astype(np.uint8)
+        for i, k in enumerate(y):
+            r, c = [(2, 2), (2, 9), (9, 5)][k]
+            x[i, r:r + 5, c:c + 5] = 230
+        return x, y
+
+    write_arrays(root, "squares", *images(n_train), *images(n_test), num_classes=3)
+    return root

@@ -15,12 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import flat_timing
+from conftest import flat_timing, write_squares
 
 from autodl.errors import AutoDLError
 from autodl.protocol import Protocol
 from autodl.sources import write_source
-from autodl.writer import write_arrays
 from finetune.evaluate import evaluate
 from finetune.learner import FineTuneLearner
 from finetune.timing import TimingError, TimingTable
@@ -37,19 +36,7 @@ pytestmark = pytest.mark.usefixtures("torch_threads_1")
 @pytest.fixture(scope="module")
 def squares(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """60 training and 24 test 16x16 RGB images: a bright square whose position is the class."""
-    rng = np.random.default_rng(0)
-
-    def images(n: int) -> tuple[np.ndarray, np.ndarray]:
-        y = rng.permutation(np.arange(n) % 3)
-        x = rng.integers(0, 70, (n, 16, 16, 3)).astype(np.uint8)
-        for i, k in enumerate(y):
-            r, c = [(2, 2), (2, 9), (9, 5)][k]
-            x[i, r:r + 5, c:c + 5] = 230
-        return x, y
-
-    root = tmp_path_factory.mktemp("evaluate") / "squares"
-    write_arrays(root, "squares", *images(60), *images(24), num_classes=3)
-    return root
+    return write_squares(tmp_path_factory.mktemp("evaluate") / "squares")
 
 
 def _run(dataset: Path, config: dict[str, Any] | None = None, **kwargs: Any):

@@ -1,0 +1,175 @@
+"""``autodl-meta portfolio incumbents|cost-matrix|build``: the portfolio (thin layer over :mod:`portfolio`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from autodl.errors import AutoDLError
+from autodl_meta.cli_bohb import _fraction
+
+
+def _command() -> str:
+    return " ".join(["autodl-meta"] + sys.argv[1:])
+
+
+def cmd_portfolio_incumbents(args: argparse.Namespace) -> int:
+    from portfolio.incumbents import build_portfolio
+
+    portfolio = build_portfolio(args.runs, args.out, command=_command())
+    proto = portfolio.protocol
+    print(f"{len(portfolio.incumbents)} incumbents under {proto['name']} (T={proto['time_budget']:g} s, "
+          f"t0={proto['t0']:g} s), {portfolio.clock} clock:")
+    for inc in portfolio.incumbents:
+        print(f"  {inc.dataset:24s} ALC {inc.alc:.4f} at budget {inc.budget:.3g}  config {list(inc.config_id)}  "
+              f"({inc.trials} trials)")
+    for run in portfolio.without_incumbent:
+        print(f"  {run['dataset']:24s} no incumbent: {run['reason']}", file=sys.stderr)
+    print(f"wrote {portfolio.path}")
+    return 0 if portfolio.incumbents else 1
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise AutoDLError(None, f"{text!r}: expected comma-separated integers", field="--seeds") from None
+
+
+def cmd_portfolio_cost_matrix(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from portfolio.cost_matrix import run_cost_matrix
+
+    with tqdm(desc="cost matrix", unit="cell", disable=None) as bar:
+        def progress(done: int, total: int, row: dict[str, Any] | None) -> None:
+            if row is None:
+                bar.reset(total=total)
+                return
+            alc = "n/a" if row["alc"] is None else f"{row['alc']:.3f}"
+            bar.set_postfix_str(f"{row['source']} on {row['target']} seed {row['seed']}: {row['status']} {alc}",
+                                refresh=False)
+            bar.update(1)
+
+        result = run_cost_matrix(args.portfolio, args.datasets, args.out, seeds=_seeds(args.seeds),
+                                 workers=args.workers, scheduler=args.scheduler, timing=args.timing,
+                                 device=args.device, retry_failed=args.retry_failed, progress=progress)
+    t = result.timings
+    m = result.matrix
+    print(f"{len(m.sources)} incumbents x {len(m.targets)} datasets x {len(m.seeds)} seed(s): {t['cells']} cells "
+          f"computed now in {t['wall_seconds']:.0f} s ({t['workers']} worker(s)), "
+          f"{len(result.cells) - t['cells']} were there already")
+    bad = [c for c in result.cells if c["status"] != "ok"]
+    if bad:
+        print(f"{len(bad)} cells not ok (see {result.paths['summary_md']}): "
+              + "; ".join(f"{c['source']} on {c['target']}: {c['status']}" for c in bad[:5]), file=sys.stderr)
+    sb = result.summary["single_best"]
+    if sb:
+        print(f"single best: the incumbent of {sb['source']} (mean ALC {sb['mean_alc']:.4f}); oracle mean ALC "
+              f"{result.summary['oracle_mean_alc']:.4f}; mean headroom {result.summary['headroom']['mean']:.4f}")
+    for key in ("csv", "heatmap", "summary_md"):
+        print(f"{key.replace('_', ' ')}: {result.paths[key]}")
+    return 0
+
+
+def cmd_portfolio_build(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from portfolio.build import BuildSettings, build
+
+    settings = BuildSettings(collection=args.collection, data=args.data, protocol=args.protocol,
+                             timing=args.timing, iterations=args.iterations, min_budget=args.min_budget,
+                             max_budget=args.max_budget, eta=args.eta, seed=args.seed, workers=args.workers,
+                             matrix_seeds=tuple(_seeds(args.matrix_seeds)), scheduler=args.scheduler,
+                             only=tuple(args.only.split(",")) if args.only else ())
+    bars: dict[str, Any] = {}
+
+    def on_event(event: str, info: dict[str, Any]) -> None:
+        for bar in bars.values():
+            bar.close()
+        bars.clear()
+        label = f"{event} {info['dataset']}" if "dataset" in info else event
+        print(f"[{time.strftime('%H:%M:%S')}] {label}", flush=True)
+
+    def bohb_progress(dataset: str) -> Any:
+        bar = bars.setdefault("bohb", tqdm(desc=f"bohb {dataset}", unit="trial", disable=None, leave=False))
+
+        def progress(summary: Any, row: dict[str, Any]) -> None:
+            inc = summary.incumbent()
+            bar.set_postfix_str(f"best ALC {inc[1]:.4f}" if inc else "no ALC yet", refresh=False)
+            bar.update(1)
+
+        return progress
+
+    def cell_progress(done: int, total: int, row: dict[str, Any] | None) -> None:
+        bar = bars.setdefault("cells", tqdm(total=total, desc="cost matrix", unit="cell", disable=None, leave=False))
+        if row is not None:
+            bar.update(1)
+
+    command = " ".join(["autodl-meta"] + sys.argv[1:])
+    manifest = build(args.out, settings, command=command, on_event=on_event, bohb_progress=bohb_progress,
+                     cell_progress=cell_progress)
+    for step in manifest["steps"][-3:]:
+        print(f"{step['step']}: {step['seconds']:.0f} s")
+    print(f"portfolio: {Path(args.out) / 'portfolio.json'}; cost matrix: {Path(args.out) / 'cost_matrix.csv'}; "
+          f"manifest: {Path(args.out) / 'manifest.json'}")
+    return 0
+
+
+def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
+    """Add ``portfolio incumbents`` and ``portfolio cost-matrix`` to the ``autodl-meta`` parser."""
+    p = sub.add_parser("portfolio", help="the incumbents of BOHB runs and their cost matrix")
+    psub = p.add_subparsers(dest="portfolio_command", required=True, metavar="ACTION")
+    inc = psub.add_parser("incumbents", formatter_class=fmt,
+                          help="each training dataset's best configuration from a folder of BOHB runs")
+    inc.add_argument("--runs", required=True,
+                     help="runs folder: one sub-folder per training dataset holding run.json and trials.jsonl "
+                          "(autodl-meta bohb run --out)")
+    inc.add_argument("--out", required=True, help="portfolio.json to write (or a folder to write it in)")
+    inc.set_defaults(func=cmd_portfolio_incumbents)
+
+    cm = psub.add_parser("cost-matrix", formatter_class=fmt,
+                         help="every incumbent on every dataset at full budget, in parallel with Dask (resumable "
+                              "cell by cell): cost_matrix.csv, a heatmap, single best, oracle and headroom")
+    cm.add_argument("--portfolio", required=True, help="portfolio.json (portfolio incumbents --out) or its folder")
+    cm.add_argument("--datasets", required=True, nargs="+",
+                    help="the collection: a folder of AutoDL datasets (each sub-folder one), dataset folders, "
+                         "or name=path")
+    cm.add_argument("--out", required=True,
+                    help="output folder (cells.jsonl, cost_matrix.csv/.png, summary.json/.md, a copy of the "
+                         "portfolio); cells already there are not computed again")
+    cm.add_argument("--seeds", default="0", help="comma-separated evaluation seeds (mean ALC over them)")
+    cm.add_argument("--workers", type=int, default=2,
+                    help="Dask worker processes of a LocalCluster on this machine, one PyTorch thread each "
+                         "(0: one after the other in this process, without Dask)")
+    cm.add_argument("--scheduler", default=None,
+                    help="address of a running Dask scheduler instead of a LocalCluster, e.g. tcp://10.1.2.3:8786 "
+                         "from dask-jobqueue: SLURMCluster(cores=1, processes=1, memory='8GB', ...).scale(jobs=N) "
+                         "(see portfolio/cost_matrix.py); its workers must see the datasets' paths")
+    cm.add_argument("--timing", default=None,
+                    help="price the cells with this timing table instead of the one the BOHB runs used")
+    cm.add_argument("--device", default=None, help="cpu or cuda (default: cuda where available)")
+    cm.add_argument("--retry-failed", action="store_true", help="compute again the cells recorded as failed")
+    cm.set_defaults(func=cmd_portfolio_cost_matrix)
+
+    bd = psub.add_parser("build", formatter_class=fmt,
+                         help="collection -> BOHB per dataset -> incumbents -> cost matrix, resumable (every "
+                              "finished trial and cell is kept); writes OUT/manifest.json with the steps' times")
+    bd.add_argument("--collection", default="default", help="collection name or YAML file")
+    bd.add_argument("--data", default="data/collections/default", help="where the datasets are built")
+    bd.add_argument("--out", default="portfolio/default", help="the portfolio folder (what gets committed)")
+    bd.add_argument("--protocol", default="mini")
+    bd.add_argument("--timing", default=None, help="the simulated clock's table (default: the committed one)")
+    bd.add_argument("--iterations", type=int, default=2, help="BOHB iterations per dataset")
+    bd.add_argument("--min-budget", type=_fraction, default=1 / 9, help="a fraction of T")
+    bd.add_argument("--max-budget", type=_fraction, default=1.0, help="a fraction of T")
+    bd.add_argument("--eta", type=int, default=3)
+    bd.add_argument("--seed", type=int, default=0)
+    bd.add_argument("--workers", type=int, default=2, help="BOHB worker processes and Dask workers")
+    bd.add_argument("--matrix-seeds", default="0", help="comma-separated seeds of the cost matrix's cells")
+    bd.add_argument("--scheduler", default=None, help="a running Dask scheduler for the cost matrix")
+    bd.add_argument("--only", default=None, help="comma-separated datasets of the collection (default: all)")
+    bd.set_defaults(func=cmd_portfolio_build)

@@ -1,0 +1,181 @@
+"""Building a portfolio from a collection, end to end, resumably: ``autodl-meta portfolio build``.
+
+Four steps, each skipped where its output is complete, each timed in ``manifest.json``:
+
+1. the collection's datasets (:func:`portfolio.collection.build_collection`) into ``--data``;
+2. BOHB on every dataset (:func:`offline_bohb.local.run_local`) into ``OUT/runs/<dataset>/``;
+   a run whose iterations are all done is not started again;
+3. the incumbents (:func:`portfolio.incumbents.build_portfolio`) into ``OUT/portfolio.json``;
+4. the cost matrix (:func:`portfolio.cost_matrix.run_cost_matrix`) into ``OUT/`` (cells,
+   ``cost_matrix.csv``, the heatmap, the single best, the oracle and the headroom).
+
+Stopped anywhere (Ctrl-C, a killed machine), the same command continues where it stopped:
+finished trials and cells are never computed again. ``OUT`` is what gets committed
+(``portfolio/default/`` for the embedded default); the datasets are rebuilt from the
+collection file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autodl.records import read_jsonl
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class BuildSettings:
+    """The scale of a portfolio build (what a cluster user turns up)."""
+
+    collection: str = "default"
+    data: str = "data/collections/default"
+    protocol: str = "mini"
+    clock: str = "simulated"
+    timing: str | None = None
+    iterations: int = 2
+    min_budget: float = 1 / 9
+    max_budget: float = 1.0
+    eta: int = 3
+    seed: int = 0
+    workers: int = 2
+    matrix_seeds: tuple[int, ...] = (0,)
+    scheduler: str | None = None
+    only: tuple[str, ...] = ()
+    space: str | None = None
+    objective_args: dict[str, Any] = field(default_factory=dict)
+
+
+def run_complete(run_dir: Path, settings: BuildSettings) -> bool:
+    """Whether a BOHB run folder holds a returned job for every job of its iterations."""
+    from offline_bohb.hpb import bracket_sizes
+
+    run_json = run_dir / "run.json"
+    if not run_json.is_file():
+        return False
+    run = json.loads(run_json.read_text())
+    iterations = max(int(run.get("iterations", 0)), settings.iterations)
+    planned = sum(n for b in bracket_sizes(run["min_budget"], run["max_budget"], run["eta"], iterations)
+                  for n, _ in b)
+    done = {(tuple(r["config_id"]), round(float(r["budget"]), 9)) for r in read_jsonl(run_dir / "trials.jsonl")}
+    return len(done) >= planned
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Manifest:
+    """``manifest.json``: the steps of the build, their commands and durations, and checksums."""
+
+    def __init__(self, out: Path, command: str, settings: BuildSettings) -> None:
+        self.path = out / MANIFEST
+        data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        data.setdefault("format", "autodl-meta-portfolio-build/1")
+        data.setdefault("steps", [])
+        data["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.__dict__.items()}
+        data.setdefault("commands", []).append({"command": command, "started": _now()})
+        self.data = data
+        self.save()
+
+    def step(self, name: str, seconds: float, **info: Any) -> None:
+        self.data["steps"].append({"step": name, "seconds": round(seconds, 1), "finished": _now(), **info})
+        self.save()
+
+    def checksums(self, out: Path) -> None:
+        files = [p for p in sorted(out.rglob("*")) if p.is_file() and p.name != MANIFEST and "work" not in p.parts
+                 and "logs" not in p.parts]
+        self.data["files"] = {p.relative_to(out).as_posix(): {"sha256": _sha256(p), "bytes": p.stat().st_size}
+                              for p in files}
+        self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1))
+        tmp.replace(self.path)
+
+
+def build(out: str | Path, settings: BuildSettings, *, command: str = "",
+          on_event: Callable[[str, Mapping[str, Any]], None] | None = None,
+          bohb_progress: Callable[[str], Callable[[Any, Mapping[str, Any]], None] | None] | None = None,
+          cell_progress: Callable[[Mapping[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Build (or continue building) a portfolio into ``out`` (see the module docstring).
+
+    Parameters
+    ----------
+    on_event:
+        ``(event, info)`` at the start and end of each step and dataset (for a progress display).
+    bohb_progress:
+        ``dataset -> progress callback`` handed to each BOHB run (or None).
+    cell_progress:
+        Called after each cost-matrix cell.
+
+    Returns
+    -------
+    dict
+        The manifest.
+    """
+    from offline_bohb.local import run_local
+    from offline_bohb.run import RunSpec
+    from portfolio.collection import build_collection, load_collection
+    from portfolio.cost_matrix import run_cost_matrix
+    from portfolio.incumbents import build_portfolio
+
+    out = Path(out)
+    notify = on_event or (lambda event, info: None)
+    manifest = Manifest(out, command, settings)
+    collection = load_collection(settings.collection)
+    only = list(settings.only) or None
+
+    t = time.perf_counter()
+    notify("collection", {})
+    built = build_collection(collection, settings.data, only=only)
+    manifest.step("collection", time.perf_counter() - t, built=sum(b.status != "skipped" for b in built),
+                  datasets=len(built))
+
+    for b in built:
+        run_dir = out / "runs" / b.name
+        if run_complete(run_dir, settings):
+            continue
+        notify("bohb", {"dataset": b.name})
+        t = time.perf_counter()
+        spec = RunSpec(dataset=str(b.path), protocol=settings.protocol, clock=settings.clock, timing=settings.timing,
+                       min_budget=settings.min_budget, max_budget=settings.max_budget, eta=settings.eta,
+                       seed=settings.seed, iterations=settings.iterations, command=command, space=settings.space,
+                       objective_args=dict(settings.objective_args))
+        summary = run_local(spec, run_dir, workers=settings.workers,
+                            progress=bohb_progress(b.name) if bohb_progress else None)
+        inc = summary.incumbent()
+        manifest.step(f"bohb {b.name}", time.perf_counter() - t, trials=summary.new_trials,
+                      replayed=summary.replayed, incumbent_alc=inc[1] if inc else None)
+
+    notify("incumbents", {})
+    t = time.perf_counter()
+    portfolio = build_portfolio(out / "runs", out / "portfolio.json", command=command)
+    manifest.step("incumbents", time.perf_counter() - t, incumbents=len(portfolio.incumbents))
+
+    notify("cost matrix", {"cells": len(portfolio.incumbents) * len(built) * len(settings.matrix_seeds)})
+    t = time.perf_counter()
+    result = run_cost_matrix(portfolio, [(b.name, b.path) for b in built], out, seeds=settings.matrix_seeds,
+                             workers=settings.workers, scheduler=settings.scheduler, timing=settings.timing,
+                             progress=cell_progress)
+    manifest.step("cost matrix", time.perf_counter() - t, computed=len(result.computed),
+                  single_best=result.summary.get("single_best"))
+    manifest.checksums(out)
+    notify("done", {})
+    return manifest.data
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,765 @@
+"""The cost matrix: every incumbent of a portfolio evaluated on every dataset of a collection.
+
+Row ``i``, column ``j`` holds the ALC of dataset ``i``'s incumbent (:mod:`portfolio.incumbents`)
+fine-tuned on dataset ``j`` at full budget, under the portfolio's protocol and clock, averaged
+over seeds: the Freiburg AutoDL 2019 entry's meta-dataset (Liu et al., TPAMI 2021), also
+ZAP's (Ozturk et al., "Zero-shot AutoML with pretrained models", ICML 2022). From it:
+
+- the *single-best* configuration: the incumbent with the best mean ALC over the datasets.
+  This, not a hand-picked configuration, is the "single best" a selector must beat;
+- the *oracle* per dataset: the incumbent with the best ALC on it (what a perfect selector
+  would pick);
+- the *headroom*: oracle minus single-best, per dataset and on average: what selection can win.
+
+Means, single-best and headroom are taken over the *complete* columns only (every incumbent
+measured, every seed ``ok``), so that every incumbent is compared on the same datasets; the
+columns left out are named in the summary.
+
+Cells are evaluated in parallel with Dask (``distributed``), each in a worker process with
+one PyTorch thread (:func:`evaluate_cell`, a module-level function: only a small plain dict
+travels to the worker). By default a ``LocalCluster(n_workers=N, threads_per_worker=1,
+processes=True)`` runs on this machine; ``scheduler=ADDRESS`` uses a running cluster instead.
+On SLURM, start one with dask-jobqueue (``pip install dask-jobqueue``) in a Python session
+that stays up while the matrix is computed, e.g.::
+
+    from dask_jobqueue import SLURMCluster
+
+    # one evaluation per job: one core, one thread, one process
+    cluster = SLURMCluster(queue="cpu", cores=1, processes=1, memory="8GB", walltime="12:00:00",
+                           job_extra_directives=["--cpus-per-task=1"],
+                           job_script_prologue=["source /path/to/autodl-meta/.venv/bin/activate"],
+                           worker_extra_args=["--nthreads", "1"])
+    cluster.scale(jobs=32)          # or cluster.adapt(minimum_jobs=0, maximum_jobs=64)
+    print(cluster.scheduler_address)   # tcp://10.1.2.3:8786
+
+and run ``autodl-meta portfolio cost-matrix ... --scheduler tcp://10.1.2.3:8786`` (or
+:func:`run_cost_matrix` with ``scheduler=``) on a node that can reach it. The workers must
+see the datasets at the paths given (a shared file system) and have this project installed;
+the timing table travels with each task. Workers may come and go: a cell whose worker is
+lost is retried by Dask on another; one that still fails is recorded as ``failed``.
+
+Resumable cell by cell: every finished cell is appended as one JSON line to ``cells.jsonl``
+in the output folder as it finishes (:func:`autodl.records.append_jsonl`); a cell already
+there (same incumbent configuration, dataset and seed) is not computed again, so running
+the same command again computes nothing new. A cell whose evaluation raises is recorded as
+``failed``, a model that crashes as ``crashed`` (with the reason), never as an ALC of 0.
+
+An output folder holds ``portfolio.json`` (a copy of the portfolio it was computed for),
+``cells.jsonl``, ``cost_matrix.csv`` (rows: incumbents by source dataset; columns: datasets;
+mean ALC over seeds, empty where not every seed is ``ok``), ``cost_matrix.png`` (a heatmap),
+``summary.json`` and ``summary.md``: together a portfolio folder, which is what
+``autodl-meta run --portfolio DIR`` and the model names ``baseline:single-best`` /
+``baseline:oracle`` read (:mod:`finetune.models` reads ``portfolio.json`` and the keys
+``single_best.source`` and ``oracle.<dataset>.source`` of ``summary.json``).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autodl.records import append_jsonl, read_jsonl
+from portfolio.incumbents import PORTFOLIO_FILE, Portfolio, PortfolioError, portfolio_file
+
+logger = logging.getLogger(__name__)
+
+CELLS_FILE = "cells.jsonl"
+CSV_FILE = "cost_matrix.csv"
+HEATMAP_FILE = "cost_matrix.png"
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+SUMMARY_FORMAT = "autodl-meta-cost-matrix-summary/1"
+
+CELL_STATUSES = ("ok", "crashed", "timeout", "failed")
+"""A cell's status: the evaluation's (``ok``, ``crashed``, ``timeout``), or ``failed`` when
+the evaluation itself raised (a configuration or dataset refused, a worker lost)."""
+
+Progress = Callable[[int, int, "dict[str, Any] | None"], None]
+"""``progress(done, total, row)``: once before anything runs (``row`` None), then after each
+cell computed now (``done`` counts the cells computed now, ``total`` those to compute)."""
+
+
+class CostMatrixError(PortfolioError):
+    """The cost matrix cannot be computed as asked (the file, the field, what was expected)."""
+
+
+# --- the collection ---------------------------------------------------------------------------
+def dataset_collection(specs: str | Path | Sequence[str | Path | tuple[str, str | Path]]) -> list[tuple[str, Path]]:
+    """The (name, folder) pairs of the datasets a cost matrix is computed on.
+
+    Parameters
+    ----------
+    specs
+        A folder of AutoDL datasets (each sub-folder holding ``<name>.data/`` is one; others
+        are skipped), one AutoDL dataset folder, ``name=path`` strings, ``(name, path)``
+        pairs, or a list mixing them. A dataset's name is its ``<name>.data`` folder's
+        unless ``name=`` gives one.
+
+    Returns
+    -------
+    list of (str, Path)
+        In the order given (a folder's datasets by name).
+
+    Raises
+    ------
+    CostMatrixError
+        A path that is neither a dataset nor a folder of datasets, or two datasets of one name.
+    """
+    from autodl.dataset import AutoDLDataset
+    from autodl.errors import FormatError
+
+    items = [specs] if isinstance(specs, str | Path) else list(specs)
+    out: list[tuple[str, Path]] = []
+    for item in items:
+        if isinstance(item, tuple):
+            name, path = str(item[0]), Path(item[1])
+            out.append((name, AutoDLDataset(path).root))
+            continue
+        text = str(item)
+        if "=" in text and not Path(text).exists():
+            name, _, path = text.partition("=")
+            out.append((name.strip(), AutoDLDataset(path.strip()).root))
+            continue
+        path = Path(text)
+        if not path.is_dir():
+            raise CostMatrixError(path, "not a folder; expected an AutoDL dataset, a folder of AutoDL datasets "
+                                        "or name=path", field="datasets")
+        try:
+            ds = AutoDLDataset(path)
+            out.append((ds.name, ds.root))
+            continue
+        except FormatError:
+            pass
+        found = []
+        for sub in sorted(p for p in path.iterdir() if p.is_dir()):
+            try:
+                ds = AutoDLDataset(sub)
+            except FormatError:
+                logger.debug("%s: not an AutoDL dataset, skipped", sub)
+                continue
+            found.append((ds.name, ds.root))
+        if not found:
+            raise CostMatrixError(path, "holds no AutoDL dataset (no sub-folder with one <name>.data/)",
+                                  field="datasets")
+        out += found
+    seen: dict[str, Path] = {}
+    for name, path in out:
+        if name in seen:
+            raise CostMatrixError(path, f"dataset name {name!r} is also {seen[name]}; name them apart with "
+                                        "name=path", field="datasets")
+        seen[name] = path
+    return out
+
+
+# --- one cell, in a Dask worker ---------------------------------------------------------------
+def config_digest(config: Mapping[str, Any]) -> str:
+    """A short hash of a configuration (its sorted-key JSON): a cell is the same cell only
+    for the same incumbent configuration."""
+    text = json.dumps(dict(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _cell_row(task: Mapping[str, Any]) -> dict[str, Any]:
+    return {"source": task["source"], "target": task["target"], "seed": int(task["seed"]),
+            "config_digest": task["config_digest"], "target_path": task["target_path"],
+            "protocol": task["protocol"]["name"], "clock": task["clock"], "budget": 1.0}
+
+
+def failed_row(task: Mapping[str, Any], error: str, *, trace: str | None = None,
+               wall_seconds: float = 0.0, worker: str | None = None) -> dict[str, Any]:
+    """The ``failed`` row of a cell whose evaluation raised or whose worker was lost."""
+    return {**_cell_row(task), "status": "failed", "alc": None, "final_nauc": None, "predictions": 0,
+            "wall_seconds": wall_seconds, "task_seconds": wall_seconds, "error": error, "traceback": trace,
+            "worker": worker, "finished": _now()}
+
+
+def evaluate_cell(task: Mapping[str, Any]) -> dict[str, Any]:
+    """One cell: the incumbent ``task["config"]`` on ``task["target_path"]`` at full budget.
+
+    Runs in a Dask worker process (or in this process with ``workers=0``) with one PyTorch
+    thread. Never raises: an evaluation that raises is a ``failed`` row with the error and
+    its traceback; a model that crashes is the evaluation's ``crashed``.
+
+    Parameters
+    ----------
+    task
+        Plain values only: ``source``, ``target``, ``target_path``, ``seed``, ``config``,
+        ``config_digest``, ``protocol`` (a dict), ``clock``, ``timing`` (the table as a dict,
+        or None), ``device``, ``wall_limit``.
+
+    Returns
+    -------
+    dict
+        The ``cells.jsonl`` row: source, target, seed, status, alc, final_nauc,
+        predictions, wall_seconds (inside the evaluation), task_seconds (the whole call),
+        error, traceback, worker (``host:pid``), finished.
+    """
+    start = time.perf_counter()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        from autodl.protocol import Protocol
+        from finetune.evaluate import evaluate, torch_threads
+        from finetune.timing import TimingTable
+
+        timing = TimingTable.from_dict(task["timing"]) if task.get("timing") is not None else None
+        with torch_threads(1):
+            ev = evaluate(dict(task["config"]), task["target_path"], Protocol(**task["protocol"]),
+                          clock=task["clock"], seed=int(task["seed"]), budget=1.0, device=task.get("device"),
+                          timing=timing, wall_limit=task.get("wall_limit"))
+        row = {**_cell_row(task), "status": ev.status, "alc": ev.alc, "final_nauc": ev.final_nauc,
+               "predictions": len(ev.curve), "wall_seconds": ev.wall_seconds,
+               "task_seconds": time.perf_counter() - start, "error": ev.error, "traceback": ev.traceback,
+               "worker": worker, "finished": _now()}
+    except Exception as exc:  # one bad cell never ends the matrix
+        elapsed = time.perf_counter() - start
+        row = failed_row(task, f"{type(exc).__name__}: {exc}", trace=traceback.format_exc(),
+                         wall_seconds=elapsed, worker=worker)
+    logger.info("cell %s -> %s seed %d: %s, ALC %s", row["source"], row["target"], row["seed"], row["status"],
+                row["alc"])
+    return row
+
+
+# --- the matrix -------------------------------------------------------------------------------
+@dataclass
+class CostMatrix:
+    """Mean ALC of each incumbent (row, by source dataset) on each dataset (column).
+
+    Attributes
+    ----------
+    sources, targets
+        Row and column names.
+    alc
+        ``len(sources) x len(targets)``; NaN where not every seed is ``ok``.
+    status
+        Per cell: ``ok``, a non-ok status (``failed``, ``crashed``, ``timeout``: the worst of
+        its seeds), ``partial`` (some seeds not yet computed) or ``missing``.
+    seeds
+        The seeds averaged over.
+    """
+
+    sources: list[str]
+    targets: list[str]
+    alc: np.ndarray
+    status: list[list[str]] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+    def value(self, source: str, target: str) -> float | None:
+        v = self.alc[self.sources.index(source), self.targets.index(target)]
+        return None if np.isnan(v) else float(v)
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Rows: ``source`` then one column per dataset; empty where there is no mean ALC."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["source", *self.targets])
+            for i, source in enumerate(self.sources):
+                writer.writerow([source, *("" if np.isnan(v) else f"{v:.6f}" for v in self.alc[i])])
+        return path
+
+    @classmethod
+    def read_csv(cls, path: str | Path) -> CostMatrix:
+        """A matrix from ``cost_matrix.csv`` (statuses are ``ok`` or ``missing``; seeds unknown)."""
+        path = Path(path)
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        if not rows or not rows[0] or rows[0][0] != "source":
+            raise CostMatrixError(path, "expected a header row 'source,<dataset>,...'", field="source")
+        targets = rows[0][1:]
+        sources, values = [], []
+        for n, row in enumerate(rows[1:], 2):
+            if len(row) != len(targets) + 1:
+                raise CostMatrixError(path, f"line {n} has {len(row)} fields, expected {len(targets) + 1}")
+            sources.append(row[0])
+            try:
+                values.append([float(v) if v.strip() else np.nan for v in row[1:]])
+            except ValueError as exc:
+                raise CostMatrixError(path, f"line {n}: {exc}", field=row[0]) from None
+        alc = np.array(values, dtype=float).reshape(len(sources), len(targets))
+        status = [["missing" if np.isnan(v) else "ok" for v in r] for r in alc]
+        return cls(sources, targets, alc, status, seeds=[])
+
+
+_SEVERITY = {"failed": 3, "crashed": 2, "timeout": 1}
+
+
+def matrix_from_cells(rows: Sequence[Mapping[str, Any]], sources: Sequence[str], targets: Sequence[str],
+                      seeds: Sequence[int]) -> CostMatrix:
+    """The matrix of the cells ``rows`` (the last row of each (source, target, seed) counts)."""
+    last: dict[tuple[str, str, int], Mapping[str, Any]] = {}
+    for row in rows:
+        last[(row["source"], row["target"], int(row["seed"]))] = row
+    alc = np.full((len(sources), len(targets)), np.nan)
+    status = [["missing"] * len(targets) for _ in sources]
+    for i, s in enumerate(sources):
+        for j, t in enumerate(targets):
+            got = [last[(s, t, int(seed))] for seed in seeds if (s, t, int(seed)) in last]
+            bad = [r["status"] for r in got if r["status"] != "ok"]
+            if bad:
+                status[i][j] = max(bad, key=lambda b: _SEVERITY.get(b, 4))
+            elif len(got) == len(seeds) and got:
+                alc[i, j] = float(np.mean([float(r["alc"]) for r in got]))
+                status[i][j] = "ok"
+            elif got:
+                status[i][j] = "partial"
+    return CostMatrix(list(sources), list(targets), alc, status, [int(s) for s in seeds])
+
+
+def summarize(matrix: CostMatrix) -> dict[str, Any]:
+    """Single-best, oracle and headroom of a cost matrix.
+
+    Means are over the *complete* columns (every row has a value), so that all incumbents
+    are compared on the same datasets. Ties go to the earlier row.
+
+    Returns
+    -------
+    dict
+        ``sources``, ``targets``, ``complete_targets``, ``incomplete_targets`` (column ->
+        rows without a value), ``mean_alc`` (row -> mean over complete columns),
+        ``single_best`` (``{"source", "mean_alc"}`` or None without a complete column),
+        ``oracle`` (column -> ``{"source", "alc", "complete"}`` for every column with a
+        value), ``oracle_mean_alc``, ``headroom`` (``{"per_dataset": column -> oracle minus
+        single-best, "mean"}`` over complete columns), ``own_incumbent`` (column -> the ALC
+        of that dataset's own incumbent, where it is a row, and whether it is the oracle).
+    """
+    a = matrix.alc
+    sources, targets = matrix.sources, matrix.targets
+    complete = [j for j in range(len(targets)) if len(sources) and not np.isnan(a[:, j]).any()]
+    incomplete = {targets[j]: [sources[i] for i in range(len(sources)) if np.isnan(a[i, j])]
+                  for j in range(len(targets)) if j not in complete}
+    oracle = {}
+    for j, t in enumerate(targets):
+        col = a[:, j]
+        if len(col) and not np.isnan(col).all():
+            i = int(np.nanargmax(col))
+            oracle[t] = {"source": sources[i], "alc": float(col[i]), "complete": j in complete}
+    out: dict[str, Any] = {
+        "format": SUMMARY_FORMAT, "seeds": list(matrix.seeds), "sources": list(sources), "targets": list(targets),
+        "complete_targets": [targets[j] for j in complete], "incomplete_targets": incomplete,
+        "mean_alc": {}, "single_best": None, "oracle": oracle, "oracle_mean_alc": None,
+        "headroom": {"per_dataset": {}, "mean": None}, "own_incumbent": {}}
+    for j, t in enumerate(targets):
+        if t in sources:
+            v = a[sources.index(t), j]
+            out["own_incumbent"][t] = {"alc": None if np.isnan(v) else float(v),
+                                       "is_oracle": t in oracle and oracle[t]["source"] == t}
+    if not complete:
+        return out
+    sub = a[:, complete]
+    means = sub.mean(axis=1)
+    best = int(np.argmax(means))
+    out["mean_alc"] = {s: float(m) for s, m in zip(sources, means, strict=True)}
+    out["single_best"] = {"source": sources[best], "mean_alc": float(means[best])}
+    per = {targets[j]: float(a[:, j].max() - a[best, j]) for j in complete}
+    out["headroom"] = {"per_dataset": per, "mean": float(np.mean(list(per.values())))}
+    out["oracle_mean_alc"] = float(sub.max(axis=0).mean())
+    return out
+
+
+def _f(v: float | None) -> str:
+    return "" if v is None else f"{v:.4f}"
+
+
+def summary_markdown(summary: Mapping[str, Any], matrix: CostMatrix, *, protocol: str, clock: str,
+                     cells: Sequence[Mapping[str, Any]] = ()) -> str:
+    """A short Markdown report of :func:`summarize`'s result."""
+    sb = summary["single_best"]
+    lines = [f"# Cost matrix: {len(matrix.sources)} incumbents x {len(matrix.targets)} datasets",
+             "", f"Protocol `{protocol}`, {clock} clock, full budget, seeds {list(matrix.seeds)}; "
+                 f"mean ALC over seeds (`{CSV_FILE}`, picture `{HEATMAP_FILE}`).", ""]
+    if sb is None:
+        lines += ["No complete column yet: no single-best configuration and no headroom.", ""]
+    else:
+        lines += [f"- Single best: the incumbent of **{sb['source']}**, mean ALC {sb['mean_alc']:.4f} over "
+                  f"{len(summary['complete_targets'])} datasets",
+                  f"- Oracle mean ALC {summary['oracle_mean_alc']:.4f}; mean headroom (oracle - single best) "
+                  f"{summary['headroom']['mean']:.4f}"]
+        own = [t for t, o in summary["own_incumbent"].items() if o["is_oracle"]]
+        if summary["own_incumbent"]:
+            lines.append(f"- A dataset's own incumbent is its oracle on {len(own)} of "
+                         f"{len(summary['own_incumbent'])} datasets")
+        lines.append("")
+    if summary["incomplete_targets"]:
+        lines += ["Left out of the means (not every incumbent measured): "
+                  + "; ".join(f"{t} (no value for {', '.join(s)})"
+                              for t, s in summary["incomplete_targets"].items()), ""]
+    lines += ["| dataset | oracle (incumbent of) | oracle ALC | single-best ALC | headroom | own incumbent ALC |",
+              "|---|---|---:|---:|---:|---:|"]
+    for t in matrix.targets:
+        o = summary["oracle"].get(t)
+        single = matrix.value(sb["source"], t) if sb else None
+        head = summary["headroom"]["per_dataset"].get(t)
+        own = summary["own_incumbent"].get(t, {}).get("alc")
+        lines.append(f"| {t} | {o['source'] if o else ''} | {_f(o['alc'] if o else None)} | {_f(single)} | "
+                     f"{_f(head)} | {_f(own)} |")
+    bad = [c for c in cells if c["status"] != "ok"]
+    if bad:
+        lines += ["", f"Cells not ok ({len(bad)}):", ""]
+        lines += [f"- {c['source']} on {c['target']}, seed {c['seed']}: {c['status']} "
+                  f"({(c.get('error') or '').splitlines()[0][:160] if c.get('error') else 'no reason given'})"
+                  for c in bad[:50]]
+        if len(bad) > 50:
+            lines.append(f"- ... and {len(bad) - 50} more (see `{CELLS_FILE}`)")
+    return "\n".join(lines) + "\n"
+
+
+def heatmap(matrix: CostMatrix, path: str | Path, summary: Mapping[str, Any] | None = None,
+            title: str | None = None) -> Path:
+    """A PNG of the matrix (:func:`autodl.plots.alc_heatmap`, the style of ``docs/grid.png``):
+    values in the cells, each column's oracle framed in red, the single-best row named;
+    cells without a value are grey, with their status written."""
+    from autodl.plots import alc_heatmap
+
+    summary = summary if summary is not None else summarize(matrix)
+    sb = (summary.get("single_best") or {}).get("source")
+    rows = [f"{s} (single best)" if s == sb else s for s in matrix.sources]
+    empty = [[("" if (matrix.status[i][j] if matrix.status else "missing") == "missing" else matrix.status[i][j])
+              for j in range(len(matrix.targets))] for i in range(len(matrix.sources))]
+    framed = [(matrix.sources.index(o["source"]), matrix.targets.index(t)) for t, o in summary.get("oracle", {}).items()]
+    return alc_heatmap(matrix.alc, rows, matrix.targets, path, framed=framed, empty_text=empty,
+                       title=title or "cost matrix; red: oracle per dataset",
+                       colorbar=f"mean ALC over seeds {list(matrix.seeds)}", xlabel="dataset", ylabel="incumbent of",
+                       row_height=0.45)
+
+
+# --- computing it -----------------------------------------------------------------------------
+@dataclass
+class CostMatrixResult:
+    """What :func:`run_cost_matrix` computed and wrote.
+
+    Attributes
+    ----------
+    out
+        The output folder.
+    matrix, summary
+        The cost matrix and :func:`summarize` of it.
+    cells
+        The current row of every cell of the matrix (computed now or before).
+    computed
+        The rows computed by this call (none when everything was there).
+    timings
+        ``wall_seconds`` (the whole call), ``startup_seconds`` (cluster start and
+        connection), ``compute_seconds`` (first task sent to last result), ``cells``
+        (computed now), ``workers``, ``eval_seconds_per_cell`` (mean wall seconds inside
+        the evaluations), ``task_seconds_per_cell`` (mean of the whole worker call),
+        ``cells_per_hour`` (cells / compute seconds), ``outside_evaluations`` (share of the
+        workers' time not spent inside an evaluation).
+    paths
+        ``cells``, ``csv``, ``heatmap``, ``summary_json``, ``summary_md``, ``portfolio``.
+    """
+
+    out: Path
+    matrix: CostMatrix
+    summary: dict[str, Any]
+    cells: list[dict[str, Any]]
+    computed: list[dict[str, Any]]
+    timings: dict[str, Any]
+    paths: dict[str, Path]
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve_timing(portfolio: Portfolio, timing: str | Path | None = None) -> Any:
+    """The timing table the cells are priced with (a :class:`~finetune.timing.TimingTable`,
+    or None off the simulated clock).
+
+    ``timing`` overrides the portfolio's table (a warning names a difference). Otherwise the
+    portfolio's recorded table is looked for at its path (as given, from the current folder,
+    beside the portfolio file, under this project) and, failing that, among this project's
+    ``configs/timing/*.json`` by its SHA-256.
+
+    Raises
+    ------
+    CostMatrixError
+        The recorded table is not found here, or its file has changed since the BOHB runs
+        (its SHA-256 differs): the ALCs would not compare; pass ``timing`` to use another.
+    """
+    from finetune.evaluate import DEFAULT_TIMING
+    from finetune.timing import TimingTable
+
+    if portfolio.clock != "simulated":
+        return None
+    want = portfolio.timing.get("sha256")
+    if timing is not None:
+        table = TimingTable.load(timing)
+        if want and _sha256_file(Path(timing)) != want:
+            logger.warning("timing table %s is not the one the BOHB runs used (%s, sha256 %s...): the cost "
+                           "matrix is priced on another clock than the incumbents were found on", timing,
+                           portfolio.timing.get("path"), want[:12])
+        return table
+    recorded = portfolio.timing.get("path")
+    if recorded is None:
+        return TimingTable.load(DEFAULT_TIMING)
+    project = DEFAULT_TIMING.parents[2]
+    candidates = [Path(recorded)]
+    if not Path(recorded).is_absolute():
+        if portfolio.path is not None:
+            candidates.append(portfolio.path.parent / recorded)
+        candidates.append(project / recorded)
+    existing = [p for p in candidates if p.is_file()]
+    if want is None and existing:
+        return TimingTable.load(existing[0])
+    for p in existing + sorted((project / "configs" / "timing").glob("*.json")):
+        if p.is_file() and _sha256_file(p) == want:
+            return TimingTable.load(p)
+    where = portfolio.path or "portfolio"
+    if existing:
+        raise CostMatrixError(where, f"the timing table {existing[0]} has changed since the BOHB runs (sha256 "
+                                     f"{want[:12]}... recorded): its ALCs would not compare; pass --timing/timing= "
+                                     "to price the cost matrix with it anyway", field="timing")
+    raise CostMatrixError(where, f"the timing table {recorded} (sha256 {str(want)[:12]}...) the BOHB runs used is "
+                                 "not here: copy it there, or pass --timing/timing= to use another", field="timing")
+
+
+def _prepare_out(out: Path, portfolio: Portfolio) -> Path:
+    """Keep ``out/portfolio.json`` in step with ``portfolio``; refuse a folder computed under
+    another protocol, clock or timing table."""
+    out.mkdir(parents=True, exist_ok=True)
+    copy = out / PORTFOLIO_FILE
+    if copy.is_file():
+        old = Portfolio.load(copy)
+        diff = [f"{k} ({a!r} vs {b!r})" for k, a, b in (
+            ("protocol", old.protocol, portfolio.protocol), ("clock", old.clock, portfolio.clock),
+            ("timing.sha256", old.timing.get("sha256"), portfolio.timing.get("sha256"))) if a != b]
+        if diff:
+            raise CostMatrixError(copy, "this folder holds a cost matrix of a portfolio with a different "
+                                        + "; ".join(diff) + ": use another --out", field="portfolio")
+        if portfolio.path is not None and portfolio.path.resolve() == copy.resolve():
+            return copy
+        if old.to_dict()["incumbents"] != portfolio.to_dict()["incumbents"]:
+            logger.info("%s: the portfolio's incumbents changed; cells of changed incumbents are computed again",
+                        copy)
+    path = portfolio.path
+    portfolio.save(copy)
+    portfolio.path = path  # the caller's portfolio still names its own file
+    return copy
+
+
+def _order_targets(sources: Sequence[str], collection: Sequence[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """Datasets that have an incumbent first, in row order (the diagonal is the diagonal)."""
+    rank = {s: i for i, s in enumerate(sources)}
+    return sorted(collection, key=lambda c: (0, rank[c[0]], "") if c[0] in rank else (1, 0, c[0]))
+
+
+def run_cost_matrix(portfolio: Portfolio | str | Path,
+                    datasets: str | Path | Sequence[str | Path | tuple[str, str | Path]],
+                    out: str | Path, *, seeds: Sequence[int] = (0,), workers: int = 2,
+                    scheduler: str | None = None, timing: str | Path | None = None, device: str | None = None,
+                    wall_limit: float | None = None, retry_failed: bool = False,
+                    progress: Progress | None = None) -> CostMatrixResult:
+    """Evaluate every incumbent of ``portfolio`` on every dataset at full budget, in parallel.
+
+    Parameters
+    ----------
+    portfolio
+        A :class:`~portfolio.incumbents.Portfolio`, or its ``portfolio.json`` (or folder).
+    datasets
+        The collection: see :func:`dataset_collection` (a folder of datasets, ``name=path``, ...).
+    out
+        The output folder (see the module docstring); cells already in its ``cells.jsonl``
+        are not computed again.
+    seeds
+        The evaluation seeds; the matrix holds the mean ALC over them.
+    workers
+        Dask worker processes of the ``LocalCluster`` (one thread each); 0 computes the
+        cells one after the other in this process, without Dask (for debugging).
+        Ignored with ``scheduler``.
+    scheduler
+        The address of a running Dask scheduler (e.g. a dask-jobqueue ``SLURMCluster``'s,
+        see the module docstring) instead of a ``LocalCluster``.
+    timing
+        Price the cells with this timing table instead of the portfolio's (simulated clock).
+    device
+        ``cpu`` or ``cuda`` for the evaluations (default: CUDA where available).
+    wall_limit
+        Wall seconds after which an evaluation is stopped (``timeout``); default evaluate's.
+    retry_failed
+        Compute again the cells recorded as ``failed`` (e.g. after a lost worker).
+    progress
+        ``progress(done, total, row)``: see :data:`Progress`.
+
+    Returns
+    -------
+    CostMatrixResult
+        The matrix, its summary, the cells, and the timings (for ``benchmark bohb``).
+
+    Raises
+    ------
+    PortfolioError
+        Before anything runs: an unreadable portfolio or dataset, an output folder of a
+        portfolio with another protocol, clock or timing table, a timing table that
+        changed since the BOHB runs.
+    """
+    t_start = time.perf_counter()
+    if not isinstance(portfolio, Portfolio):
+        portfolio = Portfolio.load(portfolio_file(portfolio))
+    if not portfolio.incumbents:
+        raise CostMatrixError(portfolio.path, "the portfolio holds no incumbent", field="incumbents")
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise CostMatrixError(None, f"{seeds!r}: expected distinct integers", field="seeds")
+    if scheduler is None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise CostMatrixError(None, f"{workers!r}: expected 0 (this process) or more worker processes",
+                              field="workers")
+    out = Path(out)
+    sources = portfolio.datasets
+    collection = _order_targets(sources, dataset_collection(datasets))
+    targets = [name for name, _ in collection]
+    table = resolve_timing(portfolio, timing)
+    copy = _prepare_out(out, portfolio)
+    cells_path = out / CELLS_FILE
+    digests = {inc.dataset: config_digest(inc.config) for inc in portfolio.incumbents}
+
+    def current(row: Mapping[str, Any]) -> bool:
+        return (row.get("source") in digests and row.get("config_digest") == digests[row["source"]]
+                and row.get("target") in targets and int(row.get("seed", -1)) in seeds)
+
+    done = {(r["source"], r["target"], int(r["seed"])): r for r in read_jsonl(cells_path) if current(r)}
+    if retry_failed:
+        done = {k: r for k, r in done.items() if r["status"] != "failed"}
+    paths = dict(collection)
+    base = {"protocol": dict(portfolio.protocol), "clock": portfolio.clock,
+            "timing": None if table is None else table.to_dict(), "device": device, "wall_limit": wall_limit}
+    tasks = [{**base, "source": inc.dataset, "target": t, "target_path": str(paths[t]), "seed": seed,
+              "config": dict(inc.config), "config_digest": digests[inc.dataset]}
+             for seed in seeds for inc in portfolio.incumbents for t in targets
+             if (inc.dataset, t, seed) not in done]
+    logger.info("cost matrix %d x %d x %d seed(s): %d cells done, %d to compute", len(sources), len(targets),
+                len(seeds), len(done), len(tasks))
+    if progress is not None:
+        progress(0, len(tasks), None)
+    computed: list[dict[str, Any]] = []
+
+    def record(row: dict[str, Any]) -> None:
+        append_jsonl(cells_path, row)
+        done[(row["source"], row["target"], int(row["seed"]))] = row
+        computed.append(row)
+        if progress is not None:
+            progress(len(computed), len(tasks), row)
+
+    startup = compute = 0.0
+    n_workers = 0
+    if tasks and scheduler is None and workers == 0:
+        n_workers = 1
+        t0 = time.perf_counter()
+        for task in tasks:
+            record(evaluate_cell(task))
+        compute = time.perf_counter() - t0
+    elif tasks:
+        startup, compute, n_workers = _run_dask(tasks, record, workers=workers, scheduler=scheduler)
+    cells = [done[k] for k in sorted(done, key=lambda k: (k[2], sources.index(k[0]), targets.index(k[1])))]
+    matrix = matrix_from_cells(cells, sources, targets, seeds)
+    summary = summarize(matrix)
+    summary.update(protocol=portfolio.protocol["name"], clock=portfolio.clock,
+                   timing_table=None if table is None or table.path is None else str(table.path),
+                   date=_now(), cells=dict(Counter(matrix.status[i][j] for i in range(len(sources))
+                                                   for j in range(len(targets)))))
+    written = {"cells": cells_path, "portfolio": copy, "csv": matrix.to_csv(out / CSV_FILE),
+               "heatmap": heatmap(matrix, out / HEATMAP_FILE, summary,
+                                  title=f"cost matrix ({portfolio.protocol['name']}, {portfolio.clock} clock); "
+                                        "red: oracle per dataset")}
+    written["summary_json"] = out / SUMMARY_JSON
+    written["summary_json"].write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
+    written["summary_md"] = out / SUMMARY_MD
+    written["summary_md"].write_text(summary_markdown(summary, matrix, protocol=portfolio.protocol["name"],
+                                                      clock=portfolio.clock, cells=cells))
+    evals = [float(r.get("wall_seconds") or 0.0) for r in computed]
+    task_s = [float(r.get("task_seconds") or 0.0) for r in computed]
+    timings = {"wall_seconds": time.perf_counter() - t_start, "startup_seconds": startup,
+               "compute_seconds": compute, "cells": len(computed), "workers": n_workers,
+               "scheduler": scheduler or ("LocalCluster" if workers else "this process"),
+               "eval_seconds_per_cell": float(np.mean(evals)) if evals else None,
+               "task_seconds_per_cell": float(np.mean(task_s)) if task_s else None,
+               "cells_per_hour": 3600.0 * len(computed) / compute if computed and compute > 0 else None,
+               "outside_evaluations": (1.0 - sum(evals) / (compute * n_workers))
+               if computed and compute > 0 and n_workers else None}
+    return CostMatrixResult(out, matrix, summary, cells, computed, timings, written)
+
+
+def _run_dask(tasks: Sequence[dict[str, Any]], record: Callable[[dict[str, Any]], None], *, workers: int,
+              scheduler: str | None) -> tuple[float, float, int]:
+    """Compute ``tasks`` on a Dask cluster, calling ``record`` with each row as it finishes.
+
+    Returns (startup seconds, compute seconds, workers seen).
+    """
+    from contextlib import ExitStack
+
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    t0 = time.perf_counter()
+    with ExitStack() as stack:
+        if scheduler is None:
+            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                       dashboard_address=None, silence_logs=logging.ERROR))
+            client = stack.enter_context(Client(cluster))
+        else:
+            client = stack.enter_context(Client(scheduler))
+        n_workers = len(client.scheduler_info().get("workers", {}))
+        if scheduler is not None and not n_workers:
+            logger.warning("the scheduler at %s has no worker yet: cells wait until workers join", scheduler)
+        startup = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        futures = {}
+        for task in tasks:
+            key = f"cost-matrix-cell-{task['source']}-{task['target']}-{task['seed']}-{os.urandom(4).hex()}"
+            futures[client.submit(evaluate_cell, task, key=key, pure=False)] = task
+        for future in as_completed(list(futures)):
+            task = futures.pop(future)
+            if future.status == "finished":
+                record(future.result())
+            elif future.status == "error":  # the worker process died (dask retried it) or the task broke
+                exc = future.exception()
+                record(failed_row(task, f"{type(exc).__name__}: {exc}",
+                                  trace="".join(traceback.format_exception(exc))))
+            else:  # cancelled: the scheduler went away; not recorded, a re-run computes it
+                logger.warning("cell %s -> %s seed %s: %s, not recorded", task["source"], task["target"],
+                               task["seed"], future.status)
+            future.release()
+        compute = time.perf_counter() - t1
+        n_workers = max(n_workers, len(client.scheduler_info().get("workers", {})))
+    return startup, compute, n_workers
+
+
+def cells_per_hour(portfolio: Portfolio | str | Path,
+                   datasets: str | Path | Sequence[str | Path | tuple[str, str | Path]],
+                   out: str | Path, *, workers: int, seeds: Sequence[int] = (0,),
+                   timing: str | Path | None = None, device: str | None = "cpu") -> dict[str, Any]:
+    """Measure the cost matrix's throughput with ``workers`` Dask worker processes.
+
+    Computes the matrix into ``out``, which must hold no cells yet (a resumed matrix computes
+    nothing and measures nothing), and returns :attr:`CostMatrixResult.timings` (with
+    ``cells_per_hour`` and ``eval_seconds_per_cell``). ``autodl-meta benchmark bohb`` calls
+    it with 1 and 2 workers, each into its own folder.
+    """
+    out = Path(out)
+    if (out / CELLS_FILE).is_file() and (out / CELLS_FILE).stat().st_size:
+        raise CostMatrixError(out / CELLS_FILE, "holds cells already: a benchmark needs an empty folder",
+                              field="out")
+    result = run_cost_matrix(portfolio, datasets, out, seeds=seeds, workers=workers, timing=timing, device=device)
+    return {**result.timings, "matrix": [len(result.matrix.sources), len(result.matrix.targets), len(seeds)]}
+

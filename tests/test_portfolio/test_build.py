@@ -1,0 +1,56 @@
+"""``portfolio build`` end to end on two tiny datasets: collection, BOHB, incumbents, cost matrix;
+a second build computes nothing. Simulated clock, hand-made timing table, no wall-clock assertion."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from autodl.records import read_jsonl
+from conftest import flat_timing
+from portfolio.build import BuildSettings, build
+
+TINY_SPACE = Path(__file__).resolve().parents[1] / "data" / "space-tiny.yaml"
+CHEAP = {"backbone": "scratch_cnn", "pretrained": False, "input_size": 32, "augmentation": "none"}
+
+
+@pytest.mark.slow
+@pytest.mark.smoke
+def test_build_a_small_portfolio_then_resume_computing_nothing(tmp_path: Path):
+    collection = tmp_path / "two.yaml"
+    collection.write_text(yaml.safe_dump({
+        "name": "two", "description": "two tiny digits sets", "held_out": ["Monkeys", "miniciao"],
+        "sources": [{"name": "digits", "origin": "scikit-learn digits", "licence": "CC BY 4.0"}],
+        "datasets": [{"name": "digits_a", "source": "digits", "doc": "digits 0-2", "classes": [0, 1, 2],
+                      "max_train": 45, "max_test": 15},
+                     {"name": "digits_b", "source": "digits", "doc": "digits 5-8, rgb", "classes": [5, 6, 7, 8],
+                      "max_train": 40, "max_test": 16, "color": "rgb"}]}))
+    protocol = tmp_path / "tiny.yaml"
+    protocol.write_text("name: tiny\ntime_budget: 8\nt0: 0.4\n")
+    timing = flat_timing(0.05, 0.0005).save(tmp_path / "timing.json")
+    settings = BuildSettings(collection=str(collection), data=str(tmp_path / "data"), protocol=str(protocol),
+                             timing=str(timing), iterations=1, min_budget=1 / 3, workers=2, space=str(TINY_SPACE),
+                             objective_args={"fixed": CHEAP})
+    out = tmp_path / "portfolio"
+    events = []
+    manifest = build(out, settings, command="test", on_event=lambda e, i: events.append((e, i.get("dataset"))))
+    assert [e for e, _ in events] == ["collection", "bohb", "bohb", "incumbents", "cost matrix", "done"]
+    portfolio = json.loads((out / "portfolio.json").read_text())
+    assert sorted(i["dataset"] for i in portfolio["incumbents"]) == ["digits_a", "digits_b"]
+    for inc in portfolio["incumbents"]:
+        assert inc["config"]["backbone"] == "scratch_cnn" and inc["budget"] == 1.0
+    cells = read_jsonl(out / "cells.jsonl")
+    assert len(cells) == 4 and all(c["status"] == "ok" for c in cells)
+    assert (out / "cost_matrix.csv").is_file() and (out / "cost_matrix.png").is_file()
+    assert {"collection", "bohb digits_a", "bohb digits_b", "incumbents", "cost matrix"} <= {
+        s["step"] for s in manifest["steps"]}
+    assert "cells.jsonl" in manifest["files"] and "runs/digits_a/trials.jsonl" in manifest["files"]
+
+    events.clear()
+    again = build(out, settings, command="test again", on_event=lambda e, i: events.append((e, i.get("dataset"))))
+    assert "bohb" not in [e for e, _ in events]  # complete runs are not started again
+    assert read_jsonl(out / "cells.jsonl") == cells
+    assert again["steps"][-1]["computed"] == 0
