@@ -1,0 +1,200 @@
+"""What the selectors see of one dataset: embeddings of samples, labels, descriptors.
+
+:class:`DatasetFeatures` is the unit the whole meta-learning half passes around: the
+extractor (:mod:`metafeatures.embeddings`) writes one per dataset and embedding
+specification, the selectors (:mod:`selector`) are fitted on a list of them, and a new
+dataset reaches a selector as a :class:`Query` (a batch of its training samples).
+
+Stored as ``<name>.npz`` (arrays only, ``allow_pickle=False``) beside ``<name>.json``
+(the card: name, source, descriptors, how the embeddings were made).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from autodl.errors import AutoDLError
+
+FEATURES_FORMAT = "autodl-meta-features/1"
+
+
+class FeaturesError(AutoDLError):
+    """A features file that cannot be read (names the file and what was expected)."""
+
+
+@dataclass
+class DatasetFeatures:
+    """Embeddings of one dataset's samples, with their labels and the dataset's descriptors.
+
+    Attributes
+    ----------
+    name:
+        The dataset's name (a training dataset of the portfolio, or a new one).
+    train, train_labels:
+        Embeddings ``[N, D]`` (float32) of samples of the training split and their labels
+        ``[N, K]`` (0/1, float32; K = the dataset's ``output_dim``).
+    test:
+        Embeddings ``[M, D]`` of samples of the test split (no labels: the ``.solution``
+        is never read), kept apart from ``train`` for identification (None if not made).
+    descriptors:
+        ZAP's meta-features (:func:`metafeatures.descriptors.describe`): sample counts,
+        classes, channels, resolution, sequence length, multi-label.
+    source:
+        The group the dataset belongs to (its collection source: derived variants of one
+        source share it and are held out together); None for a new dataset.
+    card:
+        How the embeddings were made: backbone, input size, preprocessing, samples, seed,
+        dataset fingerprint, versions.
+    """
+
+    name: str
+    train: np.ndarray
+    train_labels: np.ndarray
+    test: np.ndarray | None = None
+    descriptors: dict[str, float] = field(default_factory=dict)
+    source: str | None = None
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.train = np.asarray(self.train, dtype=np.float32)
+        self.train_labels = np.asarray(self.train_labels, dtype=np.float32)
+        if self.train.ndim != 2:
+            raise ValueError(f"{self.name}: train embeddings must be [N, D], got shape {self.train.shape}")
+        if self.train_labels.ndim != 2 or len(self.train_labels) != len(self.train):
+            raise ValueError(f"{self.name}: train_labels must be [N, K] with N={len(self.train)}, "
+                             f"got shape {self.train_labels.shape}")
+        if self.test is not None:
+            self.test = np.asarray(self.test, dtype=np.float32)
+            if self.test.ndim != 2 or self.test.shape[1] != self.train.shape[1]:
+                raise ValueError(f"{self.name}: test embeddings must be [M, {self.train.shape[1]}], "
+                                 f"got shape {self.test.shape}")
+
+    @property
+    def dim(self) -> int:
+        """Embedding size D."""
+        return int(self.train.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.train_labels.shape[1])
+
+    def query(self, n: int | None = None, *, split: str = "train", seed: int = 0) -> Query:
+        """A :class:`Query` of ``n`` random samples (all if None) of ``split`` (``train`` or ``test``).
+
+        The ``train`` split's query carries labels; the ``test`` split's does not.
+        """
+        if split not in ("train", "test"):
+            raise ValueError(f"split={split!r}: expected 'train' or 'test'")
+        x = self.train if split == "train" else self.test
+        if x is None:
+            raise ValueError(f"{self.name}: no {split} embeddings were extracted")
+        idx = np.arange(len(x))
+        if n is not None and n < len(x):
+            idx = np.sort(np.random.default_rng(seed).choice(len(x), size=n, replace=False))
+        labels = self.train_labels[idx] if split == "train" else None
+        return Query(x[idx], labels, dict(self.descriptors), name=self.name)
+
+    # --- files --------------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        """Write ``<folder>/<name>.npz`` and ``<folder>/<name>.json``; returns the ``.npz`` path."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {"train": self.train, "train_labels": self.train_labels}
+        if self.test is not None:
+            arrays["test"] = self.test
+        npz = folder / f"{self.name}.npz"
+        tmp = folder / f".{self.name}.tmp.npz"
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(npz)
+        card = {"format": FEATURES_FORMAT, "name": self.name, "source": self.source,
+                "descriptors": self.descriptors, "card": self.card,
+                "shapes": {k: list(v.shape) for k, v in arrays.items()}}
+        tmp_json = folder / f".{self.name}.tmp.json"
+        tmp_json.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
+        tmp_json.replace(folder / f"{self.name}.json")
+        return npz
+
+    @classmethod
+    def load(cls, path: str | Path) -> DatasetFeatures:
+        """Read ``<name>.npz`` + ``<name>.json`` (either path, or the path without suffix)."""
+        path = Path(path)
+        stem = path.with_suffix("") if path.suffix in (".npz", ".json") else path
+        npz, js = stem.with_suffix(".npz"), stem.with_suffix(".json")
+        for p in (npz, js):
+            if not p.is_file():
+                raise FeaturesError(p, "not found; expected the .npz and .json written by DatasetFeatures.save")
+        try:
+            card = json.loads(js.read_text())
+        except json.JSONDecodeError as exc:
+            raise FeaturesError(js, f"not valid JSON ({exc})") from None
+        if card.get("format") != FEATURES_FORMAT:
+            raise FeaturesError(js, f"format is {card.get('format')!r}, expected {FEATURES_FORMAT!r}",
+                                field="format")
+        try:
+            with np.load(npz, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise FeaturesError(npz, f"not a readable .npz ({exc})") from None
+        for key in ("train", "train_labels"):
+            if key not in arrays:
+                raise FeaturesError(npz, f"has no array {key!r}", field=key)
+        try:
+            return cls(name=card["name"], train=arrays["train"], train_labels=arrays["train_labels"],
+                       test=arrays.get("test"), descriptors=dict(card.get("descriptors") or {}),
+                       source=card.get("source"), card=dict(card.get("card") or {}))
+        except (KeyError, ValueError) as exc:
+            raise FeaturesError(js, str(exc)) from None
+
+
+@dataclass
+class Query:
+    """A batch of samples of one new dataset, as a selector sees it.
+
+    Attributes
+    ----------
+    embeddings:
+        ``[B, D]`` float32 embeddings (same backbone and preprocessing as the training
+        datasets' features).
+    labels:
+        ``[B, K]`` labels of the batch, where known (the training split of a new dataset);
+        selectors that need them (transferability measures) refuse a query without.
+    descriptors:
+        The new dataset's descriptors, where known.
+    name:
+        For logs and reports only; a selector never uses it.
+    """
+
+    embeddings: np.ndarray
+    labels: np.ndarray | None = None
+    descriptors: Mapping[str, float] | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        self.embeddings = np.asarray(self.embeddings, dtype=np.float32)
+        if self.embeddings.ndim != 2 or len(self.embeddings) == 0:
+            raise ValueError(f"a query's embeddings must be a non-empty [B, D] array, got {self.embeddings.shape}")
+        if self.labels is not None:
+            self.labels = np.asarray(self.labels, dtype=np.float32)
+            if self.labels.ndim != 2 or len(self.labels) != len(self.embeddings):
+                raise ValueError(f"a query's labels must be [B, K] with B={len(self.embeddings)}, "
+                                 f"got {self.labels.shape}")
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+
+def load_features_folder(folder: str | Path, names: list[str] | None = None) -> list[DatasetFeatures]:
+    """Every ``<name>.npz`` of ``folder`` (or those of ``names``, in that order)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FeaturesError(folder, "not a folder; expected the output of 'autodl-meta metafeatures extract'")
+    if names is None:
+        names = sorted(p.stem for p in folder.glob("*.npz") if not p.name.startswith("."))
+    if not names:
+        raise FeaturesError(folder, "holds no <name>.npz features")
+    return [DatasetFeatures.load(folder / f"{n}.npz") for n in names]

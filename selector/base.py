@@ -1,0 +1,266 @@
+"""The selector interface, its registry and its files.
+
+A selector is fitted on the training datasets' features (:class:`DatasetFeatures`, and
+for the cost-sensitive ones the cost matrix) and, given a :class:`Query` (a batch of
+samples of one new dataset), scores every training dataset: the highest score names the
+dataset whose incumbent is fine-tuned. Selectors follow scikit-learn's conventions:
+hyperparameters are ``__init__`` arguments stored unchanged (``get_params`` /
+``set_params`` work), ``fit`` returns ``self``, fitted state ends in ``_``.
+
+Adding a selector is one class::
+
+    @register_selector
+    class MySelector(Selector):
+        name = "my-selector"
+
+        def __init__(self, k: int = 3):
+            self.k = k
+
+        def fit(self, datasets, cost=None):
+            self._set_classes(datasets)
+            ...
+            return self
+
+        def predict_proba(self, query):
+            ...  # one probability per training dataset, in the order of classes_
+
+Files (never pickles): ``<folder>/selector.json`` (the card: selector name, its
+hyperparameters, the training datasets, the embedding card, what ``_state`` returns as
+metadata, scores added by the caller) and ``<folder>/selector.safetensors`` (its arrays).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from autodl.errors import AutoDLError
+from metafeatures.features import DatasetFeatures, Query
+
+if TYPE_CHECKING:
+    from portfolio.cost_matrix import CostMatrix
+
+SELECTOR_FORMAT = "autodl-meta-selector/1"
+CARD_FILE = "selector.json"
+ARRAYS_FILE = "selector.safetensors"
+
+
+class SelectorError(AutoDLError):
+    """A selector that cannot be built, fitted, used or read (names the file or the selector)."""
+
+
+class Selector(BaseEstimator):
+    """Base class of every selector (see the module docstring).
+
+    Attributes
+    ----------
+    name:
+        The registry name (class attribute).
+    needs_labels:
+        Whether :meth:`predict_proba` needs the query's labels (transferability measures).
+    needs_cost:
+        Whether :meth:`fit` needs the cost matrix (cost-sensitive selectors, baselines).
+    classes_:
+        The training datasets' names, in the order of the scores (set by :meth:`fit`).
+    embedding_card_:
+        How the training datasets' embeddings were made (from their features' card):
+        a query must be embedded the same way.
+    """
+
+    name: ClassVar[str] = ""
+    needs_labels: ClassVar[bool] = False
+    needs_cost: ClassVar[bool] = False
+
+    # --- to implement -------------------------------------------------------------------------
+    def fit(self, datasets: Sequence[DatasetFeatures], cost: CostMatrix | None = None) -> Selector:
+        raise NotImplementedError
+
+    def predict_proba(self, query: Query) -> np.ndarray:
+        """One non-negative score per training dataset (order of ``classes_``), summing to 1."""
+        raise NotImplementedError
+
+    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The fitted state beyond ``classes_``: arrays (saved as safetensors) and JSON metadata."""
+        raise NotImplementedError
+
+    def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        """Set the fitted state from what :meth:`_state` returned."""
+        raise NotImplementedError
+
+    # --- derived ------------------------------------------------------------------------------
+    def predict(self, query: Query) -> str:
+        """The training dataset whose incumbent to use."""
+        return self.classes_[int(np.argmax(self.predict_proba(query)))]
+
+    def rank(self, query: Query) -> list[str]:
+        """Training datasets, most suitable first (ties keep the order of ``classes_``)."""
+        p = self.predict_proba(query)
+        return [self.classes_[i] for i in np.argsort(-p, kind="stable")]
+
+    def confidence(self, query: Query) -> float:
+        """How sure the selector is, in [0, 1]: by default the top probability (a vote share
+        for the voting selectors). Selectors with a better notion override it."""
+        return float(np.max(self.predict_proba(query)))
+
+    # --- helpers for subclasses ----------------------------------------------------------------
+    def _set_classes(self, datasets: Sequence[DatasetFeatures]) -> None:
+        if not datasets:
+            raise SelectorError(None, f"{self.name}: fit needs at least one training dataset")
+        names = [d.name for d in datasets]
+        if len(set(names)) != len(names):
+            raise SelectorError(None, f"{self.name}: training datasets named twice: {sorted(names)}")
+        dims = {d.dim for d in datasets}
+        if len(dims) != 1:
+            raise SelectorError(None, f"{self.name}: training embeddings differ in size {sorted(dims)}; "
+                                      "extract them all with one backbone and input size")
+        self.classes_ = names
+        self.n_features_in_ = dims.pop()
+        self.embedding_card_ = dict(datasets[0].card)
+
+    def _check_query(self, query: Query) -> Query:
+        if not hasattr(self, "classes_"):
+            raise SelectorError(None, f"{self.name}: not fitted; call fit first")
+        if query.embeddings.shape[1] != self.n_features_in_:
+            raise SelectorError(None, f"{self.name}: the query's embeddings have {query.embeddings.shape[1]} "
+                                      f"features, the training datasets' {self.n_features_in_}: embed it with "
+                                      f"the card's backbone ({self.embedding_card_.get('backbone')})")
+        if self.needs_labels and query.labels is None:
+            raise SelectorError(None, f"{self.name}: needs the labels of the query's batch (a labelled training "
+                                      "batch of the new dataset)")
+        return query
+
+    @staticmethod
+    def _require_cost(name: str, cost: CostMatrix | None, datasets: Sequence[DatasetFeatures]) -> CostMatrix:
+        if cost is None:
+            raise SelectorError(None, f"{name}: needs the cost matrix (fit(datasets, cost))")
+        missing = [d.name for d in datasets if d.name not in cost.sources]
+        if missing:
+            raise SelectorError(None, f"{name}: the cost matrix has no incumbent of {missing}")
+        return cost
+
+    # --- files --------------------------------------------------------------------------------
+    def save(self, folder: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
+        """Write the card and the arrays to ``folder``; returns the card's path."""
+        from safetensors.numpy import save_file
+
+        if not hasattr(self, "classes_"):
+            raise SelectorError(folder, f"{self.name}: not fitted; nothing to save")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays, meta = self._state()
+        arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+        tmp = folder / f".{ARRAYS_FILE}.tmp"
+        save_file(arrays, str(tmp))
+        tmp.replace(folder / ARRAYS_FILE)
+        card = {"format": SELECTOR_FORMAT, "selector": self.name, "params": _jsonable(self.get_params()),
+                "classes": list(self.classes_), "n_features_in": int(self.n_features_in_),
+                "embedding": self.embedding_card_, "state": _jsonable(meta),
+                "arrays_sha256": file_sha256(folder / ARRAYS_FILE),
+                "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                **dict(extra or {})}
+        tmp_card = folder / f".{CARD_FILE}.tmp"
+        tmp_card.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
+        tmp_card.replace(folder / CARD_FILE)
+        return folder / CARD_FILE
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def load_selector(folder: str | Path) -> Selector:
+    """A fitted selector from ``folder``; the arrays' checksum is verified first."""
+    from safetensors.numpy import load_file
+
+    folder = Path(folder)
+    card_path, arrays_path = folder / CARD_FILE, folder / ARRAYS_FILE
+    for p in (card_path, arrays_path):
+        if not p.is_file():
+            raise SelectorError(p, "not found; expected a folder written by Selector.save")
+    try:
+        card = json.loads(card_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SelectorError(card_path, f"not valid JSON ({exc})") from None
+    if card.get("format") != SELECTOR_FORMAT:
+        raise SelectorError(card_path, f"format is {card.get('format')!r}, expected {SELECTOR_FORMAT!r}",
+                            field="format")
+    digest = file_sha256(arrays_path)
+    if card.get("arrays_sha256") != digest:
+        raise SelectorError(arrays_path, f"SHA-256 {digest[:12]}... differs from the card's "
+                                         f"{str(card.get('arrays_sha256'))[:12]}...: the file is corrupted or "
+                                         "was replaced", field="arrays_sha256")
+    cls = selector_class(card.get("selector", ""))
+    try:
+        sel = cls(**card.get("params", {}))
+        arrays = load_file(str(arrays_path))
+        sel.classes_ = list(card["classes"])
+        sel.n_features_in_ = int(card["n_features_in"])
+        sel.embedding_card_ = dict(card.get("embedding") or {})
+        sel._restore(arrays, card.get("state") or {})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SelectorError(card_path, f"cannot restore {card.get('selector')!r}: {exc}") from None
+    return sel
+
+
+# --- registry ---------------------------------------------------------------------------------
+_REGISTRY: dict[str, type[Selector]] = {}
+
+
+def register_selector(cls: type[Selector]) -> type[Selector]:
+    """Class decorator: make ``cls`` available by its ``name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"selector name {cls.name!r} is taken by {_REGISTRY[cls.name].__name__}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtin() -> None:
+    # the built-in selectors register themselves on import
+    import selector.baselines  # noqa: F401
+    import selector.learned  # noqa: F401
+    import selector.similarity  # noqa: F401
+
+
+def selector_class(name: str) -> type[Selector]:
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise SelectorError(None, f"unknown selector {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def list_selectors() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def make_selector(name: str, **params: Any) -> Selector:
+    """A new, unfitted selector by registry name."""
+    cls = selector_class(name)
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise SelectorError(None, f"selector {name!r}: {exc}") from None
