@@ -80,6 +80,46 @@ def dataset_fingerprint(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def files_fingerprint(path: str | Path) -> str:
+    """SHA-256 over the relative path and size of every file under ``path`` (or of the file):
+    the fingerprint of an objective's data that is not an AutoDL dataset."""
+    root = Path(path)
+    h = hashlib.sha256()
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for f in files:
+        rel = f.name if f == root else f.relative_to(root).as_posix()
+        h.update(f"{rel}\0{f.stat().st_size}\n".encode())
+    return h.hexdigest()
+
+
+def resolve_space(ref: str | Path | None) -> Any:
+    """The ConfigSpace space a run searches, from its ``space`` entry.
+
+    ``ref`` is a configuration-space YAML file (default: the fine-tuning space; without the
+    backbones whose weights are absent here, :func:`finetune.config.runnable_space`), or
+    ``module:function`` / ``module:function:argument``: a function returning a
+    ``ConfigurationSpace`` (e.g. ``selector.space:selector_space:precalc-mlp``), so that other
+    objectives (the selectors' hyperparameters) are searched by the same machinery.
+    """
+    import importlib
+
+    from finetune.config import DEFAULT_SPACE_PATH, load_space, runnable_space
+
+    if ref is None:
+        return runnable_space(load_space(DEFAULT_SPACE_PATH))
+    text = str(ref)
+    if not Path(text).exists() and ":" in text and not text.endswith((".yaml", ".yml")):
+        module, _, rest = text.partition(":")
+        attr, _, arg = rest.partition(":")
+        try:
+            function = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise BOHBError(None, f"space {text!r} cannot be imported ({exc}); expected a YAML file or "
+                                  "'module:function[:argument]'", field="space") from None
+        return function(arg) if arg else function()
+    return runnable_space(load_space(Path(text)))
+
+
 def describe_space(space: Any) -> list[dict[str, Any]]:
     """Every hyperparameter of a ConfigSpace space (type, choices or bounds, log, default)
     and every forbidden clause, as plain JSON, in a fixed order."""
@@ -135,27 +175,33 @@ class RunSpec:
         """The ``run.json`` content (resolving the dataset, protocol, timing table and space)."""
         from autodl.dataset import AutoDLDataset
         from autodl.protocol import load_protocol
-        from finetune.config import DEFAULT_SPACE_PATH, load_space, runnable_space
+        from autodl.errors import FormatError
+        from finetune.config import DEFAULT_SPACE_PATH
         from finetune.evaluate import DEFAULT_TIMING
 
         self.check()
-        dataset = AutoDLDataset(self.dataset)
+        try:
+            name, fingerprint = AutoDLDataset(self.dataset).name, dataset_fingerprint(self.dataset)
+        except FormatError:
+            if self.objective == DEFAULT_OBJECTIVE or not Path(self.dataset).exists():
+                raise
+            # another objective's data (e.g. a selector's features folder): any file or folder
+            name, fingerprint = Path(self.dataset).name, files_fingerprint(self.dataset)
         protocol = load_protocol(self.protocol)
-        space_path = Path(self.space) if self.space else DEFAULT_SPACE_PATH
-        space = describe_space(runnable_space(load_space(space_path)))
+        space_ref = self.space or str(DEFAULT_SPACE_PATH)
+        space = describe_space(resolve_space(space_ref))
         timing = None
         if self.clock == "simulated":
             timing = Path(self.timing) if self.timing else DEFAULT_TIMING
         return {
             "format": RUN_FORMAT,
             "run_id": self.run_id,
-            "dataset": {"name": dataset.name, "path": str(Path(self.dataset).resolve()),
-                        "fingerprint": dataset_fingerprint(self.dataset)},
+            "dataset": {"name": name, "path": str(Path(self.dataset).resolve()), "fingerprint": fingerprint},
             "protocol": protocol.to_dict(),
             "clock": self.clock,
             "timing": {"path": str(timing) if timing else None,
                        "sha256": sha256_file(timing) if timing else None},
-            "space": {"path": str(space_path), "sha256": hashlib.sha256(json.dumps(space).encode()).hexdigest(),
+            "space": {"path": space_ref, "sha256": hashlib.sha256(json.dumps(space).encode()).hexdigest(),
                       "hyperparameters": space},
             "min_budget": float(self.min_budget), "max_budget": float(self.max_budget), "eta": int(self.eta),
             "seed": int(self.seed), "iterations": int(self.iterations), "bohb": dict(self.bohb),
@@ -286,11 +332,10 @@ def trial_evaluator(run: Mapping[str, Any]) -> Callable[[dict[str, Any], float, 
     its traceback.
     """
     from autodl.protocol import Protocol
-    from finetune.config import load_space
     from finetune.evaluate import evaluate, torch_threads
     from offline_bohb.hpb import decode_config
 
-    space = load_space(run["space"]["path"])
+    space = resolve_space(run["space"]["path"])
     protocol = Protocol(**run["protocol"])
     dataset = run["dataset"]["path"]
     timing = run["timing"]["path"]
@@ -378,12 +423,11 @@ def run_master(run_dir: str | Path, nameserver: tuple[str, int], *, min_workers:
     """
     import threading
 
-    from finetune.config import load_space, runnable_space
     from offline_bohb.hpb import encode_space, make_master
 
     folder = RunFolder(run_dir)
     run = folder.read_run()
-    space = runnable_space(load_space(run["space"]["path"]))
+    space = resolve_space(run["space"]["path"])
     here = {**run, "space": {"sha256": "", "hyperparameters": describe_space(space)}}
     if here["space"]["hyperparameters"] != run["space"]["hyperparameters"]:
         raise BOHBError(folder.run_json, "the configuration space on this machine differs from the run's: "

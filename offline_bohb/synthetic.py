@@ -44,14 +44,13 @@ def synthetic_alc(config: Mapping[str, Any], budget: float) -> float:
 
 def synthetic_evaluator(run: Mapping[str, Any]) -> Callable[[dict[str, Any], float, Any], dict[str, Any]]:
     """The synthetic objective's ``evaluate_trial`` for a run record (see the module docstring)."""
-    from finetune.config import load_space
     from offline_bohb.hpb import decode_config
-    from offline_bohb.run import now
+    from offline_bohb.run import now, resolve_space
 
     args = dict(run.get("objective_args") or {})
     seconds = float(args.get("seconds", 0.0))
     crash_if = dict(args.get("crash_if") or {})
-    space = load_space(run["space"]["path"])
+    space = resolve_space(run["space"]["path"])
 
     def evaluate_trial(encoded: dict[str, Any], budget: float, config_id: Any) -> dict[str, Any]:
         started, t0 = now(), time.perf_counter()

@@ -122,3 +122,34 @@ def test_crashed_trials_warm_start_bohbs_model_as_infinite_loss():
     assert 1.0 in cg.kde_models
     config, info = cg.get_config(1.0)
     assert set(config) == {"optimizer", "batch_size", "learning_rate", "probes"}
+
+
+def test_a_space_can_be_a_function_and_the_data_any_folder_for_other_objectives(tmp_path):
+    """Other objectives (the selectors' hyperparameters) reuse the run machinery: the space is
+    ``module:function[:argument]`` and the data a folder that is not an AutoDL dataset."""
+    import ConfigSpace as CS
+
+    from offline_bohb.run import BOHBError, RunFolder, RunSpec, files_fingerprint, resolve_space
+
+    space = resolve_space("finetune.config:load_space")  # called without an argument
+    assert isinstance(space, CS.ConfigurationSpace) and "backbone" in list(space.keys())
+    with pytest.raises(BOHBError, match="cannot be imported"):
+        resolve_space("no_such_module_here:space")
+
+    features = tmp_path / "features"
+    features.mkdir()
+    (features / "a.npz").write_bytes(b"12345")
+    fp = files_fingerprint(features)
+    spec = RunSpec(dataset=str(features), space="finetune.config:load_space",
+                   objective="offline_bohb.synthetic:synthetic_evaluator", iterations=1)
+    record, resumed = RunFolder(tmp_path / "run").start(spec)
+    assert not resumed and record["dataset"] == {"name": "features", "path": str(features.resolve()),
+                                                 "fingerprint": fp}
+    assert record["space"]["path"] == "finetune.config:load_space"
+    (features / "a.npz").write_bytes(b"123456")  # the data changed: a resume is refused
+    with pytest.raises(BOHBError, match="dataset.fingerprint"):
+        RunFolder(tmp_path / "run").start(spec)
+    # the fine-tuning objective still needs an AutoDL dataset
+    from autodl.errors import FormatError
+    with pytest.raises(FormatError):
+        RunSpec(dataset=str(features)).record()
