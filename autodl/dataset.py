@@ -27,6 +27,7 @@ wrong number of rows is a :class:`~autodl.errors.FormatError` naming the file.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import logging
@@ -619,3 +620,16 @@ def make_tf_dataset(files: Sequence[Path], meta: AutoDLMetadata) -> Any:
 
     ds = tf.data.TFRecordDataset([str(f) for f in files])
     return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def dataset_fingerprint(path: str | Path) -> str:
+    """SHA-256 over the relative path and size of the data files of an AutoDL dataset folder
+    (``*.data/`` and ``*.solution``; notes written beside them do not count): the same dataset
+    in another folder or on another machine has the same fingerprint."""
+    root = Path(path)
+    h = hashlib.sha256()
+    files = [p for p in root.rglob("*") if p.is_file() and (p.suffix == ".solution" or any(
+        part.endswith(".data") for part in p.relative_to(root).parts[:-1]))]
+    for f in sorted(files):
+        h.update(f"{f.relative_to(root).as_posix()}\0{f.stat().st_size}\n".encode())
+    return h.hexdigest()

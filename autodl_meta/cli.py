@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.errors import AutoDLError
-from autodl_meta import cli_bohb, cli_collection, cli_portfolio
+from autodl_meta import cli_bohb, cli_collection, cli_metafeatures, cli_portfolio
 
 logger = logging.getLogger("autodl_meta")
 
@@ -343,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     cli_portfolio.register(sub, fmt)
+    cli_metafeatures.register(sub, fmt)
 
     sc = sub.add_parser("score", formatter_class=fmt, help="score an ingestion output folder")
     sc.add_argument("--predictions", required=True, help="folder with start.txt and <task>.predict_<k>")

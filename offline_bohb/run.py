@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autodl.dataset import dataset_fingerprint
 from autodl.records import append_jsonl, read_jsonl
 from offline_bohb.hpb import BOHBError, budget_key, plain
 
@@ -64,19 +65,6 @@ def sha256_file(path: str | Path) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
-
-
-def dataset_fingerprint(path: str | Path) -> str:
-    """SHA-256 over the relative path and size of the data files of an AutoDL dataset folder
-    (``*.data/`` and ``*.solution``; notes written beside them do not count): the same dataset
-    in another folder or on another machine has the same fingerprint."""
-    root = Path(path)
-    h = hashlib.sha256()
-    files = [p for p in root.rglob("*") if p.is_file() and (p.suffix == ".solution" or any(
-        part.endswith(".data") for part in p.relative_to(root).parts[:-1]))]
-    for f in sorted(files):
-        h.update(f"{f.relative_to(root).as_posix()}\0{f.stat().st_size}\n".encode())
     return h.hexdigest()
 
 

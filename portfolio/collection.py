@@ -1056,3 +1056,48 @@ def write_report(collection: Collection | str | Path, data: str | Path, doc: str
     doc.write_text(report_markdown(coll, rows, protocol=protocol, clock=clock, seed=seed, command=command,
                                    note=note), encoding="utf-8")
     return doc, rows
+
+
+# --- a built collection --------------------------------------------------------------------------
+def collection_datasets(collection: str | Path, data_dir: str | Path) -> list[tuple[str, Path, str]]:
+    """The ``(name, folder, source)`` of every dataset of a training collection, built under ``data_dir``.
+
+    Parameters
+    ----------
+    collection:
+        A collection name under ``configs/collections/`` or a YAML path
+        (:func:`portfolio.collection.load_collection`).
+    data_dir:
+        The folder the collection was built into (``autodl-meta data build-collection
+        NAME --out DIR``): each dataset is ``data_dir/<name>``.
+
+    Returns
+    -------
+    list of (str, Path, str)
+        In the collection's order; ``source`` is the recipe's source (derived variants of
+        one source share it).
+
+    Raises
+    ------
+    AutoDLError
+        An unreadable collection, or a dataset that is not built under ``data_dir``.
+    """
+    from autodl.dataset import AutoDLDataset
+    from autodl.errors import FormatError
+
+    coll = load_collection(collection)
+    out = []
+    missing = []
+    for recipe in coll.datasets:
+        folder = Path(data_dir) / recipe.name
+        try:
+            AutoDLDataset(folder)
+        except FormatError:
+            missing.append(recipe.name)
+            continue
+        out.append((recipe.name, folder, recipe.source))
+    if missing:
+        raise CollectionError(Path(data_dir), f"holds no built dataset {', '.join(missing)} of collection "
+                                              f"{coll.name!r}; build them with 'autodl-meta data build-collection "
+                                              f"{collection} --out {data_dir}'", field="data")
+    return out

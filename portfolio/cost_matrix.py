@@ -707,21 +707,13 @@ def _run_dask(tasks: Sequence[dict[str, Any]], record: Callable[[dict[str, Any]]
 
     Returns (startup seconds, compute seconds, workers seen).
     """
-    from contextlib import ExitStack
+    from dask.distributed import as_completed
 
-    from dask.distributed import Client, LocalCluster, as_completed
+    from autodl.parallel import dask_client
 
     t0 = time.perf_counter()
-    with ExitStack() as stack:
-        if scheduler is None:
-            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                       dashboard_address=None, silence_logs=logging.ERROR))
-            client = stack.enter_context(Client(cluster))
-        else:
-            client = stack.enter_context(Client(scheduler))
+    with dask_client(workers, scheduler, what="cells") as client:
         n_workers = len(client.scheduler_info().get("workers", {}))
-        if scheduler is not None and not n_workers:
-            logger.warning("the scheduler at %s has no worker yet: cells wait until workers join", scheduler)
         startup = time.perf_counter() - t0
         t1 = time.perf_counter()
         futures = {}

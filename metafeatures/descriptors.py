@@ -1,0 +1,144 @@
+"""Simple descriptors of a dataset: sizes, classes, channels, resolution, sequence length.
+
+ZAP's meta-features (Ozturk et al., "Zero-shot AutoML with pretrained models", ICML 2022,
+section 4: number of training examples, classes, channels, image height and width, with
+the number of test examples and the sequence length of AutoDL's video sets), read from the
+metadata and the training labels alone: no frame is decoded except, for a dataset whose
+image size varies, the headers of a small seeded sample of training examples; the test
+labels (the ``.solution`` file) are never read.
+
+:func:`describe` returns them as a dict; :func:`descriptor_vector` turns one into a
+fixed-order vector for a selector (counts and sizes ``log1p``-scaled, flags 0/1).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autodl.errors import AutoDLError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["COUNT_KEYS", "DESCRIPTOR_KEYS", "FLAG_KEYS", "SIZE_SAMPLE", "describe", "descriptor_vector"]
+
+DESCRIPTOR_KEYS: tuple[str, ...] = ("train_samples", "test_samples", "classes", "channels", "height", "width",
+                                    "variable_size", "frames", "multilabel")
+"""The keys of :func:`describe`, in the order of :func:`descriptor_vector`."""
+COUNT_KEYS: frozenset[str] = frozenset({"train_samples", "test_samples", "classes", "channels", "height",
+                                        "width", "frames"})
+"""Counts and sizes: ``log1p``-scaled in :func:`descriptor_vector`."""
+FLAG_KEYS: frozenset[str] = frozenset({"variable_size", "multilabel"})
+"""0/1 flags: kept as they are."""
+SIZE_SAMPLE = 32
+"""Training examples whose frame headers are read when the image size or clip length varies."""
+
+
+def _frame_hw(frame: Any) -> tuple[int, int]:
+    """``(H, W)`` of an encoded frame (its header only) or of a dense frame array."""
+    if isinstance(frame, bytes):
+        from PIL import Image
+
+        with Image.open(io.BytesIO(frame)) as img:
+            return img.size[1], img.size[0]
+    return int(frame.shape[0]), int(frame.shape[1])
+
+
+def _median_shape(ds: Any, seed: int = 0) -> tuple[int, int, int]:
+    """Median ``(T, H, W)`` over a seeded sample of :data:`SIZE_SAMPLE` training examples."""
+    n = ds.metadata("train").sample_count
+    chosen = set(np.random.default_rng(seed).choice(n, size=min(SIZE_SAMPLE, n), replace=False).tolist())
+    shapes = []
+    for i, r in enumerate(ds.iter_raw("train")):
+        if i in chosen:
+            shapes.append((len(r.frames), *_frame_hw(r.frames[0])))
+    med = np.median(np.asarray(shapes, dtype=np.float64), axis=0)
+    return round(med[0]), round(med[1]), round(med[2])
+
+
+def describe(dataset: str | Path | Any) -> dict[str, float]:
+    """ZAP's descriptors of an AutoDL dataset, from its metadata and training labels.
+
+    Parameters
+    ----------
+    dataset:
+        An AutoDL dataset folder, or an open :class:`autodl.dataset.AutoDLDataset`.
+
+    Returns
+    -------
+    dict
+        ``train_samples``, ``test_samples`` (0 without a test subset), ``classes``
+        (``output_dim``), ``channels``, ``height`` and ``width`` (the stored size; where it
+        varies, the median over a seeded sample of :data:`SIZE_SAMPLE` training examples,
+        read from their headers), ``variable_size`` (1 where the size varies), ``frames``
+        (the sequence length: 1 for images; the sample's median where it varies) and
+        ``multilabel`` (1 where several training rows have more than one label, or none:
+        :func:`autodl.labels.is_multilabel`), all as floats.
+
+    Raises
+    ------
+    AutoDLError
+        A folder that is not an AutoDL dataset, or records that do not parse.
+    """
+    from autodl.dataset import AutoDLDataset
+    from autodl.labels import is_multilabel
+
+    ds = dataset if isinstance(dataset, AutoDLDataset) else AutoDLDataset(dataset)
+    meta = ds.metadata("train")
+    rows, cols = meta.get_matrix_size(0)
+    variable = rows < 1 or cols < 1
+    frames = meta.get_sequence_size()
+    if variable or frames < 1:
+        t, h, w = _median_shape(ds)
+        rows = h if rows < 1 else rows
+        cols = w if cols < 1 else cols
+        frames = t if frames < 1 else frames
+        logger.debug("%s: size varies; median of a sample: T=%d, H=%d, W=%d", ds.name, t, h, w)
+    labels = ds.labels("train")
+    return {
+        "train_samples": float(meta.sample_count),
+        "test_samples": float(ds.metadata("test").sample_count) if "test" in ds.subsets else 0.0,
+        "classes": float(meta.output_dim),
+        "channels": float(meta.get_num_channels(0)),
+        "height": float(rows),
+        "width": float(cols),
+        "variable_size": 1.0 if variable else 0.0,
+        "frames": float(frames),
+        "multilabel": 1.0 if is_multilabel(labels) else 0.0,
+    }
+
+
+def descriptor_vector(d: Mapping[str, float]) -> np.ndarray:
+    """A descriptor dict as a float32 vector in :data:`DESCRIPTOR_KEYS` order.
+
+    Counts and sizes (:data:`COUNT_KEYS`) are ``log1p``-scaled, so that a dataset ten times
+    larger is one step away, not ten; flags (:data:`FLAG_KEYS`) stay 0/1.
+
+    Raises
+    ------
+    AutoDLError
+        A missing key, a value that is not a number, a negative count or a flag other than
+        0 or 1 (the message names the key).
+    """
+    out = np.empty(len(DESCRIPTOR_KEYS), dtype=np.float32)
+    for i, key in enumerate(DESCRIPTOR_KEYS):
+        if key not in d:
+            raise AutoDLError(None, f"missing; descriptors need {', '.join(DESCRIPTOR_KEYS)}", field=key)
+        try:
+            value = float(d[key])
+        except (TypeError, ValueError):
+            raise AutoDLError(None, f"{d[key]!r} is not a number", field=key) from None
+        if key in FLAG_KEYS:
+            if value not in (0.0, 1.0):
+                raise AutoDLError(None, f"{value!r}: expected a 0/1 flag", field=key)
+            out[i] = value
+        else:
+            if not np.isfinite(value) or value < 0:
+                raise AutoDLError(None, f"{value!r}: expected a count >= 0", field=key)
+            out[i] = np.log1p(value)
+    return out
