@@ -117,30 +117,49 @@ class ClockTimeout(BaseException):
 
 
 class WatchedClock:
-    """A clock that raises :class:`ClockTimeout` once ``wall_limit`` wall seconds have
-    passed since :meth:`arm` (checked whenever the clock is read or advanced).
+    """A clock that raises :class:`ClockTimeout` once ``wall_limit`` wall seconds (or
+    ``cpu_limit`` CPU seconds of this process) have passed since :meth:`arm` (checked
+    whenever the clock is read or advanced).
+
+    The CPU limit is what a simulated-clock evaluation should be guarded by: a loaded
+    machine stretches its wall time several-fold, but hardly its CPU time, so the guard
+    stops a model gone astray without stopping a sound one because others share the cores.
 
     Everything else (``simulated``, ``advance``) is the wrapped clock's.
     """
 
-    def __init__(self, clock: Clock, wall_limit: float):
+    def __init__(self, clock: Clock, wall_limit: float, cpu_limit: float | None = None):
         if wall_limit <= 0:
             raise ValueError(f"wall_limit={wall_limit}: expected seconds > 0")
+        if cpu_limit is not None and cpu_limit <= 0:
+            raise ValueError(f"cpu_limit={cpu_limit}: expected seconds > 0 or None")
         self.clock = clock
         self.wall_limit = float(wall_limit)
+        self.cpu_limit = None if cpu_limit is None else float(cpu_limit)
         self._deadline: float | None = None
+        self._cpu_deadline: float | None = None
 
     def arm(self) -> None:
-        """Start counting: the limit runs from now."""
+        """Start counting: the limits run from now."""
         self._deadline = time.monotonic() + self.wall_limit
+        if self.cpu_limit is not None:
+            self._cpu_deadline = time.process_time() + self.cpu_limit
 
     @property
     def expired(self) -> bool:
-        return self._deadline is not None and time.monotonic() > self._deadline
+        return self._reason() is not None
+
+    def _reason(self) -> str | None:
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            return f"the model ran past the wall-time limit of {self.wall_limit:g} s"
+        if self._cpu_deadline is not None and time.process_time() > self._cpu_deadline:
+            return f"the model ran past the CPU-time limit of {self.cpu_limit:g} s"
+        return None
 
     def check(self) -> None:
-        if self.expired:
-            raise ClockTimeout(f"the model ran past the wall-time limit of {self.wall_limit:g} s")
+        reason = self._reason()
+        if reason is not None:
+            raise ClockTimeout(reason)
 
     def now(self) -> float:
         self.check()
@@ -162,7 +181,8 @@ class WatchedClock:
         return getattr(self.clock, name)
 
     def __repr__(self) -> str:
-        return f"WatchedClock({self.clock!r}, wall_limit={self.wall_limit:g})"
+        cpu = "" if self.cpu_limit is None else f", cpu_limit={self.cpu_limit:g}"
+        return f"WatchedClock({self.clock!r}, wall_limit={self.wall_limit:g}{cpu})"
 
 
 CLOCKS = ("simulated", "cpu", "wall")

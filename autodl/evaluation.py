@@ -65,12 +65,18 @@ in wall seconds, plus :data:`WALL_LIMIT_GRACE`."""
 
 WALL_LIMIT_GRACE = 60.0
 
-SIMULATED_WALL_LIMIT_FACTOR = 10.0
-"""The factor under the simulated clock, whose results must not depend on the machine's
-load: a loaded machine takes several times longer in wall time for the same simulated
-run (measured: 3 T + 60 s stopped one of 235 grid evaluations under load), so the guard
-only catches a model that has gone astray (one that never advances the clock is caught
-at once, see :class:`autodl.clock.WatchedClock`)."""
+SIMULATED_CPU_LIMIT_FACTOR = 10.0
+"""Under the simulated clock, whose results must not depend on the machine's load, the
+model is stopped after this many times its budget in *CPU* seconds of the evaluating
+process (plus :data:`WALL_LIMIT_GRACE`): a loaded machine stretches the wall time of the
+same simulated run several-fold (measured: 2 cost-matrix workers beside 6 other busy
+processes on 2 cores took 560-660 s of wall time for evaluations of about 60 s, and a
+wall limit of 10 T + 60 s stopped one), but not its CPU time. A model that never advances
+the clock is caught at once (see :class:`autodl.clock.WatchedClock`)."""
+
+SIMULATED_WALL_LIMIT_FACTOR = 60.0
+"""Under the simulated clock, the wall-time limit (times the budget, plus the grace) that
+still stops a model which blocks without using the CPU."""
 
 
 @dataclass(frozen=True)
@@ -251,7 +257,8 @@ def evaluate_model(factory: ModelFactory, dataset: str | Path | AutoDLDataset, p
     wall_limit
         Wall seconds after which the model is stopped (``timeout``); default
         ``WALL_LIMIT_FACTOR * T' + WALL_LIMIT_GRACE`` (``SIMULATED_WALL_LIMIT_FACTOR`` under
-        the simulated clock).
+        the simulated clock, where ``SIMULATED_CPU_LIMIT_FACTOR * T' + WALL_LIMIT_GRACE``
+        CPU seconds stop it too).
     model, seed
         Recorded in the result (what was evaluated).
 
@@ -264,8 +271,10 @@ def evaluate_model(factory: ModelFactory, dataset: str | Path | AutoDLDataset, p
     ds = dataset if isinstance(dataset, AutoDLDataset) else AutoDLDataset(dataset)
     proto = shortened(protocol, budget)
     solution = ds.solution()  # a bad solution fails here, before the budget is spent
-    factor = SIMULATED_WALL_LIMIT_FACTOR if clock_name == "simulated" else WALL_LIMIT_FACTOR
+    simulated = clock_name == "simulated"
+    factor = SIMULATED_WALL_LIMIT_FACTOR if simulated else WALL_LIMIT_FACTOR
     limit = wall_limit if wall_limit is not None else factor * proto.time_budget + WALL_LIMIT_GRACE
+    cpu_limit = SIMULATED_CPU_LIMIT_FACTOR * proto.time_budget + WALL_LIMIT_GRACE if simulated else None
     t_wall = time.perf_counter()
     tmp = None
     if out is None:
@@ -282,7 +291,7 @@ def evaluate_model(factory: ModelFactory, dataset: str | Path | AutoDLDataset, p
         out.mkdir(parents=True, exist_ok=True)
         with capture_log(out / "ingestion.log" if tmp is None else None):
             ing = run_ingestion(ds, keep, pred_dir, time_budget=proto.time_budget, clock=clock,
-                                wall_limit=limit)
+                                wall_limit=limit, cpu_limit=cpu_limit)
         history = getattr(models[0], "history", None) if models else None
         models.clear()  # the model (network, data on the device) goes now
         score = score_folder(pred_dir, solution, time_budget=proto.time_budget, t0=proto.t0,

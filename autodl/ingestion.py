@@ -110,7 +110,8 @@ def run_ingestion(dataset: AutoDLDataset | str | Path, model_factory: ModelFacto
                   output_dir: str | Path, time_budget: float = 1200.0, *,
                   clock: Clock | None = None, task_name: str | None = None,
                   on_prediction: Callable[[int, float], None] | None = None,
-                  wall_limit: float | None = None, max_idle_cycles: int = 5) -> IngestionResult:
+                  wall_limit: float | None = None, cpu_limit: float | None = None,
+                  max_idle_cycles: int = 5) -> IngestionResult:
     """Run a model on ``dataset`` under ``time_budget`` seconds and write the output folder.
 
     Parameters
@@ -134,13 +135,16 @@ def run_ingestion(dataset: AutoDLDataset | str | Path, model_factory: ModelFacto
     wall_limit:
         Wall seconds (from the start of the budget) after which the model is stopped
         with status ``timeout``; None: no limit.
+    cpu_limit:
+        CPU seconds of this process (from the start of the budget) after which the model
+        is stopped with status ``timeout`` (needs ``wall_limit``); None: no CPU limit.
     max_idle_cycles:
         On a simulated clock, train/test cycles in a row that leave the clock where it
         was before the run is stopped with status ``timeout``.
     """
     ds = dataset if isinstance(dataset, AutoDLDataset) else AutoDLDataset(dataset)
     clock = clock or WallClock()
-    watched = WatchedClock(clock, wall_limit) if wall_limit is not None else None
+    watched = WatchedClock(clock, wall_limit, cpu_limit) if wall_limit is not None else None
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     for old in list(out.glob("*.predict_*")) + [out / "start.txt", out / "end.txt"]:

@@ -128,6 +128,19 @@ def test_the_watched_clock_raises_past_its_limit_and_delegates():
     assert not WatchedClock(WallClock(), 10).simulated
 
 
+def test_the_watched_clock_stops_on_cpu_seconds_but_not_on_waiting():
+    """The simulated clock's guard counts CPU seconds: waiting (a loaded machine) does not
+    use them, so it does not stop a sound model; work does."""
+    clock = WatchedClock(SimulatedClock(), wall_limit=100.0, cpu_limit=0.2)
+    clock.arm()
+    time.sleep(0.3)  # wall time passes, hardly any CPU time
+    clock.now()
+    with pytest.raises(ClockTimeout, match="CPU-time limit of 0.2 s"):
+        while True:  # burns CPU
+            sum(range(1000))
+            clock.now()
+
+
 def test_the_cpu_clock_counts_work_and_charges_sleep_without_waiting():
     clock = CpuClock(start=100.0)
     t = clock.now()
