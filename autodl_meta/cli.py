@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.errors import AutoDLError
-from autodl_meta import cli_bohb, cli_collection, cli_metafeatures, cli_portfolio
+from autodl_meta import cli_bohb, cli_collection, cli_metafeatures, cli_portfolio, cli_selector
 
 logger = logging.getLogger("autodl_meta")
 
@@ -344,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_portfolio.register(sub, fmt)
     cli_metafeatures.register(sub, fmt)
+    cli_selector.register(sub, fmt)
 
     sc = sub.add_parser("score", formatter_class=fmt, help="score an ingestion output folder")
     sc.add_argument("--predictions", required=True, help="folder with start.txt and <task>.predict_<k>")
@@ -400,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="evaluate nothing: write the report of what --results holds (e.g. of a stopped run)")
     bgr.set_defaults(func=cmd_benchmark_grid)
     cli_bohb.register_benchmark(bsub, fmt)
+    cli_selector.register_benchmark(bsub, fmt)
 
     ft = sub.add_parser("finetune", help="fine-tuning tools")
     fsub = ft.add_subparsers(dest="finetune_command", required=True, metavar="ACTION")

@@ -1,0 +1,782 @@
+"""The comparison report: selectors and similarity measures side by side.
+
+:func:`compare` runs every measurement of :mod:`selector.evaluation` (dataset
+identification, leave-one-dataset-out selection scored by the cost matrix, statistics across
+datasets, the cost of selecting), writes the results beside the report so that it can be
+written again without running anything (:func:`render`), and renders:
+
+- ``report.md`` and ``report.html`` (plain HTML, no script; the pictures are linked, so
+  keep the folder together),
+- ``accuracy.png`` (identification accuracy against batch size, one line per selector),
+  ``regret.png`` (regret per dataset and selector), ``cd.png`` (the critical-difference
+  diagram of autorank, Demsar 2006), ``embeddings.png`` (a PCA map of the datasets'
+  embeddings, centroids labelled),
+- ``identification.csv``, ``lodo.csv``, ``embedding_map.csv`` and ``summary.json`` (the
+  settings, the summaries, the statistics, the selection cost, the choice).
+
+The report names the protocol and clock of the cost matrix, the machine, the command, and
+the selector chosen for shipping (:func:`choose`): the best mean leave-one-dataset-out ALC,
+ties to the faster one.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import html
+import json
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autodl.errors import AutoDLError
+from metafeatures.features import DatasetFeatures, load_features_folder
+from selector.evaluation import (DEFAULT_BATCH_SIZES, EVALUATION_ONLY, Progress, SelectorSpec, as_specs,
+                                 identification_accuracy, identification_table, leave_one_dataset_out, per_dataset,
+                                 statistics, summarize_lodo)
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_FORMAT = "autodl-meta-selector-comparison/1"
+REPORT_MD, REPORT_HTML, SUMMARY_JSON = "report.md", "report.html", "summary.json"
+IDENT_CSV, LODO_CSV, MAP_CSV = "identification.csv", "lodo.csv", "embedding_map.csv"
+TABLE_BATCH_SIZES = (1, 8, 32, 128, 1024)
+"""The identification table's columns (the picture shows every batch size measured)."""
+_TIE = 1e-9
+
+
+class ReportError(AutoDLError):
+    """A comparison that cannot be made or a report folder that cannot be read."""
+
+
+# --- inputs -----------------------------------------------------------------------------------
+@dataclass
+class CostSource:
+    """A cost matrix and what it was measured under (from the portfolio folder, where known)."""
+
+    matrix: Any
+    path: str | None = None
+    folder: str | None = None
+    protocol: dict[str, Any] | None = None
+    clock: str | None = None
+    note: str | None = None
+
+
+def load_cost(source: Any) -> CostSource:
+    """The cost matrix of a portfolio folder, a ``cost_matrix.csv``, or a :class:`CostMatrix`.
+
+    A folder's ``cost_matrix.csv`` is read; where there is none yet (a portfolio still being
+    built), the matrix is made from its ``cells.jsonl`` (the cells finished so far, averaged
+    over the seeds present). The protocol and clock come from the folder's ``portfolio.json``.
+    """
+    from portfolio.cost_matrix import CELLS_FILE, CSV_FILE, CostMatrix, matrix_from_cells
+    from portfolio.incumbents import PORTFOLIO_FILE, Portfolio
+
+    if isinstance(source, CostMatrix):
+        return CostSource(source)
+    path = Path(source)
+    if not path.exists():
+        raise ReportError(path, f"not found; expected a portfolio folder (holding {CSV_FILE}) or a {CSV_FILE}",
+                          field="portfolio")
+    folder = path if path.is_dir() else path.parent
+    protocol = clock = note = None
+    if (folder / PORTFOLIO_FILE).is_file():
+        portfolio = Portfolio.load(folder / PORTFOLIO_FILE)
+        protocol, clock = dict(portfolio.protocol), portfolio.clock
+    else:
+        portfolio = None
+    csv_path = path if path.is_file() else folder / CSV_FILE
+    if csv_path.is_file():
+        matrix = CostMatrix.read_csv(csv_path)
+    elif (folder / CELLS_FILE).is_file() and portfolio is not None:
+        from autodl.records import read_jsonl
+
+        cells = read_jsonl(folder / CELLS_FILE)
+        targets = list(dict.fromkeys(c["target"] for c in cells))
+        seeds = sorted({int(c["seed"]) for c in cells})
+        matrix = matrix_from_cells(cells, portfolio.datasets, targets, seeds)
+        csv_path = folder / CELLS_FILE
+        note = (f"made from {CELLS_FILE} ({sum(1 for row in matrix.status for s in row if s == 'ok')} of "
+                f"{len(matrix.sources) * len(matrix.targets)} cells measured): the portfolio's cost_matrix.csv "
+                "is not written yet")
+        logger.warning("%s: %s", folder, note)
+    else:
+        raise ReportError(path, f"no {CSV_FILE} (nor {CELLS_FILE} with {PORTFOLIO_FILE}); expected a portfolio "
+                                "folder written by 'autodl-meta portfolio cost-matrix' or 'portfolio build', or a "
+                                "cost_matrix.csv", field="portfolio")
+    return CostSource(matrix, str(csv_path), str(source), protocol, clock, note)
+
+
+def load_datasets(features: str | Path | Sequence[DatasetFeatures]) -> tuple[list[DatasetFeatures], str | None]:
+    if isinstance(features, (str, Path)):
+        return load_features_folder(features), str(features)
+    return list(features), None
+
+
+# --- the comparison ---------------------------------------------------------------------------
+def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any]]],
+            features: str | Path | Sequence[DatasetFeatures], cost: Any, out: str | Path, *,
+            batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, n_batches: int = 10, query_size: int = 64,
+            n_queries: int = 10, seeds: Sequence[int] = (0,),
+            cost_batch_sizes: Sequence[int] | None = None, timing_repeats: int = 3, time_embedding: bool = True,
+            embedder: Any = None, command: str | None = None,
+            progress: Progress | None = None) -> dict[str, Any]:
+    """Compare selectors on a collection's features and a portfolio's cost matrix; write the report.
+
+    Parameters
+    ----------
+    selectors:
+        What to compare (:func:`selector.evaluation.as_specs`). Include ``oracle``,
+        ``single-best`` and ``random`` as references.
+    features:
+        A folder of ``<name>.npz`` features (``autodl-meta metafeatures extract``) or the
+        :class:`DatasetFeatures` themselves.
+    cost:
+        A portfolio folder, a ``cost_matrix.csv`` or a :class:`CostMatrix` (:func:`load_cost`).
+    out:
+        The report folder (created; files of an earlier report are replaced).
+    batch_sizes, n_batches:
+        Identification: batch sizes and random batches per dataset and size.
+    query_size, n_queries:
+        Leave-one-dataset-out: samples per query batch and batches per held-out dataset.
+    seeds:
+        Each measurement is repeated per seed (batches, and selectors' ``seed``); figures are
+        averaged over them.
+    cost_batch_sizes:
+        Batch sizes of the selection cost (default: 1, 8, 32, ``query_size``, 128, 1024).
+    timing_repeats:
+        Timed repetitions (median) of each embedding and selection.
+    time_embedding:
+        Time the embedding with the features' backbone (needs PyTorch and its weights);
+        False: selection only.
+    embedder:
+        An embedder to time instead of the one the features' card describes.
+    command:
+        The command line to name in the report.
+    progress:
+        ``progress(stage, done, total)``.
+
+    Returns
+    -------
+    dict
+        The summary written to ``summary.json``, with ``paths`` added.
+    """
+    from autodl.machine import machine_description
+    from selector.evaluation import selection_cost
+
+    specs = as_specs(selectors)
+    datasets, features_path = load_datasets(features)
+    src = load_cost(cost)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = [int(s) for s in seeds] or [0]
+    ident_rows: list[dict[str, Any]] = []
+    lodo_rows: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    for seed in seeds:
+        ident = identification_accuracy(specs, datasets, batch_sizes=batch_sizes, n_batches=n_batches, seed=seed,
+                                        cost=src.matrix, progress=progress)
+        ident_rows += ident.rows
+        skipped.update(ident.skipped)
+        lodo = leave_one_dataset_out(specs, datasets, src.matrix, query_size=query_size, n_queries=n_queries,
+                                     seed=seed, progress=progress)
+        lodo_rows += lodo.rows
+    lodo_summary = summarize_lodo(lodo_rows)
+    levels = {k: v["mean_alc"] for k, v in lodo_summary["per_selector"].items()}
+    if cost_batch_sizes is None:
+        cost_batch_sizes = sorted({1, 8, 32, int(query_size), 128, 1024})
+    emb, emb_error = (embedder, None) if embedder is not None or not time_embedding else _embedder_for(datasets)
+    sel_cost = selection_cost(specs, datasets, batch_sizes=cost_batch_sizes, cost=src.matrix, embedder=emb,
+                              repeats=timing_repeats, seed=seeds[0], levels=levels, progress=progress,
+                              time_embedding=emb is not None)
+    if emb_error:
+        sel_cost["embedding_error"] = emb_error
+    card = dict(datasets[0].card) if datasets else {}
+    evaluation_only = [s.label for s in specs if s.name in EVALUATION_ONLY
+                       or getattr(s.factory, "evaluation_only", False)]
+    summary: dict[str, Any] = {
+        "format": SUMMARY_FORMAT,
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+        "command": command, "machine": machine_description(),
+        "protocol": src.protocol, "clock": src.clock,
+        "cost_matrix": {"path": src.path, "portfolio": src.folder, "note": src.note, "sources": len(src.matrix.sources),
+                        "targets": len(src.matrix.targets),
+                        "cells": int((~np.isnan(src.matrix.alc)).sum()),
+                        "cells_total": int(src.matrix.alc.size)},
+        "features": {"path": features_path, "datasets": [d.name for d in datasets],
+                     "groups": {d.name: d.source or d.name for d in datasets},
+                     "backbone": card.get("backbone"), "input_size": card.get("input_size"),
+                     "train_samples": int(np.median([len(d.train) for d in datasets])) if datasets else None,
+                     "test_samples": int(np.median([0 if d.test is None else len(d.test) for d in datasets]))
+                     if datasets else None},
+        "settings": {"selectors": [{"label": s.label, "name": s.name, "params": dict(s.params)} for s in specs],
+                     "batch_sizes": sorted({int(b) for b in batch_sizes}), "n_batches": n_batches,
+                     "query_size": query_size, "n_queries": n_queries, "seeds": seeds,
+                     "cost_batch_sizes": list(cost_batch_sizes), "timing_repeats": timing_repeats},
+        "evaluation_only": evaluation_only,
+        "identification": {"table": identification_table(ident_rows), "skipped": skipped},
+        "lodo": lodo_summary,
+        "statistics": statistics(lodo_rows, "alc").to_dict(),
+        "selection_cost": sel_cost,
+    }
+    summary["choice"] = choose(summary)
+    _write_csv(out / IDENT_CSV, ident_rows)
+    _write_csv(out / LODO_CSV, lodo_rows)
+    _write_csv(out / MAP_CSV, embedding_map(datasets))
+    (out / SUMMARY_JSON).write_text(json.dumps(_jsonable(summary), indent=1, allow_nan=False) + "\n")
+    paths = render(out)
+    return {**summary, "paths": {k: str(v) for k, v in paths.items()}}
+
+
+def _embedder_for(datasets: Sequence[DatasetFeatures]) -> tuple[Any, str | None]:
+    """The embedder the features' card describes, on the CPU; or (None, why) where it cannot be
+    made (no PyTorch, no weights, an unknown backbone): the selection is then timed alone."""
+    try:
+        from metafeatures.embeddings import EmbeddingSpec
+        from selector.evaluation import make_embedder
+
+        card = dict(datasets[0].card) if datasets else {}
+        spec = EmbeddingSpec.from_dict(card["spec"]) if isinstance(card.get("spec"), dict) else EmbeddingSpec()
+        return make_embedder(spec, in_chans=3, device="cpu"), None
+    except Exception as exc:  # whatever stops the embedder, the comparison goes on without its timing
+        why = f"{type(exc).__name__}: {exc}"
+        logger.warning("the embedding is not timed: %s", why)
+        return None, why
+
+
+NOT_SHIPPED = frozenset({"random"})
+"""References that are never chosen for shipping (beside the evaluation-only oracle): a random
+pick's ALC in a comparison is luck."""
+
+
+def choose(summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The selector to ship: the best mean leave-one-dataset-out ALC among those that are not
+    references (evaluation-only, :data:`NOT_SHIPPED`) and ran on every dataset; ties (within
+    1e-9) go to the one with fewer seconds per selection (embedding and selection at the
+    query size, else its mean LODO prediction time)."""
+    per = summary["lodo"]["per_selector"]
+    names = {s["label"]: s["name"] for s in summary["settings"]["selectors"]}
+    excluded = set(summary.get("evaluation_only") or []) | {k for k in per if names.get(k, k) in NOT_SHIPPED}
+    pool = {k: v for k, v in per.items() if k not in excluded and v.get("mean_alc") is not None
+            and not _isnan(v["mean_alc"])}
+    complete = {k: v for k, v in pool.items() if not v.get("failed")}
+    pool = complete or pool
+    if not pool:
+        return None
+    q = summary["settings"]["query_size"]
+    seconds = {}
+    for k, v in pool.items():
+        row = next((r for r in summary["selection_cost"]["rows"] if r["selector"] == k and r["batch_size"] == q
+                    and r.get("total_seconds") is not None), None)
+        seconds[k] = row["total_seconds"] if row else (v.get("predict_seconds") or math.inf)
+    best = max(v["mean_alc"] for v in pool.values())
+    tied = [k for k, v in pool.items() if v["mean_alc"] >= best - _TIE]
+    pick = min(tied, key=lambda k: (seconds[k], k))
+    spec = next((s for s in summary["settings"]["selectors"] if s["label"] == pick), {"name": pick, "params": {}})
+    reason = "the best mean leave-one-dataset-out ALC"
+    if len(tied) > 1:
+        reason += f" (tied with {', '.join(t for t in tied if t != pick)}; fewer seconds per selection)"
+    if not complete:
+        reason += "; every candidate failed on some dataset, so the means are over different datasets"
+    return {"selector": pick, "name": spec["name"], "params": spec["params"], "mean_alc": per[pick]["mean_alc"],
+            "seconds": seconds[pick] if math.isfinite(seconds[pick]) else None, "reason": reason,
+            "candidates": sorted(pool)}
+
+
+def embedding_map(datasets: Sequence[DatasetFeatures], per_dataset_max: int = 200, seed: int = 0) -> list[dict]:
+    """2-D PCA coordinates of (at most ``per_dataset_max``) training embeddings per dataset."""
+    if not datasets:
+        return []
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(seed)
+    parts, names = [], []
+    for d in datasets:
+        n = len(d.train)
+        idx = np.sort(rng.choice(n, size=min(n, per_dataset_max), replace=False))
+        parts.append(d.train[idx])
+        names += [d.name] * len(idx)
+    x = np.concatenate(parts).astype(np.float64)
+    k = min(2, x.shape[0], x.shape[1])
+    xy = PCA(n_components=k, random_state=seed).fit_transform(x) if k >= 1 else np.zeros((len(x), 0))
+    if xy.shape[1] < 2:
+        xy = np.hstack([xy, np.zeros((len(x), 2 - xy.shape[1]))])
+    return [{"dataset": n, "x": float(a), "y": float(b)} for n, (a, b) in zip(names, xy, strict=True)]
+
+
+# --- files ------------------------------------------------------------------------------------
+def _isnan(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: "" if _isnan(r.get(k)) else r.get(k) for k in keys})
+    return path
+
+
+_TEXT_COLUMNS = {"selector", "dataset", "group", "selected", "selected_group", "oracle", "single_best", "error",
+                 "split"}
+
+
+def read_csv_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows written by :func:`compare` (numbers back as numbers, empty cells as NaN / None)."""
+    out = []
+    with Path(path).open(newline="") as f:
+        for row in csv.DictReader(f):
+            r: dict[str, Any] = {}
+            for k, v in row.items():
+                if k in _TEXT_COLUMNS:
+                    r[k] = v if v != "" else None
+                elif v == "":
+                    r[k] = float("nan")
+                else:
+                    try:
+                        r[k] = int(v)
+                    except ValueError:
+                        try:
+                            r[k] = float(v)
+                        except ValueError:
+                            r[k] = v
+            out.append(r)
+    return out
+
+
+# --- pictures ---------------------------------------------------------------------------------
+def _figure(w: float, h: float) -> Any:
+    from matplotlib.figure import Figure  # no pyplot: no global state, Agg canvas
+
+    return Figure(figsize=(w, h))
+
+
+def plot_accuracy(table: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+    """Identification accuracy against batch size (log2 axis), one line per selector."""
+    if not table:
+        return None
+    fig = _figure(7.5, 4.5)
+    ax = fig.subplots()
+    labels = list(dict.fromkeys(r["selector"] for r in table))
+    for k, label in enumerate(labels):
+        rs = sorted((r for r in table if r["selector"] == label), key=lambda r: r["batch_size"])
+        style = "--" if rs[0].get("split") == "train-holdout" else "-"
+        ax.plot([r["batch_size"] for r in rs], [r["accuracy"] for r in rs], style, marker="o", markersize=3,
+                label=label + (" (train hold-out)" if style == "--" else ""), color=_color(k))
+    chance = min(r["chance"] for r in table)
+    ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label=f"chance ({chance:.3f})")
+    ax.set_xscale("log", base=2)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("batch size (samples of the held-out split)")
+    ax.set_ylabel("identification accuracy")
+    ax.set_title("naming the right dataset")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _color(k: int) -> Any:
+    import matplotlib
+
+    return matplotlib.colormaps["tab20"](k % 20)
+
+
+def plot_regret(table: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+    """Regret (oracle ALC - selected ALC) per selector (rows) and held-out dataset (columns)."""
+    from autodl.plots import alc_heatmap
+
+    if not table:
+        return None
+    labels = list(dict.fromkeys(r["selector"] for r in table))
+    datasets = list(dict.fromkeys(r["dataset"] for r in table))
+    values = np.full((len(labels), len(datasets)), np.nan)
+    for r in table:
+        values[labels.index(r["selector"]), datasets.index(r["dataset"])] = r["regret"]
+    empty = [["failed"] * len(datasets) for _ in labels]
+    return alc_heatmap(values, labels, datasets, path, empty_text=empty, colorbar="regret (oracle ALC - selected ALC)",
+                       title="leave-one-dataset-out regret", xlabel="held-out dataset", ylabel="selector")
+
+
+def plot_cd(stats: Any, path: Path) -> Path | None:
+    """autorank's critical-difference diagram (Friedman + Nemenyi), or None where there is none."""
+    if stats.result is None or stats.test is None or stats.test.get("posthoc") != "nemenyi":
+        return None
+    import warnings
+
+    from autorank import plot_stats
+
+    fig = _figure(7.0, 1.0 + 0.35 * len(stats.selectors))
+    ax = fig.subplots()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plot_stats(stats.result, allow_insignificant=True, ax=ax)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def plot_embeddings(points: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+    """The datasets' embeddings on their first two principal components, centroids labelled."""
+    if not points:
+        return None
+    fig = _figure(8.0, 6.0)
+    ax = fig.subplots()
+    names = list(dict.fromkeys(p["dataset"] for p in points))
+    markers = "os^Dv<>P*X"
+    for k, name in enumerate(names):
+        xy = np.array([(p["x"], p["y"]) for p in points if p["dataset"] == name])
+        ax.scatter(xy[:, 0], xy[:, 1], s=6, alpha=0.35, color=_color(k), marker=markers[(k // 20) % len(markers)])
+        c = xy.mean(axis=0)
+        ax.scatter([c[0]], [c[1]], s=60, color=_color(k), edgecolor="black", marker=markers[(k // 20) % len(markers)])
+        ax.annotate(name, c, fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("principal component 1")
+    ax.set_ylabel("principal component 2")
+    ax.set_title("training embeddings of each dataset (PCA), centroids labelled")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+# --- the report -------------------------------------------------------------------------------
+def _f(v: Any, digits: int = 4, signed: bool = False) -> str:
+    if _isnan(v):
+        return "n/a"
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def _seconds(v: Any) -> str:
+    if _isnan(v):
+        return "n/a"
+    return f"{v * 1000:.2f} ms" if v < 1 else f"{v:.2f} s"
+
+
+class _Doc:
+    """Blocks rendered to Markdown and to HTML alike."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[str, Any]] = []
+
+    def h(self, level: int, text: str) -> None:
+        self.blocks.append(("h", (level, text)))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def items(self, lines: Sequence[str]) -> None:
+        self.blocks.append(("ul", list(lines)))
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]], align: str | None = None) -> None:
+        self.blocks.append(("table", (list(header), [list(r) for r in rows], align)))
+
+    def img(self, path: Path | None, alt: str) -> None:
+        if path is not None:
+            self.blocks.append(("img", (path.name, alt)))
+
+    def markdown(self) -> str:
+        out = []
+        for kind, v in self.blocks:
+            if kind == "h":
+                out.append("#" * v[0] + " " + v[1])
+            elif kind == "p":
+                out.append(v)
+            elif kind == "ul":
+                out.append("\n".join(f"- {x}" for x in v))
+            elif kind == "table":
+                header, rows, align = v
+                align = align or "l" + "r" * (len(header) - 1)
+                sep = ["---:" if a == "r" else "---" for a in align]
+                out.append("\n".join("| " + " | ".join(r) + " |" for r in [header, sep, *rows]))
+            elif kind == "img":
+                out.append(f"![{v[1]}]({v[0]})")
+        return "\n\n".join(out) + "\n"
+
+    def html(self, title: str) -> str:
+        import jinja2
+
+        body = []
+        for kind, v in self.blocks:
+            if kind == "h":
+                body.append(f"<h{v[0]}>{_inline(v[1])}</h{v[0]}>")
+            elif kind == "p":
+                body.append(f"<p>{_inline(v)}</p>")
+            elif kind == "ul":
+                body.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in v) + "</ul>")
+            elif kind == "table":
+                header, rows, align = v
+                align = align or "l" + "r" * (len(header) - 1)
+                head = "".join(f"<th>{_inline(x)}</th>" for x in header)
+                trs = "".join("<tr>" + "".join(f'<td class="{"num" if a == "r" else ""}">{_inline(x)}</td>'
+                                               for x, a in zip(r, align, strict=False)) + "</tr>" for r in rows)
+                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
+            elif kind == "img":
+                body.append(f'<figure><img src="{html.escape(v[0])}" alt="{html.escape(v[1])}">'
+                            f"<figcaption>{html.escape(v[1])}</figcaption></figure>")
+        from markupsafe import Markup
+
+        env = jinja2.Environment(autoescape=True)
+        # the body is built from escaped pieces above (_inline, html.escape)
+        return env.from_string(_HTML).render(title=title, body=Markup("\n".join(body)))
+
+
+def _inline(text: str) -> str:
+    """Markdown's `code`, **bold** and [links](url) in escaped HTML."""
+    t = html.escape(text, quote=False)
+    t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
+    t = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", t)
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', t)
+
+
+_HTML = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>
+body { font-family: sans-serif; max-width: 72em; margin: 2em auto; padding: 0 1em; line-height: 1.4; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
+th { background: #f3f3f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; }
+code { background: #f5f5f5; padding: 0 0.2em; }
+</style></head>
+<body>
+{{ body }}
+</body></html>
+"""
+
+
+def render(out: str | Path) -> dict[str, Path]:
+    """Write the pictures, ``report.md`` and ``report.html`` from the files :func:`compare` saved
+    in ``out`` (nothing is measured again; the choice is made again by :func:`choose`, and
+    ``summary.json`` updated where it changes)."""
+    out = Path(out)
+    path = out / SUMMARY_JSON
+    if not path.is_file():
+        raise ReportError(path, "not found; expected a folder written by selector.report.compare")
+    summary = json.loads(path.read_text())
+    if summary.get("format") != SUMMARY_FORMAT:
+        raise ReportError(path, f"format is {summary.get('format')!r}, expected {SUMMARY_FORMAT!r}", field="format")
+    choice = choose(summary)  # derived: the rule of this version of choose() applies
+    if choice != summary.get("choice"):
+        summary["choice"] = choice
+        path.write_text(json.dumps(_jsonable(summary), indent=1, allow_nan=False) + "\n")
+    ident_rows = read_csv_rows(out / IDENT_CSV) if (out / IDENT_CSV).stat().st_size > 1 else []
+    lodo_rows = read_csv_rows(out / LODO_CSV) if (out / LODO_CSV).stat().st_size > 1 else []
+    points = read_csv_rows(out / MAP_CSV) if (out / MAP_CSV).is_file() and (out / MAP_CSV).stat().st_size > 1 else []
+    ident_table = identification_table(ident_rows)
+    table = per_dataset(lodo_rows)
+    stats = statistics(lodo_rows, "alc")
+    pictures = {"accuracy": plot_accuracy(ident_table, out / "accuracy.png"),
+                "regret": plot_regret(table, out / "regret.png"),
+                "cd": plot_cd(stats, out / "cd.png"),
+                "embeddings": plot_embeddings(points, out / "embeddings.png")}
+    for name, p in pictures.items():
+        stale = out / f"{name}.png"
+        if p is None and stale.is_file():
+            stale.unlink()
+    doc = _report(summary, ident_rows, ident_table, table, stats, pictures, out)
+    md = out / REPORT_MD
+    md.write_text(doc.markdown())
+    page = out / REPORT_HTML
+    page.write_text(doc.html("Selector comparison"))
+    return {"markdown": md, "html": page, "summary": path, **{k: v for k, v in pictures.items() if v is not None}}
+
+
+def _report(summary: Mapping[str, Any], ident_rows: Sequence[Mapping[str, Any]],
+            ident_table: Sequence[Mapping[str, Any]],
+            table: Sequence[Mapping[str, Any]], stats: Any, pictures: Mapping[str, Path | None], out: Path) -> _Doc:
+    doc = _Doc()
+    s = summary["settings"]
+    lodo = summary["lodo"]
+    proto = summary.get("protocol")
+    cm = summary["cost_matrix"]
+    feats = summary["features"]
+    proto_text = (f"`{proto['name']}` (T = {proto['time_budget']:g} s, t0 = {proto['t0']:g} s)" if proto
+                  else "not recorded (a bare cost_matrix.csv)")
+    doc.h(1, f"Selector comparison: {len(s['selectors'])} selectors on {len(lodo['datasets'])} datasets")
+    note = f". Note: {cm['note']}" if cm.get("note") else ""
+    doc.items([
+        f"Command: `{summary.get('command') or 'selector.report.compare (Python)'}`",
+        f"Date: {summary['date']}; machine: {summary['machine']}",
+        (f"Cost matrix: `{cm['path']}`, {cm['sources']} incumbents x {cm['targets']} datasets, {cm['cells']} of "
+         f"{cm['cells_total']} cells measured; protocol {proto_text}, {summary.get('clock') or 'unknown'} clock"
+         f"{note}"),
+        (f"Features: {'`' + feats['path'] + '`' if feats.get('path') else '(given in memory)'}: "
+         f"{len(feats['datasets'])} datasets, backbone `{feats.get('backbone')}` "
+         f"at {feats.get('input_size')} px, about {feats.get('train_samples')} training and "
+         f"{feats.get('test_samples')} test embeddings per dataset"),
+        (f"Seeds {s['seeds']}; identification: {s['n_batches']} batches per dataset and batch size; "
+         f"leave-one-dataset-out: {s['n_queries']} labelled training batches of {s['query_size']} per held-out "
+         "dataset")])
+    choice = summary.get("choice")
+    doc.h(2, "The choice for shipping")
+    if choice:
+        params = " ".join(f"--param {k}={v}" for k, v in choice["params"].items())
+        doc.p(f"**{choice['selector']}**: {choice['reason']} ({_f(choice['mean_alc'])}; one selection "
+              f"{_seconds(choice['seconds'])} at batch {s['query_size']}). Fit it on the whole collection with "
+              f"`autodl-meta selector fit --features {feats.get('path') or 'FEATURES'} "
+              f"--portfolio {cm.get('portfolio') or 'PORTFOLIO'} "
+              f"--selector {choice['name']}{' ' + params if params else ''} --summary {out / SUMMARY_JSON} --out DIR`.")
+    else:
+        doc.p("No selector could be chosen: none has a leave-one-dataset-out ALC.")
+
+    # leave one dataset out
+    doc.h(2, "Leave-one-dataset-out selection")
+    doc.p("Each dataset is held out with its derived variants (same source); the selector is fitted on the other "
+          "datasets and asked about labelled training batches of the held-out one; the incumbent it names is scored "
+          "by the cost matrix. Regret = oracle ALC - ALC; gap closed = (ALC - single best) / (oracle - single best), "
+          "undefined where the oracle is the single best (counted, left out of the mean); Kendall tau between the "
+          "selector's scores of the candidate incumbents and their true ALCs (undefined for constant scores). "
+          "Expected ALC: under the selector's probabilities.")
+    doc.p(f"References: oracle mean ALC {_f(lodo['oracle_mean_alc'])}; single best (per fold) "
+          f"{_f(lodo['single_best_mean_alc'])}; uniformly random pick (exact expectation) "
+          f"{_f(lodo['expected_random_alc'])}.")
+    rows = []
+    per = lodo["per_selector"]
+    for label in sorted(per, key=lambda k: -(per[k]["mean_alc"] if not _isnan(per[k]["mean_alc"]) else -9)):
+        v = per[label]
+        rows.append([label, _f(v["mean_alc"]), _f(v["mean_alc_expected"]), _f(v["mean_regret"]),
+                     _f(v["mean_delta_single_best"], signed=True),
+                     f"{_f(v['mean_gap_closed'], 3)} ({v['gap_undefined']} undef.)",
+                     f"{_f(v['mean_kendall_tau'], 3)} ({v['tau_undefined']} undef.)", _f(v["mean_confidence"], 3),
+                     _seconds(v["fit_seconds"]), _seconds(v["predict_seconds"]),
+                     f"{v['datasets']}" + (f" ({v['failed']} failed)" if v["failed"] else "")])
+    doc.table(["selector", "mean ALC", "expected ALC", "regret", "vs single best", "gap closed", "Kendall tau",
+               "confidence", "fit", "select", "datasets"], rows)
+    doc.img(pictures.get("regret"), "regret per held-out dataset and selector")
+    labels = list(per)
+    datasets = lodo["datasets"]
+    pd_rows = []
+    for ds in datasets:
+        d = lodo["per_dataset"][ds]
+        pd_rows.append([ds, d["group"], str(d["n_candidates"]), f"{d['oracle']} {_f(d['oracle_alc'], 3)}",
+                        f"{d['single_best']} {_f(d['single_best_alc'], 3)}",
+                        *[_f(d["regret"].get(lab), 3) for lab in labels]])
+    doc.h(3, "Regret per dataset")
+    doc.table(["dataset", "group", "candidates", "oracle (incumbent of, ALC)", "single best (ALC)", *labels], pd_rows,
+              align="llrll" + "r" * len(labels))
+    errors = {lab: v["errors"] for lab, v in per.items() if v.get("errors")}
+    if errors:
+        doc.p("Failures: " + "; ".join(f"{lab} on {', '.join(f'{d} ({e[:120]})' for d, e in errs.items())}"
+                                         for lab, errs in errors.items()))
+
+    # statistics
+    doc.h(2, "Statistics across datasets")
+    if stats.mean_ranks:
+        order = sorted(stats.mean_ranks, key=stats.mean_ranks.get)
+        doc.p("Mean rank of the selected incumbent's ALC over "
+              f"{len(stats.datasets)} datasets (1 = best): "
+              + ", ".join(f"{k} {stats.mean_ranks[k]:.2f}" for k in order) + ".")
+    if stats.test is not None:
+        t = stats.test
+        doc.p(f"autorank: {t['omnibus']} test p = {t['pvalue']:.4g} ({'significant' if t['significant'] else 'not significant'} "
+              f"at alpha = {t['alpha']})" + (f"; {t['posthoc']} critical difference {t['cd']:.3f}" if t.get("cd") else "")
+              + ". Selectors joined by a bar in the diagram are not significantly different.")
+        doc.img(pictures.get("cd"), "critical-difference diagram (Friedman + Nemenyi, autorank)")
+        pairs = stats.pairwise
+        chosen = (choice or {}).get("selector")
+        if len(pairs) > 28:  # more than 8 selectors: the chosen one's pairs and the significant ones
+            pairs = [p for p in pairs if p["significant"] or chosen in (p["a"], p["b"])]
+            doc.p(f"Pairwise Wilcoxon signed-rank tests (Holm-corrected) of {chosen} and the significant pairs; "
+                  f"all {len(stats.pairwise)} pairs are in `{SUMMARY_JSON}` (`statistics.pairwise`).")
+        else:
+            doc.p("Pairwise Wilcoxon signed-rank tests, Holm-corrected:")
+        if pairs:
+            doc.table(["A", "B", "mean ALC A - B", "Wilcoxon p", "Holm p", "significant"],
+                      [[p["a"], p["b"], _f(p["mean_difference"], signed=True), f"{p['pvalue']:.4g}",
+                        f"{p['pvalue_holm']:.4g}", "yes" if p["significant"] else "no"] for p in pairs],
+                      align="llrrrl")
+    if stats.reason:
+        doc.p(f"No test: {stats.reason}.")
+
+    # identification
+    doc.h(2, "Dataset identification")
+    doc.p("Fitted on every dataset's training embeddings; a batch of a dataset's held-out test embeddings is right "
+          "when the selector names that dataset. A batch larger than the held-out samples takes them all. "
+          "Selectors that need labels are fitted on a random half of each dataset's training embeddings and asked "
+          "about batches of the other half (dashed lines).")
+    labels_i = list(dict.fromkeys(r["selector"] for r in ident_table))
+    measured = sorted({r["batch_size"] for r in ident_table})
+    cols = [b for b in TABLE_BATCH_SIZES if b in measured] or measured[:5]
+    acc = {(r["selector"], r["batch_size"]): r for r in ident_table}
+    doc.table(["selector", *[f"batch {b}" for b in cols], "split"],
+              [[lab, *[_f(acc[(lab, b)]["accuracy"], 3) if (lab, b) in acc else "n/a" for b in cols],
+                acc[(lab, measured[0])]["split"]] for lab in labels_i], align="l" + "r" * len(cols) + "l")
+    if ident_table:
+        doc.p(f"Chance: {min(r['chance'] for r in ident_table):.3f}.")
+    notes = []
+    for lab in labels_i:
+        bad = [r for r in ident_table if r["selector"] == lab and r.get("failed_batches")]
+        if bad:
+            err = next((r.get("error") for r in ident_rows if r["selector"] == lab and r.get("error")), None)
+            notes.append(f"{lab}: " + ", ".join(f"{r['failed_batches']} of {r['batches']} at batch {r['batch_size']}"
+                                                 for r in bad) + (f" ({err[:140]})" if err else ""))
+    if notes:
+        doc.p("Batches a selector could not answer (counted as wrong; n/a where none could be answered): "
+              + "; ".join(notes) + ".")
+    doc.img(pictures.get("accuracy"), "identification accuracy against batch size")
+    skipped = summary["identification"].get("skipped") or {}
+    if skipped:
+        doc.p("Not identified: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()))
+
+    # cost
+    sc = summary["selection_cost"]
+    doc.h(2, "The cost of selecting")
+    emb_card = sc.get("embedding_card") or {}
+    doc.p("Seconds on this machine's CPU"
+          + (f" ({sc['threads']} PyTorch threads)" if sc.get("threads") else "")
+          + ", median of " + f"{sc.get('repeats', '?')} after a warm-up: embedding a batch of synthetic images"
+          + (f" with `{emb_card.get('backbone')}` at {emb_card.get('input_size')} px" if emb_card.get("backbone") else "")
+          + " plus the selector's prediction. A first prediction that waits t seconds loses at most "
+            "s * log(1 + t/t0) / log(1 + T/t0) of the ALC for a learning curve at level s (the ALC integrates "
+            "over that transformed time): shown at s = 1 and at s = the selector's mean leave-one-dataset-out ALC."
+          + (f" Embedding not timed: {sc['embedding_error']}." if sc.get("embedding_error") else ""))
+    protos = list(sc.get("protocols") or {})
+    head = ["selector", "batch", "embed", "select", "total"]
+    for p in protos:
+        pr = sc["protocols"][p]
+        head += [f"{p} (T={pr['time_budget']:g}, t0={pr['t0']:g}) loss, s=1", f"{p} loss, s=ALC"]
+    crow = []
+    cost_errors = []
+    for r in sc["rows"]:
+        line = [r["selector"], str(r["batch_size"]), _seconds(r["embed_seconds"]), _seconds(r["select_seconds"]),
+                _seconds(r["total_seconds"])]
+        for p in protos:
+            b = (r.get("alc_bound") or {}).get(p) or {}
+            line += [_f(b.get("level_1")), _f(b.get("level"))]
+        crow.append(line)
+        if r.get("error"):
+            cost_errors.append(f"{r['selector']} at batch {r['batch_size']} ({r['error'][:140]})")
+    doc.table(head, crow)
+    if cost_errors:
+        doc.p("Could not select: " + "; ".join(cost_errors) + ".")
+    if sc.get("skipped"):
+        doc.p("Not timed: " + "; ".join(f"{k} ({v})" for k, v in sc["skipped"].items()))
+
+    doc.h(2, "The datasets' embeddings")
+    doc.img(pictures.get("embeddings"), "training embeddings of each dataset on their first two principal components")
+    doc.p(f"Data: `{IDENT_CSV}`, `{LODO_CSV}`, `{MAP_CSV}`, `{SUMMARY_JSON}` (written again into this report by "
+          "`selector.report.render`).")
+    return doc
+
