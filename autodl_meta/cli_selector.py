@@ -199,6 +199,7 @@ def lodo_scores(summary_path: str | Path, label: str) -> dict[str, Any]:
     return {"summary": str(path), "leave_one_dataset_out": per[label],
             "reference": {k: summary["lodo"].get(k) for k in ("oracle_mean_alc", "single_best_mean_alc",
                                                                "expected_random_alc")},
+            "fallback": (summary.get("fallback") or {}).get(label),
             "settings": summary.get("settings"), "chosen": choice.get("selector") == label,
             "choice": choice.get("selector"), "compared_on": summary.get("date")}
 

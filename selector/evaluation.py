@@ -380,6 +380,10 @@ class Lodo:
 
     rows: list[dict[str, Any]]
     summary: dict[str, Any]
+    queries: list[dict[str, Any]] = field(default_factory=list)
+    """One record per (selector, held-out dataset, seed, query batch): ``confidence``,
+    ``novelty`` (NaN for a selector without :meth:`novelty`), ``alc`` of the pick and the
+    fold's ``single_best_alc``: what :func:`fallback_threshold` chooses from."""
 
 
 def restrict(cost: CostMatrix, sources: Sequence[str], targets: Sequence[str]) -> CostMatrix:
@@ -537,6 +541,7 @@ def leave_one_dataset_out(selectors: Iterable[SelectorSpec | str | tuple[str, Ma
                                   "with a candidate incumbent from another group")
     by_name = {d.name: d for d in datasets}
     rows: list[dict[str, Any]] = []
+    query_rows: list[dict[str, Any]] = []
     if progress is not None:
         progress("leave-one-dataset-out", 0, len(folds))
     for k, fold in enumerate(folds):
@@ -558,13 +563,16 @@ def leave_one_dataset_out(selectors: Iterable[SelectorSpec | str | tuple[str, Ma
         train = [by_name[c] for c in fold.candidates]
         for spec in specs:
             row = {"selector": spec.label, **base, **_lodo_one(spec, train, queries, cost, fold, seed, by_name)}
+            for i, rec in enumerate(row.pop("query_records", None) or []):
+                query_rows.append({"selector": spec.label, "dataset": h, "seed": int(seed), "query": i, **rec,
+                                   "single_best_alc": sb_alc})
             a = row["alc"]
             row.update(regret=base["oracle_alc"] - a, delta_single_best=a - sb_alc,
                        gap_closed=gap_closed(a, sb_alc, base["oracle_alc"]) if not np.isnan(a) else float("nan"))
             rows.append(row)
         if progress is not None:
             progress("leave-one-dataset-out", k + 1, len(folds))
-    return Lodo(rows, summarize_lodo(rows))
+    return Lodo(rows, summarize_lodo(rows), query_rows)
 
 
 def _lodo_one(spec: SelectorSpec, train: Sequence[DatasetFeatures], queries: Sequence[Query], cost: CostMatrix,
@@ -589,7 +597,8 @@ def _lodo_one(spec: SelectorSpec, train: Sequence[DatasetFeatures], queries: Seq
             raise SelectorError(None, f"{spec.label}: fitted classes {classes} are not the candidates "
                                       f"{fold.candidates}")
         alc_of = np.array([cost.value(c, h) for c in classes], dtype=float)
-        picks, alcs, expected, taus, confs, secs = [], [], [], [], [], []
+        picks, alcs, expected, taus, confs, secs, novelties = [], [], [], [], [], [], []
+        novelty = getattr(sel, "novelty", None)
         for q in queries:
             t1 = time.perf_counter()
             p = np.asarray(sel.predict_proba(q), dtype=float)
@@ -605,12 +614,14 @@ def _lodo_one(spec: SelectorSpec, train: Sequence[DatasetFeatures], queries: Seq
             expected.append(float(w @ alc_of))
             taus.append(kendall_tau(p, alc_of))
             confs.append(_confidence(sel, q, p))
+            novelties.append(float(novelty(q)) if callable(novelty) else nan)
         most = Counter(picks).most_common(1)[0][0]
         with np.errstate(all="ignore"):
             tau = float(np.nanmean(taus)) if not np.isnan(taus).all() else nan
         out.update(selected=most, selected_group=group_of(by_name[most]), distinct_picks=len(set(picks)),
                    alc=float(np.mean(alcs)), alc_expected=float(np.mean(expected)), kendall_tau=tau,
-                   confidence=float(np.mean(confs)), predict_seconds=float(np.mean(secs)))
+                   confidence=float(np.mean(confs)), predict_seconds=float(np.mean(secs)),
+                   query_records=[{"confidence": c, "novelty": v, "alc": a} for c, v, a in zip(confs, novelties, alcs)])
     except Exception as exc:  # one broken selector never ends the comparison
         out["error"] = f"{type(exc).__name__}: {exc}"
         logger.warning("leave-one-dataset-out: %s on %s failed: %s", spec.label, h, out["error"],
@@ -703,6 +714,67 @@ def summarize_lodo(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "single_best_mean_alc": _nanmean(v["single_best_alc"] for v in per_ds.values()),
             "expected_random_alc": _nanmean(v["expected_random_alc"] for v in per_ds.values()),
             "seeds": sorted({int(r["seed"]) for r in rows})}
+
+
+# --- falling back to the single best ----------------------------------------------------------
+def fallback_threshold(queries: Sequence[Mapping[str, Any]], selector: str) -> dict[str, Any] | None:
+    """The confidence and novelty thresholds below / above which ``selector``'s pick is
+    replaced by the single-best configuration, chosen by leave-one-dataset-out.
+
+    Every pair of candidate thresholds (each observed confidence, and "never"; each observed
+    novelty, and "never") is scored by the mean ALC that the rule "use the pick when
+    ``confidence >= c`` and ``novelty <= v``, else the fold's single best" would have got,
+    each held-out dataset weighted equally (its queries averaged). The best pair wins; ties
+    go to the rule that falls back least (the lowest ``c``, the highest ``v``).
+
+    Parameters
+    ----------
+    queries:
+        :attr:`Lodo.queries` (any seeds; the records of ``selector`` are used).
+    selector:
+        The selector's label.
+
+    Returns
+    -------
+    dict or None
+        ``confidence_threshold`` (0.0: never on confidence), ``novelty_threshold`` (None:
+        never on novelty, or the selector has none), ``mean_alc`` with the rule,
+        ``mean_alc_without`` (never falling back), ``mean_alc_single_best`` (always),
+        ``fallback_share`` (of the queries), ``queries``, ``datasets``; None without records.
+    """
+    recs = [q for q in queries if q["selector"] == selector and not is_nan(q.get("alc"))]
+    if not recs:
+        return None
+    conf = np.array([float(q["confidence"]) for q in recs])
+    nov = np.array([float(q["novelty"]) if not is_nan(q.get("novelty")) else np.nan for q in recs])
+    alc = np.array([float(q["alc"]) for q in recs])
+    sb = np.array([float(q["single_best_alc"]) for q in recs])
+    names = [q["dataset"] for q in recs]
+    datasets = list(dict.fromkeys(names))
+    index = np.array([datasets.index(n) for n in names])
+    counts = np.bincount(index, minlength=len(datasets)).astype(float)
+
+    def mean_alc(use: np.ndarray) -> float:
+        value = np.where(use, alc, sb)
+        return float(np.mean(np.bincount(index, weights=value, minlength=len(datasets)) / counts))
+
+    conf_cands = np.unique(np.concatenate([[0.0], conf]))
+    has_novelty = bool(np.isfinite(nov).any())
+    nov_cands = np.unique(nov[np.isfinite(nov)])[::-1] if has_novelty else np.array([])
+    best = (mean_alc(np.ones(len(recs), bool)), 0.0, None)  # never fall back
+    for c in conf_cands:
+        on_conf = conf >= c
+        for v in [None, *nov_cands]:
+            use = on_conf if v is None else on_conf & ~(nov > v)
+            value = mean_alc(use)
+            if value > best[0] + 1e-12:
+                best = (value, float(c), None if v is None else float(v))
+    value, c, v = best
+    use = (conf >= c) & (np.ones(len(recs), bool) if v is None else ~(nov > v))
+    return {"confidence_threshold": c, "novelty_threshold": v, "mean_alc": value,
+            "mean_alc_without": mean_alc(np.ones(len(recs), bool)), "mean_alc_single_best": mean_alc(np.zeros(len(recs), bool)),
+            "fallback_share": float(1.0 - use.mean()), "queries": len(recs), "datasets": len(datasets),
+            "has_novelty": has_novelty}
 
 
 # --- statistics -------------------------------------------------------------------------------

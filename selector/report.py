@@ -38,7 +38,7 @@ import numpy as np
 from autodl.errors import AutoDLError
 from metafeatures.features import DatasetFeatures, load_features_folder
 from selector.evaluation import (DEFAULT_BATCH_SIZES, EVALUATION_ONLY, Progress, SelectorSpec, as_specs,
-                                 identification_accuracy, identification_table, leave_one_dataset_out, per_dataset,
+                                 fallback_threshold, identification_accuracy, identification_table, leave_one_dataset_out, per_dataset,
                                  statistics, summarize_lodo)
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 SUMMARY_FORMAT = "autodl-meta-selector-comparison/1"
 REPORT_MD, REPORT_HTML, SUMMARY_JSON = "report.md", "report.html", "summary.json"
 IDENT_CSV, LODO_CSV, MAP_CSV = "identification.csv", "lodo.csv", "embedding_map.csv"
+LODO_QUERIES_CSV = "lodo_queries.csv"
 TABLE_BATCH_SIZES = (1, 8, 32, 128, 1024)
 """The identification table's columns (the picture shows every batch size measured)."""
 _TIE = 1e-9
@@ -178,6 +179,7 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
     seeds = [int(s) for s in seeds] or [0]
     ident_rows: list[dict[str, Any]] = []
     lodo_rows: list[dict[str, Any]] = []
+    query_rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     for seed in seeds:
         ident = identification_accuracy(specs, datasets, batch_sizes=batch_sizes, n_batches=n_batches, seed=seed,
@@ -187,6 +189,7 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
         lodo = leave_one_dataset_out(specs, datasets, src.matrix, query_size=query_size, n_queries=n_queries,
                                      seed=seed, progress=progress)
         lodo_rows += lodo.rows
+        query_rows += lodo.queries
     lodo_summary = summarize_lodo(lodo_rows)
     levels = {k: v["mean_alc"] for k, v in lodo_summary["per_selector"].items()}
     if cost_batch_sizes is None:
@@ -224,10 +227,13 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
         "lodo": lodo_summary,
         "statistics": statistics(lodo_rows, "alc").to_dict(),
         "selection_cost": sel_cost,
+        "fallback": {s.label: fallback_threshold(query_rows, s.label) for s in specs
+                     if s.name not in EVALUATION_ONLY and not getattr(s.factory, "evaluation_only", False)},
     }
     summary["choice"] = choose(summary)
     _write_csv(out / IDENT_CSV, ident_rows)
     _write_csv(out / LODO_CSV, lodo_rows)
+    _write_csv(out / LODO_QUERIES_CSV, query_rows)
     _write_csv(out / MAP_CSV, embedding_map(datasets))
     (out / SUMMARY_JSON).write_text(json.dumps(_jsonable(summary), indent=1, allow_nan=False) + "\n")
     paths = render(out)
@@ -665,6 +671,20 @@ def _report(summary: Mapping[str, Any], ident_rows: Sequence[Mapping[str, Any]],
     doc.table(["selector", "mean ALC", "expected ALC", "regret", "vs single best", "gap closed", "Kendall tau",
                "confidence", "fit", "select", "datasets"], rows)
     doc.img(pictures.get("regret"), "regret per held-out dataset and selector")
+    fallback = {k: v for k, v in (summary.get("fallback") or {}).items() if v}
+    if fallback:
+        doc.h(3, "Falling back to the single best when unsure")
+        doc.p("Per selector, the confidence threshold (and, where the selector measures it, the novelty threshold: "
+              "the query's mean embedding's distance to the nearest training dataset in standard errors) below / above "
+              "which the submission uses the single-best configuration instead of the pick, chosen to maximise the "
+              "leave-one-dataset-out mean ALC of that rule. Chosen on the same folds it is scored on: an optimistic "
+              "figure.")
+        doc.table(["selector", "confidence >=", "novelty <=", "mean ALC with the rule", "never falling back",
+                   "always single best", "fallback share"],
+                  [[lab, _f(v["confidence_threshold"], 3),
+                    "never" if v["novelty_threshold"] is None else _f(v["novelty_threshold"], 2),
+                    _f(v["mean_alc"]), _f(v["mean_alc_without"]), _f(v["mean_alc_single_best"]),
+                    f"{100 * v['fallback_share']:.0f}%"] for lab, v in fallback.items()], align="lrrrrrr")
     labels = list(per)
     datasets = lodo["datasets"]
     pd_rows = []

@@ -452,3 +452,37 @@ def test_selection_cost_rows():
         assert b["level_1"] == pytest.approx(alc_delay_bound(r["total_seconds"], proto))
         assert b["level"] == pytest.approx(0.5 * b["level_1"])
     assert out["protocols"]["autocv"] == {"time_budget": 1200, "t0": 60}
+
+
+def test_fallback_threshold_worked_example():
+    """Two held-out datasets, two queries each. Rule: use the pick when confidence >= c (and
+    novelty <= v), else the fold's single best.
+
+        dataset X (single best 0.6): q0 conf 0.9 ALC 0.8;  q1 conf 0.4 ALC 0.2
+        dataset Y (single best 0.5): q0 conf 0.7 ALC 0.7;  q1 conf 0.5 ALC 0.3
+
+    never falling back: X (0.8+0.2)/2 = 0.5, Y (0.7+0.3)/2 = 0.5 -> 0.5
+    always the single best: (0.6 + 0.5)/2 = 0.55
+    c = 0.5 (X q1 falls back): X (0.8+0.6)/2 = 0.7, Y 0.5 -> 0.6
+    c = 0.7 (X q1, Y q1 fall back): X 0.7, Y (0.7+0.5)/2 = 0.6 -> 0.65   <- best
+    c = 0.9 (all but X q0): X 0.7, Y 0.5 -> 0.6
+    """
+    from selector.evaluation import fallback_threshold
+
+    recs = [{"selector": "s", "dataset": d, "seed": 0, "query": i, "confidence": c, "novelty": float("nan"),
+             "alc": a, "single_best_alc": sb}
+            for d, i, c, a, sb in [("X", 0, 0.9, 0.8, 0.6), ("X", 1, 0.4, 0.2, 0.6),
+                                   ("Y", 0, 0.7, 0.7, 0.5), ("Y", 1, 0.5, 0.3, 0.5)]]
+    res = fallback_threshold(recs + [{**recs[0], "selector": "other"}], "s")
+    assert res["confidence_threshold"] == pytest.approx(0.7) and res["novelty_threshold"] is None
+    assert res["mean_alc"] == pytest.approx(0.65) and res["mean_alc_without"] == pytest.approx(0.5)
+    assert res["mean_alc_single_best"] == pytest.approx(0.55) and res["fallback_share"] == pytest.approx(0.5)
+    # with novelties 1, 5, 1, 9 (the observed values are the candidate thresholds v; fall back
+    # when novelty > v): c = 0 and v = 5 catches Y q1 only: X 0.5, Y 0.6 -> 0.55; c = 0 and v = 1
+    # catches X q1 and Y q1: X 0.7, Y 0.6 -> 0.65, found first (lowest c); c = 0.7 without a
+    # novelty rule ties at 0.65 and does not replace it (a tie keeps the rule found first)
+    nov = [1.0, 5.0, 1.0, 9.0]
+    res = fallback_threshold([{**r, "novelty": v} for r, v in zip(recs, nov)], "s")
+    assert res["mean_alc"] == pytest.approx(0.65) and res["fallback_share"] == pytest.approx(0.5)
+    assert res["confidence_threshold"] == 0.0 and res["novelty_threshold"] == pytest.approx(1.0)
+    assert fallback_threshold(recs, "nobody") is None
