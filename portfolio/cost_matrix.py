@@ -15,6 +15,11 @@ Means, single-best and headroom are taken over the *complete* columns only (ever
 measured, every seed ``ok``), so that every incumbent is compared on the same datasets; the
 columns left out are named in the summary.
 
+Under the simulated clock an evaluation is a function of the configuration, the dataset and
+the seed (the protocol and timing table are the matrix's): incumbents that are the same
+configuration (BOHB runs often end on the same one) share one evaluation per cell, recorded
+for each with ``reused_from`` naming the incumbent it was measured under.
+
 Cells are evaluated in parallel with Dask (``distributed``), each in a worker process with
 one PyTorch thread (:func:`evaluate_cell`, a module-level function: only a small plain dict
 travels to the worker). By default a ``LocalCluster(n_workers=N, threads_per_worker=1,
@@ -645,22 +650,59 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
     paths = dict(collection)
     base = {"protocol": dict(portfolio.protocol), "clock": portfolio.clock,
             "timing": None if table is None else table.to_dict(), "device": device, "wall_limit": wall_limit}
-    tasks = [{**base, "source": inc.dataset, "target": t, "target_path": str(paths[t]), "seed": seed,
-              "config": dict(inc.config), "config_digest": digests[inc.dataset]}
-             for seed in seeds for inc in portfolio.incumbents for t in targets
-             if (inc.dataset, t, seed) not in done]
-    logger.info("cost matrix %d x %d x %d seed(s): %d cells done, %d to compute", len(sources), len(targets),
-                len(seeds), len(done), len(tasks))
+    missing = [{**base, "source": inc.dataset, "target": t, "target_path": str(paths[t]), "seed": seed,
+                "config": dict(inc.config), "config_digest": digests[inc.dataset]}
+               for seed in seeds for inc in portfolio.incumbents for t in targets
+               if (inc.dataset, t, seed) not in done]
+    # Under the simulated clock an evaluation is a function of (configuration, dataset, seed)
+    # (with the protocol and timing table shared by the whole matrix): incumbents that are the
+    # same configuration share one evaluation per cell, copied with ``reused_from``.
+    shared = portfolio.clock == "simulated"
+    measured = {(r["config_digest"], r["target"], int(r["seed"])): r for r in done.values()
+                if r["status"] == "ok" and not r.get("reused_from")} if shared else {}
+    tasks: list[dict[str, Any]] = []
+    waiting: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for task in missing:
+        key = (task["config_digest"], task["target"], int(task["seed"]))
+        if key in waiting:
+            waiting[key].append(task)
+        elif key not in measured:
+            tasks.append(task)
+            if shared:
+                waiting[key] = []
+    logger.info("cost matrix %d x %d x %d seed(s): %d cells done, %d to compute, %d shared with an incumbent of "
+                "the same configuration", len(sources), len(targets), len(seeds), len(done), len(tasks),
+                len(missing) - len(tasks))
     if progress is not None:
-        progress(0, len(tasks), None)
+        progress(0, len(missing), None)
     computed: list[dict[str, Any]] = []
+    recorded: list[dict[str, Any]] = []
 
-    def record(row: dict[str, Any]) -> None:
+    def write(row: dict[str, Any]) -> None:
         append_jsonl(cells_path, row)
         done[(row["source"], row["target"], int(row["seed"]))] = row
-        computed.append(row)
+        recorded.append(row)
         if progress is not None:
-            progress(len(computed), len(tasks), row)
+            progress(len(recorded), len(missing), row)
+
+    def reuse(row: Mapping[str, Any], task: Mapping[str, Any]) -> None:
+        write({**row, "source": task["source"], "reused_from": row["source"], "finished": _now()})
+
+    def record(row: dict[str, Any]) -> None:
+        computed.append(row)
+        write(row)
+        siblings = waiting.pop((row["config_digest"], row["target"], int(row["seed"])), [])
+        if row["status"] == "ok":
+            for task in siblings:
+                reuse(row, task)
+        elif siblings:
+            logger.warning("cell %s -> %s: %s; the %d incumbents of the same configuration are left for a re-run",
+                           row["source"], row["target"], row["status"], len(siblings))
+
+    for task in missing:  # cells whose evaluation is already measured under another incumbent
+        key = (task["config_digest"], task["target"], int(task["seed"]))
+        if key in measured and (task["source"], task["target"], int(task["seed"])) not in done:
+            reuse(measured[key], task)
 
     startup = compute = 0.0
     n_workers = 0

@@ -174,6 +174,30 @@ def test_a_crashing_model_is_crashed_and_resuming_computes_only_what_is_missing(
     assert len(redo.computed) == 2 and redo.computed[0]["config_digest"] == config_digest(changed.incumbents[0].config)
 
 
+def test_incumbents_of_the_same_configuration_share_one_evaluation_per_cell(collection: Path, timing_file: Path,
+                                                                          tmp_path: Path):
+    """Under the simulated clock an evaluation depends on the configuration, the dataset and the
+    seed only: "dots" and "rings" below are the same configuration, so each cell is evaluated once
+    and copied for the other (``reused_from``), also when resuming a matrix that lacks the copy."""
+    same = {"bars": CONFIGS["bars"], "dots": CONFIGS["dots"], "rings": dict(CONFIGS["dots"])}
+    portfolio = make_portfolio(collection, timing_file, same)
+    targets = [f"{n}={collection / n}" for n in ("bars", "dots")]
+    first = run_cost_matrix(make_portfolio(collection, timing_file, {"dots": CONFIGS["dots"]}), targets,
+                            tmp_path / "cm", workers=0, device="cpu")
+    assert len(first.computed) == 2
+    res = run_cost_matrix(portfolio, targets, tmp_path / "cm", workers=0, device="cpu")
+    assert sorted((r["source"], r["target"]) for r in res.computed) == [("bars", "bars"), ("bars", "dots")]
+    rings = {r["target"]: r for r in res.cells if r["source"] == "rings"}
+    dots = {r["target"]: r for r in res.cells if r["source"] == "dots"}
+    assert {t: r["reused_from"] for t, r in rings.items()} == {"bars": "dots", "dots": "dots"}
+    assert all(rings[t]["alc"] == dots[t]["alc"] for t in rings)
+    np.testing.assert_array_equal(res.matrix.alc[1], res.matrix.alc[2])
+    # a fresh matrix: one evaluation per (configuration, dataset), the copy recorded as it comes
+    fresh = run_cost_matrix(portfolio, targets, tmp_path / "fresh", workers=0, device="cpu")
+    assert len(fresh.computed) == 4 and len(fresh.cells) == 6
+    assert sum(1 for r in fresh.cells if r.get("reused_from")) == 2
+
+
 def test_refusals_before_anything_runs(collection: Path, timing_file: Path, tmp_path: Path):
     portfolio = make_portfolio(collection, timing_file, {"bars": CONFIGS["bars"]})
     run_cost_matrix(portfolio, [("bars", collection / "bars")], tmp_path / "cm", workers=0, device="cpu")
