@@ -127,8 +127,9 @@ def test_wrong_embedding_size_and_bad_params(datasets, fitted):
 
 def test_parameters_reach_the_measures(datasets):
     q = _query(1)
-    plain = make_selector("hscore").fit(datasets).scores(q)
+    plain = make_selector("hscore", shrinkage=None).fit(datasets).scores(q)
     shrunk = make_selector("hscore", shrinkage=0.5).fit(datasets).scores(q)
+    assert make_selector("hscore").shrinkage == "ledoit-wolf"
     assert not np.allclose(plain, shrunk)
     diag = make_selector("gbc", gaussian="diagonal").fit(datasets).scores(q)
     sph = make_selector("gbc").fit(datasets).scores(q)

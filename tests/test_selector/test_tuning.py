@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autodl.errors import AutoDLError
 from metafeatures.features import DatasetFeatures
 from portfolio.cost_matrix import CostMatrix
-from autodl.errors import AutoDLError
 from selector.base import SelectorError
 from selector.tuning import best_params, trial_params, tune_selector
 
