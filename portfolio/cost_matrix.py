@@ -344,7 +344,9 @@ def summarize(matrix: CostMatrix) -> dict[str, Any]:
         ``oracle`` (column -> ``{"source", "alc", "complete"}`` for every column with a
         value), ``oracle_mean_alc``, ``headroom`` (``{"per_dataset": column -> oracle minus
         single-best, "mean"}`` over complete columns), ``own_incumbent`` (column -> the ALC
-        of that dataset's own incumbent, where it is a row, and whether it is the oracle).
+        of that dataset's own incumbent, where it is a row, and whether it is the oracle:
+        as good as the best row, so that a tie with another incumbent of the same
+        configuration counts; a tied oracle is named by the column's own incumbent).
     """
     a = matrix.alc
     sources, targets = matrix.sources, matrix.targets
@@ -356,6 +358,8 @@ def summarize(matrix: CostMatrix) -> dict[str, Any]:
         col = a[:, j]
         if len(col) and not np.isnan(col).all():
             i = int(np.nanargmax(col))
+            if t in sources and col[sources.index(t)] == col[i]:  # a tie (the same configuration): its own
+                i = sources.index(t)
             oracle[t] = {"source": sources[i], "alc": float(col[i]), "complete": j in complete}
     out: dict[str, Any] = {
         "format": SUMMARY_FORMAT, "seeds": list(matrix.seeds), "sources": list(sources), "targets": list(targets),
@@ -366,7 +370,7 @@ def summarize(matrix: CostMatrix) -> dict[str, Any]:
         if t in sources:
             v = a[sources.index(t), j]
             out["own_incumbent"][t] = {"alc": None if np.isnan(v) else float(v),
-                                       "is_oracle": t in oracle and oracle[t]["source"] == t}
+                                       "is_oracle": bool(t in oracle and not np.isnan(v) and v >= oracle[t]["alc"])}
     if not complete:
         return out
     sub = a[:, complete]
@@ -400,8 +404,15 @@ def summary_markdown(summary: Mapping[str, Any], matrix: CostMatrix, *, protocol
                   f"{summary['headroom']['mean']:.4f}"]
         own = [t for t, o in summary["own_incumbent"].items() if o["is_oracle"]]
         if summary["own_incumbent"]:
-            lines.append(f"- A dataset's own incumbent is its oracle on {len(own)} of "
+            lines.append(f"- A dataset's own incumbent is its oracle (or ties with it) on {len(own)} of "
                          f"{len(summary['own_incumbent'])} datasets")
+        digests = {r["source"]: r.get("config_digest") for r in cells or [] if r.get("config_digest")}
+        if digests and len(set(digests.values())) < len(digests):
+            groups: dict[str, list[str]] = {}
+            for source, digest in digests.items():
+                groups.setdefault(digest, []).append(source)
+            lines.append(f"- The {len(digests)} incumbents are {len(groups)} distinct configurations: "
+                         + "; ".join(", ".join(sorted(g)) for g in sorted(groups.values(), key=lambda g: -len(g))))
         lines.append("")
     if summary["incomplete_targets"]:
         lines += ["Left out of the means (not every incumbent measured): "
