@@ -4,16 +4,23 @@ Every finished evaluation (a benchmark row, a BOHB trial, a cost-matrix cell) is
 written and flushed to disk as it comes. A run killed while writing leaves at most one
 cut line: :func:`read_jsonl` skips it (with a warning) so that the evaluation is done
 again, and :func:`append_jsonl` starts the next row on a line of its own.
+
+Beside them, what the records of every layer need: :func:`to_plain` (numpy values ->
+Python values that ``json.dumps`` writes) and :func:`file_sha256` (the checksum of a file
+a record names).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -46,3 +53,31 @@ def append_jsonl(path: str | Path, row: Mapping[str, Any]) -> None:
         f.write(("\n" if cut else "") + json.dumps(dict(row)) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def to_plain(value: Any, leaf: Callable[[Any], Any] | None = None) -> Any:
+    """``value`` with numpy scalars/arrays turned into Python values, recursively.
+
+    Mappings become dicts with ``str`` keys, lists and tuples become lists, numpy arrays
+    lists and numpy scalars Python scalars; anything else is kept. With ``leaf``, every
+    value that is not a container (the elements of arrays included) is passed through it
+    after that conversion.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v, leaf) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v, leaf) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist() if leaf is None else to_plain(value.tolist(), leaf)
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value if leaf is None else leaf(value)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of the file's content (hex), read in blocks of 1 MiB."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -176,32 +176,21 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
 
 
 def cmd_benchmark_bohb(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from autodl_meta.benchmark import _append
+    from autodl_meta._cli_util import run_benchmark
     from autodl_meta.benchmark_bohb import bohb_report, run_bohb_benchmark, save_result
 
     try:
         objective_args = json.loads(args.objective_args) if args.objective_args else {}
     except json.JSONDecodeError as exc:
         raise AutoDLError(None, f"--objective-args: expected a JSON object ({exc})", field="objective_args") from None
-    with tqdm(desc="benchmark bohb", unit="step", disable=None) as bar:
-        def step(what: str) -> None:
-            bar.set_postfix_str(what, refresh=False)
-            bar.update(1)
 
-        result = run_bohb_benchmark(args.out, args.dataset, args.matrix_datasets.split(","),
-                                    iterations=args.iterations, min_budget=args.min_budget, protocol=args.protocol,
-                                    timing=args.timing, objective=args.objective, objective_args=objective_args,
-                                    progress=step)
-    command = " ".join(["autodl-meta"] + sys.argv[1:])
-    report = bohb_report(result, command)
-    if args.results:
-        save_result(args.results, {**result, "command": command})
-    if args.doc:
-        _append(args.doc, report)
-    print(report)
-    return 0
+    def run(step: Any) -> dict[str, Any]:
+        return run_bohb_benchmark(args.out, args.dataset, args.matrix_datasets.split(","),
+                                  iterations=args.iterations, min_budget=args.min_budget, protocol=args.protocol,
+                                  timing=args.timing, objective=args.objective, objective_args=objective_args,
+                                  progress=step)
+
+    return run_benchmark(args, "benchmark bohb", run, bohb_report, save_result)
 
 
 def register_benchmark(bsub: Any, fmt: type[argparse.HelpFormatter]) -> None:

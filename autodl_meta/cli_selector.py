@@ -315,29 +315,18 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
 
 # --- benchmark selector -----------------------------------------------------------------------
 def cmd_benchmark_selector(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from autodl_meta.benchmark import _append
+    from autodl_meta._cli_util import run_benchmark
     from autodl_meta.benchmark_selector import run_selector_benchmark, save_result, selector_report
 
     selectors = [s.strip() for s in args.selectors.split(",") if s.strip()] if args.selectors else None
-    with tqdm(desc="benchmark selector", unit="step", disable=None, leave=False) as bar:
-        def step(what: str) -> None:
-            bar.set_postfix_str(what, refresh=False)
-            bar.update(1)
 
-        result = run_selector_benchmark(selectors, features=args.features, portfolio=args.portfolio,
-                                        backbone=args.backbone, input_size=args.input_size, n_images=args.n,
-                                        batch=args.batch, repeats=args.repeats, threads=args.threads,
-                                        device=args.device, progress=step)
-    command = _command()
-    report = selector_report(result, command)
-    if args.results:
-        save_result(args.results, {**result, "command": command})
-    if args.doc:
-        _append(args.doc, report)
-    print(report)
-    return 0
+    def run(step: Any) -> dict[str, Any]:
+        return run_selector_benchmark(selectors, features=args.features, portfolio=args.portfolio,
+                                      backbone=args.backbone, input_size=args.input_size, n_images=args.n,
+                                      batch=args.batch, repeats=args.repeats, threads=args.threads,
+                                      device=args.device, progress=step)
+
+    return run_benchmark(args, "benchmark selector", run, selector_report, save_result, leave=False)
 
 
 def register_benchmark(bsub: Any, fmt: type[argparse.HelpFormatter]) -> None:

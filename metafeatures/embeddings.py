@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from autodl.errors import AutoDLError
+from autodl.records import file_sha256
 from metafeatures.features import DatasetFeatures
 
 logger = logging.getLogger(__name__)
@@ -154,11 +155,7 @@ class EmbeddingSpec:
 
 @functools.lru_cache(maxsize=8)
 def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def _weights_info(path: Path) -> dict[str, Any]:
@@ -429,9 +426,8 @@ def extract_features(dataset: str | Path, spec: EmbeddingSpec, *, name: str | No
         A folder that is not an AutoDL dataset, a record that does not decode, or an
         embedder that cannot be built (:class:`ExtractionError`).
     """
-    from autodl.dataset import AutoDLDataset
+    from autodl.dataset import AutoDLDataset, dataset_fingerprint
     from metafeatures.descriptors import describe
-    from autodl.dataset import dataset_fingerprint
 
     t0 = time.perf_counter()
     ds = AutoDLDataset(dataset)

@@ -203,8 +203,7 @@ def extract_collection(datasets: Sequence[tuple[str, str | Path, str | None]], s
         After all the others finished: the datasets that failed (their errors; the
         tracebacks are in the log).
     """
-    from autodl.dataset import AutoDLDataset
-    from autodl.dataset import dataset_fingerprint
+    from autodl.dataset import AutoDLDataset, dataset_fingerprint
 
     out = Path(out)
     if scheduler is None and (isinstance(workers, bool) or not isinstance(workers, int)):

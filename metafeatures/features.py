@@ -12,9 +12,9 @@ Stored as ``<name>.npz`` (arrays only, ``allow_pickle=False``) beside ``<name>.j
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np

@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from autodl.errors import AutoDLError
+from autodl.records import to_plain as plain  # numpy values -> Python values, recursively
 
 logger = logging.getLogger(__name__)
 
@@ -88,19 +89,6 @@ def install_serializers() -> None:
 
 
 install_serializers()
-
-
-def plain(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays turned into Python values, recursively."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 # --- 2. ordinal hyperparameters ----------------------------------------------------------------

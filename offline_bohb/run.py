@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.dataset import dataset_fingerprint
-from autodl.records import append_jsonl, read_jsonl
+from autodl.records import append_jsonl, file_sha256, read_jsonl
 from offline_bohb.hpb import BOHBError, budget_key, plain
 
 logger = logging.getLogger(__name__)
@@ -58,14 +58,6 @@ DEFAULT_OBJECTIVE = "offline_bohb.run:trial_evaluator"
 """What a trial computes: ``module:function``, a factory ``run record -> evaluate_trial``
 (see :func:`trial_evaluator`, the fine-tuning evaluation; :mod:`offline_bohb.synthetic`
 for testing and benchmarking the machinery; issue 8's selectors plug theirs in here)."""
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def files_fingerprint(path: str | Path) -> str:
@@ -162,8 +154,8 @@ class RunSpec:
     def record(self) -> dict[str, Any]:
         """The ``run.json`` content (resolving the dataset, protocol, timing table and space)."""
         from autodl.dataset import AutoDLDataset
-        from autodl.protocol import load_protocol
         from autodl.errors import FormatError
+        from autodl.protocol import load_protocol
         from finetune.config import DEFAULT_SPACE_PATH
         from finetune.evaluate import DEFAULT_TIMING
 
@@ -188,7 +180,7 @@ class RunSpec:
             "protocol": protocol.to_dict(),
             "clock": self.clock,
             "timing": {"path": str(timing) if timing else None,
-                       "sha256": sha256_file(timing) if timing else None},
+                       "sha256": file_sha256(timing) if timing else None},
             "space": {"path": space_ref, "sha256": hashlib.sha256(json.dumps(space).encode()).hexdigest(),
                       "hyperparameters": space},
             "min_budget": float(self.min_budget), "max_budget": float(self.max_budget), "eta": int(self.eta),

@@ -18,7 +18,6 @@ collection file.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import time
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autodl.records import read_jsonl
+from autodl.records import file_sha256, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +70,6 @@ def run_complete(run_dir: Path, settings: BuildSettings) -> bool:
     return len(done) >= planned
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class Manifest:
     """``manifest.json``: the steps of the build, their commands and durations, and checksums."""
 
@@ -95,7 +90,7 @@ class Manifest:
     def checksums(self, out: Path) -> None:
         files = [p for p in sorted(out.rglob("*")) if p.is_file() and p.name != MANIFEST and "work" not in p.parts
                  and "logs" not in p.parts]
-        self.data["files"] = {p.relative_to(out).as_posix(): {"sha256": _sha256(p), "bytes": p.stat().st_size}
+        self.data["files"] = {p.relative_to(out).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
                               for p in files}
         self.save()
 

@@ -77,7 +77,7 @@ from typing import Any
 
 import numpy as np
 
-from autodl.records import append_jsonl, read_jsonl
+from autodl.records import append_jsonl, file_sha256, read_jsonl
 from portfolio.incumbents import PORTFOLIO_FILE, Portfolio, PortfolioError, portfolio_file
 
 logger = logging.getLogger(__name__)
@@ -492,14 +492,6 @@ class CostMatrixResult:
     paths: dict[str, Path]
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def resolve_timing(portfolio: Portfolio, timing: str | Path | None = None) -> Any:
     """The timing table the cells are priced with (a :class:`~finetune.timing.TimingTable`,
     or None off the simulated clock).
@@ -523,7 +515,7 @@ def resolve_timing(portfolio: Portfolio, timing: str | Path | None = None) -> An
     want = portfolio.timing.get("sha256")
     if timing is not None:
         table = TimingTable.load(timing)
-        if want and _sha256_file(Path(timing)) != want:
+        if want and file_sha256(Path(timing)) != want:
             logger.warning("timing table %s is not the one the BOHB runs used (%s, sha256 %s...): the cost "
                            "matrix is priced on another clock than the incumbents were found on", timing,
                            portfolio.timing.get("path"), want[:12])
@@ -541,7 +533,7 @@ def resolve_timing(portfolio: Portfolio, timing: str | Path | None = None) -> An
     if want is None and existing:
         return TimingTable.load(existing[0])
     for p in existing + sorted((project / "configs" / "timing").glob("*.json")):
-        if p.is_file() and _sha256_file(p) == want:
+        if p.is_file() and file_sha256(p) == want:
             return TimingTable.load(p)
     where = portfolio.path or "portfolio"
     if existing:

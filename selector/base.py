@@ -32,7 +32,6 @@ metadata, scores added by the caller) and ``<folder>/selector.safetensors`` (its
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
@@ -41,6 +40,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from autodl.errors import AutoDLError
+from autodl.records import file_sha256, to_plain  # file_sha256: selector.tuning imports it from here
 from metafeatures.features import DatasetFeatures, Query
 
 if TYPE_CHECKING:
@@ -158,9 +158,9 @@ class Selector(BaseEstimator):
         tmp = folder / f".{ARRAYS_FILE}.tmp"
         save_file(arrays, str(tmp))
         tmp.replace(folder / ARRAYS_FILE)
-        card = {"format": SELECTOR_FORMAT, "selector": self.name, "params": _jsonable(self.get_params()),
+        card = {"format": SELECTOR_FORMAT, "selector": self.name, "params": to_plain(self.get_params()),
                 "classes": list(self.classes_), "n_features_in": int(self.n_features_in_),
-                "embedding": self.embedding_card_, "state": _jsonable(meta),
+                "embedding": self.embedding_card_, "state": to_plain(meta),
                 "arrays_sha256": file_sha256(folder / ARRAYS_FILE),
                 "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 **dict(extra or {})}
@@ -168,26 +168,6 @@ class Selector(BaseEstimator):
         tmp_card.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
         tmp_card.replace(folder / CARD_FILE)
         return folder / CARD_FILE
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
 
 
 def load_selector(folder: str | Path) -> Selector:

@@ -129,8 +129,29 @@ class RandomSelector(Selector):
         pass
 
 
+class _CostBaseline(Selector):
+    """A baseline read off the cost matrix.
+
+    Parameters
+    ----------
+    seed:
+        Unused (no randomness); accepted so that every selector takes one.
+    """
+
+    needs_cost = True
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def _start_fit(self, datasets: Sequence[DatasetFeatures], cost: CostMatrix | None) -> CostMatrix:
+        """The checked cost matrix, once ``classes_`` is set."""
+        cost = self._require_cost(self.name, cost, datasets)
+        self._set_classes(datasets)
+        return cost
+
+
 @register_selector
-class SingleBestSelector(Selector):
+class SingleBestSelector(_CostBaseline):
     """Always the incumbent with the best mean ALC over the training datasets' columns.
 
     The mean is taken over the columns (of the datasets :meth:`fit` is given) where every
@@ -138,10 +159,7 @@ class SingleBestSelector(Selector):
     :mod:`portfolio.cost_matrix` does; where no such column exists, over each incumbent's
     own known cells (logged). Ties go to the first in ``classes_``.
 
-    Parameters
-    ----------
-    seed:
-        Unused (no randomness); accepted so that every selector takes one.
+    Its one parameter, ``seed``, is unused (see :class:`_CostBaseline`).
 
     Attributes
     ----------
@@ -152,14 +170,9 @@ class SingleBestSelector(Selector):
     """
 
     name = "single-best"
-    needs_cost = True
-
-    def __init__(self, seed: int = 0):
-        self.seed = seed
 
     def fit(self, datasets: Sequence[DatasetFeatures], cost: CostMatrix | None = None) -> SingleBestSelector:
-        cost = self._require_cost(self.name, cost, datasets)
-        self._set_classes(datasets)
+        cost = self._start_fit(datasets, cost)
         alc, columns = cost_block(cost, self.classes_, self.classes_, selector=self.name)
         if not columns:
             raise SelectorError(None, f"{self.name}: none of the training datasets {self.classes_} is a column "
@@ -193,7 +206,7 @@ class SingleBestSelector(Selector):
 
 
 @register_selector
-class OracleSelector(Selector):
+class OracleSelector(_CostBaseline):
     """The best incumbent for the query's own dataset, looked up in the cost matrix.
 
     Evaluation only: it reads the answer from the cost-matrix column named
@@ -201,10 +214,7 @@ class OracleSelector(Selector):
     incumbents of the datasets it is fitted on compete (the held-out dataset's own
     incumbent is not among them in a leave-one-dataset-out fold).
 
-    Parameters
-    ----------
-    seed:
-        Unused (no randomness); accepted so that every selector takes one.
+    Its one parameter, ``seed``, is unused (see :class:`_CostBaseline`).
 
     Attributes
     ----------
@@ -215,14 +225,9 @@ class OracleSelector(Selector):
     """
 
     name = "oracle"
-    needs_cost = True
-
-    def __init__(self, seed: int = 0):
-        self.seed = seed
 
     def fit(self, datasets: Sequence[DatasetFeatures], cost: CostMatrix | None = None) -> OracleSelector:
-        cost = self._require_cost(self.name, cost, datasets)
-        self._set_classes(datasets)
+        cost = self._start_fit(datasets, cost)
         self.alc_, self.targets_ = cost_block(cost, self.classes_, list(cost.targets), selector=self.name)
         return self
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -191,7 +191,14 @@ class _LearnedSelector(Selector):
         ``[K]`` the RMS distance of its samples to it.
     counts_:
         ``[K]`` its number of samples.
+
+    Files: a subclass lists its fitted arrays in ``_state_arrays`` (array name -> dtype; the
+    attribute is the name plus ``_``) and, for a network, the prefix of the arrays of its
+    ``weights_`` in ``_weights_prefix``; the reference arrays are saved with them.
     """
+
+    _state_arrays: ClassVar[Mapping[str, type]] = {}
+    _weights_prefix: ClassVar[str | None] = None
 
     def _bad(self, param: str, expected: str) -> SelectorError:
         return SelectorError(None, f"{self.name}: {param}={getattr(self, param)!r}: expected {expected}",
@@ -242,17 +249,37 @@ class _LearnedSelector(Selector):
         self._check_query(query)
         return novelty_score(self.centroids_, self.spread_, query.embeddings, self.counts_)
 
-    def _reference_arrays(self) -> dict[str, np.ndarray]:
-        return {"ref.centroids": self.centroids_, "ref.spread": self.spread_, "ref.counts": self.counts_}
+    def _pooled_train(self, datasets: Sequence[DatasetFeatures], standardize: bool = True) -> np.ndarray:
+        """Set ``classes_`` and the reference; pool every training dataset's ``train`` embeddings
+        (float64) and set ``mean_``/``scale_`` from them (0 and 1 unless ``standardize``). Returns the pool."""
+        self._set_classes(datasets)
+        self._fit_reference(datasets)
+        x = np.concatenate([d.train for d in datasets]).astype(np.float64)
+        if standardize:
+            self.mean_, self.scale_ = _standardizer(x)
+        else:
+            self.mean_, self.scale_ = np.zeros(x.shape[1]), np.ones(x.shape[1])
+        return x
 
-    def _restore_reference(self, arrays: Mapping[str, np.ndarray]) -> None:
+    def _state_meta(self) -> dict[str, Any]:
+        return {}
+
+    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {key: getattr(self, f"{key}_") for key in self._state_arrays}
+        if self._weights_prefix is not None:
+            arrays.update({f"{self._weights_prefix}{k}": v for k, v in self.weights_.items()})
+        arrays.update({"ref.centroids": self.centroids_, "ref.spread": self.spread_, "ref.counts": self.counts_})
+        return arrays, self._state_meta()
+
+    def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        for key, dtype in self._state_arrays.items():
+            setattr(self, f"{key}_", np.asarray(arrays[key], dtype=dtype))
+        if self._weights_prefix is not None:
+            prefix = self._weights_prefix
+            self.weights_ = {k[len(prefix):]: np.asarray(v) for k, v in arrays.items() if k.startswith(prefix)}
         self.centroids_ = np.asarray(arrays["ref.centroids"], dtype=np.float64)
         self.spread_ = np.asarray(arrays["ref.spread"], dtype=np.float64)
         self.counts_ = np.asarray(arrays["ref.counts"], dtype=np.int64)
-
-    @staticmethod
-    def _weights(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
-        return {k[len(prefix):]: np.asarray(v) for k, v in arrays.items() if k.startswith(prefix)}
 
 
 class _VotingSelector(_LearnedSelector):
@@ -301,6 +328,7 @@ class NearestCentroidSelector(_VotingSelector):
     """
 
     name = "nearest-centroid"
+    _state_arrays = {"centres": np.float64, "mean": np.float64, "scale": np.float64}
 
     def __init__(self, metric: str = "euclidean", standardize: bool = True, seed: int = 0):
         self.metric = metric
@@ -310,13 +338,7 @@ class NearestCentroidSelector(_VotingSelector):
     def fit(self, datasets: Sequence[DatasetFeatures], cost: CostMatrix | None = None) -> NearestCentroidSelector:
         metric = self._check_choice("metric", ("euclidean", "manhattan"))
         self._check_choice("standardize", (True, False))
-        self._set_classes(datasets)
-        self._fit_reference(datasets)
-        x = np.concatenate([d.train for d in datasets]).astype(np.float64)
-        if self.standardize:
-            self.mean_, self.scale_ = _standardizer(x)
-        else:
-            self.mean_, self.scale_ = np.zeros(x.shape[1]), np.ones(x.shape[1])
+        self._pooled_train(datasets, standardize=self.standardize)
         centre = np.median if metric == "manhattan" else np.mean
         self.centres_ = np.stack([centre((d.train - self.mean_) / self.scale_, axis=0) for d in datasets])
         return self
@@ -326,16 +348,6 @@ class NearestCentroidSelector(_VotingSelector):
         d = _distances(z, self.centres_, self.metric)
         votes = np.bincount(np.argmin(d, axis=1), minlength=len(self.classes_)).astype(np.float64)
         return votes, -d.sum(axis=0)
-
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"centres": self.centres_, "mean": self.mean_, "scale": self.scale_,
-                **self._reference_arrays()}, {}
-
-    def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        self.centres_ = np.asarray(arrays["centres"], dtype=np.float64)
-        self.mean_ = np.asarray(arrays["mean"], dtype=np.float64)
-        self.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
-        self._restore_reference(arrays)
 
 
 @register_selector
@@ -368,6 +380,7 @@ class KMeansSelector(_VotingSelector):
     """
 
     name = "kmeans"
+    _state_arrays = {"centres": np.float64, "centre_labels": np.int64, "mean": np.float64, "scale": np.float64}
 
     def __init__(self, n_clusters: int = 8, n_init: int = 3, max_iter: int = 100, standardize: bool = True,
                  seed: int = 0):
@@ -384,13 +397,7 @@ class KMeansSelector(_VotingSelector):
         n_init = self._check_int("n_init")
         max_iter = self._check_int("max_iter")
         self._check_choice("standardize", (True, False))
-        self._set_classes(datasets)
-        self._fit_reference(datasets)
-        x = np.concatenate([d.train for d in datasets]).astype(np.float64)
-        if self.standardize:
-            self.mean_, self.scale_ = _standardizer(x)
-        else:
-            self.mean_, self.scale_ = np.zeros(x.shape[1]), np.ones(x.shape[1])
+        self._pooled_train(datasets, standardize=self.standardize)
         centres, labels = [], []
         for i, d in enumerate(datasets):
             z = (d.train.astype(np.float64) - self.mean_) / self.scale_
@@ -409,17 +416,6 @@ class KMeansSelector(_VotingSelector):
         votes = np.bincount(self.centre_labels_[np.argmin(d, axis=1)], minlength=k).astype(np.float64)
         nearest = np.stack([d[:, self.centre_labels_ == i].min(axis=1) for i in range(k)], axis=1)
         return votes, -nearest.sum(axis=0)
-
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"centres": self.centres_, "centre_labels": self.centre_labels_, "mean": self.mean_,
-                "scale": self.scale_, **self._reference_arrays()}, {}
-
-    def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        self.centres_ = np.asarray(arrays["centres"], dtype=np.float64)
-        self.centre_labels_ = np.asarray(arrays["centre_labels"], dtype=np.int64)
-        self.mean_ = np.asarray(arrays["mean"], dtype=np.float64)
-        self.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
-        self._restore_reference(arrays)
 
 
 # --- approach 1b: MLP on single embeddings + vote -------------------------------------------------
@@ -445,6 +441,8 @@ class MLPVoteSelector(_LearnedSelector):
     """
 
     name = "mlp-vote"
+    _state_arrays = {"mean": np.float64, "scale": np.float64}
+    _weights_prefix = "mlp."
 
     def __init__(self, neurons: int = 256, dropout: float = 0.2, lr: float = 1e-3, epochs: int = 30,
                  batch_size: int = 128, vote: str = "mean", seed: int = 0):
@@ -463,11 +461,8 @@ class MLPVoteSelector(_LearnedSelector):
         dropout = self._check_float("dropout", 0.0, 1.0, high_open=True)
         lr = self._check_float("lr", 0.0, 10.0, low_open=True)
         self._check_choice("vote", ("mean", "majority"))
-        self._set_classes(datasets)
-        self._fit_reference(datasets)
-        x = np.concatenate([d.train for d in datasets]).astype(np.float64)
+        x = self._pooled_train(datasets)
         y = np.concatenate([np.full(len(d.train), i) for i, d in enumerate(datasets)])
-        self.mean_, self.scale_ = _standardizer(x)
         n_k = np.bincount(y, minlength=len(datasets)).astype(np.float64)
         self.weights_ = train_classifier(((x - self.mean_) / self.scale_).astype(np.float32), y, len(datasets),
                                          neurons=neurons, dropout=dropout, lr=lr, epochs=epochs,
@@ -494,16 +489,6 @@ class MLPVoteSelector(_LearnedSelector):
         if self.vote == "majority":
             return float(np.bincount(p.argmax(axis=1), minlength=p.shape[1]).max() / len(p))
         return float(p.mean(axis=0).max())
-
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"mean": self.mean_, "scale": self.scale_, **{f"mlp.{k}": v for k, v in self.weights_.items()},
-                **self._reference_arrays()}, {}
-
-    def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        self.mean_ = np.asarray(arrays["mean"], dtype=np.float64)
-        self.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
-        self.weights_ = self._weights(arrays, "mlp.")
-        self._restore_reference(arrays)
 
 
 # --- approach 1c: MLP on the batch's statistics ----------------------------------------------------
@@ -557,6 +542,8 @@ class PrecalcMLPSelector(_LearnedSelector):
     """
 
     name = "precalc-mlp"
+    _state_arrays = {"mean": np.float64, "scale": np.float64}
+    _weights_prefix = "mlp."
 
     def __init__(self, batch_size: int = 64, batch_size_max: int | None = None, n_batches: int = 256,
                  replace: bool = True, stats: Sequence[str] = ALL_STATS, p: float = 0.0, neurons: int = 256,
@@ -627,15 +614,8 @@ class PrecalcMLPSelector(_LearnedSelector):
         z = (self._precalc(query.embeddings) - self.mean_) / self.scale_
         return _softmax(_mlp_logits(self.weights_, z[None]))[0]
 
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"mean": self.mean_, "scale": self.scale_, **{f"mlp.{k}": v for k, v in self.weights_.items()},
-                **self._reference_arrays()}, {"stats": list(self._stats()), "p": float(self.p)}
-
-    def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        self.mean_ = np.asarray(arrays["mean"], dtype=np.float64)
-        self.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
-        self.weights_ = self._weights(arrays, "mlp.")
-        self._restore_reference(arrays)
+    def _state_meta(self) -> dict[str, Any]:
+        return {"stats": list(self._stats()), "p": float(self.p)}
 
 
 # --- approach 2: VAE latent + two-sample t-test ---------------------------------------------------
@@ -680,6 +660,9 @@ class VAETTestSelector(_LearnedSelector):
     """
 
     name = "vae-ttest"
+    _state_arrays = {"mean": np.float64, "scale": np.float64, "ref_mean": np.float64, "ref_var": np.float64,
+                     "ref_n": np.int64}
+    _weights_prefix = "vae."
 
     def __init__(self, latent_dim: int = 8, hidden: int = 128, beta: float = 1.0, lr: float = 1e-3,
                  epochs: int = 30, batch_size: int = 128, temperature: float = 1.0, seed: int = 0):
@@ -712,10 +695,7 @@ class VAETTestSelector(_LearnedSelector):
         beta = self._check_float("beta", 0.0, 1e6)
         lr = self._check_float("lr", 0.0, 10.0, low_open=True)
         self._check_float("temperature", 0.0, 1e6, low_open=True)
-        self._set_classes(datasets)
-        self._fit_reference(datasets)
-        x = np.concatenate([d.train for d in datasets]).astype(np.float64)
-        self.mean_, self.scale_ = _standardizer(x)
+        x = self._pooled_train(datasets)
         self.weights_ = train_vae(((x - self.mean_) / self.scale_).astype(np.float32), hidden=hidden,
                                   latent_dim=latent, beta=beta, lr=lr, epochs=epochs, batch_size=batch_size,
                                   seed=int(self.seed))
@@ -739,20 +719,6 @@ class VAETTestSelector(_LearnedSelector):
         sd = s.std()
         z = (s - s.mean()) / sd if sd > 0 else np.zeros_like(s)
         return _softmax(-z / float(self.temperature))
-
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"mean": self.mean_, "scale": self.scale_, "ref_mean": self.ref_mean_, "ref_var": self.ref_var_,
-                "ref_n": self.ref_n_, **{f"vae.{k}": v for k, v in self.weights_.items()},
-                **self._reference_arrays()}, {}
-
-    def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        self.mean_ = np.asarray(arrays["mean"], dtype=np.float64)
-        self.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
-        self.ref_mean_ = np.asarray(arrays["ref_mean"], dtype=np.float64)
-        self.ref_var_ = np.asarray(arrays["ref_var"], dtype=np.float64)
-        self.ref_n_ = np.asarray(arrays["ref_n"], dtype=np.int64)
-        self.weights_ = self._weights(arrays, "vae.")
-        self._restore_reference(arrays)
 
 
 # --- ZAP: descriptors, cost-sensitive ---------------------------------------------------------------
@@ -788,6 +754,7 @@ class DescriptorKNNSelector(_LearnedSelector):
     """
 
     name = "descriptor-knn"
+    _state_arrays = {"descriptors": np.float64, "mean": np.float64, "scale": np.float64}
 
     def __init__(self, k: int = 1, seed: int = 0):
         self.k = k
@@ -812,16 +779,6 @@ class DescriptorKNNSelector(_LearnedSelector):
         d = self.distances(query)
         w = _inverse_distance_weights(d, min(int(self.k), len(d)))
         return _vote_proba(w, -d)
-
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"descriptors": self.descriptors_, "mean": self.mean_, "scale": self.scale_,
-                **self._reference_arrays()}, {}
-
-    def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        self.descriptors_ = np.asarray(arrays["descriptors"], dtype=np.float64)
-        self.mean_ = np.asarray(arrays["mean"], dtype=np.float64)
-        self.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
-        self._restore_reference(arrays)
 
 
 @register_selector
@@ -870,6 +827,8 @@ class CostSensitiveSelector(_LearnedSelector):
     """
 
     name = "cost-sensitive"
+    _state_arrays = dict.fromkeys(("pca_mean", "pca_components", "feat_mean", "feat_scale", "train_features",
+                                   "train_alc", "coef", "intercept"), np.float64)
     needs_cost = True
 
     def __init__(self, n_components: int = 4, use_descriptors: bool = True, regressor: str = "knn", k: int = 3,
@@ -969,15 +928,3 @@ class CostSensitiveSelector(_LearnedSelector):
     def predict_proba(self, query: Query) -> np.ndarray:
         pred = self.predict_alc(query)
         return _softmax(np.where(np.isnan(pred), -np.inf, pred / float(self.temperature)))
-
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"pca_mean": self.pca_mean_, "pca_components": self.pca_components_, "feat_mean": self.feat_mean_,
-                "feat_scale": self.feat_scale_, "train_features": self.train_features_,
-                "train_alc": self.train_alc_, "coef": self.coef_, "intercept": self.intercept_,
-                **self._reference_arrays()}, {}
-
-    def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        for key in ("pca_mean", "pca_components", "feat_mean", "feat_scale", "train_features", "train_alc",
-                    "coef", "intercept"):
-            setattr(self, f"{key}_", np.asarray(arrays[key], dtype=np.float64))
-        self._restore_reference(arrays)

@@ -36,10 +36,22 @@ from typing import Any
 import numpy as np
 
 from autodl.errors import AutoDLError
+from autodl.records import to_plain
 from metafeatures.features import DatasetFeatures, load_features_folder
-from selector.evaluation import (DEFAULT_BATCH_SIZES, EVALUATION_ONLY, Progress, SelectorSpec, as_specs,
-                                 fallback_threshold, identification_accuracy, identification_table, leave_one_dataset_out, per_dataset,
-                                 statistics, summarize_lodo)
+from selector.evaluation import (
+    DEFAULT_BATCH_SIZES,
+    EVALUATION_ONLY,
+    Progress,
+    SelectorSpec,
+    as_specs,
+    fallback_threshold,
+    identification_accuracy,
+    identification_table,
+    leave_one_dataset_out,
+    per_dataset,
+    statistics,
+    summarize_lodo,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -321,18 +333,17 @@ def _isnan(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
+def _json_leaf(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, Path):
         return str(v)
     return v
+
+
+def _jsonable(v: Any) -> Any:
+    """:func:`autodl.records.to_plain`, with NaN and infinities as ``None`` and paths as strings."""
+    return to_plain(v, _json_leaf)
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:

@@ -103,6 +103,35 @@ def _drop_singleton_classes(y: np.ndarray) -> np.ndarray:
     return np.flatnonzero(counts[y] >= 2)
 
 
+class _PairedState:
+    """Fitted state of two lists of arrays, a pair per training dataset, for :meth:`Selector.save`.
+
+    ``_pair_attrs`` names the two list attributes, ``_pair_keys`` their array names (formatted
+    with the dataset's index), ``_count_key`` the metadata entry holding their number and
+    ``_pair_what`` what they are (in the error when that number is not the training datasets').
+    """
+
+    _pair_attrs: tuple[str, str]
+    _pair_keys: tuple[str, str]
+    _count_key: str
+    _pair_what: str
+
+    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        first, second = (getattr(self, a) for a in self._pair_attrs)
+        arrays = {}
+        for i, (a, b) in enumerate(zip(first, second)):
+            arrays[self._pair_keys[0].format(i)] = a
+            arrays[self._pair_keys[1].format(i)] = b
+        return arrays, {self._count_key: len(first)}
+
+    def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        n = int(meta[self._count_key])
+        if n != len(self.classes_):
+            raise ValueError(f"{n} {self._pair_what} for {len(self.classes_)} training datasets")
+        for attr, key in zip(self._pair_attrs, self._pair_keys):
+            setattr(self, attr, [np.asarray(arrays[key.format(i)]) for i in range(n)])
+
+
 class _MeasureSelector(Selector):
     """Shared by every selector of this module: scores -> probabilities, margin confidence."""
 
@@ -143,10 +172,9 @@ class _MeasureSelector(Selector):
         return rows, np.argmax(query.labels[rows], axis=1)
 
 
-# --- transferability of per-dataset source heads ------------------------------------------------
-
-class _SourceHeadSelector(_MeasureSelector):
-    """A linear softmax source head per training dataset; a measure scores each on the query."""
+class _ProbeSelector(_MeasureSelector):
+    """The hyperparameters of a selector that fits an L2-penalised linear softmax probe
+    (:func:`selector.measures.fit_softmax_probe`) on a seeded subsample of each dataset."""
 
     def __init__(self, n_samples: int | None = 256, l2: float = 0.1, max_iter: int = 200, seed: int = 0,
                  temperature: float = 1.0):
@@ -155,6 +183,17 @@ class _SourceHeadSelector(_MeasureSelector):
         self.max_iter = max_iter
         self.seed = seed
         self.temperature = temperature
+
+
+# --- transferability of per-dataset source heads ------------------------------------------------
+
+class _SourceHeadSelector(_PairedState, _ProbeSelector):
+    """A linear softmax source head per training dataset; a measure scores each on the query."""
+
+    _pair_attrs = ("head_weights_", "head_biases_")
+    _pair_keys = ("head_{}_W", "head_{}_b")
+    _count_key = "heads"
+    _pair_what = "source heads"
 
     def fit(self, datasets: Sequence[DatasetFeatures], cost: CostMatrix | None = None) -> _SourceHeadSelector:
         self._check_common_params()
@@ -190,20 +229,6 @@ class _SourceHeadSelector(_MeasureSelector):
                 raise SelectorError(None, f"{self.name}: scoring source {self.classes_[i]!r}: {exc}") from None
         logger.debug("%s scores: %s", self.name, dict(zip(self.classes_, np.round(out, 4).tolist())))
         return out
-
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {}
-        for i, (w, b) in enumerate(zip(self.head_weights_, self.head_biases_)):
-            arrays[f"head_{i}_W"] = w
-            arrays[f"head_{i}_b"] = b
-        return arrays, {"heads": len(self.head_weights_)}
-
-    def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        n = int(meta["heads"])
-        if n != len(self.classes_):
-            raise ValueError(f"{n} source heads for {len(self.classes_)} training datasets")
-        self.head_weights_ = [np.asarray(arrays[f"head_{i}_W"]) for i in range(n)]
-        self.head_biases_ = [np.asarray(arrays[f"head_{i}_b"]) for i in range(n)]
 
 
 @register_selector
@@ -301,10 +326,14 @@ class GBCSelector(_SourceHeadSelector):
 # --- dataset distances ----------------------------------------------------------------------------
 
 @register_selector
-class OTDDSelector(_MeasureSelector):
+class OTDDSelector(_PairedState, _MeasureSelector):
     """OTDD (Alvarez-Melis and Fusi 2020) between the query and a stored subsample of each training dataset."""
 
     name = "otdd"
+    _pair_attrs = ("samples_", "sample_labels_")
+    _pair_keys = ("samples_{}", "labels_{}")
+    _count_key = "datasets"
+    _pair_what = "stored subsamples"
 
     def __init__(self, n_samples: int | None = 256, covariance: str = "diagonal", method: str = "exact",
                  eps: float = 0.05, label_weight: float = 1.0, seed: int = 0, temperature: float = 1.0):
@@ -352,34 +381,12 @@ class OTDDSelector(_MeasureSelector):
         logger.debug("%s distances: %s", self.name, dict(zip(self.classes_, np.round(-out, 4).tolist())))
         return out
 
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {}
-        for i, (x, y) in enumerate(zip(self.samples_, self.sample_labels_)):
-            arrays[f"samples_{i}"] = x
-            arrays[f"labels_{i}"] = y
-        return arrays, {"datasets": len(self.samples_)}
-
-    def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        n = int(meta["datasets"])
-        if n != len(self.classes_):
-            raise ValueError(f"{n} stored subsamples for {len(self.classes_)} training datasets")
-        self.samples_ = [np.asarray(arrays[f"samples_{i}"]) for i in range(n)]
-        self.sample_labels_ = [np.asarray(arrays[f"labels_{i}"]) for i in range(n)]
-
 
 @register_selector
-class Task2VecSelector(_MeasureSelector):
+class Task2VecSelector(_ProbeSelector):
     """Task2Vec (Achille et al. 2019) distance between the query's task embedding and each training dataset's."""
 
     name = "task2vec"
-
-    def __init__(self, n_samples: int | None = 256, l2: float = 0.1, max_iter: int = 200, seed: int = 0,
-                 temperature: float = 1.0):
-        self.n_samples = n_samples
-        self.l2 = l2
-        self.max_iter = max_iter
-        self.seed = seed
-        self.temperature = temperature
 
     def fit(self, datasets: Sequence[DatasetFeatures], cost: CostMatrix | None = None) -> Task2VecSelector:
         self._check_common_params()

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import flat_timing
 
 from autodl.clock import SimulatedClock
 from autodl.dataset import AutoDLDataset
@@ -32,7 +33,6 @@ from autodl.scoring import load_prediction, nauc, read_prediction_folder, score_
 from autodl.writer import write_arrays
 from finetune.config import ConfigError
 from finetune.learner import FineTuneLearner
-from conftest import flat_timing
 
 BUDGET = 20.0
 """The time budget T of every run (simulated seconds)."""
@@ -521,8 +521,8 @@ def test_simulated_runs_are_reproducible(data_root: Path, tmp_path: Path):
 # --- pretrained: false ------------------------------------------------------------------------
 
 def test_pretrained_false_builds_without_reading_weights(train_meta: Any, monkeypatch: pytest.MonkeyPatch):
-    from finetune.models import resolve_model
     from finetune import backbones
+    from finetune.models import resolve_model
 
     def no_weights(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError(f"pretrained weights looked up: {args}")

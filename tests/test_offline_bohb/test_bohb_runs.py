@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import flat_timing, write_squares
 
 from autodl.records import read_jsonl
 from offline_bohb.hpb import BOHBError, bracket_sizes
 from offline_bohb.local import run_local
 from offline_bohb.run import FINISHED, RunFolder, RunSpec
-from conftest import flat_timing, write_squares
 
 TINY_SPACE = Path(__file__).resolve().parents[1] / "data" / "space-tiny.yaml"
 SYNTHETIC = "offline_bohb.synthetic:synthetic_evaluator"

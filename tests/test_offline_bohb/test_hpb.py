@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 
 from offline_bohb import hpb
-from offline_bohb.hpb import (BOHBError, bracket_sizes, decode_config, encode_config, encode_space,
-                              interface_address, read_credentials, start_nameserver)
+from offline_bohb.hpb import (
+    BOHBError,
+    bracket_sizes,
+    decode_config,
+    encode_config,
+    encode_space,
+    interface_address,
+    read_credentials,
+    start_nameserver,
+)
 
 TINY_SPACE = Path(__file__).resolve().parents[1] / "data" / "space-tiny.yaml"
 

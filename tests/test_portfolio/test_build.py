@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import flat_timing
 
 from autodl.records import read_jsonl
-from conftest import flat_timing
 from portfolio.build import BuildSettings, build
 
 TINY_SPACE = Path(__file__).resolve().parents[1] / "data" / "space-tiny.yaml"

@@ -1,7 +1,8 @@
 """selector.report and the ``selector`` commands on a tiny hand-made collection.
 
 The test selectors are small classes built through ``SelectorSpec(factory=...)`` (not
-registered); the command-line test uses the registered baselines and nearest centroid.
+registered; most shared with ``test_selector_evaluation.py``, in ``selectors_for_tests.py``);
+the command-line test uses the registered baselines and nearest centroid.
 """
 
 from __future__ import annotations
@@ -13,42 +14,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+from selectors_for_tests import Centroid, NoState, Oracle, spec
 
 from autodl.errors import AutoDLError
 from metafeatures.features import DatasetFeatures, Query
 from portfolio.cost_matrix import CostMatrix
-from selector.base import Selector
-from selector.evaluation import SelectorSpec
 from selector.report import choose, compare, load_cost, render
 
 NAMES = ["d0", "d1a", "d1b", "d2", "d3", "d4"]
 SOURCES = {"d1a": "d1", "d1b": "d1"}       # two variants of one source, held out together
 
 
-class _NoState(Selector):
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {}, {}
-
-    def _restore(self, arrays: Any, meta: Any) -> None:
-        pass
-
-
-class Centroid(_NoState):
-    name = "test-centroid"
-
-    def fit(self, datasets, cost=None):
-        self._set_classes(datasets)
-        self.centroids_ = np.stack([d.train.mean(axis=0) for d in datasets])
-        return self
-
-    def predict_proba(self, query: Query) -> np.ndarray:
-        self._check_query(query)
-        d = np.linalg.norm(self.centroids_ - query.embeddings.mean(axis=0), axis=1)
-        w = np.exp(-(d - d.min()))
-        return w / w.sum()
-
-
-class First(_NoState):
+class First(NoState):
     """Always the first training dataset."""
 
     name = "test-first"
@@ -63,32 +40,11 @@ class First(_NoState):
         return p
 
 
-class Oracle(_NoState):
-    name = "test-oracle"
-    needs_cost = True
-    evaluation_only = True
-
-    def fit(self, datasets, cost=None):
-        self._set_classes(datasets)
-        self.cost_ = cost
-        return self
-
-    def predict_proba(self, query: Query) -> np.ndarray:
-        alc = np.array([self.cost_.value(c, query.name) for c in self.classes_])
-        p = np.zeros(len(alc))
-        p[int(np.argmax(alc))] = 1.0
-        return p
-
-
 class FakeEmbedder:
     card: ClassVar[dict[str, Any]] = {"backbone": "fake", "input_size": 8}
 
     def embed(self, x: np.ndarray) -> np.ndarray:
         return x.reshape(len(x), -1)[:, :4].astype(np.float32)
-
-
-def spec(cls: type[Selector]) -> SelectorSpec:
-    return SelectorSpec(cls.name, {}, label=cls.name, factory=cls)
 
 
 def features(dim: int = 6) -> list[DatasetFeatures]:

@@ -1,8 +1,9 @@
 """selector.evaluation on hand-made data: identification, leave-one-dataset-out, statistics, cost.
 
-The selectors here are small test-only classes built through ``SelectorSpec(factory=...)``;
-they are deliberately *not* registered, so that tests which run over every registered
-selector never meet them. The cost matrix is worked out by hand below.
+The selectors here are small test-only classes built through ``SelectorSpec(factory=...)``
+(some shared with ``test_report.py``, in ``selectors_for_tests.py``); they are deliberately
+*not* registered, so that tests which run over every registered selector never meet them.
+The cost matrix is worked out by hand below.
 
 (This file is not called ``test_evaluation.py``: ``tests/test_autodl/test_evaluation.py``
 has that name, and the test folders have no ``__init__.py``.)
@@ -15,10 +16,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+from selectors_for_tests import Centroid, NoState, Oracle, spec
 
 from metafeatures.features import DatasetFeatures, Query
 from portfolio.cost_matrix import CostMatrix
-from selector.base import Selector
 from selector.evaluation import (
     SelectorSpec,
     alc_delay_bound,
@@ -35,33 +36,6 @@ from selector.evaluation import (
 
 
 # --- test-only selectors ----------------------------------------------------------------------
-class _Arrays(Selector):
-    """Shared no-op state for the test selectors."""
-
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {}, {}
-
-    def _restore(self, arrays: Any, meta: Any) -> None:
-        pass
-
-
-class Centroid(_Arrays):
-    """Nearest centroid of the batch mean: perfect on well separated clusters."""
-
-    name = "test-centroid"
-
-    def fit(self, datasets, cost=None):
-        self._set_classes(datasets)
-        self.centroids_ = np.stack([d.train.mean(axis=0) for d in datasets])
-        return self
-
-    def predict_proba(self, query: Query) -> np.ndarray:
-        self._check_query(query)
-        d = np.linalg.norm(self.centroids_ - query.embeddings.mean(axis=0), axis=1)
-        w = np.exp(-(d - d.min()))
-        return w / w.sum()
-
-
 class LabelledCentroid(Centroid):
     """Like Centroid, but it insists on the query's labels (a transferability measure's contract)."""
 
@@ -73,7 +47,7 @@ class LabelledCentroid(Centroid):
         return super().predict_proba(query)
 
 
-class Priority(_Arrays):
+class Priority(NoState):
     """Scores the candidates by a fixed preference order: the first of ``order`` present gets
     the most, each next one half as much (datasets not in ``order`` share the least)."""
 
@@ -93,29 +67,7 @@ class Priority(_Arrays):
         return w / w.sum()
 
 
-class Oracle(_Arrays):
-    """The best incumbent for the query's own dataset, read from the cost matrix's column."""
-
-    name = "test-oracle"
-    needs_cost = True
-    evaluation_only = True
-    seen: ClassVar[list[list[str]]] = []
-
-    def fit(self, datasets, cost=None):
-        self._set_classes(datasets)
-        self.cost_ = self._require_cost(self.name, cost, datasets)
-        Oracle.seen.append(list(self.classes_))
-        return self
-
-    def predict_proba(self, query: Query) -> np.ndarray:
-        self._check_query(query)
-        alc = np.array([self.cost_.value(c, query.name) for c in self.classes_])
-        p = np.zeros(len(alc))
-        p[int(np.argmax(alc))] = 1.0
-        return p
-
-
-class Uniform(_Arrays):
+class Uniform(NoState):
     """Equal scores for all; ``predict`` draws uniformly with its own generator."""
 
     name = "test-uniform"
@@ -140,11 +92,6 @@ class Broken(Centroid):
 
     def predict_proba(self, query: Query) -> np.ndarray:
         raise RuntimeError("deliberately broken")
-
-
-def spec(cls: type[Selector], **params: Any) -> SelectorSpec:
-    """The test selector ``cls`` with ``params``, labelled by its name alone."""
-    return SelectorSpec(cls.name, params, label=cls.name, factory=cls)
 
 
 # --- hand-made data ---------------------------------------------------------------------------
