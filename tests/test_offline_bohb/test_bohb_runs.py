@@ -219,9 +219,11 @@ def test_cluster_commands_master_and_two_workers_meet_through_the_shared_folder(
 
 def test_ctrl_c_shuts_down_the_master_the_workers_and_the_nameserver(squares: Path, tmp_path: Path):
     out = tmp_path / "run"
-    master = _cli("bohb", "run", "--dataset", str(squares), "--out", str(out), "--workers", "2", "--iterations", "2",
+    # long enough (about 10 trials of 2-10 s per worker) that the run cannot end before the
+    # signal on a loaded machine (the first trial's 2 s are what the test waits for)
+    master = _cli("bohb", "run", "--dataset", str(squares), "--out", str(out), "--workers", "2", "--iterations", "4",
                   "--min-budget", "1/3", "--space", str(TINY_SPACE), "--objective", SYNTHETIC,
-                  "--objective-args", json.dumps({"seconds": 2.0}), "--ping-interval", "1")
+                  "--objective-args", json.dumps({"seconds": 6.0}), "--ping-interval", "1")
     deadline = time.monotonic() + 300
     while len(read_jsonl(out / "trials.jsonl")) < 1:
         assert master.poll() is None, master.stdout.read().decode()
