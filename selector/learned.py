@@ -101,7 +101,10 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def _silu(x: np.ndarray) -> np.ndarray:
-    return x / (1.0 + np.exp(-x))
+    """Swish / SiLU, ``x * sigmoid(x)``, without overflow for large negative ``x``."""
+    from scipy.special import expit
+
+    return x * expit(x)
 
 
 def _mlp_logits(w: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
