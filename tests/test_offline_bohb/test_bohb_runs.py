@@ -221,9 +221,12 @@ def test_ctrl_c_shuts_down_the_master_the_workers_and_the_nameserver(squares: Pa
     out = tmp_path / "run"
     # long enough (about 10 trials of 2-10 s per worker) that the run cannot end before the
     # signal on a loaded machine (the first trial's 2 s are what the test waits for)
+    # a test run started in the background (nohup make test &) inherits SIGINT ignored, and
+    # Python then keeps ignoring it: the master gets the disposition a terminal would give it
     master = _cli("bohb", "run", "--dataset", str(squares), "--out", str(out), "--workers", "2", "--iterations", "4",
                   "--min-budget", "1/3", "--space", str(TINY_SPACE), "--objective", SYNTHETIC,
-                  "--objective-args", json.dumps({"seconds": 6.0}), "--ping-interval", "1")
+                  "--objective-args", json.dumps({"seconds": 6.0}), "--ping-interval", "1",
+                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while len(read_jsonl(out / "trials.jsonl")) < 1:
         assert master.poll() is None, master.stdout.read().decode()
