@@ -88,6 +88,7 @@ __all__ = [
     "WeightsMismatchError",
     "adapt_input_channels",
     "create_backbone",
+    "add_weights_dir",
     "find_weights",
     "get_backbone_cfg",
     "get_first_conv",
@@ -546,8 +547,40 @@ def get_backbone_cfg(name: str) -> BackboneCfg:
     return _entry(name).cfg
 
 
+WEIGHTS_DIR_ENV = "AUTODL_META_WEIGHTS_DIR"
+"""Environment variable naming a folder of ``<backbone name>.pth`` weights files, looked in
+before each backbone's own place (a submission zip ships its weights this way)."""
+
+_WEIGHTS_DIRS: list[tuple[Path, Callable[[Path], Any] | None]] = []
+
+
+def add_weights_dir(folder: str | os.PathLike[str], verify: Callable[[Path], Any] | None = None) -> None:
+    """Look for ``<folder>/<backbone name>.pth`` (or ``.safetensors``) before each backbone's
+    own place; ``verify(path)`` (e.g. a checksum check) is called before such a file is used
+    and may raise."""
+    entry = (Path(folder), verify)
+    if entry[0] not in [d for d, _ in _WEIGHTS_DIRS]:
+        _WEIGHTS_DIRS.insert(0, entry)
+
+
+def _weights_in_dirs(name: str) -> Path | None:
+    dirs = list(_WEIGHTS_DIRS)
+    if os.environ.get(WEIGHTS_DIR_ENV):
+        dirs.append((Path(os.environ[WEIGHTS_DIR_ENV]).expanduser(), None))
+    for folder, verify in dirs:
+        for suffix in (".pth", ".safetensors"):
+            path = folder / f"{name}{suffix}"
+            if path.is_file():
+                if verify is not None:
+                    verify(path)
+                return path
+    return None
+
+
 def find_weights(name: str, weights_path: str | os.PathLike[str] | None = None) -> Path:
-    """Path of the pretrained weights file :func:`create_backbone` would load.
+    """Path of the pretrained weights file :func:`create_backbone` would load: ``weights_path``,
+    else a folder of :func:`add_weights_dir` or ``$AUTODL_META_WEIGHTS_DIR``, else the
+    backbone's own place (an installed package, the torch hub cache).
 
     Parameters
     ----------
@@ -567,6 +600,10 @@ def find_weights(name: str, weights_path: str | os.PathLike[str] | None = None) 
     if not entry.cfg.has_pretrained or entry.locate_weights is None:
         raise ValueError(f"backbone {name!r} has no pretrained weights (has_pretrained=False): "
                          f"it is always randomly initialised; use pretrained=False or None")
+    if weights_path is None:
+        found = _weights_in_dirs(name)
+        if found is not None:
+            return found
     return entry.locate_weights(entry.cfg, None if weights_path is None else Path(weights_path).expanduser())
 
 

@@ -66,6 +66,9 @@ class Selector(BaseEstimator):
         Whether :meth:`predict_proba` needs the query's labels (transferability measures).
     needs_cost:
         Whether :meth:`fit` needs the cost matrix (cost-sensitive selectors, baselines).
+    needs_query:
+        Whether :meth:`predict_proba` reads the query at all (``single-best`` does not:
+        it accepts None, and a submission shipping it embeds nothing).
     classes_:
         The training datasets' names, in the order of the scores (set by :meth:`fit`).
     embedding_card_:
@@ -76,6 +79,7 @@ class Selector(BaseEstimator):
     name: ClassVar[str] = ""
     needs_labels: ClassVar[bool] = False
     needs_cost: ClassVar[bool] = False
+    needs_query: ClassVar[bool] = True
 
     # --- to implement -------------------------------------------------------------------------
     def fit(self, datasets: Sequence[DatasetFeatures], cost: CostMatrix | None = None) -> Selector:

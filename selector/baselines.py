@@ -170,6 +170,7 @@ class SingleBestSelector(_CostBaseline):
     """
 
     name = "single-best"
+    needs_query = False
 
     def fit(self, datasets: Sequence[DatasetFeatures], cost: CostMatrix | None = None) -> SingleBestSelector:
         cost = self._start_fit(datasets, cost)
@@ -193,8 +194,11 @@ class SingleBestSelector(_CostBaseline):
         self.best_ = int(np.nanargmax(mean))
         return self
 
-    def predict_proba(self, query: Query) -> np.ndarray:
-        self._check_query(query)
+    def predict_proba(self, query: Query | None) -> np.ndarray:
+        if query is not None:
+            self._check_query(query)
+        elif not hasattr(self, "classes_"):
+            raise SelectorError(None, f"{self.name}: not fitted; call fit first")
         return _one_hot(self.best_, len(self.classes_))
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -1,0 +1,471 @@
+"""The whole method inside the challenge's protocol: select a configuration for the dataset
+at hand, fine-tune it under the remaining budget, and never end without predictions.
+
+:class:`MetaModel` has the challenge's ``Model`` interface (``train``, ``test``,
+``done_training``); ``submission/model.py`` (the zip's ``model.py``) is a thin wrapper
+that finds the artifacts (:mod:`submission.artifacts`) beside it.
+
+1. **Construction** (outside the budget: the organizers give ``Model(metadata)`` its own
+   time limit) loads the portfolio, the single best and the selector, builds the embedder
+   the selector's card names and the single best configuration's learner. What fails here
+   is logged and remembered; nothing is raised.
+2. **Selection** (first ``train`` call, or the second with ``first_prediction:
+   before-selection``, see :class:`~submission.artifacts.SubmissionSettings`): a seeded
+   stratified sample of ``query_size`` training examples is decoded and embedded exactly
+   as the training datasets' meta-features were (:mod:`metafeatures.embeddings`: same
+   backbone, input size, frames and scaling), described (:mod:`metafeatures.descriptors`'
+   keys, from the metadata and the sample), and handed to the selector as a
+   :class:`~metafeatures.features.Query`. Its pick is used unless its confidence is below
+   the card's fallback threshold or its novelty (distance of the batch to the nearest
+   training dataset, in standard errors) above it: then the single best. A selector that
+   needs no query (``single-best``) costs nothing.
+3. **Fine-tuning**: the chosen incumbent's :class:`~finetune.learner.FineTuneLearner`
+   trains under the remaining budget; ``test`` returns the predictions of the best
+   validation NAUC of every learner that ran (they share the validation split: same
+   seed, same subset).
+4. **Degrading**: a learner that cannot be built or fails in ``train`` or ``test`` (a
+   backbone's weights missing, CUDA out of memory, anything) is replaced by the next of
+   the chain: chosen configuration, single best, a probes-only configuration that needs
+   no pretrained weights, on the CPU; when all have failed, the training labels' class
+   frequencies. Each step is logged with its reason.
+
+The decision (chosen dataset, confidence, thresholds, novelty, fallback and why, the
+configuration, the seconds selection took, every degradation) is logged at INFO, kept in
+:attr:`MetaModel.decision` and, when the environment variable ``AUTODL_META_DECISION``
+names a file, written there as JSON after each change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autodl.clock import Clock, WallClock
+from submission.artifacts import Artifacts, SubmissionSettings
+
+logger = logging.getLogger(__name__)
+
+DECISION_ENV = "AUTODL_META_DECISION"
+"""Environment variable naming a file the decision is written to (JSON)."""
+
+SIMPLE_CONFIG: dict[str, Any] = {
+    "backbone": "scratch_cnn",
+    "pretrained": False,
+    "probes": "raw+random",
+    "finetune": False,
+    "num_predictions": 6,
+}
+"""The last configuration of the chain: ridge probes on raw pixels and random features, no
+pretrained weights, no gradient step (what is left when backbones fail)."""
+
+DEFAULT_QUERY_SIZE = 64
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+
+
+def _train_labels(dataset: Any) -> np.ndarray:
+    """The training labels ``[N, K]`` (without decoding frames where the source is known)."""
+    from autodl.ingestion import source_of
+
+    src = source_of(dataset)
+    if src is not None:
+        ds, subset = src
+        return np.asarray(ds.labels(subset), dtype=np.float32)
+    return np.stack([np.asarray(y, dtype=np.float32).reshape(-1) for _, y in dataset.as_numpy_iterator()])
+
+
+def _count(dataset: Any) -> int:
+    from autodl.ingestion import source_of
+
+    src = source_of(dataset)
+    if src is not None:
+        ds, subset = src
+        return int(ds.metadata(subset).sample_count)
+    return sum(1 for _ in dataset.as_numpy_iterator())
+
+
+def describe_sample(metadata: Any, x: np.ndarray | list[np.ndarray], y: np.ndarray) -> dict[str, float]:
+    """ZAP's descriptors (:func:`metafeatures.descriptors.describe`'s keys) of a new dataset,
+    from its training metadata and a decoded sample (stored sizes are read from the metadata;
+    where they vary, the sample's median is used).
+
+    ``test_samples`` is not known when ``train`` is first called: it is taken as
+    ``train_samples / 2``, about the median ratio of the training collection's datasets.
+    """
+    from autodl.labels import is_multilabel
+
+    n = float(metadata.size())
+    rows, cols = metadata.get_matrix_size(0)
+    frames = metadata.get_sequence_size()
+    variable = rows < 1 or cols < 1
+    if variable or frames < 1:
+        shapes = np.array([np.asarray(c).shape[:3] for c in x], dtype=np.float64)
+        med = np.median(shapes, axis=0) if len(shapes) else np.array([1, 1, 1])
+        rows = round(med[1]) if rows < 1 else rows
+        cols = round(med[2]) if cols < 1 else cols
+        frames = round(med[0]) if frames < 1 else frames
+    return {"train_samples": n, "test_samples": round(n / 2), "classes": float(metadata.get_output_size()),
+            "channels": float(metadata.get_num_channels(0)), "height": float(rows), "width": float(cols),
+            "variable_size": 1.0 if variable else 0.0, "frames": float(frames),
+            "multilabel": 1.0 if is_multilabel(y) else 0.0}
+
+
+class MetaModel:
+    """The submission's model (see the module docstring).
+
+    Parameters
+    ----------
+    metadata:
+        The train set's metadata (``AutoDLMetadata``).
+    artifacts:
+        A folder of artifacts, or :class:`~submission.artifacts.Artifacts`.
+    clock:
+        What "now" is (the wall clock by default; a simulated clock needs ``timing``).
+    timing:
+        A :class:`finetune.timing.TimingTable` for a simulated clock.
+    settings:
+        Overrides the artifacts' ``submission.json``.
+    """
+
+    def __init__(self, metadata: Any, artifacts: str | Path | Artifacts, *, selector_dir: str | Path | None = None,
+                 clock: Clock | None = None, timing: Any = None, settings: SubmissionSettings | None = None) -> None:
+        t_start = time.perf_counter()
+        self.metadata = metadata
+        self.clock = clock or WallClock()
+        self.timing = timing
+        self.done_training = False
+        self.decision: dict[str, Any] = {"selector": None, "chosen_dataset": None, "confidence": None,
+                                         "threshold": None, "novelty": None, "fallback": None,
+                                         "configuration": None, "configuration_source": None,
+                                         "selection_seconds": None, "events": []}
+        self.learner: Any = None
+        # the best predictions of every learner so far: (validation NAUC, test predictions, source)
+        self._best: tuple[float, np.ndarray, str] | None = None
+        self._chain: list[tuple[str, dict[str, Any]]] = []  # (source, config) still to try
+        self._calls = 0
+        self._selected = False
+        self._frequencies: np.ndarray | None = None
+        self._n_test: int | None = None
+        self._last: np.ndarray | None = None
+        self._anchor: tuple[float, float | None] = (0.0, None)
+
+        arts = artifacts if isinstance(artifacts, Artifacts) else self._guard(
+            "reading the artifacts", lambda: Artifacts(artifacts, selector_dir))
+        self.artifacts = arts
+        self.settings = settings or (arts and self._guard("reading submission.json", arts.settings)) \
+            or SubmissionSettings()
+        if arts is not None:
+            self._guard("using the shipped weights", self._use_weights)
+        self.incumbents = (arts and self._guard("reading portfolio.json", arts.incumbents)) or {}
+        single = arts and self._guard("reading the single best", arts.single_best)
+        self.single_best = single if single in self.incumbents else None
+        self.selector = arts and self._guard("loading the selector", arts.selector)
+        self.thresholds = self._thresholds()
+        self.embedder = None
+        if self.selector is not None and getattr(self.selector, "needs_query", True):
+            self.embedder = self._guard("building the selector's embedder", self._build_embedder)
+            if self.embedder is None:
+                self.selector = None
+        if self.selector is not None:
+            self.decision["selector"] = self.selector.name
+        # the single best learner is built now, outside the budget: it is the fallback and,
+        # with first_prediction before-selection, the first predictor
+        if self.single_best is not None:
+            self._chain.append((f"single best (incumbent of {self.single_best})", self.incumbents[self.single_best]))
+        self._chain.append(("probes only (no pretrained weights)", dict(SIMPLE_CONFIG)))
+        if self.settings.first_prediction == "before-selection" or self.selector is None:
+            self._next_learner()
+        logger.info("submission ready in %.1f s: %d incumbents, single best %s, selector %s, first prediction %s",
+                    time.perf_counter() - t_start, len(self.incumbents), self.single_best,
+                    self.decision["selector"], self.settings.first_prediction)
+
+    # --- construction helpers ---------------------------------------------------------------
+    def _guard(self, what: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - every failure degrades, none ends the run
+            self._event(f"{what} failed ({_short(exc)})", level=logging.WARNING)
+            logger.debug("%s", traceback.format_exc())
+            return None
+
+    def _event(self, message: str, level: int = logging.INFO) -> None:
+        logger.log(level, "%s", message)
+        self.decision["events"].append(message)
+        self._write_decision()
+
+    def _write_decision(self) -> None:
+        path = os.environ.get(DECISION_ENV)
+        if not path:
+            return
+        try:
+            tmp = Path(path).with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.decision, indent=1, default=str))
+            tmp.replace(path)
+        except OSError as exc:
+            logger.warning("could not write the decision to %s: %s", path, exc)
+
+    def _use_weights(self) -> None:
+        from finetune.backbones import add_weights_dir
+
+        folder = self.artifacts.weights_dir()
+        if folder is not None:
+            root = self.artifacts.root
+            add_weights_dir(folder, verify=lambda path: self.artifacts.checked(path.relative_to(root).as_posix()))
+
+    def _thresholds(self) -> dict[str, Any] | None:
+        if self.selector is None:
+            return None
+        try:
+            card = json.loads((self.artifacts.selector_dir / "selector.json").read_text())
+            fb = (card.get("scores") or {}).get("fallback") or {}
+        except (OSError, json.JSONDecodeError):
+            return None
+        return {"confidence": float(fb.get("confidence_threshold") or 0.0),
+                "novelty": None if fb.get("novelty_threshold") is None else float(fb["novelty_threshold"]),
+                "query_size": (card.get("scores") or {}).get("settings", {}).get("query_size")}
+
+    def _build_embedder(self) -> Any:
+        from metafeatures.embeddings import Embedder, EmbeddingSpec
+
+        card = self.selector.embedding_card_
+        spec = EmbeddingSpec.from_dict(card["spec"])
+        return Embedder(spec, self.metadata.get_num_channels(0), device=self.settings.device)
+
+    def _make_learner(self, config: Mapping[str, Any], device: str | None) -> Any:
+        from finetune.config import check_runnable, validate_config
+        from finetune.learner import FineTuneLearner
+
+        config = check_runnable(validate_config(config))
+        return FineTuneLearner(self.metadata, config, self.clock, timing=self.timing, device=device,
+                               seed=self.settings.seed, max_train_examples=self.settings.max_train_examples)
+
+    def _next_learner(self) -> bool:
+        """Build the next learner of the chain; False when none is left."""
+        while self._chain:
+            source, config = self._chain.pop(0)
+            simple = config is SIMPLE_CONFIG or source.startswith("probes only")
+            device = "cpu" if simple else self.settings.device
+            try:
+                self.learner = self._make_learner(config, device)
+            except Exception as exc:  # noqa: BLE001
+                self._event(f"cannot build {source}: {_short(exc)}; trying the next configuration",
+                            level=logging.WARNING)
+                continue
+            self.decision["configuration"] = dict(self.learner.config)
+            self.decision["configuration_source"] = source
+            self._event(f"training {source}: {_describe(self.learner.config)}")
+            return True
+        self.learner = None
+        self.decision["configuration_source"] = "class frequencies"
+        self.decision["configuration"] = None
+        self._event("every configuration failed: predicting the training labels' class frequencies",
+                    level=logging.WARNING)
+        return False
+
+    # --- selection ----------------------------------------------------------------------------
+    def _query(self, dataset: Any) -> Any:
+        from finetune.data import load_arrays
+        from finetune.learner import _data_format
+        from metafeatures.embeddings import _dense_range, _scale
+        from metafeatures.features import Query
+
+        spec = self.embedder.spec
+        n = self.settings.query_size or (self.thresholds or {}).get("query_size") or DEFAULT_QUERY_SIZE
+        x, y = load_arrays(dataset, (spec.input_size, spec.input_size), min(spec.frames, 64), limit=int(n),
+                           seed=self.settings.seed)
+        if x.dtype != np.uint8:  # dense data: scaled as the training datasets' were
+            x = _scale(x, _dense_range(x))
+        if getattr(self.clock, "simulated", False):
+            t, h, w = x.shape[1:4]
+            frames = min(t, spec.frames)
+            fmt = _data_format(self.metadata, dataset)
+            self.clock.advance(self.timing.decode_s(fmt, len(x), len(x) * t * h * w * x.shape[-1] / 1e6)
+                               + self.timing.forward_s(spec.backbone, spec.input_size) * len(x) * frames)
+        emb = self.embedder.embed(x)
+        return Query(emb, y, describe_sample(self.metadata, x, y))
+
+    def _select(self, dataset: Any) -> None:
+        """Ask the selector; put the chosen incumbent first in the chain (or keep the single best)."""
+        self._selected = True
+        t = time.perf_counter()
+        now = self.clock.now()
+        pick, why = None, None
+        if self.selector is None:
+            why = "no selector (see the events)"
+        else:
+            try:
+                if getattr(self.selector, "needs_query", True):
+                    query = self._query(dataset)
+                    pick = self.selector.predict(query)
+                    self.decision["confidence"] = float(self.selector.confidence(query))
+                    novelty = getattr(self.selector, "novelty", None)
+                    self.decision["novelty"] = None if novelty is None else float(novelty(query))
+                else:
+                    pick = self.selector.predict(None)
+                    self.decision["confidence"] = 1.0
+            except Exception as exc:  # noqa: BLE001
+                why = f"the selector failed ({_short(exc)})"
+                logger.debug("%s", traceback.format_exc())
+        self.decision["chosen_dataset"] = pick
+        self.decision["threshold"] = self.thresholds
+        th = self.thresholds or {}
+        conf, nov = self.decision["confidence"], self.decision["novelty"]
+        if pick is not None and why is None:
+            if pick not in self.incumbents:
+                why = f"the selector named {pick!r}, which has no incumbent in portfolio.json"
+            elif conf is not None and conf < th.get("confidence", 0.0):
+                why = f"confidence {conf:.3f} below the threshold {th['confidence']:.3f}"
+            elif nov is not None and th.get("novelty") is not None and nov > th["novelty"]:
+                why = f"novelty {nov:.2f} above the threshold {th['novelty']:.2f} (far from every training dataset)"
+        self.decision["fallback"] = why
+        self.decision["selection_seconds"] = round(time.perf_counter() - t, 3)
+        if getattr(self.clock, "simulated", False):
+            self.decision["selection_seconds"] = round(self.clock.now() - now, 3)
+        if why is None:
+            source = f"incumbent of {pick}"
+            config = self.incumbents[pick]
+            if self.single_best not in (None, pick) and _same(config, self.incumbents[self.single_best]):
+                source += f" (the same configuration as the single best, incumbent of {self.single_best})"
+            if not getattr(self.selector, "needs_query", True):
+                msg = f"the {self.selector.name} selector names the single best, {pick}"
+            else:
+                msg = (f"selected {pick} (confidence {conf:.3f}" + ("" if nov is None else f", novelty {nov:.2f}")
+                       + f") in {self.decision['selection_seconds']:.2f} s")
+        else:
+            source, config = None, None
+            msg = f"using the single best ({self.single_best}): {why}"
+        self._event(msg)
+        current = self.learner.config if self.learner is not None else None
+        if config is not None and current is not None and _same(config, current):
+            self.decision["configuration_source"] = source
+            self._event(f"continuing: the chosen configuration is the one already training ({source})")
+            return
+        if config is not None:
+            if self.learner is not None:  # before-selection: the running learner stays the fallback
+                self._keep_best()
+                self._chain.insert(0, (str(self.decision["configuration_source"]), dict(current)))
+                self.learner = None
+                _free_device_memory()
+            self._chain.insert(0, (source, config))
+            self._next_learner()
+        elif self.learner is None:
+            self._next_learner()
+
+    # --- the challenge's interface ----------------------------------------------------------------
+    def train(self, dataset: Any, remaining_time_budget: float | None = None) -> None:
+        self._calls += 1
+        self._anchor = (self.clock.now(), remaining_time_budget)
+        if self._frequencies is None:
+            self._frequencies = self._guard("reading the training labels", lambda: _class_frequencies(
+                _train_labels(dataset), self.metadata.get_output_size()))
+        if not self._selected and (self.settings.first_prediction == "after-selection" or self._calls > 1
+                                   or self.learner is None):
+            self._select(dataset)
+        while self.learner is not None:
+            try:
+                self.learner.train(dataset, remaining_time_budget=self._remaining())
+                break
+            except Exception as exc:  # noqa: BLE001
+                self._learner_failed("train", exc)
+        if self.learner is None:
+            self.done_training = True
+        elif self.learner.done_training and self._selected:
+            self.done_training = True
+
+    def _remaining(self) -> float | None:
+        """What is left of the budget now (the call's ``remaining_time_budget`` less what
+        this model spent since: selection, building a learner)."""
+        start, remaining = self._anchor
+        return None if remaining is None else remaining - (self.clock.now() - start)
+
+    def _learner_failed(self, where: str, exc: BaseException) -> None:
+        logger.debug("%s", traceback.format_exc())
+        self._event(f"{self.decision['configuration_source']} failed in {where} ({_short(exc)}); degrading",
+                    level=logging.WARNING)
+        self.learner = None
+        _free_device_memory()
+        self._next_learner()
+
+    def test(self, dataset: Any, remaining_time_budget: float | None = None) -> np.ndarray:
+        self._anchor = (self.clock.now(), remaining_time_budget)
+        while self.learner is not None:
+            try:
+                self.learner.test(dataset, remaining_time_budget=self._remaining())
+                break
+            except Exception as exc:  # noqa: BLE001
+                self._learner_failed("test", exc)
+                if self.learner is not None:
+                    # a new learner has not trained yet: the earlier best predictions stand
+                    break
+        self._keep_best()
+        if self._best is not None:
+            return self._best[1]
+        if self._last is not None:
+            return self._last
+        return self._frequency_predictions(dataset)
+
+    def _keep_best(self) -> None:
+        """Remember the running learner's best predictions when they beat every earlier
+        learner's (all share one validation split: same seed, same training subset)."""
+        cand = None if self.learner is None else self.learner.best
+        if cand is not None and (self._best is None or cand.score >= self._best[0]):
+            self._best = (float(cand.score), cand.test, str(self.decision["configuration_source"]))
+
+    def _frequency_predictions(self, dataset: Any) -> np.ndarray:
+        if self._n_test is None:
+            self._n_test = _count(dataset)
+        k = self.metadata.get_output_size()
+        freq = self._frequencies if self._frequencies is not None else np.full(k, 1.0 / k, np.float32)
+        if "class frequencies" not in " ".join(self.decision["events"][-1:]):
+            self._event(f"predicting the training labels' class frequencies for {self._n_test} test examples")
+        self._last = np.tile(freq, (self._n_test, 1)).astype(np.float32)
+        return self._last
+
+
+def _class_frequencies(y: np.ndarray, k: int) -> np.ndarray:
+    if y.ndim != 2 or y.shape[1] != k or len(y) == 0:
+        return np.full(k, 1.0 / k, np.float32)
+    return (y.sum(0) / len(y)).astype(np.float32)
+
+
+def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    from finetune.config import validate_config
+
+    try:
+        return dict(validate_config(a)) == dict(validate_config(b))
+    except Exception:  # noqa: BLE001
+        return dict(a) == dict(b)
+
+
+def _describe(config: Mapping[str, Any]) -> str:
+    keys = ("backbone", "pretrained", "probes", "finetune", "optimizer", "learning_rate", "batch_size", "input_size")
+    return ", ".join(f"{k}={config[k]}" for k in keys if k in config)
+
+
+def _free_device_memory() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def factory(artifacts: str | Path | Artifacts, **kwargs: Any) -> Any:
+    """``(metadata, clock) -> MetaModel`` for :func:`autodl.ingestion.run_ingestion` and
+    :func:`autodl.evaluation.evaluate_model` (``kwargs`` go to :class:`MetaModel`)."""
+    return lambda meta, clock: MetaModel(meta, artifacts, clock=clock, **kwargs)

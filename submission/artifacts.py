@@ -1,0 +1,212 @@
+"""What a submission ships besides its code: the portfolio, the single best, the selector,
+the pretrained weights, and the SHA-256 of each, verified on load.
+
+A folder of artifacts holds:
+
+- ``portfolio.json``: each training dataset's incumbent (:mod:`portfolio.incumbents`);
+- ``summary.json``: the cost matrix's summary, of which the single best is read;
+- ``selector/``: the fitted selector (``selector.json`` + ``selector.safetensors``,
+  :func:`selector.base.load_selector`), optional;
+- ``weights/<backbone>.pth``: pretrained weights (in a zip; in the source tree the
+  installed packages' files are used);
+- ``submission.json``: the submission's settings (:class:`SubmissionSettings`), optional;
+- ``checksums.json`` (a zip's artifacts) or the portfolio build's ``manifest.json`` (the
+  source tree's ``portfolio/default``): ``{"files": {relative path: {"sha256", "bytes"}}}``.
+
+:func:`verify` compares every listed file with its checksum. The submission reads each
+artifact through :meth:`Artifacts.read_json` / :meth:`Artifacts.checked`, which refuse a
+file whose checksum differs, so that a corrupted selector is noticed (and the single best
+used) rather than trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autodl.errors import AutoDLError
+from autodl.records import file_sha256
+
+logger = logging.getLogger(__name__)
+
+CHECKSUMS = "checksums.json"
+MANIFEST = "manifest.json"
+SETTINGS = "submission.json"
+CHECKSUMS_FORMAT = "autodl-meta-submission-checksums/1"
+FIRST_PREDICTION = ("before-selection", "after-selection")
+
+
+class ArtifactError(AutoDLError):
+    """An artifact that is missing, unreadable or fails its checksum."""
+
+
+@dataclass
+class SubmissionSettings:
+    """How the submission behaves (``submission.json``; every field has a default).
+
+    Attributes
+    ----------
+    first_prediction:
+        ``before-selection``: the single best configuration's learner (built while the
+        model is constructed, outside the budget) makes the first predictions, selection
+        follows on the second ``train`` call and the chosen configuration takes over when
+        it differs; ``after-selection``: select first, then train the chosen
+        configuration. Which is better was measured (README, "Shipping a submission").
+    query_size:
+        Training examples embedded for the selector (default: the selector card's
+        ``query_size``, else 64).
+    seed:
+        Seed of the query's sample and of the learners.
+    device:
+        ``cpu``, ``cuda`` or None (CUDA where available).
+    max_train_examples:
+        The learner's limit (the portfolio's protocol's, 5000, by default).
+    """
+
+    first_prediction: str = "before-selection"
+    query_size: int | None = None
+    seed: int = 0
+    device: str | None = None
+    max_train_examples: int | None = 5000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.first_prediction not in FIRST_PREDICTION:
+            raise ArtifactError(None, f"first_prediction={self.first_prediction!r}: expected one of "
+                                      f"{', '.join(FIRST_PREDICTION)}", field="first_prediction")
+        if self.query_size is not None and (not isinstance(self.query_size, int) or self.query_size < 1):
+            raise ArtifactError(None, f"query_size={self.query_size!r}: expected an integer >= 1",
+                                field="query_size")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> SubmissionSettings:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "extra"}
+        unknown = sorted(set(data) - set(known) - {"format"})
+        if unknown:
+            raise ArtifactError(path, f"unknown setting(s) {', '.join(unknown)}; known: "
+                                      f"{', '.join(k for k in cls.__dataclass_fields__ if k != 'extra')}",
+                                field=unknown[0])
+        return cls(**known)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("extra")
+        return d
+
+
+def checksum_table(root: Path, files: list[Path]) -> dict[str, dict[str, Any]]:
+    """``{relative path: {"sha256", "bytes"}}`` of ``files`` under ``root``."""
+    return {p.relative_to(root).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
+            for p in sorted(files)}
+
+
+class Artifacts:
+    """A folder of artifacts with its checksum table (see the module docstring).
+
+    Parameters
+    ----------
+    root:
+        The folder.
+    selector_dir:
+        The selector's folder (default ``root/selector``); may lie outside ``root`` (then
+        it is checked by its own card's checksum only).
+    """
+
+    def __init__(self, root: str | Path, selector_dir: str | Path | None = None) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise ArtifactError(self.root, "not a folder of submission artifacts (portfolio.json, summary.json, "
+                                           "selector/)")
+        self.selector_dir = Path(selector_dir) if selector_dir is not None else self.root / "selector"
+        self.table: dict[str, dict[str, Any]] = {}
+        self.table_file: Path | None = None
+        for name in (CHECKSUMS, MANIFEST):
+            path = self.root / name
+            if path.is_file():
+                try:
+                    self.table = dict(json.loads(path.read_text()).get("files") or {})
+                except (json.JSONDecodeError, AttributeError) as exc:
+                    raise ArtifactError(path, f"not a readable checksum table ({exc})") from None
+                self.table_file = path
+                break
+
+    def __repr__(self) -> str:
+        return f"Artifacts({str(self.root)!r}, {len(self.table)} checksums)"
+
+    def checked(self, relative: str) -> Path:
+        """The path of ``relative`` under the root, once its checksum (where listed) matches.
+
+        Raises
+        ------
+        ArtifactError
+            The file is missing, or its SHA-256 differs from the table's.
+        """
+        path = self.root / relative
+        if not path.is_file():
+            raise ArtifactError(path, "missing")
+        entry = self.table.get(relative)
+        if entry is not None:
+            digest = file_sha256(path)
+            if digest != entry.get("sha256"):
+                raise ArtifactError(path, f"SHA-256 {digest[:12]}... differs from {self.table_file.name}'s "
+                                          f"{str(entry.get('sha256'))[:12]}...: corrupted or replaced",
+                                    field="sha256")
+        return path
+
+    def read_json(self, relative: str) -> Any:
+        path = self.checked(relative)
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(path, f"not valid JSON ({exc})") from None
+
+    def verify(self) -> list[str]:
+        """Every file of the checksum table checked; returns the problems (empty: all good)."""
+        problems = []
+        for relative in sorted(self.table):
+            try:
+                self.checked(relative)
+            except ArtifactError as exc:
+                problems.append(str(exc))
+        return problems
+
+    # --- what the submission reads ------------------------------------------------------------
+    def incumbents(self) -> dict[str, dict[str, Any]]:
+        """``{training dataset: incumbent configuration}`` from ``portfolio.json``."""
+        data = self.read_json("portfolio.json")
+        try:
+            return {inc["dataset"]: dict(inc["config"]) for inc in data["incumbents"]}
+        except (KeyError, TypeError) as exc:
+            raise ArtifactError(self.root / "portfolio.json", f"has no readable incumbents ({exc!r})",
+                                field="incumbents") from None
+
+    def single_best(self) -> str:
+        """The training dataset whose incumbent is the single best (``summary.json``)."""
+        data = self.read_json("summary.json")
+        try:
+            return str(data["single_best"]["source"])
+        except (KeyError, TypeError):
+            raise ArtifactError(self.root / "summary.json", "has no single_best.source",
+                                field="single_best") from None
+
+    def settings(self) -> SubmissionSettings:
+        if not (self.root / SETTINGS).is_file():
+            return SubmissionSettings()
+        return SubmissionSettings.from_dict(self.read_json(SETTINGS), self.root / SETTINGS)
+
+    def selector(self) -> Any:
+        """The fitted selector (its card's checksum of the arrays verified by the loader)."""
+        from selector.base import load_selector
+
+        if self.selector_dir.parent == self.root:  # listed in the table: checked here too
+            for name in ("selector.json", "selector.safetensors"):
+                self.checked(f"{self.selector_dir.name}/{name}")
+        return load_selector(self.selector_dir)
+
+    def weights_dir(self) -> Path | None:
+        """``root/weights`` where it exists (its files are checked when read by :meth:`checked`)."""
+        path = self.root / "weights"
+        return path if path.is_dir() else None

@@ -1,0 +1,300 @@
+"""``autodl-meta submission build``: the selector, the portfolio and the code as one
+self-contained AutoDL submission zip.
+
+The zip holds, and nothing else:
+
+- ``model.py`` at its root (``submission/model.py``: the challenge's ``Model``);
+- the packages it imports: ``autodl/``, ``finetune/``, ``metafeatures/``, ``selector/``,
+  ``submission/`` (Python sources only) and the configuration files they read
+  (``configs/space``, ``configs/finetune``, ``configs/protocol``);
+- ``artifacts/``: ``portfolio.json``, ``summary.json``, ``selector/``,
+  ``weights/<backbone>.pth`` (the pretrained weights of every backbone an incumbent or
+  the selector's embedder uses), ``submission.json`` (settings) and ``checksums.json``
+  (SHA-256 of every artifact, verified by the submission on load);
+- ``requirements.txt``: the third-party packages (and versions) it was built and tested
+  with: the challenge's environment must provide them.
+
+Every input is verified before anything is written: the portfolio's files against its
+build manifest, the selector's arrays against its card, the selector's training datasets
+against the portfolio's incumbents. A build from artifacts that fail is refused, naming
+the file. The zip must stay under :data:`MAX_BYTES` (the challenge's limit).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autodl.errors import AutoDLError
+from submission.artifacts import (
+    CHECKSUMS,
+    CHECKSUMS_FORMAT,
+    SETTINGS,
+    Artifacts,
+    SubmissionSettings,
+    checksum_table,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_BYTES = 300 * 1024 * 1024
+"""The largest zip the challenge accepts (300 MB)."""
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("autodl", "finetune", "metafeatures", "selector", "submission")
+CONFIGS = ("configs/space", "configs/finetune", "configs/protocol")
+REQUIREMENTS = ("numpy", "scipy", "scikit-learn", "torch", "torchvision", "timm", "safetensors", "Pillow",
+                "PyYAML", "protobuf", "tensorflow-cpu")
+
+
+class PackageError(AutoDLError):
+    """A submission that cannot be built from the inputs given."""
+
+
+@dataclass
+class BuildResult:
+    """What :func:`build_submission` wrote."""
+
+    path: Path
+    bytes: int
+    files: int
+    backbones: list[str]
+    selector: str | None
+    single_best: str
+
+
+def _backbones_needed(incumbents: dict[str, dict[str, Any]], selector_card: dict[str, Any] | None) -> list[str]:
+    from finetune.backbones import get_backbone_cfg
+    from finetune.config import validate_config
+
+    names = set()
+    for dataset, config in incumbents.items():
+        c = validate_config(config, source=f"portfolio.json, incumbent of {dataset}")
+        if c["pretrained"] and get_backbone_cfg(c["backbone"]).has_pretrained:
+            names.add(c["backbone"])
+    if selector_card and (selector_card.get("embedding") or {}).get("backbone"):
+        names.add(selector_card["embedding"]["backbone"])
+    return sorted(names)
+
+
+def _requirements() -> str:
+    from importlib import metadata
+
+    lines = ["# third-party packages the submission imports (versions it was built and tested with)"]
+    for dist in REQUIREMENTS:
+        try:
+            lines.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            lines.append(dist)
+    return "\n".join(lines) + "\n"
+
+
+def stage_submission(portfolio: str | Path, out_dir: str | Path, *, selector: str | Path | None = None,
+                     settings: SubmissionSettings | None = None, command: str = "") -> dict[str, Any]:
+    """Write the submission's files (unzipped) into ``out_dir``; returns the build card.
+
+    Parameters
+    ----------
+    portfolio:
+        A portfolio folder (``portfolio.json``, ``summary.json``, optionally
+        ``manifest.json`` with checksums and ``selector/``).
+    selector:
+        The fitted selector's folder (default ``PORTFOLIO/selector``; None there too: no
+        selector, the submission uses the single best).
+    settings:
+        The submission's settings (``submission.json``).
+
+    Raises
+    ------
+    PackageError
+        A missing or corrupted input, a selector fitted on other datasets than the
+        portfolio's, a backbone whose weights are not on this machine.
+    """
+    from finetune.backbones import PretrainedWeightsNotFoundError, find_weights
+    from selector.base import SelectorError, load_selector
+
+    portfolio = Path(portfolio)
+    try:
+        arts = Artifacts(portfolio)
+        problems = arts.verify()
+        if problems:
+            raise PackageError(arts.table_file, f"the portfolio fails its checksums: {problems[0]}"
+                                                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+        incumbents = arts.incumbents()
+        single = arts.single_best()
+    except PackageError:
+        raise
+    except AutoDLError as exc:
+        raise PackageError(exc.path, exc.message, exc.field) from None
+    if single not in incumbents:
+        raise PackageError(portfolio / "summary.json", f"the single best {single!r} has no incumbent in "
+                                                       f"portfolio.json", field="single_best")
+    sel_dir = Path(selector) if selector is not None else portfolio / "selector"
+    card = None
+    if sel_dir.exists() or selector is not None:
+        try:
+            sel = load_selector(sel_dir)
+        except SelectorError as exc:
+            raise PackageError(exc.path, exc.message, exc.field) from None
+        missing = sorted(set(sel.classes_) - set(incumbents))
+        if missing:
+            raise PackageError(sel_dir / "selector.json", f"the selector was fitted on datasets without an "
+                                                          f"incumbent in {portfolio / 'portfolio.json'}: "
+                                                          f"{', '.join(missing)}", field="classes")
+        card = json.loads((sel_dir / "selector.json").read_text())
+
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise PackageError(out, "not empty; the submission is staged into an empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ROOT / "submission" / "model.py", out / "model.py")
+    for pkg in PACKAGES:
+        for src in sorted((ROOT / pkg).rglob("*.py")):
+            if "__pycache__" in src.parts:
+                continue
+            dst = out / src.relative_to(ROOT)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    for folder in CONFIGS:
+        for src in sorted((ROOT / folder).glob("*")):
+            if src.is_file():
+                dst = out / src.relative_to(ROOT)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+
+    a = out / "artifacts"
+    a.mkdir()
+    shutil.copy2(arts.checked("portfolio.json"), a / "portfolio.json")
+    shutil.copy2(arts.checked("summary.json"), a / "summary.json")
+    if card is not None:
+        (a / "selector").mkdir()
+        for name in ("selector.json", "selector.safetensors"):
+            shutil.copy2(sel_dir / name, a / "selector" / name)
+    backbones = _backbones_needed(incumbents, card)
+    (a / "weights").mkdir()
+    weights = {}
+    for name in backbones:
+        try:
+            src = find_weights(name)
+        except PretrainedWeightsNotFoundError as exc:
+            raise PackageError(None, f"cannot ship {name}: {exc}", field="backbone") from None
+        shutil.copy2(src, a / "weights" / f"{name}{src.suffix or '.pth'}")
+        weights[name] = str(src)
+    settings = settings or SubmissionSettings()
+    (a / SETTINGS).write_text(json.dumps({"format": "autodl-meta-submission-settings/1", **settings.to_dict()},
+                                         indent=1) + "\n")
+    (out / "requirements.txt").write_text(_requirements())
+    files = [p for p in a.rglob("*") if p.is_file()]
+    build = {"format": CHECKSUMS_FORMAT, "files": checksum_table(a, files),
+             "built": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+             "command": command, "portfolio": str(portfolio), "selector": None if card is None else str(sel_dir),
+             "selector_name": None if card is None else card.get("selector"), "single_best": single,
+             "weights": weights, "settings": settings.to_dict()}
+    (a / CHECKSUMS).write_text(json.dumps(build, indent=1) + "\n")
+    return build
+
+
+def build_submission(portfolio: str | Path, out: str | Path, *, selector: str | Path | None = None,
+                     settings: SubmissionSettings | None = None, command: str = "",
+                     max_bytes: int = MAX_BYTES) -> BuildResult:
+    """Build the submission zip ``out`` (see the module docstring and :func:`stage_submission`).
+
+    The zip is written next to ``out`` and moved into place only when complete and under
+    ``max_bytes``; an existing ``out`` is replaced only then.
+    """
+    out = Path(out)
+    if out.suffix != ".zip":
+        raise PackageError(out, "expected a path ending in .zip")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="autodl-meta-submission-") as tmp:
+        stage = Path(tmp) / "submission"
+        build = stage_submission(portfolio, stage, selector=selector, settings=settings, command=command)
+        part = out.with_name(out.name + ".part")
+        files = sorted(p for p in stage.rglob("*") if p.is_file())
+        with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+            for p in files:
+                zf.write(p, p.relative_to(stage).as_posix())
+        size = part.stat().st_size
+        if size > max_bytes:
+            part.unlink()
+            biggest = max(files, key=lambda p: p.stat().st_size)
+            raise PackageError(out, f"{size / 1e6:.1f} MB exceeds the limit of {max_bytes / 1e6:.0f} MB (largest "
+                                    f"file {biggest.relative_to(stage)}, {biggest.stat().st_size / 1e6:.1f} MB)")
+        part.replace(out)
+    logger.info("wrote %s: %d files, %.1f MB", out, len(files), size / 1e6)
+    return BuildResult(out, size, len(files), sorted(build["weights"]), build["selector_name"], build["single_best"])
+
+
+def extract_submission(zip_path: str | Path, out_dir: str | Path) -> Path:
+    """Unzip a submission into ``out_dir`` (refusing paths that leave it); returns ``out_dir``."""
+    zip_path, out_dir = Path(zip_path), Path(out_dir)
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            for name in zf.namelist():
+                target = (out_dir / name).resolve()
+                if not target.is_relative_to(out_dir.resolve()):
+                    raise PackageError(zip_path, f"member {name!r} would be written outside {out_dir}")
+            if "model.py" not in zf.namelist():
+                raise PackageError(zip_path, "has no model.py at its root; expected a submission zip")
+            zf.extractall(out_dir)
+    except zipfile.BadZipFile as exc:
+        raise PackageError(zip_path, f"not a zip file ({exc})") from None
+    return out_dir
+
+
+ISOLATED_RUNNER = r'''
+import json, sys
+folder, dataset, out, budget = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+# only the submission's folder: drop the source tree (an editable install's finders and paths)
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__name__.lower()
+                    and "editable" not in getattr(f, "__name__", "").lower()]
+sys.path[:] = [folder] + [p for p in sys.path if "site-packages" in p or "dist-packages" in p
+                          or p.rstrip("/").endswith(("lib-dynload",)) or "/lib/python" in p]
+import importlib.util
+import logging
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+from autodl.ingestion import run_ingestion
+spec = importlib.util.spec_from_file_location("model", folder + "/model.py")
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+res = run_ingestion(dataset, lambda meta, clock: module.Model(meta), out, time_budget=budget)
+ours = ("autodl", "finetune", "metafeatures", "selector", "submission", "model")
+outside = sorted(name for name, m in list(sys.modules.items())
+                 if name.split(".")[0] in ours and getattr(m, "__file__", None)
+                 and not str(m.__file__).startswith(folder))
+print("ISOLATED-RESULT " + json.dumps({"success": res.success, "timestamps": res.timestamps,
+                                       "error": res.error, "outside": outside}))
+'''
+
+
+def run_isolated(folder: str | Path, dataset: str | Path, out: str | Path, time_budget: float, *,
+                 python: str | None = None, timeout: float | None = None, env: dict[str, str] | None = None
+                 ) -> tuple[dict[str, Any], str]:
+    """Run an unzipped submission through its own copy of the ingestion, in a child process
+    whose import path holds only ``folder`` and the installed third-party packages (not
+    this source tree); returns ``(result, log)``: ``result`` has ``success``,
+    ``timestamps``, ``error`` and ``outside`` (the project's modules imported from
+    anywhere but ``folder``: empty when the submission is self-contained)."""
+    import os
+    import subprocess
+    import sys
+
+    folder = str(Path(folder).resolve())
+    cmd = [python or sys.executable, "-I", "-c", ISOLATED_RUNNER, folder, str(Path(dataset).resolve()),
+           str(Path(out).resolve()), str(time_budget)]
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("AUTODL_META_")}
+    run_env.update(env or {})
+    proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=timeout, env=run_env)
+    log = proc.stdout + proc.stderr
+    for line in proc.stdout.splitlines():
+        if line.startswith("ISOLATED-RESULT "):
+            return json.loads(line.removeprefix("ISOLATED-RESULT ")), log
+    raise PackageError(folder, f"the submission did not finish (exit code {proc.returncode}): "
+                               f"{log.strip().splitlines()[-1] if log.strip() else 'no output'}")
