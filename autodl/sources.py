@@ -1291,6 +1291,26 @@ SOURCES: dict[str, DataSource] = {
 }
 
 
+def register_source(source: DataSource, *, replace: bool = False) -> DataSource:
+    """Make ``source`` available by its name (to ``data format``, collections, ``data sources``).
+
+    Adding a source is a loader ``seed -> (x_train, y_train, x_test, y_test, class names)``
+    and a check that says, without loading, why it cannot load here (None when it can)::
+
+        register_source(DataSource("my_scans", "what, from where, licence", "5 classes, 64x64x1",
+                                   load_my_scans, lambda: None if MY_DIR.is_dir() else f"{MY_DIR} missing"))
+
+    Raises
+    ------
+    ValueError
+        The name is taken (unless ``replace``).
+    """
+    if source.name in SOURCES and not replace and SOURCES[source.name] is not source:
+        raise ValueError(f"a source named {source.name!r} is registered already")
+    SOURCES[source.name] = source
+    return source
+
+
 def get_source(name: str) -> DataSource:
     """The built-in source called ``name``.
 

@@ -229,3 +229,23 @@ def test_moving_squares_class_is_the_direction_of_motion(tmp_path: Path) -> None
     ds = AutoDLDataset(write_source("moving_squares", tmp_path / "ms", max_train=12, max_test=8))
     assert ds.metadata("train").get_tensor_shape() == (8, 16, 16, 1)
     assert ds.label_names() == names
+
+
+def test_register_source_makes_a_new_source_writable(tmp_path, monkeypatch):
+    """Adding a source is one loader and one check (README, 'Extend it')."""
+    monkeypatch.setattr(sources, "SOURCES", dict(sources.SOURCES))
+
+    def load_squares(seed: int = 0):
+        rng = np.random.default_rng(seed)
+        x = rng.integers(0, 255, (30, 8, 8, 1), dtype=np.uint8)
+        y = np.arange(30) % 3
+        return x[:24], y[:24], x[24:], y[24:], ["a", "b", "c"]
+
+    src = sources.register_source(sources.DataSource("noise3", "seeded noise, 3 classes", "3 classes, 8x8x1",
+                                                     load_squares, lambda: None))
+    assert "noise3" in [s.name for s in sources.list_sources()]
+    with pytest.raises(ValueError, match="registered already"):
+        sources.register_source(sources.DataSource("noise3", "", "", load_squares, lambda: None))
+    assert sources.register_source(src) is src  # the same object again is fine
+    root = sources.write_source("noise3", tmp_path / "noise3")
+    assert AutoDLDataset(root).metadata("train").sample_count == 24

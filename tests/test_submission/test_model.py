@@ -191,3 +191,23 @@ def test_simulated_clock_never_predicts_after_the_budget_and_is_deterministic(ti
     # to decode and embed 16 examples
     if order == "after-selection":
         assert runs[0][0] > timing.forward_s("tf_efficientnet_lite0", 32) * 16
+
+
+def test_accepts_plain_tf_data_datasets_as_the_organizers_ingestion_hands_over(tiny_artifacts, unseen):
+    """The organizers' ingestion hands ``tf.data.Dataset`` objects without this project's
+    ``autodl_source``: every example is decoded through TensorFlow; the model still selects,
+    trains and predicts one row per test example."""
+    from autodl.dataset import AutoDLDataset
+    from autodl.ingestion import source_of
+
+    ds = AutoDLDataset(unseen)
+    d_train, d_test = ds.tf_dataset("train"), ds.tf_dataset("test")
+    assert source_of(d_train) is None
+    model = MetaModel(ds.metadata("train"), tiny_artifacts,
+                      settings=SubmissionSettings(first_prediction="after-selection", query_size=16))
+    model.train(d_train, remaining_time_budget=30.0)
+    preds = model.test(d_test, remaining_time_budget=29.0)
+    assert preds.shape == (15, 3) and np.isfinite(preds).all()
+    assert model.decision["chosen_dataset"] in ("alpha", "beta")
+    assert model.learner is not None and model._frequencies is not None
+    np.testing.assert_allclose(model._frequencies, [1 / 3] * 3, atol=1e-6)
