@@ -39,13 +39,12 @@ test: install sysdeps
 test-slow: install sysdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The main job on the embedded default: scikit-learn's digits as an AutoDL dataset, the
-# seed paper's linear baseline and the fixed fine-tuning configuration (baseline:default)
-# under the 'mini' protocol (T=60 s, t0=3 s): ALC and learning curve of each.
+# The main job: the shipped submission (portfolio/default and its selector) on the bundled
+# demo dataset demo/miniciao (the organizers' CIFAR-like sample, held out of the training
+# collection) under 'mini' (T=60 s, t0=3 s), beside the single best configuration in the
+# same run: the decision, ALC and final NAUC of each, the learning curves and an HTML page.
 demo: install
-	$(BIN)/autodl-meta data format digits --out demo_out/digits --overwrite
-	$(BIN)/autodl-meta run --dataset demo_out/digits --model baseline:linear --protocol mini --out demo_out/run-linear
-	$(BIN)/autodl-meta run --dataset demo_out/digits --model baseline:default --protocol mini --out demo_out/run-default
+	$(BIN)/autodl-meta run --data demo/miniciao --protocol mini --compare baseline:single-best --out demo_out/miniciao
 
 benchmark: install
 	$(BIN)/autodl-meta benchmark io

@@ -363,7 +363,8 @@ def _last_error(log_file: Path) -> str | None:
 
 def run_local(dataset: str | Path, command: Sequence[str], protocol: Protocol, out: str | Path, *,
               setup_timeout: float = 1200.0, poll: float = 0.1,
-              on_tick: Callable[[float, int], None] | None = None) -> RunResult:
+              on_tick: Callable[[float, int], None] | None = None,
+              env: Mapping[str, str] | None = None) -> RunResult:
     """Run ingestion as a child process (``command``) on the wall clock and score it.
 
     This is the organizers' local test (``run_local_test.py``): the child writes
@@ -384,6 +385,8 @@ def run_local(dataset: str | Path, command: Sequence[str], protocol: Protocol, o
         to the budget; the organizers allow 20 minutes).
     on_tick
         Called with ``(seconds since start, predictions so far)`` while ingestion runs.
+    env
+        Variables added to the child's environment (which is this process's otherwise).
     """
     ds = AutoDLDataset(dataset)
     solution = ds.solution()  # fail early on a bad solution, before spending the budget
@@ -398,7 +401,7 @@ def run_local(dataset: str | Path, command: Sequence[str], protocol: Protocol, o
     start = None
     with log_file.open("w") as log:
         proc = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"})
         try:
             t_launch = time.time()
             while start is None:

@@ -20,6 +20,20 @@ or between calls, through :class:`~autodl.clock.WatchedClock`), and, on a simula
 clock, ``max_idle_cycles`` train/test cycles in a row that do not advance the clock.
 Either ends the run with status ``timeout``; the predictions made before it count.
 
+Scored rows and unlabelled examples (``scored_rows``): ingestion can run a test set
+whose first ``scored_rows`` examples are the real test examples and whose remaining
+examples are unlabelled ones appended for prediction (the self-service run,
+:mod:`submission.selfservice`, builds such a copy of a dataset). Each prediction file
+then holds only the first ``scored_rows`` rows (what the scorer compares with the
+``.solution``), and the remaining rows of the latest prediction go to
+``unlabelled.predict`` in the same folder (the organizers' prediction format: one row of
+class probabilities per unlabelled example). That file is rewritten after every
+prediction (atomically), so a run the scoring side ends at the budget keeps the rows of
+its last prediction; writing it costs what writing those rows into the prediction file
+would, as the organizers' ingestion would on a test set that held them. The model sees
+the unlabelled examples, unlabelled, as part of its test set: every test call predicts
+them too, so its test time grows with them.
+
 Datasets handed to the model are ``tf.data.Dataset`` objects with the challenge's
 element structure. Each also carries an ``autodl_source`` attribute,
 ``(AutoDLDataset, subset)``: this project's learners use it to take the fast numpy path
@@ -40,10 +54,14 @@ import numpy as np
 
 from autodl.clock import Clock, ClockTimeout, WallClock, WatchedClock
 from autodl.dataset import AutoDLDataset
-from autodl.errors import PredictionError
+from autodl.errors import AutoDLError, PredictionError
 from autodl.metadata import AutoDLMetadata
 
 logger = logging.getLogger(__name__)
+
+UNLABELLED_PREDICT = "unlabelled.predict"
+"""The file, in the predictions folder, that holds the unscored rows of the latest
+prediction (see ``scored_rows``)."""
 
 ModelFactory = Callable[[AutoDLMetadata, Clock], Any]
 
@@ -111,7 +129,7 @@ def run_ingestion(dataset: AutoDLDataset | str | Path, model_factory: ModelFacto
                   clock: Clock | None = None, task_name: str | None = None,
                   on_prediction: Callable[[int, float], None] | None = None,
                   wall_limit: float | None = None, cpu_limit: float | None = None,
-                  max_idle_cycles: int = 5) -> IngestionResult:
+                  max_idle_cycles: int = 5, scored_rows: int | None = None) -> IngestionResult:
     """Run a model on ``dataset`` under ``time_budget`` seconds and write the output folder.
 
     Parameters
@@ -141,18 +159,34 @@ def run_ingestion(dataset: AutoDLDataset | str | Path, model_factory: ModelFacto
     max_idle_cycles:
         On a simulated clock, train/test cycles in a row that leave the clock where it
         was before the run is stopped with status ``timeout``.
+    scored_rows:
+        Write only the first ``scored_rows`` rows of each prediction into
+        ``<task>.predict_<k>`` and the remaining rows of the latest prediction into
+        :data:`UNLABELLED_PREDICT` (see the module docstring); None: every row is scored.
+        The model is still asked for, and checked on, every example of the test set.
+
+    Raises
+    ------
+    AutoDLError
+        ``scored_rows`` outside ``[1, test sample_count]`` (before the model is built).
     """
     ds = dataset if isinstance(dataset, AutoDLDataset) else AutoDLDataset(dataset)
     clock = clock or WallClock()
     watched = WatchedClock(clock, wall_limit, cpu_limit) if wall_limit is not None else None
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for old in list(out.glob("*.predict_*")) + [out / "start.txt", out / "end.txt"]:
+    stale = [out / "start.txt", out / "end.txt", out / UNLABELLED_PREDICT]
+    for old in list(out.glob("*.predict_*")) + stale:
         old.unlink(missing_ok=True)
     task = task_name or ds.name
 
     train_meta = ds.metadata("train")
     test_meta = ds.metadata("test")
+    if scored_rows is not None and not (isinstance(scored_rows, int | np.integer)
+                                        and 1 <= scored_rows <= test_meta.sample_count):
+        raise AutoDLError(ds.subset_dir("test"), f"scored_rows={scored_rows!r}: expected a number of rows in "
+                                                 f"[1, {test_meta.sample_count}] (the test set's sample_count)",
+                          field="scored_rows")
     d_train = ds.tf_dataset("train")
     d_test = ds.tf_dataset("test")
     d_train.autodl_source = (ds, "train")
@@ -200,9 +234,11 @@ def run_ingestion(dataset: AutoDLDataset | str | Path, model_factory: ModelFacto
                 continue
             stamp = clock.now()
             arr = check_predictions(predictions, test_meta.sample_count, test_meta.output_dim)
-            write_predictions(out / f"{task}.predict_{k}", arr)
+            write_predictions(out / f"{task}.predict_{k}", arr if scored_rows is None else arr[:scored_rows])
             with (out / "start.txt").open("a") as f:
                 f.write(f"{k}: {stamp}\n")
+            if scored_rows is not None and scored_rows < len(arr):
+                write_predictions(out / UNLABELLED_PREDICT, arr[scored_rows:])
             result.timestamps.append(stamp - start)
             logger.info("prediction %d at %.2f s (%.2f s left)", k, stamp - start,
                         start + time_budget - stamp)

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from autodl.errors import AutoDLError
-from autodl_meta import cli_bohb, cli_collection, cli_metafeatures, cli_portfolio, cli_selector
+from autodl_meta import (
+    cli_bohb,
+    cli_collection,
+    cli_metafeatures,
+    cli_portfolio,
+    cli_selector,
+    cli_submission,
+)
 
 logger = logging.getLogger("autodl_meta")
 
@@ -106,6 +113,11 @@ def _protocol(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from finetune.evaluate import evaluate, run_local_model, torch_threads
 
+    if args.data is not None or args.unlabelled is not None or args.compare is not None:
+        return cmd_selfservice(args)
+    if args.model is None:
+        raise AutoDLError(None, "--dataset needs --model (or use --data, whose default model is the shipped "
+                                "submission)", field="--model")
     proto = _protocol(args)
     clock = "simulated" if args.timing and args.clock == "wall" else args.clock
     print(f"running {args.model} on {args.dataset} under {proto.describe()} ({clock} clock)")
@@ -146,6 +158,67 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"scores: {scores_dir / 'scores.txt'}")
     print(f"learning curve: {curve_png}")
     return 0
+
+
+def cmd_selfservice(args: argparse.Namespace) -> int:
+    """``run --data``: the self-service run (:func:`submission.selfservice.run_selfservice`)."""
+    from tqdm import tqdm
+
+    from submission.selfservice import DEFAULT_MODEL, run_selfservice
+
+    if args.clock != "wall" or args.timing:
+        raise AutoDLError(None, "the self-service run (--data) is the organizers' local test on the wall clock; "
+                                "--clock cpu|simulated and --timing go with --dataset", field="--clock")
+    data, model = args.data or args.dataset, args.model or DEFAULT_MODEL
+    proto = _protocol(args)
+    print(f"running {model}{f' and {args.compare}' if args.compare else ''} on {data} under "
+          f"{proto.describe()} (wall clock)")
+    with tqdm(total=round(proto.time_budget), disable=None, leave=False,
+              bar_format="{desc} |{bar}| {n}/{total} s of the budget{postfix}") as bar:
+        def show(p: Any) -> None:
+            bar.set_description_str(f"{p.model + ': ' if p.model else ''}{p.stage}", refresh=False)
+            if p.stage == "formatting":
+                bar.set_postfix_str(f"{p.examples} examples" if p.examples else p.message, refresh=False)
+            else:
+                bar.n = min(round(p.elapsed), bar.total)
+                nauc = "n/a" if p.nauc is None else f"{p.nauc:.4f}"
+                bar.set_postfix_str(f"{p.seconds_left:.0f} s left, {p.predictions} predictions, NAUC {nauc}",
+                                    refresh=False)
+            bar.refresh()
+
+        res = run_selfservice(data, args.out, model=model, unlabelled=args.unlabelled, protocol=proto,
+                              compare=args.compare, portfolio=args.portfolio, device=args.device, seed=args.seed,
+                              threads=args.threads, progress=show)
+    if res.formatted:
+        print(f"formatted {data} into {res.dataset}")
+    width = max(len(r.model) for r in res.runs) + 2
+    print(f"{'model':{width}s}{'ALC':>8s}{'final NAUC':>12s}{'predictions':>13s}  status")
+    for r in res.runs:
+        alc = "n/a" if r.alc is None else f"{r.alc:.4f}"
+        nauc = "n/a" if r.final_nauc is None else f"{r.final_nauc:.4f}"
+        print(f"{r.model:{width}s}{alc:>8s}{nauc:>12s}{r.num_predictions:>13d}  {r.status}")
+    for r in res.runs:
+        d = r.decision
+        if d is None:
+            print(f"decision: {r.decision_note}")
+            continue
+        conf = d.get("confidence")
+        conf = f"{conf:.3f}" if isinstance(conf, float) else conf
+        print(f"decision of {r.model}: dataset {d.get('chosen_dataset')} (confidence {conf}), configuration from "
+              f"{d.get('configuration_source')}" + (f"; fallback: {d['fallback']}" if d.get("fallback") else ""))
+    if res.unlabelled is not None:
+        for r in res.runs:
+            where = f"{r.unlabelled_predict}, {r.unlabelled_csv}" if r.unlabelled_csv else "none written"
+            print(f"unlabelled ({len(res.unlabelled)} examples) by {r.model}: {where}")
+    if res.main.scores_txt.is_file():
+        print(f"scores: {res.main.scores_txt}")
+        print(f"learning curve: {res.curves}")
+    print(f"report: {res.report}")
+    for r in res.runs:
+        if r.status == "crashed":
+            print(f"{r.model} crashed after {r.num_predictions} predictions: {r.error or 'see the log'}; "
+                  f"log: {r.log_file}", file=sys.stderr)
+    return 1 if res.main.status == "crashed" else 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -320,10 +393,24 @@ def build_parser() -> argparse.ArgumentParser:
     cli_collection.register(dsub, fmt)
 
     r = sub.add_parser("run", formatter_class=fmt,
-                       help="run a model on a dataset under a protocol and score it (local test)")
-    r.add_argument("--dataset", required=True, help="AutoDL dataset folder")
-    r.add_argument("--model", required=True,
-                   help="baseline:linear|default|scratch, config:PATH.yaml, or file:PATH/model.py")
+                       help="run a model on a dataset under a protocol and score it (local test); with --data, "
+                            "the self-service run (scores, learning curve, decision, HTML page, predictions "
+                            "for unlabelled data)")
+    where = r.add_mutually_exclusive_group(required=True)
+    where.add_argument("--dataset", help="AutoDL dataset folder")
+    where.add_argument("--data", help="self-service run: an AutoDL dataset, or a folder of images/videos with "
+                                      "labels.csv (formatted into OUT/data); writes OUT/report.html too")
+    r.add_argument("--model", default=None,
+                   help="baseline:linear|default|scratch|single-best|oracle, config:PATH.yaml, file:PATH/model.py, "
+                        "submission (the shipped submission: the default with --data) or submission:PATH "
+                        "(a folder holding model.py, or a .zip)")
+    r.add_argument("--unlabelled", default=None,
+                   help="self-service run: a folder of image/video files, or an AutoDL dataset's unlabelled "
+                        "subset, to predict (OUT/unlabelled.predict and OUT/unlabelled.csv; default: the "
+                        "data's own unlabelled examples)")
+    r.add_argument("--compare", default=None, metavar="MODEL",
+                   help="self-service run: a second model run on the same data under the same protocol "
+                        "(into OUT/compare), shown beside the first")
     r.add_argument("--protocol", default="mini", help="protocol name (configs/protocol) or YAML file")
     r.add_argument("--out", required=True, help="output folder (predictions/, scores/, ingestion.log)")
     r.add_argument("--time-budget", type=float, default=None, help="override the protocol's T (seconds)")
@@ -339,12 +426,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: PyTorch's own choice)")
     r.add_argument("--portfolio", default=None,
                    help="portfolio folder (written by 'portfolio cost-matrix --out DIR') for the models "
-                        "baseline:single-best and baseline:oracle (the dataset must be a column of its cost matrix)")
+                        "baseline:single-best and baseline:oracle (the dataset must be a column of its cost matrix; "
+                        "with --data, default: the shipped portfolio/default)")
     r.set_defaults(func=cmd_run)
 
     cli_portfolio.register(sub, fmt)
     cli_metafeatures.register(sub, fmt)
     cli_selector.register(sub, fmt)
+    cli_submission.register(sub, fmt)
 
     sc = sub.add_parser("score", formatter_class=fmt, help="score an ingestion output folder")
     sc.add_argument("--predictions", required=True, help="folder with start.txt and <task>.predict_<k>")
@@ -402,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     bgr.set_defaults(func=cmd_benchmark_grid)
     cli_bohb.register_benchmark(bsub, fmt)
     cli_selector.register_benchmark(bsub, fmt)
+    cli_submission.register_benchmark(bsub, fmt)
 
     ft = sub.add_parser("finetune", help="fine-tuning tools")
     fsub = ft.add_subparsers(dest="finetune_command", required=True, metavar="ACTION")

@@ -75,27 +75,34 @@ def cmd_portfolio_cost_matrix(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_portfolio_build(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+class _BuildProgress:
+    """The progress display of ``portfolio build`` and ``build-default``: a line per step, a bar per
+    BOHB run, the cost matrix, the meta-features and each stage of the selector comparison."""
 
-    from portfolio.build import BuildSettings, build
+    def __init__(self) -> None:
+        self.bars: dict[str, Any] = {}
+        self.stage: str | None = None
 
-    settings = BuildSettings(collection=args.collection, data=args.data, protocol=args.protocol,
-                             timing=args.timing, iterations=args.iterations, min_budget=args.min_budget,
-                             max_budget=args.max_budget, eta=args.eta, seed=args.seed, workers=args.workers,
-                             matrix_seeds=tuple(_seeds(args.matrix_seeds)), scheduler=args.scheduler,
-                             only=tuple(args.only.split(",")) if args.only else ())
-    bars: dict[str, Any] = {}
-
-    def on_event(event: str, info: dict[str, Any]) -> None:
-        for bar in bars.values():
+    def close(self) -> None:
+        for bar in self.bars.values():
             bar.close()
-        bars.clear()
-        label = f"{event} {info['dataset']}" if "dataset" in info else event
+        self.bars.clear()
+
+    def on_event(self, event: str, info: dict[str, Any]) -> None:
+        self.close()
+        label = event
+        if "dataset" in info:
+            label = f"{event} {info['dataset']}"
+        elif event == "fit":
+            label = f"fit the {info['role']} {info['selector']} into {info['folder']}"
+        elif event == "done":
+            return
         print(f"[{time.strftime('%H:%M:%S')}] {label}", flush=True)
 
-    def bohb_progress(dataset: str) -> Any:
-        bar = bars.setdefault("bohb", tqdm(desc=f"bohb {dataset}", unit="trial", disable=None, leave=False))
+    def bohb(self, dataset: str) -> Any:
+        from tqdm import tqdm
+
+        bar = self.bars.setdefault("bohb", tqdm(desc=f"bohb {dataset}", unit="trial", disable=None, leave=False))
 
         def progress(summary: Any, row: dict[str, Any]) -> None:
             inc = summary.incumbent()
@@ -104,18 +111,82 @@ def cmd_portfolio_build(args: argparse.Namespace) -> int:
 
         return progress
 
-    def cell_progress(done: int, total: int, row: dict[str, Any] | None) -> None:
-        bar = bars.setdefault("cells", tqdm(total=total, desc="cost matrix", unit="cell", disable=None, leave=False))
+    def cell(self, done: int, total: int, row: dict[str, Any] | None) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.setdefault("cells", tqdm(total=total, desc="cost matrix", unit="cell", disable=None,
+                                                 leave=False))
         if row is not None:
             bar.update(1)
 
-    command = " ".join(["autodl-meta"] + sys.argv[1:])
-    manifest = build(args.out, settings, command=command, on_event=on_event, bohb_progress=bohb_progress,
-                     cell_progress=cell_progress)
+    def features(self, done: int, total: int, name: str) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.setdefault("features", tqdm(total=total, desc="meta-features", unit="dataset",
+                                                    disable=None, leave=False))
+        bar.set_postfix_str(name, refresh=False)
+        bar.update(done - bar.n)
+
+    def selection(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.get("selection")
+        if bar is None or self.stage != stage:
+            if bar is not None:
+                bar.close()
+            bar = self.bars["selection"] = tqdm(total=total, desc=stage, unit="step", disable=None, leave=False)
+            self.stage = stage
+        bar.n = done
+        bar.refresh()
+
+
+def cmd_portfolio_build(args: argparse.Namespace) -> int:
+    from portfolio.build import BuildSettings, build
+
+    settings = BuildSettings(collection=args.collection, data=args.data, protocol=args.protocol,
+                             timing=args.timing, iterations=args.iterations, min_budget=args.min_budget,
+                             max_budget=args.max_budget, eta=args.eta, seed=args.seed, workers=args.workers,
+                             matrix_seeds=tuple(_seeds(args.matrix_seeds)), scheduler=args.scheduler,
+                             only=tuple(args.only.split(",")) if args.only else ())
+    show = _BuildProgress()
+    try:
+        manifest = build(args.out, settings, command=_command(), on_event=show.on_event, bohb_progress=show.bohb,
+                         cell_progress=show.cell)
+    finally:
+        show.close()
     for step in manifest["steps"][-3:]:
         print(f"{step['step']}: {step['seconds']:.0f} s")
     print(f"portfolio: {Path(args.out) / 'portfolio.json'}; cost matrix: {Path(args.out) / 'cost_matrix.csv'}; "
           f"manifest: {Path(args.out) / 'manifest.json'}")
+    return 0
+
+
+def cmd_portfolio_build_default(args: argparse.Namespace) -> int:
+    from portfolio.build import BuildSettings
+    from portfolio.default_build import DefaultBuildSettings, build_default, reproduce_command
+
+    settings = DefaultBuildSettings(build=BuildSettings(data=args.data, iterations=args.iterations, seed=args.seed,
+                                                        workers=args.workers), features=args.features)
+    print(f"reproduce with: {reproduce_command(settings, args.out)}", flush=True)
+    show = _BuildProgress()
+    try:
+        manifest = build_default(args.out, settings, command=_command(), on_event=show.on_event,
+                                 bohb_progress=show.bohb, cell_progress=show.cell, features_progress=show.features,
+                                 selection_progress=show.selection)
+    finally:
+        show.close()
+    out = Path(args.out)
+    this = manifest["commands"][-1]
+    steps = [s for s in manifest["steps"] if s["finished"] >= this["started"]]
+    for step in steps:
+        if step["seconds"] >= 1 or step["step"] in ("meta-features", "selection"):
+            print(f"{step['step']}: {step['seconds']:.0f} s")
+    for role, sel in manifest.get("selectors", {}).items():
+        print(f"{role}: {sel['selector']} (mean leave-one-dataset-out ALC {sel['mean_alc']:.4f}) in {out / sel['folder']}")
+    print(f"{out}: {manifest['bytes'] / 1e6:.2f} MB in {len(manifest['files']) + 1} files; this build "
+          f"{this['seconds']:.0f} s, all builds into it {manifest['total_seconds'] / 3600:.2f} h of steps")
+    print(f"report: {out / 'selection' / 'report.md'}; manifest: {out / 'manifest.json'}")
+    print(f"reproduce with: {manifest['reproduce']}")
     return 0
 
 
@@ -173,3 +244,27 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     bd.add_argument("--scheduler", default=None, help="a running Dask scheduler for the cost matrix")
     bd.add_argument("--only", default=None, help="comma-separated datasets of the collection (default: all)")
     bd.set_defaults(func=cmd_portfolio_build)
+
+    from portfolio.default_build import DEFAULT_DATA, DEFAULT_OUT, FEATURES_ROOT
+
+    df = psub.add_parser("build-default", formatter_class=fmt,
+                         help="the embedded default from scratch, one seeded command: collection 'default' -> BOHB "
+                              "(protocol mini, simulated clock) -> cost matrix -> meta-features -> selector "
+                              "comparison -> the chosen and the runner-up selector fitted; resumable (hours)",
+                         description="Builds portfolio/default/ (what the submission ships): steps 1-4 of "
+                                     "'portfolio build' with its defaults, the meta-features of every dataset "
+                                     "(EfficientNet-Lite0 at 64 px, 512 train / 512 test samples, cached), the "
+                                     "selector comparison (OUT/selection/), the chosen selector (OUT/selector/) and "
+                                     "the runner-up learned selector (OUT/selector-runner-up/). Each step is timed "
+                                     "in OUT/manifest.json with the versions, the seed and the checksums. The same "
+                                     "command continues a stopped build; other settings over an existing OUT are "
+                                     "refused; an OUT over 20 MB is refused.")
+    df.add_argument("--out", default=DEFAULT_OUT, help="the folder that gets committed")
+    df.add_argument("--data", default=DEFAULT_DATA, help="where the collection's datasets are built")
+    df.add_argument("--features", default=f"{FEATURES_ROOT}/default",
+                    help="the meta-features folder (cached; not committed)")
+    df.add_argument("--workers", type=int, default=2,
+                    help="BOHB worker processes, Dask workers of the cost matrix and of the meta-features")
+    df.add_argument("--iterations", type=int, default=2, help="BOHB iterations per dataset (a cluster user: 10)")
+    df.add_argument("--seed", type=int, default=0, help="BOHB's seed")
+    df.set_defaults(func=cmd_portfolio_build_default)

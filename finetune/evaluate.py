@@ -171,12 +171,14 @@ def _check_priced(factory: Callable[..., Any], dataset: str | Path | AutoDLDatas
 
 def ingestion_command(dataset: str | Path, model: str, protocol: Protocol, pred_dir: str | Path, *,
                       device: str | None = None, seed: int | None = None, threads: int | None = None,
-                      portfolio: str | Path | None = None) -> list[str]:
-    """The argv of the child process that runs ingestion for :func:`run_local_model`."""
+                      portfolio: str | Path | None = None, scored_rows: int | None = None) -> list[str]:
+    """The argv of the child process that runs ingestion for :func:`run_local_model`
+    (``scored_rows``: see :func:`autodl.ingestion.run_ingestion`)."""
     cmd = [sys.executable, "-m", "finetune.models", "--dataset", str(dataset), "--model", model,
            "--time-budget", str(protocol.time_budget), "--t0", str(protocol.t0), "--out", str(pred_dir)]
     for flag, value in (("--device", device), ("--seed", seed), ("--threads", threads),
-                        ("--max-train-examples", protocol.max_train_examples), ("--portfolio", portfolio)):
+                        ("--max-train-examples", protocol.max_train_examples), ("--portfolio", portfolio),
+                        ("--scored-rows", scored_rows)):
         if value is not None:
             cmd += [flag, str(value)]
     return cmd
@@ -185,11 +187,20 @@ def ingestion_command(dataset: str | Path, model: str, protocol: Protocol, pred_
 def run_local_model(dataset: str | Path, model: str, protocol: Protocol, out: str | Path, *,
                     device: str | None = None, seed: int | None = None, threads: int | None = None,
                     on_tick: Callable[[float, int], None] | None = None,
-                    portfolio: str | Path | None = None) -> RunResult:
+                    portfolio: str | Path | None = None, env: Mapping[str, str] | None = None,
+                    ingestion_dataset: str | Path | None = None, scored_rows: int | None = None) -> RunResult:
     """The organizers' local test of a model name: ingestion in a child process on the wall
-    clock, killed at the budget; this process scores (see :func:`autodl.evaluation.run_local`)."""
+    clock, killed at the budget; this process scores (see :func:`autodl.evaluation.run_local`).
+
+    ``env`` adds variables to the child's environment. ``ingestion_dataset`` is what the
+    child runs on when it differs from ``dataset`` (whose solution is scored): a copy whose
+    test set has unlabelled examples appended, with ``scored_rows`` the number of real test
+    examples (see :func:`autodl.ingestion.run_ingestion`).
+    """
     resolve_model(model, portfolio=portfolio, dataset=dataset)  # an unknown or unrunnable model fails here
     pred_dir = Path(out) / "predictions"
-    cmd = ingestion_command(AutoDLDataset(dataset).root, model, protocol, pred_dir, device=device, seed=seed,
-                            threads=threads, portfolio=None if portfolio is None else Path(portfolio).resolve())
-    return run_local(dataset, cmd, protocol, out, on_tick=on_tick)
+    cmd = ingestion_command(AutoDLDataset(ingestion_dataset or dataset).root, model, protocol, pred_dir,
+                            device=device, seed=seed, threads=threads,
+                            portfolio=None if portfolio is None else Path(portfolio).resolve(),
+                            scored_rows=scored_rows)
+    return run_local(dataset, cmd, protocol, out, on_tick=on_tick, env=env)

@@ -17,6 +17,12 @@ Known forms:
 * ``file:PATH`` (or a path ending in ``.py``): a challenge submission's ``model.py``; its
   ``Model`` class is constructed as ``Model(metadata)``, exactly as the organizers'
   ingestion does, and runs on the wall clock.
+* ``submission``: this project's shipped submission, the file ``submission/model.py`` of
+  the source tree (:data:`SUBMISSION_MODEL`), run as ``file:`` runs a ``model.py``.
+* ``submission:PATH``: a submission folder holding ``model.py`` (e.g. an unzipped
+  submission), or a submission ``.zip`` with ``model.py`` at its root, which is extracted
+  into a temporary folder first (:func:`unpack_submission` extracts it where the caller
+  wants); then run as ``file:PATH/model.py``.
 
 ``python -m finetune.models --dataset D --model NAME --out DIR ...`` is the ingestion
 side alone (what :func:`finetune.evaluate.run_local_model` starts in a child process).
@@ -25,10 +31,14 @@ side alone (what :func:`finetune.evaluate.run_local_model` starts in a child pro
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib.util
 import json
 import logging
+import shutil
 import sys
+import tempfile
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -77,8 +87,74 @@ BASELINES: dict[str, tuple[Callable[..., Any] | None, str]] = {
 """The baselines by name: (factory for those that are not fine-tuning configurations, description)."""
 
 
+SUBMISSION_MODEL = Path(__file__).resolve().parents[1] / "submission" / "model.py"
+"""The shipped submission's ``model.py`` (model name ``submission``)."""
+
+
 def known_models() -> list[str]:
-    return [f"baseline:{k}" for k in BASELINES] + ["config:PATH.yaml", "file:PATH/model.py"]
+    return [f"baseline:{k}" for k in BASELINES] + ["config:PATH.yaml", "file:PATH/model.py", "submission",
+                                                  "submission:PATH (a folder holding model.py, or a .zip)"]
+
+
+def is_submission_name(name: str) -> bool:
+    """Whether ``name`` is ``submission`` or ``submission:PATH``."""
+    return name == "submission" or name.startswith("submission:")
+
+
+def unpack_submission(archive: str | Path, dest: str | Path) -> Path:
+    """Extract a submission zip into ``dest`` (created; emptied first) and return ``dest``.
+
+    Raises
+    ------
+    AutoDLError
+        The file is not a zip, or has no ``model.py`` at its root (as the challenge requires).
+    """
+    archive, dest = Path(archive), Path(dest)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = zf.namelist()
+            if "model.py" not in names:
+                raise AutoDLError(archive, "has no model.py at its root; a submission zip holds model.py at its "
+                                           "root (as the challenge requires)", field="model.py")
+            if dest.exists():
+                shutil.rmtree(dest)
+            dest.mkdir(parents=True)
+            zf.extractall(dest)  # zipfile drops absolute paths and '..' from member names
+    except zipfile.BadZipFile as exc:
+        raise AutoDLError(archive, f"is not a zip file ({exc}); expected a submission .zip or a folder "
+                                   "holding model.py", field="--model") from None
+    logger.info("extracted %s into %s", archive, dest)
+    return dest
+
+
+def submission_file(name: str, unpack_dir: str | Path | None = None) -> Path:
+    """The ``model.py`` behind ``submission`` or ``submission:PATH``.
+
+    A ``.zip`` is extracted into ``unpack_dir`` (default: a temporary folder removed when
+    this process exits). The file's existence is not checked here (:func:`_from_file` does).
+
+    Raises
+    ------
+    AutoDLError
+        ``submission:`` without a path, a path that does not exist, or a bad zip.
+    """
+    if name == "submission":
+        return SUBMISSION_MODEL
+    path = Path(name.removeprefix("submission:"))
+    if not str(path) or name == "submission:":
+        raise AutoDLError(None, "submission: needs a path: submission:FOLDER (holding model.py) or "
+                                "submission:FILE.zip", field="--model")
+    if path.is_dir():
+        return path / "model.py"
+    if path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
+        if unpack_dir is None:
+            unpack_dir = tempfile.mkdtemp(prefix="autodl-submission-")
+            atexit.register(shutil.rmtree, unpack_dir, True)
+        return unpack_submission(path, unpack_dir) / "model.py"
+    if path.is_file() and path.name.endswith(".py"):
+        return path
+    raise AutoDLError(path, "not found" if not path.exists() else "is neither a folder nor a .zip",
+                      field="--model")
 
 
 def _from_file(path: Path) -> ModelFactory:
@@ -99,7 +175,8 @@ def _from_file(path: Path) -> ModelFactory:
 def reads_simulated_clock(name: str) -> bool:
     """Whether the model named ``name`` charges its work to a simulated clock (the fine-tuning
     learner does; the linear baseline and challenge submissions read the wall clock)."""
-    return not (name.startswith("file:") or name.endswith(".py") or name == "baseline:linear")
+    return not (name.startswith("file:") or name.endswith(".py") or name == "baseline:linear"
+                or is_submission_name(name))
 
 
 def baseline_config(name: str) -> dict[str, Any]:
@@ -205,6 +282,8 @@ def resolve_model(name: str | Mapping[str, Any], *, portfolio: str | Path | None
 
     if isinstance(name, Mapping):
         return LearnerFactory(check_runnable(validate_config(name)), **learner_kwargs)
+    if is_submission_name(name):
+        return _from_file(submission_file(name))
     if name.startswith("file:") or name.endswith(".py"):
         return _from_file(Path(name.removeprefix("file:")))
     kind, _, rest = name.partition(":")
@@ -236,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: PyTorch's)")
     p.add_argument("--portfolio", default=None, help="portfolio folder (baseline:single-best|oracle)")
+    p.add_argument("--scored-rows", type=int, default=None,
+                   help="write only the first N rows of each prediction (the scored test examples) and the "
+                        "rest of the last one to unlabelled.predict (see autodl.ingestion)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -250,7 +332,12 @@ def main(argv: list[str] | None = None) -> int:
     except AutoDLError as exc:
         print(f"autodl-meta: error: {exc}", file=sys.stderr)
         return 2
-    res = run_ingestion(args.dataset, factory, args.out, time_budget=args.time_budget)
+    try:
+        res = run_ingestion(args.dataset, factory, args.out, time_budget=args.time_budget,
+                            scored_rows=args.scored_rows)
+    except AutoDLError as exc:
+        print(f"autodl-meta: error: {exc}", file=sys.stderr)
+        return 2
     if not res.success:
         print(f"model failed: {res.error}", file=sys.stderr)
     return 0 if res.success else 1

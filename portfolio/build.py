@@ -12,7 +12,8 @@ Four steps, each skipped where its output is complete, each timed in ``manifest.
 Stopped anywhere (Ctrl-C, a killed machine), the same command continues where it stopped:
 finished trials and cells are never computed again. ``OUT`` is what gets committed
 (``portfolio/default/`` for the embedded default); the datasets are rebuilt from the
-collection file.
+collection file. :mod:`portfolio.default_build` adds the meta-features and the selectors
+(``autodl-meta portfolio build-default``).
 """
 
 from __future__ import annotations
@@ -70,28 +71,63 @@ def run_complete(run_dir: Path, settings: BuildSettings) -> bool:
     return len(done) >= planned
 
 
-class Manifest:
-    """``manifest.json``: the steps of the build, their commands and durations, and checksums."""
+def settings_dict(settings: BuildSettings) -> dict[str, Any]:
+    """The settings as the manifest records them (tuples as lists)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.__dict__.items()}
 
-    def __init__(self, out: Path, command: str, settings: BuildSettings) -> None:
+
+def read_manifest(out: str | Path) -> dict[str, Any]:
+    """``OUT/manifest.json`` (an empty dict where there is none).
+
+    Raises
+    ------
+    PortfolioError
+        The file is there but is not a manifest (names the file).
+    """
+    from portfolio.incumbents import PortfolioError
+
+    path = Path(out) / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PortfolioError(path, f"not valid JSON ({exc}); remove it to start the manifest again") from None
+    if not isinstance(data, dict) or not isinstance(data.get("steps", []), list):
+        raise PortfolioError(path, "not a build manifest (expected an object with a list of steps)", field="steps")
+    return data
+
+
+class Manifest:
+    """``manifest.json``: the steps of the build, their commands and durations, and checksums.
+
+    ``settings`` (a :class:`BuildSettings` or a plain dict) replaces the recorded settings;
+    the command is appended to the commands of the earlier builds into the same folder.
+    """
+
+    def __init__(self, out: Path, command: str, settings: BuildSettings | Mapping[str, Any]) -> None:
         self.path = out / MANIFEST
-        data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        data = read_manifest(out)
         data.setdefault("format", "autodl-meta-portfolio-build/1")
         data.setdefault("steps", [])
-        data["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.__dict__.items()}
+        data["settings"] = settings_dict(settings) if isinstance(settings, BuildSettings) else dict(settings)
         data.setdefault("commands", []).append({"command": command, "started": _now()})
         self.data = data
         self.save()
+
+    @property
+    def command(self) -> dict[str, Any]:
+        """This build's entry of ``commands`` (add to it, then :meth:`save`)."""
+        return self.data["commands"][-1]
 
     def step(self, name: str, seconds: float, **info: Any) -> None:
         self.data["steps"].append({"step": name, "seconds": round(seconds, 1), "finished": _now(), **info})
         self.save()
 
     def checksums(self, out: Path) -> None:
-        files = [p for p in sorted(out.rglob("*")) if p.is_file() and p.name != MANIFEST and "work" not in p.parts
-                 and "logs" not in p.parts]
+        """Record the SHA-256 and size of every file of ``out`` that gets committed."""
         self.data["files"] = {p.relative_to(out).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
-                              for p in files}
+                              for p in committed_files(out)}
         self.save()
 
     def save(self) -> None:
@@ -99,6 +135,14 @@ class Manifest:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=1))
         tmp.replace(self.path)
+
+
+def committed_files(out: str | Path) -> list[Path]:
+    """The files of a portfolio folder that get committed: all but the manifest, BOHB's local
+    working folders and logs, nameserver credentials and half-written ``*.tmp`` files."""
+    out = Path(out)
+    return [p for p in sorted(out.rglob("*")) if p.is_file() and p.name != MANIFEST and "work" not in p.parts
+            and "logs" not in p.parts and not p.name.startswith("nameserver-") and not p.name.endswith(".tmp")]
 
 
 def build(out: str | Path, settings: BuildSettings, *, command: str = "",
@@ -121,15 +165,28 @@ def build(out: str | Path, settings: BuildSettings, *, command: str = "",
     dict
         The manifest.
     """
+    out = Path(out)
+    manifest = Manifest(out, command, settings)
+    run_steps(out, settings, manifest, command=command, on_event=on_event, bohb_progress=bohb_progress,
+              cell_progress=cell_progress)
+    manifest.checksums(out)
+    (on_event or (lambda event, info: None))("done", {})
+    return manifest.data
+
+
+def run_steps(out: Path, settings: BuildSettings, manifest: Manifest, *, command: str = "",
+              on_event: Callable[[str, Mapping[str, Any]], None] | None = None,
+              bohb_progress: Callable[[str], Callable[[Any, Mapping[str, Any]], None] | None] | None = None,
+              cell_progress: Callable[[Mapping[str, Any]], None] | None = None) -> list[Any]:
+    """Steps 1 to 4 of :func:`build` (collection, BOHB, incumbents, cost matrix), each timed in
+    ``manifest``; returns the collection's :class:`~portfolio.collection.BuildResult` list."""
     from offline_bohb.local import run_local
     from offline_bohb.run import RunSpec
     from portfolio.collection import build_collection, load_collection
     from portfolio.cost_matrix import run_cost_matrix
     from portfolio.incumbents import build_portfolio
 
-    out = Path(out)
     notify = on_event or (lambda event, info: None)
-    manifest = Manifest(out, command, settings)
     collection = load_collection(settings.collection)
     only = list(settings.only) or None
 
@@ -167,10 +224,8 @@ def build(out: str | Path, settings: BuildSettings, *, command: str = "",
                              progress=cell_progress)
     manifest.step("cost matrix", time.perf_counter() - t, computed=len(result.computed),
                   single_best=result.summary.get("single_best"))
-    manifest.checksums(out)
-    notify("done", {})
-    return manifest.data
+    return built
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")

@@ -68,6 +68,10 @@ pretrained weights, no gradient step (what is left when backbones fail)."""
 
 DEFAULT_QUERY_SIZE = 64
 
+MAX_SELECTION_SHARE = 0.5
+"""Selection is skipped (the single best kept) when its expected seconds exceed this share of
+what is left of the budget (a selection that cannot pay for itself)."""
+
 
 def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
@@ -158,6 +162,7 @@ class MetaModel:
         self._n_test: int | None = None
         self._last: np.ndarray | None = None
         self._anchor: tuple[float, float | None] = (0.0, None)
+        self._selection_estimate = 0.0  # seconds one selection is expected to take (measured at construction)
 
         arts = artifacts if isinstance(artifacts, Artifacts) else self._guard(
             "reading the artifacts", lambda: Artifacts(artifacts, selector_dir))
@@ -176,6 +181,8 @@ class MetaModel:
             self.embedder = self._guard("building the selector's embedder", self._build_embedder)
             if self.embedder is None:
                 self.selector = None
+            else:
+                self._selection_estimate = self._guard("timing the embedder", self._time_embedder) or 0.0
         if self.selector is not None:
             self.decision["selector"] = self.selector.name
         # the single best learner is built now, outside the budget: it is the fallback and,
@@ -241,6 +248,23 @@ class MetaModel:
         spec = EmbeddingSpec.from_dict(card["spec"])
         return Embedder(spec, self.metadata.get_num_channels(0), device=self.settings.device)
 
+    def _query_size(self) -> int:
+        return int(self.settings.query_size or (self.thresholds or {}).get("query_size") or DEFAULT_QUERY_SIZE)
+
+    def _time_embedder(self) -> float:
+        """Seconds to embed one query (a dummy batch at the data's channels, timed here,
+        outside the budget after a warm-up pass; from the timing table on a simulated clock),
+        doubled for the decoding and the selector."""
+        spec = self.embedder.spec
+        n = self._query_size()
+        if getattr(self.clock, "simulated", False):
+            return 2 * self.timing.forward_s(spec.backbone, spec.input_size) * n
+        x = np.zeros((n, 1, spec.input_size, spec.input_size, self.metadata.get_num_channels(0)), np.uint8)
+        self.embedder.embed(x[:2])  # the first pass pays one-off costs (kernels, allocator)
+        t = time.perf_counter()
+        self.embedder.embed(x)
+        return 2 * (time.perf_counter() - t)
+
     def _make_learner(self, config: Mapping[str, Any], device: str | None) -> Any:
         from finetune.config import check_runnable, validate_config
         from finetune.learner import FineTuneLearner
@@ -280,8 +304,7 @@ class MetaModel:
         from metafeatures.features import Query
 
         spec = self.embedder.spec
-        n = self.settings.query_size or (self.thresholds or {}).get("query_size") or DEFAULT_QUERY_SIZE
-        x, y = load_arrays(dataset, (spec.input_size, spec.input_size), min(spec.frames, 64), limit=int(n),
+        x, y = load_arrays(dataset, (spec.input_size, spec.input_size), min(spec.frames, 64), limit=self._query_size(),
                            seed=self.settings.seed)
         if x.dtype != np.uint8:  # dense data: scaled as the training datasets' were
             x = _scale(x, _dense_range(x))
@@ -300,8 +323,12 @@ class MetaModel:
         t = time.perf_counter()
         now = self.clock.now()
         pick, why = None, None
+        left = self._remaining()
         if self.selector is None:
             why = "no selector (see the events)"
+        elif left is not None and self._selection_estimate > MAX_SELECTION_SHARE * left:
+            why = (f"no time to select: about {self._selection_estimate:.1f} s expected, {left:.1f} s of the budget "
+                   f"left (at most {MAX_SELECTION_SHARE:.0%} of it is spent on selection)")
         else:
             try:
                 if getattr(self.selector, "needs_query", True):

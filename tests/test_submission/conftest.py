@@ -13,7 +13,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from submission_helpers import CHEAP, CHEAP_B, write_stripes
+
+from .submission_helpers import CHEAP, CHEAP_B, write_stripes
 
 
 @pytest.fixture(scope="session")

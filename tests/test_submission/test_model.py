@@ -8,14 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from submission_helpers import CHEAP, CHEAP_B
 
 from autodl.ingestion import run_ingestion
 from submission.agent import DECISION_ENV, MetaModel, factory
 from submission.artifacts import ArtifactError, Artifacts, SubmissionSettings
 
+from .submission_helpers import CHEAP, CHEAP_B
 
-def _run(artifacts: Path, dataset: Path, out: Path, budget: float = 6.0, **kwargs):
+
+def _run(artifacts: Path, dataset: Path, out: Path, budget: float = 60.0, **kwargs):
+    """The submission through in-process ingestion (its runs end early: probes only)."""
     models = []
 
     def make(meta, clock):
@@ -36,10 +38,10 @@ def test_selects_an_incumbent_and_logs_the_decision(tiny_artifacts, unseen, tmp_
     decision_file = tmp_path / "decision.json"
     monkeypatch.setenv(DECISION_ENV, str(decision_file))
     caplog.set_level(logging.INFO, logger="submission.agent")
-    res, model = _run(tiny_artifacts, unseen, tmp_path / "out",
+    res, model = _run(tiny_artifacts, unseen, tmp_path / "out", budget=60.0,
                       settings=SubmissionSettings(first_prediction=order, query_size=16))
     assert res.success, res.error
-    assert res.timestamps and max(res.timestamps) <= 6.0
+    assert res.timestamps  # (no prediction after T: checked on the simulated clock, below)
     d = model.decision
     assert d["selector"] == "nearest-centroid"
     assert d["chosen_dataset"] in ("alpha", "beta")
@@ -211,3 +213,24 @@ def test_accepts_plain_tf_data_datasets_as_the_organizers_ingestion_hands_over(t
     assert model.decision["chosen_dataset"] in ("alpha", "beta")
     assert model.learner is not None and model._frequencies is not None
     np.testing.assert_allclose(model._frequencies, [1 / 3] * 3, atol=1e-6)
+
+
+def test_selection_is_skipped_when_it_would_not_fit_in_the_budget(tiny_artifacts, unseen, tmp_path):
+    """A selection expected to take more than half of what is left is not started: the
+    single best goes on, and the decision says why (simulated clock: exact)."""
+    from autodl.clock import SimulatedClock
+    from finetune.evaluate import DEFAULT_TIMING
+    from finetune.timing import TimingTable
+
+    models = []
+
+    def make(meta, clock):
+        models.append(factory(tiny_artifacts, timing=TimingTable.load(DEFAULT_TIMING),
+                              settings=SubmissionSettings(first_prediction="after-selection", query_size=4096)
+                              )(meta, clock))
+        return models[-1]
+
+    res = run_ingestion(unseen, make, tmp_path / "out", time_budget=2.0, clock=SimulatedClock())
+    assert res.success and res.timestamps and max(res.timestamps) <= 2.0
+    assert models[0].decision["fallback"].startswith("no time to select")
+    assert models[0].decision["configuration_source"].startswith("single best")
