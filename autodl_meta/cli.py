@@ -206,6 +206,10 @@ def cmd_selfservice(args: argparse.Namespace) -> int:
         conf = f"{conf:.3f}" if isinstance(conf, float) else conf
         print(f"decision of {r.model}: dataset {d.get('chosen_dataset')} (confidence {conf}), configuration from "
               f"{d.get('configuration_source')}" + (f"; fallback: {d['fallback']}" if d.get("fallback") else ""))
+        if isinstance(d.get("configuration"), dict):
+            from submission.agent import describe_config
+
+            print(f"  configuration: {describe_config(d['configuration'])}")
     if res.unlabelled is not None:
         for r in res.runs:
             where = f"{r.unlabelled_predict}, {r.unlabelled_csv}" if r.unlabelled_csv else "none written"

@@ -31,6 +31,8 @@ def cmd_submission_check(args: argparse.Namespace) -> int:
     from submission.package import extract_submission, run_isolated
 
     ds = AutoDLDataset(args.data)  # a bad dataset fails here, in one line
+    if args.organizers_kit:
+        return _check_under_organizers_ingestion(args, ds)
     with tempfile.TemporaryDirectory(prefix="autodl-meta-check-") as tmp:
         folder = extract_submission(args.zip, Path(tmp) / "submission")
         out = Path(args.out) if args.out else Path(tmp) / "predictions"
@@ -53,6 +55,41 @@ def cmd_submission_check(args: argparse.Namespace) -> int:
         print(f"ok: {len(result['timestamps'])} predictions, the first at {result['timestamps'][0]:.2f} s, "
               f"{len(late)} after T; ALC {score.score:.4f} (t0 = T/20), final NAUC {final:.4f}")
         return 0 if not late else 1
+
+
+def _check_under_organizers_ingestion(args: argparse.Namespace, ds: Any) -> int:
+    from autodl.scoring import score_folder
+    from submission.package import (
+        extract_submission,
+        find_organizers_ingestion,
+        run_under_organizers_ingestion,
+    )
+
+    find_organizers_ingestion(args.organizers_kit)  # not a kit: one line, before unzipping anything
+    with tempfile.TemporaryDirectory(prefix="autodl-meta-check-") as tmp:
+        folder = extract_submission(args.zip, Path(tmp) / "submission")
+        out = Path(args.out) if args.out else Path(tmp) / "predictions"
+        log = out.with_name(out.name + ".log") if args.out else Path(
+            tempfile.mkstemp(prefix="autodl-meta-organizers-", suffix=".log")[1])
+        print(f"running {args.zip} under the organizers' ingestion of {args.organizers_kit} on {ds.name} for "
+              f"{args.time_budget:g} s ...", flush=True)
+        run = run_under_organizers_ingestion(folder, ds.root, args.organizers_kit, out, time_budget=args.time_budget,
+                                             log=log, timeout=args.time_budget + 1500)
+        text = run.log.read_text(errors="replace")
+        for line in text.splitlines():
+            if "submission.agent" in line:
+                print("  " + line.split("submission.agent: ", 1)[-1])
+        if run.returncode != 0 or not run.success or not run.predictions:
+            print(f"the submission failed under the organizers' ingestion {run.version} (exit code "
+                  f"{run.returncode}, ingestion_success {run.success}, {run.predictions} predictions); "
+                  f"log: {run.log}")
+            return 1
+        score = score_folder(out, ds.solution(), time_budget=args.time_budget, t0=args.time_budget / 20,
+                             partial_ok=True)
+        final = score.nauc_scores[-1] if score.nauc_scores else float("nan")
+        print(f"ok under the organizers' ingestion {run.version}: {run.predictions} predictions; "
+              f"ALC {score.score:.4f} (t0 = T/20), final NAUC {final:.4f}; log: {run.log}")
+        return 0
 
 
 def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
@@ -82,6 +119,10 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     c.add_argument("--data", required=True, help="an AutoDL dataset (ideally one the portfolio has never seen)")
     c.add_argument("--time-budget", type=float, default=60.0, help="T in seconds (default 60, protocol mini)")
     c.add_argument("--out", default=None, help="keep the predictions in this folder")
+    c.add_argument("--organizers-kit", default=None, metavar="KIT",
+                   help="run it under the organizers' own 2019 ingestion program instead: a checkout of their "
+                        "starting kit (holding AutoDL_ingestion_program/ingestion.py), left untouched; the "
+                        "log is written to OUT.log (or a kept temporary file)")
     c.set_defaults(func=cmd_submission_check)
 
 

@@ -287,7 +287,7 @@ class MetaModel:
                 continue
             self.decision["configuration"] = dict(self.learner.config)
             self.decision["configuration_source"] = source
-            self._event(f"training {source}: {_describe(self.learner.config)}")
+            self._event(f"training {source}: {describe_config(self.learner.config)}")
             return True
         self.learner = None
         self.decision["configuration_source"] = "class frequencies"
@@ -474,7 +474,8 @@ def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
         return dict(a) == dict(b)
 
 
-def _describe(config: Mapping[str, Any]) -> str:
+def describe_config(config: Mapping[str, Any]) -> str:
+    """The hyperparameters a person reads first, as `key=value, ...`."""
     keys = ("backbone", "pretrained", "probes", "finetune", "optimizer", "learning_rate", "batch_size", "input_size")
     return ", ".join(f"{k}={config[k]}" for k in keys if k in config)
 

@@ -7,6 +7,7 @@ environment variables ``AUTODL_META_ARTIFACTS`` (a folder of artifacts) and
 ``AUTODL_META_SELECTOR`` (a selector folder) point it elsewhere.
 """
 
+import logging
 import os
 import sys
 
@@ -15,7 +16,23 @@ _ROOT = _HERE if os.path.isdir(os.path.join(_HERE, "artifacts")) else os.path.di
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+if "tensorflow" in sys.modules and "torch" not in sys.modules and "triton" not in sys.modules:
+    # The organizers' ingestion imports TensorFlow before this file. Loading triton's native
+    # library after TensorFlow's segfaults the process (clashing LLVM symbols; torchvision
+    # pulls triton in through torch._dynamo); this project never uses triton (no
+    # torch.compile), so it is kept out. Measured with torch 2.14.1 / TensorFlow 2.21.
+    sys.modules["triton"] = None
+
 from submission.agent import MetaModel  # noqa: E402
+
+if not logging.getLogger().handlers and not logging.getLogger("submission").handlers:
+    # Nothing configured logging (the organizers' ingestion gives only its own logger a
+    # handler): show the submission's decision and fallbacks on stderr, where the
+    # challenge's log shows them.
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("submission").addHandler(_handler)
+    logging.getLogger("submission").setLevel(logging.INFO)
 
 
 def _artifacts_folder():

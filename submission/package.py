@@ -18,6 +18,10 @@ Every input is verified before anything is written: the portfolio's files agains
 build manifest, the selector's arrays against its card, the selector's training datasets
 against the portfolio's incumbents. A build from artifacts that fail is refused, naming
 the file. The zip must stay under :data:`MAX_BYTES` (the challenge's limit).
+
+An unzipped submission runs through its own copy of the ingestion (:func:`run_isolated`) or
+under the organizers' 2019 ingestion program from their starting kit
+(:func:`run_under_organizers_ingestion`).
 """
 
 from __future__ import annotations
@@ -298,3 +302,151 @@ def run_isolated(folder: str | Path, dataset: str | Path, out: str | Path, time_
             return json.loads(line.removeprefix("ISOLATED-RESULT ")), log
     raise PackageError(folder, f"the submission did not finish (exit code {proc.returncode}): "
                                f"{log.strip().splitlines()[-1] if log.strip() else 'no output'}")
+
+
+ORGANIZERS_SITECUSTOMIZE = '''"""Compatibility names for the AutoDL organizers' 2019 ingestion program (v20191204) under
+TensorFlow 2 and pip >= 10; written by ``submission.package.run_under_organizers_ingestion``
+into a folder put first on PYTHONPATH of that program's process only.
+
+It adds, and only where the module lacks them:
+
+- on ``tensorflow``, from ``tensorflow.compat.v1``: ``app``, ``flags``, ``gfile``, ``logging``
+  (the program does ``from tensorflow import app, flags, gfile, logging``),
+  ``FixedLenSequenceFeature``, ``Session``, ``VarLenFeature`` and
+  ``parse_single_sequence_example`` (its ``dataset.py`` reads the TFRecords with them);
+- on ``pip``: ``get_installed_distributions`` returning an empty list (its ``data_io.py``
+  imports it, from pip < 10, to list the installed packages in its log). Without pip, an
+  empty ``pip`` module holding only that function.
+"""
+
+import sys
+import types
+
+import tensorflow as _tf
+
+for _name in ("app", "flags", "gfile", "logging", "FixedLenSequenceFeature", "Session", "VarLenFeature",
+              "parse_single_sequence_example"):
+    if not hasattr(_tf, _name):
+        setattr(_tf, _name, getattr(_tf.compat.v1, _name))
+
+try:
+    import pip as _pip
+except ImportError:
+    _pip = sys.modules["pip"] = types.ModuleType("pip")
+if not hasattr(_pip, "get_installed_distributions"):
+    _pip.get_installed_distributions = lambda *args, **kwargs: []
+'''
+
+
+@dataclass
+class OrganizersRun:
+    """What :func:`run_under_organizers_ingestion` left: the program's exit code, its log (stdout
+    and stderr), the predictions folder, how many predictions it holds and the
+    ``ingestion_success`` of its ``end.txt`` (None without ``end.txt``)."""
+
+    returncode: int
+    log: Path
+    output_dir: Path
+    predictions: int
+    success: bool | None
+    version: str | None
+
+
+def find_organizers_ingestion(kit: str | Path) -> Path:
+    """The folder holding the organizers' ``ingestion.py``: ``kit`` itself or its
+    ``AutoDL_ingestion_program/`` (a starting-kit checkout)."""
+    kit = Path(kit)
+    for folder in (kit / "AutoDL_ingestion_program", kit):
+        if (folder / "ingestion.py").is_file() and (folder / "data.proto").is_file():
+            return folder
+    raise PackageError(kit, "not an AutoDL starting kit: expected AutoDL_ingestion_program/ingestion.py (and "
+                            "data.proto beside it) in this folder, or ingestion.py in it (a checkout of "
+                            "github.com/zhengying-liu/autodl_starting_kit_stable)")
+
+
+def _prepare_data_pb2(work: Path, python: str) -> None:
+    """Make ``work/data_pb2.py`` importable by ``python``: regenerate it from ``data.proto`` with
+    ``grpc_tools.protoc`` when the shipped one is too old for the installed protobuf."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    def error() -> str | None:
+        p = subprocess.run([python, "-c", "import data_pb2"], cwd=work, capture_output=True, text=True)
+        return None if p.returncode == 0 else (p.stderr.strip().splitlines() or ["no output"])[-1]
+
+    first = error()
+    if first is None:
+        return
+    logger.info("the kit's data_pb2.py does not import here (%s); regenerating it from data.proto", first)
+    if importlib.util.find_spec("grpc_tools") is None:
+        raise PackageError(work / "data_pb2.py", f"the kit's generated protobuf module does not import with the "
+                                                 f"installed protobuf ({first}); to regenerate it from data.proto, "
+                                                 f"install grpcio-tools: pip install grpcio-tools")
+    p = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I.", "--python_out=.", "data.proto"],
+                       cwd=work, capture_output=True, text=True)
+    again = error() if p.returncode == 0 else (p.stderr.strip() or f"protoc exit code {p.returncode}")
+    if again is not None:
+        raise PackageError(work / "data.proto", f"regenerating data_pb2.py failed: {again}")
+
+
+def run_under_organizers_ingestion(code_dir: str | Path, dataset: str | Path, kit: str | Path, out: str | Path, *,
+                                   time_budget: float, log: str | Path | None = None, python: str | None = None,
+                                   timeout: float | None = None) -> OrganizersRun:
+    """Run an unzipped submission (``code_dir``, with ``model.py`` at its root) under the AutoDL
+    organizers' own ingestion program (``AutoDL_ingestion_program/ingestion.py`` of the 2019
+    starting kit ``kit``, v20191204), on ``dataset`` (the folder holding ``<name>.data/`` and
+    ``<name>.solution``), writing the predictions into ``out``.
+
+    The kit is left untouched: its ingestion program is copied into a temporary folder, whose
+    ``data_pb2.py`` is regenerated when the installed protobuf cannot import the shipped one,
+    and the program runs with :data:`ORGANIZERS_SITECUSTOMIZE` first on its PYTHONPATH (the
+    TF 1 and pip < 10 names it imports). Its stdout and stderr go to ``log`` (default
+    ``OUT.log``, beside ``out``).
+
+    Raises
+    ------
+    PackageError
+        ``kit`` is not a starting kit, ``data_pb2.py`` cannot be made importable, or the
+        program ran past ``timeout`` seconds.
+    """
+    import os
+    import re
+    import subprocess
+    import sys
+
+    source = find_organizers_ingestion(kit)
+    python = python or sys.executable
+    code_dir, dataset, out = Path(code_dir).resolve(), Path(dataset).resolve(), Path(out).resolve()
+    log = Path(log).resolve() if log else out.with_name(out.name + ".log")
+    version = re.search(r"^VERSION\s*=\s*['\"]([^'\"]+)", (source / "ingestion.py").read_text(), re.M)
+    version = version.group(1) if version else None
+    with tempfile.TemporaryDirectory(prefix="autodl-meta-organizers-") as tmp:
+        work, shim, score = Path(tmp) / "ingestion", Path(tmp) / "shim", Path(tmp) / "score"
+        shutil.copytree(source, work, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        _prepare_data_pb2(work, python)
+        shim.mkdir()
+        score.mkdir()
+        (shim / "sitecustomize.py").write_text(ORGANIZERS_SITECUSTOMIZE)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTODL_META_")}
+        env["PYTHONPATH"] = os.pathsep.join([str(shim)] + [p for p in [env.get("PYTHONPATH")] if p])
+        env["PYTHONUNBUFFERED"] = "1"  # the log in the order it happened (stdout and stderr in one file)
+        cmd = [python, str(work / "ingestion.py"), "--dataset_dir", str(dataset), "--output_dir", str(out),
+               "--ingestion_program_dir", str(work), "--code_dir", str(code_dir), "--score_dir", str(score),
+               "--time_budget", f"{time_budget:g}"]
+        logger.info("running the organizers' ingestion %s (%s): %s", version, source, " ".join(cmd))
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as f:
+            try:
+                proc = subprocess.run(cmd, cwd=tmp, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise PackageError(log, f"the organizers' ingestion ran past {timeout:g} s and was stopped") from None
+    end = out / "end.txt"
+    success = None
+    if end.is_file():
+        m = re.search(r"ingestion_success:\s*(\d)", end.read_text())
+        success = bool(m and m.group(1) == "1")
+    predictions = len(list(out.glob("*.predict_*")))
+    logger.info("organizers' ingestion: exit code %d, %d predictions, success %s, log %s",
+                proc.returncode, predictions, success, log)
+    return OrganizersRun(proc.returncode, log, out, predictions, success, version)
