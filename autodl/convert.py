@@ -81,7 +81,7 @@ class _Row:
         return f"row {self.number} (line {self.line})"
 
 
-def _natural_key(name: str) -> list[Any]:
+def natural_key(name: str) -> list[Any]:
     """Sort key that orders ``frame2`` before ``frame10`` (equal to plain order when zero-padded)."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
@@ -198,7 +198,7 @@ def _check_media(row: _Row, csv_path: Path) -> None:
     path = row.path
     if path.is_dir():
         frames = sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
-                         and p.suffix.lower() in IMAGE_EXTENSIONS), key=lambda p: _natural_key(p.name))
+                         and p.suffix.lower() in IMAGE_EXTENSIONS), key=lambda p: natural_key(p.name))
         if not frames:
             raise ConversionError(csv_path, f"{row.where()}: the folder {row.file_name!r} holds no image "
                                             f"file ({', '.join(IMAGE_EXTENSIONS)}); a folder is one "
@@ -250,7 +250,7 @@ def decode_video(path: str | Path) -> Iterator[np.ndarray]:
         raise ConversionError(path, f"does not decode as a video ({exc})", field="FileName") from None
 
 
-def _read_csv(csv_path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+def read_labels_csv(csv_path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header and ``(line, cells)`` of each non-empty row of ``labels.csv``."""
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as fh:
@@ -341,7 +341,7 @@ def convert_image_folder(folder: str | Path, out_root: str | Path, name: str | N
     names_path = folder / LABEL_NAME_FILE
     label_names = read_label_names(names_path) if names_path.is_file() else None
 
-    header, raw_rows = _read_csv(csv_path)
+    header, raw_rows = read_labels_csv(csv_path)
     expected = "FileName and one of Labels, LabelConfidencePairs (optional: subset)"
     if "FileName" not in header:
         raise ConversionError(csv_path, f"no column 'FileName'; found columns {header}, expected "

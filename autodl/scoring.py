@@ -970,7 +970,7 @@ _NICE_SECONDS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200,
                  21600, 43200, 86400)
 
 
-def _time_ticks(T: float, t0: float, min_gap: float = 0.07) -> list[float]:
+def time_ticks(T: float, t0: float, min_gap: float = 0.07) -> list[float]:
     """Ticks in seconds for the top axis: 0, t0, round values and T, not crowded."""
     must = [0.0, float(T)] + ([float(t0)] if 0 < t0 < T else [])
     ticks = sorted(must)
@@ -1067,7 +1067,7 @@ def plot_learning_curve(result: ScoreResult, path: str | Path) -> Path:
 
     top = ax.twiny()
     top.set_xlim(ax.get_xlim())
-    ticks = _time_ticks(T, t0)
+    ticks = time_ticks(T, t0)
     top.set_xticks([float(transform_time(t, T, t0)) for t in ticks])
     top.set_xticklabels([_format_seconds(t) for t in ticks], fontsize=8)
     top.set_xlabel("Time (s)", fontsize=9)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.protocol import Protocol
-from autodl.scoring import ScoreResult, transform_time
+from autodl.scoring import ScoreResult, time_ticks, transform_time
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def plot_curves(curves: Sequence[tuple[str, ScoreResult]], path: str | Path) -> 
     ax.legend(loc="lower right", fontsize=8)
     top = ax.twiny()
     top.set_xlim(ax.get_xlim())
-    ticks = _time_ticks(T, t0)
+    ticks = time_ticks(T, t0)
     top.set_xticks([float(transform_time(t, T, t0)) for t in ticks])
     top.set_xticklabels([f"{t:.3g}" for t in ticks], fontsize=8)
     top.set_xlabel("Time (s)", fontsize=9)
@@ -119,16 +119,6 @@ def plot_curves(curves: Sequence[tuple[str, ScoreResult]], path: str | Path) -> 
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path
-
-
-def _time_ticks(T: float, t0: float, min_gap: float = 0.07) -> list[float]:
-    """Seconds for the top axis: 0, t0, T and round values between, none closer than ``min_gap``."""
-    pos = {t: float(transform_time(t, T, t0)) for t in {0.0, float(T), *([float(t0)] if 0 < t0 < T else [])}}
-    for t in (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200):
-        x = float(transform_time(t, T, t0))
-        if 0 < t < T and all(abs(x - p) >= min_gap for p in pos.values()):
-            pos[float(t)] = x
-    return sorted(pos)
 
 
 # --- HTML -------------------------------------------------------------------------------------------

@@ -64,7 +64,6 @@ import csv
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -74,6 +73,7 @@ from typing import Any
 
 import numpy as np
 
+from autodl.convert import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, natural_key
 from autodl.dataset import AutoDLDataset, RawExample, decode_frame
 from autodl.errors import AutoDLError, PredictionError
 from autodl.evaluation import RunResult
@@ -103,8 +103,6 @@ DEFAULT_PORTFOLIO = Path(__file__).resolve().parents[1] / "portfolio" / "default
 STAGES = ("formatting", "setting up", "ingestion", "scoring", "done")
 """The stages a run reports, in order (``setting up`` to ``scoring`` once per model)."""
 
-_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-_VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv")
 
 
 # --- progress ---------------------------------------------------------------------------------
@@ -165,10 +163,6 @@ class UnlabelledSet:
         self.parts += other.parts
 
 
-def _natural_key(name: str) -> list[Any]:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
-
-
 def _is_video(meta: Any) -> bool:
     return bool(meta.is_sequence) or meta.get_sequence_size() != 1
 
@@ -177,10 +171,10 @@ def _media_files(folder: Path) -> tuple[list[Path], list[Path]]:
     """The example files of a folder (images, video files, sub-folders of frames), and the
     files skipped (other extensions, hidden files)."""
     found, skipped = [], []
-    for p in sorted(folder.iterdir(), key=lambda p: _natural_key(p.name)):
+    for p in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
         if p.name.startswith("."):
             continue
-        if p.is_dir() or p.suffix.lower() in _IMAGE_EXTENSIONS + _VIDEO_EXTENSIONS:
+        if p.is_dir() or p.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS:
             found.append(p)
         else:
             skipped.append(p)
@@ -189,7 +183,7 @@ def _media_files(folder: Path) -> tuple[list[Path], list[Path]]:
 
 def _frame_files(folder: Path) -> list[Path]:
     """The image files of a folder that is one video, in (natural) sorted order."""
-    return [p for p in _media_files(folder)[0] if p.is_file() and p.suffix.lower() in _IMAGE_EXTENSIONS]
+    return [p for p in _media_files(folder)[0] if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
 
 
 def _fit_frame(data: bytes, size: tuple[int, int] | None, channels: int, where: Path) -> bytes:
@@ -221,7 +215,7 @@ def files_unlabelled(files: Sequence[Path], dataset: AutoDLDataset, names: Seque
     channels = meta.get_num_channels()
     kinds = []
     for f in files:
-        kind = "frames" if f.is_dir() else "video" if f.suffix.lower() in _VIDEO_EXTENSIONS else "image"
+        kind = "frames" if f.is_dir() else "video" if f.suffix.lower() in VIDEO_EXTENSIONS else "image"
         if (kind != "image") != video:
             what = "a video" if kind != "image" else "an image"
             raise AutoDLError(f, f"is {what}, but the dataset {dataset.name} holds "
@@ -278,31 +272,26 @@ def _csv_unlabelled_names(folder: Path) -> tuple[list[str], set[Path]]:
     """The ``FileName`` of each row of ``labels.csv`` that the converter puts in the unlabelled
     subset (``subset`` = ``unlabelled``; without a subset column, an empty label cell), in
     order, and the resolved paths of every row."""
-    from autodl.convert import LABEL_COLUMNS, LABELS_CSV
+    from autodl.convert import LABEL_COLUMNS, LABELS_CSV, read_labels_csv
 
     unlabelled, listed = [], set()
-    with (folder / LABELS_CSV).open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader, [])]
-        label_col = next((c for c in reversed(LABEL_COLUMNS) if c in header), None)
-        if "FileName" not in header or label_col is None:
-            return [], set()
-        i_name, i_label = header.index("FileName"), header.index(label_col)
-        i_subset = header.index("subset") if "subset" in header else None
-        for cells in reader:
-            if not any(c.strip() for c in cells):
-                continue
+    header, rows = read_labels_csv(folder / LABELS_CSV)
+    label_col = next((c for c in reversed(LABEL_COLUMNS) if c in header), None)
+    if "FileName" not in header or label_col is None:
+        return [], set()
+    i_name, i_label = header.index("FileName"), header.index(label_col)
+    i_subset = header.index("subset") if "subset" in header else None
+    for _, cells in rows:
+        def cell(i: int | None, cells: list[str] = cells) -> str:
+            return cells[i].strip() if i is not None and i < len(cells) else ""
 
-            def cell(i: int | None, cells: list[str] = cells) -> str:
-                return cells[i].strip() if i is not None and i < len(cells) else ""
-
-            name = cell(i_name)
-            listed.add((folder / name).resolve())
-            if i_subset is not None:
-                if cell(i_subset).lower() == "unlabelled":
-                    unlabelled.append(name)
-            elif not cell(i_label).replace(",", " ").split():
+        name = cell(i_name)
+        listed.add((folder / name).resolve())
+        if i_subset is not None:
+            if cell(i_subset).lower() == "unlabelled":
                 unlabelled.append(name)
+        elif not cell(i_label).replace(",", " ").split():
+            unlabelled.append(name)
     return unlabelled, listed
 
 
@@ -344,7 +333,7 @@ def find_unlabelled(data: str | Path, dataset: AutoDLDataset, unlabelled: str | 
             return subset_unlabelled(source, dataset)
         files, skipped = _media_files(path)
         if not files:
-            kinds = ", ".join(_IMAGE_EXTENSIONS + _VIDEO_EXTENSIONS)
+            kinds = ", ".join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
             raise AutoDLError(path, f"holds no image or video file ({kinds}); {expected}", field="--unlabelled")
         if skipped:
             logger.warning("%s: skipped %d files that are not images or videos (%s)", path, len(skipped),
