@@ -24,6 +24,11 @@ datasets come from what installs from a package:
 - ``moving_digits``: synthetic video, a scikit-learn digit moving in the frame, class = the
   digit.
 
+The held-out collection's sources (``greek_letters``, ``tuxpaint_stamps``, ``gimp_patterns``,
+``wesnoth_portraits``, ``shape_scenes``, ``wesnoth_animations``, ``spin_zoom``,
+``earth_landcover``: data no training collection uses) live in :mod:`autodl.sources_heldout`,
+which registers them here (:func:`register_source`) when this module is imported.
+
 Each source's loader returns ``(x_train, y_train, x_test, y_test, label_names)``: uint8
 images ``N x H x W x C`` (or ``N x T x H x W x C`` clips; a list of ``H x W x C`` arrays
 where sizes vary), int64 class indices (a 0/1 ``N x C`` matrix for multi-label data) and
@@ -69,6 +74,13 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
 FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts",
              Path.home() / ".local/share/fonts")
 FONT_PACKAGE = "fonts-dejavu-core"
+GLYPH_FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"),)
+"""Where the training sources ``glyphs`` and ``multi_glyphs`` take their fonts by default: the
+DejaVu faces (Debian fonts-dejavu-core, fonts-dejavu-extra) the committed training collection
+was built from, whatever else a machine has installed (other packages pull in Lato, Droid,
+...), and never the held-out collection's typefaces (:data:`HELD_OUT_FONT_DIRS`)."""
+HELD_OUT_FONT_DIRS = (Path("/usr/share/fonts/truetype/freefont"), Path("/usr/share/fonts/opentype/urw-base35"))
+"""The typefaces of the held-out collection (``greek_letters``: GNU FreeFont, URW base35)."""
 FONT_EXTENSIONS = (".ttf", ".otf")
 MAX_FONTS = 32
 
@@ -424,10 +436,10 @@ def _draw_glyph(fonts: Sequence[tuple[Path, object]], char: str, size: int, rng:
 def _fonts_for(characters: str, font_dirs: Sequence[str | Path] | None, canvas: int = 96
                ) -> list[tuple[Path, object]]:
     """The fonts that draw every one of ``characters``; a ConversionError naming the fix if none."""
-    files = find_fonts(font_dirs)
+    files = find_fonts(GLYPH_FONT_DIRS if font_dirs is None else font_dirs)
     fonts = _glyph_fonts(files, characters, canvas) if files else []
     if not fonts:
-        where = ", ".join(str(d) for d in (FONT_DIRS if font_dirs is None else font_dirs))
+        where = ", ".join(str(d) for d in (GLYPH_FONT_DIRS if font_dirs is None else font_dirs))
         raise ConversionError(None, f"no TrueType font that draws {characters!r} found in {where}; "
                                     f"install one: apt-get install {FONT_PACKAGE}", field="fonts")
     return fonts
@@ -455,7 +467,7 @@ def load_glyphs(seed: int = 0, characters: str = "0123456789", n_train_per_class
     size:
         Side of the output images.
     font_dirs:
-        Folders to search for fonts; default :data:`FONT_DIRS`.
+        Folders to search for fonts; default :data:`GLYPH_FONT_DIRS` (DejaVu).
 
     Returns
     -------
@@ -481,9 +493,9 @@ def load_glyphs(seed: int = 0, characters: str = "0123456789", n_train_per_class
 
 
 def _check_fonts() -> str | None:
-    files = find_fonts()
+    files = find_fonts(GLYPH_FONT_DIRS)
     if not files:
-        return (f"no TrueType font in {', '.join(str(d) for d in FONT_DIRS)}; "
+        return (f"no TrueType font in {', '.join(str(d) for d in GLYPH_FONT_DIRS)}; "
                 f"install one: apt-get install {FONT_PACKAGE}")
     return None
 
@@ -1431,3 +1443,7 @@ def write_source(name: str, out_root: str | Path, *, max_train: int | None = Non
     logger.info("writing source %s to %s (train %d, test %d)", name, out_root, len(y_train), len(y_test))
     return write_arrays(out_root, name, x_train, y_train, x_test, y_test, num_classes=len(names),
                         label_names=names, overwrite=overwrite, progress=progress)
+
+
+# --- the held-out sources (the benchmark's data, autodl/sources_heldout.py) register themselves --------
+from autodl import sources_heldout as _heldout  # noqa: E402,F401  (import at the end: it uses the names above)

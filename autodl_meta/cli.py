@@ -16,6 +16,7 @@ from autodl.errors import AutoDLError
 from autodl_meta import (
     cli_bohb,
     cli_collection,
+    cli_heldout,
     cli_metafeatures,
     cli_portfolio,
     cli_selector,
@@ -406,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "labels.csv (formatted into OUT/data); writes OUT/report.html too")
     r.add_argument("--model", default=None,
                    help="baseline:linear|default|scratch|single-best|oracle, config:PATH.yaml, file:PATH/model.py, "
+                        "file-tf1:PATH/model.py (a TensorFlow-1-era model.py, run in TF 1 compatibility mode), "
                         "submission (the shipped submission: the default with --data) or submission:PATH "
                         "(a folder holding model.py, or a .zip)")
     r.add_argument("--unlabelled", default=None,
@@ -496,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_bohb.register_benchmark(bsub, fmt)
     cli_selector.register_benchmark(bsub, fmt)
     cli_submission.register_benchmark(bsub, fmt)
+    cli_heldout.register_benchmark(bsub, fmt)
 
     ft = sub.add_parser("finetune", help="fine-tuning tools")
     fsub = ft.add_subparsers(dest="finetune_command", required=True, metavar="ACTION")

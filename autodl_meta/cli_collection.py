@@ -1,5 +1,5 @@
-"""``autodl-meta data build-collection|collection-report``: training collections (thin layer over
-:mod:`portfolio.collection`)."""
+"""``autodl-meta data build-collection|collection-report``: dataset collections, training and held-out
+(thin layer over :mod:`portfolio.collection`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _only(text: str | None) -> list[str] | None:
 def cmd_build_collection(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from portfolio.collection import build_collection, load_collection
+    from portfolio.collection import build_collection, collection_samples, load_collection
 
     coll = load_collection(args.collection)
     recipes = coll.select(_only(args.only))
@@ -32,8 +32,13 @@ def cmd_build_collection(args: argparse.Namespace) -> int:
         results = build_collection(coll, args.out, only=_only(args.only), overwrite=args.overwrite,
                                    tfds_data_dir=args.tfds_data_dir, on_start=start, on_done=done)
     counts = {s: sum(r.status == s for r in results) for s in ("built", "rebuilt", "skipped")}
+    samples = collection_samples(coll, _only(args.only))
+    for smp, present in samples:
+        print(f"  {'sample' if present else 'ABSENT':8s} {smp.name:24s} used as it is from {smp.folder}"
+              + ("" if present else " (not on this machine: left out)"))
     print(f"{len(results)} datasets of {coll.name} in {args.out}: "
-          + ", ".join(f"{n} {s}" for s, n in counts.items()))
+          + ", ".join(f"{n} {s}" for s, n in counts.items())
+          + (f"; {sum(p for _, p in samples)} of {len(samples)} samples present" if samples else ""))
     return 0
 
 
@@ -68,12 +73,15 @@ def cmd_collection_report(args: argparse.Namespace) -> int:
 def register(dsub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     """Add ``build-collection`` and ``collection-report`` to the ``data`` sub-commands."""
     b = dsub.add_parser("build-collection", formatter_class=fmt,
-                        help="build the datasets of a training collection (configs/collections/NAME.yaml)",
+                        help="build the datasets of a collection (configs/collections/NAME.yaml)",
                         description="Build every dataset of a collection into OUT/<dataset>/ as an AutoDL "
                                     "dataset with its recipe (recipe.json). Datasets already built from the "
                                     "same recipe are skipped; one built from another recipe is refused "
-                                    "(naming what differs) unless --overwrite.")
-    b.add_argument("collection", help="a collection name under configs/collections/ (default, tfds) or a YAML path")
+                                    "(naming what differs) unless --overwrite. A collection's samples "
+                                    "(existing datasets used as they are) are not built: it says whether "
+                                    "each is present.")
+    b.add_argument("collection", help="a collection name under configs/collections/ (default, heldout, tfds) or a "
+                                      "YAML path")
     b.add_argument("--out", required=True, help="folder to build the datasets into (one sub-folder each)")
     b.add_argument("--only", default=None, help="comma-separated dataset names to build (default: all)")
     b.add_argument("--overwrite", action="store_true", help="rebuild datasets whose recipe changed")
@@ -85,8 +93,10 @@ def register(dsub: Any, fmt: type[argparse.HelpFormatter]) -> None:
                         help="describe a built collection and measure the linear baseline on each dataset",
                         description="For each dataset of a built collection: classes, train/test counts, "
                                     "shape, channels, multi-label, video, and baseline:linear's final NAUC and "
-                                    "ALC, written as a Markdown table. Figures are kept beside each dataset "
-                                    "(linear-baseline.json) and reused when nothing changed.")
+                                    "ALC, written as a Markdown table into the collection's own block of "
+                                    "--doc (other content of the file is kept). Figures are kept beside "
+                                    "each dataset (linear-baseline.json; a sample's under DATA/.samples/) "
+                                    "and reused when nothing changed.")
     r.add_argument("collection", help="a collection name under configs/collections/ or a YAML path")
     r.add_argument("--data", required=True, help="the folder the collection was built into")
     r.add_argument("--doc", default="docs/collection.md", help="the Markdown file to write")

@@ -37,7 +37,7 @@ from autodl.dataset import AutoDLDataset
 from autodl.errors import AutoDLError
 from autodl.evaluation import Evaluation, RunResult, evaluate_model, run_local, shortened
 from autodl.protocol import Protocol, load_protocol
-from finetune.models import reads_simulated_clock, resolve_model
+from finetune.models import check_model, is_tf1_name, reads_simulated_clock, resolve_model
 
 DEFAULT_TIMING = Path(__file__).resolve().parents[1] / "configs" / "timing" / "cpu-2core-epyc.json"
 """The timing table the simulated clock uses by default: this project's 2-core CPU."""
@@ -91,7 +91,8 @@ def evaluate(config: str | Mapping[str, Any], dataset: str | Path | AutoDLDatase
     config
         A fine-tuning configuration (a mapping over ``configs/space/finetune.yaml``), or a
         model name: ``baseline:default|scratch|linear``, ``baseline:single-best|oracle``
-        (with ``portfolio``), ``config:PATH``, ``file:PATH``.
+        (with ``portfolio``), ``config:PATH``, ``file:PATH`` (not ``file-tf1:PATH``, which
+        runs only in a process of its own: :func:`run_local_model`).
     dataset
         The AutoDL dataset.
     protocol
@@ -141,6 +142,10 @@ def evaluate(config: str | Mapping[str, Any], dataset: str | Path | AutoDLDatase
     shortened(proto, budget)  # a bad budget fails here
     if clock not in CLOCKS:
         raise AutoDLError(None, f"unknown clock {clock!r}; known: {', '.join(CLOCKS)}", field="clock")
+    if isinstance(config, str) and is_tf1_name(config):
+        raise AutoDLError(None, f"{config}: a TensorFlow-1-era model runs only in a process of its own, on the wall "
+                                f"clock (run_local_model; `autodl-meta run` with --clock wall): TensorFlow 1 "
+                                f"compatibility mode changes TensorFlow for the whole process", field="model")
     kwargs: dict[str, Any] = {"t0": proto.t0, "device": device, "seed": seed,
                               "max_train_examples": proto.max_train_examples, **learner_kwargs}
     if clock == "simulated":
@@ -197,7 +202,7 @@ def run_local_model(dataset: str | Path, model: str, protocol: Protocol, out: st
     test set has unlabelled examples appended, with ``scored_rows`` the number of real test
     examples (see :func:`autodl.ingestion.run_ingestion`).
     """
-    resolve_model(model, portfolio=portfolio, dataset=dataset)  # an unknown or unrunnable model fails here
+    check_model(model, portfolio=portfolio, dataset=dataset)  # an unknown or unrunnable model fails here
     pred_dir = Path(out) / "predictions"
     cmd = ingestion_command(AutoDLDataset(ingestion_dataset or dataset).root, model, protocol, pred_dir,
                             device=device, seed=seed, threads=threads,

@@ -17,6 +17,17 @@ Known forms:
 * ``file:PATH`` (or a path ending in ``.py``): a challenge submission's ``model.py``; its
   ``Model`` class is constructed as ``Model(metadata)``, exactly as the organizers'
   ingestion does, and runs on the wall clock.
+* ``file-tf1:PATH``: a TensorFlow-1-era ``model.py`` (the organizers' 2019 baselines, most
+  2019 submissions: ``tf.Session``, ``dataset.make_one_shot_iterator()``...) run unchanged,
+  as ``file:`` runs one, in TensorFlow 1 compatibility mode: in the process that runs it,
+  before the file is imported, ``import tensorflow`` gives ``tf.compat.v1`` and TensorFlow
+  behaves as TensorFlow 1 (graph mode; :func:`autodl.tf1_compat.enable_tf1_mode`). That
+  changes TensorFlow for the whole process, so such a model runs only in a process of its
+  own (:func:`finetune.evaluate.run_local_model`, ``autodl-meta run``, wall clock); other
+  processes check it with :func:`check_model`, which reads its source only. A model that
+  uses what no compatibility mode can supply (``tf.estimator``, removed in TensorFlow 2.16;
+  ``tf.contrib``; ``tf.layers`` under Keras 3) is refused before anything runs, in one line
+  naming the file, the API and why (:func:`tf1_model_problem`).
 * ``submission``: this project's shipped submission, the file ``submission/model.py`` of
   the source tree (:data:`SUBMISSION_MODEL`), run as ``file:`` runs a ``model.py``.
 * ``submission:PATH``: a submission folder holding ``model.py`` (e.g. an unzipped
@@ -91,9 +102,19 @@ SUBMISSION_MODEL = Path(__file__).resolve().parents[1] / "submission" / "model.p
 """The shipped submission's ``model.py`` (model name ``submission``)."""
 
 
+TF1_PREFIX = "file-tf1:"
+"""The prefix of a TensorFlow-1-era ``model.py`` run in TensorFlow 1 compatibility mode."""
+
+
 def known_models() -> list[str]:
-    return [f"baseline:{k}" for k in BASELINES] + ["config:PATH.yaml", "file:PATH/model.py", "submission",
-                                                  "submission:PATH (a folder holding model.py, or a .zip)"]
+    return [f"baseline:{k}" for k in BASELINES] + [
+        "config:PATH.yaml", "file:PATH/model.py", f"{TF1_PREFIX}PATH/model.py (a TensorFlow-1-era model.py)",
+        "submission", "submission:PATH (a folder holding model.py, or a .zip)"]
+
+
+def is_tf1_name(name: str) -> bool:
+    """Whether ``name`` is ``file-tf1:PATH`` (a model run in TensorFlow 1 compatibility mode)."""
+    return name.startswith(TF1_PREFIX)
 
 
 def is_submission_name(name: str) -> bool:
@@ -157,14 +178,32 @@ def submission_file(name: str, unpack_dir: str | Path | None = None) -> Path:
                       field="--model")
 
 
-def _from_file(path: Path) -> ModelFactory:
+def _from_file(path: Path, *, tf1: bool = False) -> ModelFactory:
+    """Import ``path`` (a challenge ``model.py``) and return ``(meta, clock) -> Model(meta)``.
+
+    ``tf1``: refuse it if it uses what TensorFlow 1 compatibility cannot supply, switch this
+    process to TensorFlow 1 mode, then import it; an error while importing it is one line.
+    """
     if not path.is_file():
         raise AutoDLError(path, "model file not found; expected a challenge model.py defining class Model")
+    if tf1:
+        check_tf1_model(path)
+        from autodl.tf1_compat import enable_tf1_mode
+
+        enable_tf1_mode()
+        logger.info("TensorFlow 1 compatibility mode: `import tensorflow` gives tf.compat.v1, graph mode (%s)",
+                    path)
     spec = importlib.util.spec_from_file_location(f"autodl_submission_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(path.parent))  # submissions import their sibling files
     try:
         spec.loader.exec_module(module)
+    except Exception as exc:
+        if not tf1:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise AutoDLError(path, f"cannot be imported in TensorFlow 1 compatibility mode: {type(exc).__name__}: "
+                                f"{first}") from None
     finally:
         sys.path.remove(str(path.parent))
     if not hasattr(module, "Model"):
@@ -172,11 +211,65 @@ def _from_file(path: Path) -> ModelFactory:
     return lambda meta, clock: module.Model(meta)
 
 
+def tf1_model_problem(path: str | Path, *, installed: bool = True) -> str | None:
+    """Why the TensorFlow-1-era ``model.py`` at ``path`` cannot run here even in TensorFlow 1
+    compatibility mode, in one line (None if nothing in its source says so).
+
+    Read from its source, before anything runs (:func:`autodl.tf1_compat.find_unsupported`):
+    e.g. ``uses tf.estimator (line 61), removed in TensorFlow 2.16 (...); this model cannot
+    run here``. The first API is named with its reason, the others after it. ``installed``:
+    every TensorFlow name it uses is looked up in the installed ``tf.compat.v1`` (this imports
+    TensorFlow, :func:`autodl.dataset.configure_tensorflow`, and leaves it as it is); without
+    it, only the APIs known to be gone (``tf.estimator``, ``tf.contrib``) are refused, and
+    TensorFlow is not imported. A file that cannot be read or is not Python is a problem too.
+    """
+    from autodl.tf1_compat import find_unsupported
+
+    path = Path(path)
+    try:
+        source = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    v1 = None
+    if installed:
+        from autodl.dataset import configure_tensorflow
+
+        v1 = configure_tensorflow().compat.v1
+    try:
+        missing = find_unsupported(source, v1)
+    except SyntaxError as exc:
+        return f"is not valid Python (line {exc.lineno}: {exc.msg})"
+    if not missing:
+        return None
+    first, rest = missing[0], missing[1:]
+    also = f" (also: {', '.join(f'{u.api} (line {u.line})' for u in rest)})" if rest else ""
+    return f"uses {first.api} (line {first.line}), {first.reason.rstrip('.')}; this model cannot run here{also}"
+
+
+def check_tf1_model(path: str | Path, *, installed: bool = True) -> None:
+    """Refuse a TensorFlow-1-era ``model.py`` that cannot run here (see :func:`tf1_model_problem`,
+    which ``installed`` goes to).
+
+    Raises
+    ------
+    AutoDLError
+        The file is missing, or uses what TensorFlow 1 compatibility cannot supply: one line
+        naming the file, the API, the line and why.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AutoDLError(path, "model file not found; expected a challenge model.py defining class Model")
+    problem = tf1_model_problem(path, installed=installed)
+    if problem is not None:
+        raise AutoDLError(path, problem)
+
+
 def reads_simulated_clock(name: str) -> bool:
     """Whether the model named ``name`` charges its work to a simulated clock (the fine-tuning
-    learner does; the linear baseline and challenge submissions read the wall clock)."""
-    return not (name.startswith("file:") or name.endswith(".py") or name == "baseline:linear"
-                or is_submission_name(name))
+    learner does; the linear baseline and challenge submissions, TF1-era ones included, read
+    the wall clock)."""
+    return not (name.startswith("file:") or is_tf1_name(name) or name.endswith(".py")
+                or name == "baseline:linear" or is_submission_name(name))
 
 
 def baseline_config(name: str) -> dict[str, Any]:
@@ -277,6 +370,9 @@ def resolve_model(name: str | Mapping[str, Any], *, portfolio: str | Path | None
     weights are absent) is refused now, before any budget is spent. ``portfolio`` and
     ``dataset`` are read by ``baseline:single-best`` and ``baseline:oracle`` only
     (:func:`portfolio_config`).
+
+    ``file-tf1:PATH`` switches this process to TensorFlow 1 mode for good before importing
+    the file: a process that must stay as it is checks such a name with :func:`check_model`.
     """
     from finetune.config import check_runnable, load_config, validate_config
 
@@ -284,6 +380,8 @@ def resolve_model(name: str | Mapping[str, Any], *, portfolio: str | Path | None
         return LearnerFactory(check_runnable(validate_config(name)), **learner_kwargs)
     if is_submission_name(name):
         return _from_file(submission_file(name))
+    if is_tf1_name(name):  # switches this process to TensorFlow 1 mode (see check_model)
+        return _from_file(Path(name.removeprefix(TF1_PREFIX)), tf1=True)
     if name.startswith("file:") or name.endswith(".py"):
         return _from_file(Path(name.removeprefix("file:")))
     kind, _, rest = name.partition(":")
@@ -299,6 +397,26 @@ def resolve_model(name: str | Mapping[str, Any], *, portfolio: str | Path | None
         factory = BASELINES[rest][0]
         return lambda meta, clock: factory(meta, clock, **learner_kwargs)
     raise AutoDLError(None, f"unknown model {name!r}; known: {', '.join(known_models())}", field="--model")
+
+
+def check_model(name: str | Mapping[str, Any], *, portfolio: str | Path | None = None,
+                dataset: Any = None) -> None:
+    """Fail now, as :func:`resolve_model` would, on a model name that cannot run, without
+    changing this process: a ``file-tf1:`` model is checked by reading its source for the
+    APIs known to be gone (``tf.estimator``, ``tf.contrib``; without importing TensorFlow:
+    :func:`check_tf1_model`), since resolving it would switch this process to TensorFlow 1
+    mode; the process that runs it checks the rest against the installed TensorFlow before
+    importing it. Every other name is resolved.
+
+    Raises
+    ------
+    AutoDLError
+        An unknown or unrunnable model (see :func:`resolve_model`).
+    """
+    if isinstance(name, str) and is_tf1_name(name):
+        check_tf1_model(name.removeprefix(TF1_PREFIX), installed=False)
+        return
+    resolve_model(name, portfolio=portfolio, dataset=dataset)
 
 
 def main(argv: list[str] | None = None) -> int:

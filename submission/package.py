@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.errors import AutoDLError
+from autodl.tf1_compat import write_sitecustomize
 from submission.artifacts import (
     CHECKSUMS,
     CHECKSUMS_FORMAT,
@@ -304,40 +305,6 @@ def run_isolated(folder: str | Path, dataset: str | Path, out: str | Path, time_
                                f"{log.strip().splitlines()[-1] if log.strip() else 'no output'}")
 
 
-ORGANIZERS_SITECUSTOMIZE = '''"""Compatibility names for the AutoDL organizers' 2019 ingestion program (v20191204) under
-TensorFlow 2 and pip >= 10; written by ``submission.package.run_under_organizers_ingestion``
-into a folder put first on PYTHONPATH of that program's process only.
-
-It adds, and only where the module lacks them:
-
-- on ``tensorflow``, from ``tensorflow.compat.v1``: ``app``, ``flags``, ``gfile``, ``logging``
-  (the program does ``from tensorflow import app, flags, gfile, logging``),
-  ``FixedLenSequenceFeature``, ``Session``, ``VarLenFeature`` and
-  ``parse_single_sequence_example`` (its ``dataset.py`` reads the TFRecords with them);
-- on ``pip``: ``get_installed_distributions`` returning an empty list (its ``data_io.py``
-  imports it, from pip < 10, to list the installed packages in its log). Without pip, an
-  empty ``pip`` module holding only that function.
-"""
-
-import sys
-import types
-
-import tensorflow as _tf
-
-for _name in ("app", "flags", "gfile", "logging", "FixedLenSequenceFeature", "Session", "VarLenFeature",
-              "parse_single_sequence_example"):
-    if not hasattr(_tf, _name):
-        setattr(_tf, _name, getattr(_tf.compat.v1, _name))
-
-try:
-    import pip as _pip
-except ImportError:
-    _pip = sys.modules["pip"] = types.ModuleType("pip")
-if not hasattr(_pip, "get_installed_distributions"):
-    _pip.get_installed_distributions = lambda *args, **kwargs: []
-'''
-
-
 @dataclass
 class OrganizersRun:
     """What :func:`run_under_organizers_ingestion` left: the program's exit code, its log (stdout
@@ -400,8 +367,10 @@ def run_under_organizers_ingestion(code_dir: str | Path, dataset: str | Path, ki
 
     The kit is left untouched: its ingestion program is copied into a temporary folder, whose
     ``data_pb2.py`` is regenerated when the installed protobuf cannot import the shipped one,
-    and the program runs with :data:`ORGANIZERS_SITECUSTOMIZE` first on its PYTHONPATH (the
-    TF 1 and pip < 10 names it imports). Its stdout and stderr go to ``log`` (default
+    and the program runs with a ``sitecustomize.py`` first on its PYTHONPATH that gives it the
+    TF 1 and pip < 10 names it imports (:func:`autodl.tf1_compat.apply_for_organizers_ingestion`,
+    written with :func:`autodl.tf1_compat.write_sitecustomize`: TensorFlow stays in eager mode,
+    the submission it runs being TensorFlow 2 code). Its stdout and stderr go to ``log`` (default
     ``OUT.log``, beside ``out``).
 
     Raises
@@ -425,9 +394,8 @@ def run_under_organizers_ingestion(code_dir: str | Path, dataset: str | Path, ki
         work, shim, score = Path(tmp) / "ingestion", Path(tmp) / "shim", Path(tmp) / "score"
         shutil.copytree(source, work, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         _prepare_data_pb2(work, python)
-        shim.mkdir()
+        write_sitecustomize(shim, "apply_for_organizers_ingestion")
         score.mkdir()
-        (shim / "sitecustomize.py").write_text(ORGANIZERS_SITECUSTOMIZE)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AUTODL_META_")}
         env["PYTHONPATH"] = os.pathsep.join([str(shim)] + [p for p in [env.get("PYTHONPATH")] if p])
         env["PYTHONUNBUFFERED"] = "1"  # the log in the order it happened (stdout and stderr in one file)

@@ -693,7 +693,7 @@ def run_selfservice(data: str | Path, out: str | Path, *, model: str = DEFAULT_M
     import dataclasses
 
     from autodl.labels import is_multilabel
-    from finetune.models import resolve_model
+    from finetune.models import check_model
     from submission.report import RunSummary, plot_curves, write_report
 
     proto = load_protocol(protocol) if isinstance(protocol, str) else protocol
@@ -710,7 +710,7 @@ def run_selfservice(data: str | Path, out: str | Path, *, model: str = DEFAULT_M
     dataset.solution()  # a bad solution fails here
     models = [_prepare_model(model, out)] + ([_prepare_model(compare, out / COMPARE_DIR)] if compare else [])
     for name in models:  # an unknown or unrunnable model fails here, before anything runs
-        resolve_model(name, portfolio=_portfolio_for(name, portfolio), dataset=dataset)
+        check_model(name, portfolio=_portfolio_for(name, portfolio), dataset=dataset)
     unl = find_unlabelled(data, dataset, unlabelled, raw=formatted)
     n_test = dataset.metadata("test").sample_count
     run_dataset = dataset.root

@@ -1,8 +1,9 @@
 """Shared fixtures: the organizers' sample datasets and small datasets written in tmp.
 
 ``samples_dir`` is ``../shared/autodl_samples`` (beside the project checkout); tests that
-need it skip where it is absent (a clone elsewhere). The written datasets are tiny
-(a few 5x7 images) so that writing them costs milliseconds.
+need it skip where it is absent (a clone elsewhere). ``starting_kit`` is the organizers'
+starting kit (``AUTODL_STARTING_KIT``, else ``../shared/autodl_kit``), skipped likewise.
+The written datasets are tiny (a few 5x7 images) so that writing them costs milliseconds.
 """
 
 from __future__ import annotations
@@ -24,6 +25,19 @@ def samples_dir() -> Path:
     if not (SAMPLES_DIR / "miniciao").is_dir() or not (SAMPLES_DIR / "Monkeys").is_dir():
         pytest.skip(SAMPLES_REASON)
     return SAMPLES_DIR
+
+
+@pytest.fixture(scope="session")
+def starting_kit() -> Path:
+    """The organizers' 2019 starting kit, read-only: ``AUTODL_STARTING_KIT`` when set, else
+    ``../shared/autodl_kit`` (:func:`finetune.peers.default_kit_dir`); skips where neither is."""
+    from finetune.peers import KIT_ENV, default_kit_dir
+
+    kit = default_kit_dir()
+    if kit is None:
+        pytest.skip(f"needs the organizers' starting kit: {KIT_ENV} or ../shared/autodl_kit (a checkout of "
+                    "github.com/zhengying-liu/autodl_starting_kit_stable)")
+    return kit
 
 
 @pytest.fixture(scope="session")

@@ -457,3 +457,197 @@ def test_fashion_class_names_subset(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(data))
     build_collection(path, tmp_path / "b")
     assert AutoDLDataset(tmp_path / "b" / "tops").label_names() == ["Coat", "Shirt"]
+
+
+# --- the held-out collection: disjoint from training, samples used as they are -----------------------
+
+def _names(coll: pc.Collection) -> set[str]:
+    return ({d.name.lower() for d in coll.datasets} | {s.name.lower() for s in coll.sources}
+            | {s.name.lower() for s in coll.samples})
+
+
+def test_shipped_heldout_and_default_share_nothing() -> None:
+    held, train = load_collection("heldout"), load_collection("default")
+    assert held.training == ("default",) and held.is_held_out and not train.is_held_out
+    assert "collection:heldout" in train.held_out and {"Monkeys", "miniciao"} <= set(train.held_out)
+    assert not _names(held) & _names(train)
+    assert not {d.source for d in held.datasets} & {d.source for d in train.datasets}
+    assert not {s.folder for s in held.samples} & {s.folder for s in train.samples}
+
+
+def test_shipped_heldout_covers_what_the_benchmark_needs() -> None:
+    held = load_collection("heldout")
+    assert len(held.datasets) >= 8
+    assert {(s.name, s.path) for s in held.samples} == {("miniciao", "demo/miniciao"),
+                                                        ("Monkeys", "../shared/autodl_samples/Monkeys")}
+    by_source = {d.source: d for d in held.datasets}
+    # handwriting/symbols, variable-size colour >= 128 px, texture, aerial-like, few-shot,
+    # multi-label, video by appearance, video by motion only
+    assert {"greek_letters", "tuxpaint_stamps", "gimp_patterns", "earth_landcover", "wesnoth_portraits",
+            "shape_scenes", "wesnoth_animations", "spin_zoom"} <= set(by_source)
+    stamps = sources.source_parameters("tuxpaint_stamps")
+    assert stamps["min_side"] >= 128 and "min_side" not in by_source["tuxpaint_stamps"].params
+    few = sources.source_parameters("wesnoth_portraits")
+    assert by_source["wesnoth_portraits"].params.get("n_train_per_class", few["n_train_per_class"]) <= 20
+    for d in held.datasets:
+        assert d.doc and held.source(d.source).licence and held.source(d.source).origin
+        assert set(d.params) <= set(sources.source_parameters(d.source))
+    for s in held.samples:
+        assert s.doc and s.origin and s.licence
+
+
+def _heldout_file(tmp_path: Path, datasets: list[dict[str, Any]], training: list[str] | None = None,
+                  sources_: list[dict[str, str]] | None = None, samples: list[dict[str, str]] | None = None,
+                  name: str = "held") -> Path:
+    data: dict[str, Any] = {"name": name, "description": "held out", "training": training or ["default"],
+                            "sources": sources_ or [{"name": "shape_scenes", "origin": "generated", "licence": "x"}],
+                            "datasets": datasets}
+    if samples is not None:
+        data["samples"] = samples
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("datasets, sources_, field, shared", [
+    ([{"name": "dig", "source": "digits", "doc": "x"}], [{"name": "digits", "origin": "o", "licence": "l"}],
+     "datasets[0] (dig).source", "'digits' is a source of training collection 'default'"),
+    ([{"name": "letters", "source": "shape_scenes", "doc": "x"}], None,
+     "datasets[0] (letters).name", "'letters' is a dataset of training collection 'default'"),
+    ([{"name": "s", "source": "shape_scenes", "doc": "x"}],
+     [{"name": "shape_scenes", "origin": "o", "licence": "l"}, {"name": "Emoji", "origin": "o", "licence": "l"}],
+     "sources[1]", "'Emoji' is a source of training collection 'default'"),
+])
+def test_heldout_overlapping_training_is_refused(tmp_path: Path, datasets: list, sources_: list | None, field: str,
+                                                 shared: str) -> None:
+    path = _heldout_file(tmp_path, datasets, sources_=sources_)
+    with pytest.raises(CollectionError) as exc:
+        load_collection(path)
+    text = str(exc.value)
+    assert str(path) in text and f"field '{field}'" in text and shared in text and "share no" in text
+
+
+def test_training_side_refuses_a_heldout_collections_names(tmp_path: Path) -> None:
+    held = _heldout_file(tmp_path, [{"name": "digits_small", "source": "shape_scenes", "doc": "x"}],
+                         training=["tiny.yaml"])
+    train = tiny_collection(tmp_path, held_out=None)  # tiny's held_out set below
+    data = yaml.safe_load(train.read_text())
+    data["held_out"] = ["Monkeys", "collection:held.yaml"]
+    train.write_text(yaml.safe_dump(data))
+    for path, field in ((train, "datasets[0] (digits_small).name"), (held, "datasets[0] (digits_small).name")):
+        with pytest.raises(CollectionError) as exc:
+            load_collection(path)
+        assert str(path) in str(exc.value) and f"field '{field}'" in str(exc.value)
+    # without the overlap, the two files name each other and both load (links are not followed twice)
+    held = _heldout_file(tmp_path, [{"name": "scenes", "source": "shape_scenes", "doc": "x"}], training=["tiny"])
+    assert load_collection(held).training == ("tiny",)
+    assert "collection:held.yaml" in load_collection(train).held_out
+    assert load_collection(train, check_links=False).name == "tiny"
+
+
+def test_a_linked_collection_that_cannot_be_read(tmp_path: Path) -> None:
+    path = _heldout_file(tmp_path, [{"name": "s", "source": "shape_scenes", "doc": "x"}], training=["no-such"])
+    with pytest.raises(CollectionError, match=r"field 'training\[0\]'.*'no-such'.*unknown collection"):
+        load_collection(path)
+    bad = tiny_collection(tmp_path, held_out=["collection:missing.yaml"])
+    with pytest.raises(CollectionError, match=r"field 'held_out\[0\]'"):
+        load_collection(bad)
+
+
+@pytest.mark.parametrize("sample, field, expected", [
+    ({"name": "s", "doc": "d", "origin": "o", "licence": "l"}, "samples[0].path", "non-empty string"),
+    ({"name": "s", "path": "p", "doc": "d", "origin": "o", "licence": "l", "size": 3}, "samples[0].size",
+     "unknown key"),
+    ({"name": "scenes", "path": "p", "doc": "d", "origin": "o", "licence": "l"}, "samples[0].name", "unique"),
+    ({"name": "Monkeys", "path": "p", "doc": "d", "origin": "o", "licence": "l"}, "samples[0]",
+     "a sample of training collection"),
+])
+def test_bad_samples_name_file_and_field(tmp_path: Path, sample: dict, field: str, expected: str) -> None:
+    training = tmp_path / "train.yaml"
+    training.write_text(yaml.safe_dump({"name": "train", "sources": SOURCES, "samples": [
+        {"name": "Monkeys", "path": "elsewhere", "doc": "d", "origin": "o", "licence": "l"}],
+        "datasets": [{"name": "d", "source": "digits", "doc": "x"}]}))
+    path = _heldout_file(tmp_path, [{"name": "scenes", "source": "shape_scenes", "doc": "x"}], training=["train"],
+                         samples=[sample])
+    with pytest.raises(CollectionError) as exc:
+        load_collection(path)
+    assert str(path) in str(exc.value) and f"field '{field}'" in str(exc.value) and expected in str(exc.value)
+
+
+def test_samples_resolved_built_nothing_and_listed_after_the_datasets(tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    present = sources.write_source("digits", tmp_path / "present_sample", max_train=20, max_test=10)
+    path = _heldout_file(tmp_path, [{"name": "scenes", "source": "shape_scenes", "doc": "x",
+                                     "params": {"n_train": 12, "n_test": 6, "size": 16}}],
+                         samples=[{"name": "here", "path": str(present), "doc": "d", "origin": "o", "licence": "l"},
+                                  {"name": "gone", "path": "no/such/folder", "doc": "d", "origin": "o", "licence": "l"}])
+    coll = load_collection(path)
+    assert coll.samples[1].folder == (pc.REPOSITORY_ROOT / "no/such/folder").resolve()
+    assert [(s.name, p) for s, p in pc.collection_samples(coll)] == [("here", True), ("gone", False)]
+    out = tmp_path / "built"
+    with caplog.at_level("WARNING", logger="portfolio.collection"):
+        results = build_collection(path, out)
+    assert [r.name for r in results] == ["scenes"] and sorted(p.name for p in out.iterdir()) == ["scenes"]
+    assert "gone" in caplog.text and "absent" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="portfolio.collection"):
+        listed = pc.collection_datasets(path, out)
+    assert listed == [("scenes", out / "scenes", "shape_scenes"), ("here", present, "sample:here")]
+    assert "gone" in caplog.text
+    assert coll.select(["here", "scenes"])[0].name == "scenes" and coll.select_samples(["here"])[0].name == "here"
+
+
+def test_shipped_heldout_samples_resolve_to_the_organizers_folders() -> None:
+    held = load_collection("heldout")
+    folders = {s.name: s.folder for s in held.samples}
+    assert folders["miniciao"] == pc.REPOSITORY_ROOT / "demo" / "miniciao"
+    assert folders["Monkeys"] == (pc.REPOSITORY_ROOT / ".." / "shared" / "autodl_samples" / "Monkeys").resolve()
+    assert held.samples[0].present  # demo/miniciao ships with the repository
+
+
+def test_cli_build_collection_says_which_samples_are_present(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from autodl_meta.cli import main
+
+    path = _heldout_file(tmp_path, [{"name": "scenes", "source": "shape_scenes", "doc": "x",
+                                     "params": {"n_train": 8, "n_test": 4, "size": 16}}],
+                         samples=[{"name": "gone", "path": "no/such", "doc": "d", "origin": "o", "licence": "l"}])
+    assert main(["data", "build-collection", str(path), "--out", str(tmp_path / "b")]) == 0
+    printed = capsys.readouterr().out
+    assert "ABSENT" in printed and "gone" in printed and "1 built, 0 rebuilt, 0 skipped; 0 of 1 samples present" in printed
+
+
+def test_report_of_a_heldout_collection_keeps_other_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import finetune.evaluate
+
+    present = sources.write_source("digits", tmp_path / "smp", max_train=20, max_test=10)
+    path = _heldout_file(tmp_path, [{"name": "scenes", "source": "shape_scenes", "doc": "shapes | more",
+                                     "params": {"n_train": 8, "n_test": 4, "size": 16}}],
+                         sources_=[{"name": "shape_scenes", "origin": "generated", "licence": "MIT"}],
+                         samples=[{"name": "smp", "path": str(present), "doc": "a sample", "origin": "o",
+                                   "licence": "CC0"}])
+    out = tmp_path / "built"
+    build_collection(path, out)
+    calls: list[str] = []
+
+    def fake_evaluate(model: str, dataset: Any, protocol: str, *, clock: str, seed: int) -> Any:
+        calls.append(Path(dataset).name)
+        return SimpleNamespace(status="ok", final_nauc=0.5, alc=0.4, wall_seconds=1.0, curve=[0], error=None)
+
+    monkeypatch.setattr(finetune.evaluate, "evaluate", fake_evaluate)
+    doc = tmp_path / "collection.md"
+    doc.write_text("# Training collection `default`\n\nkept as it is\n")
+    pc.write_report(path, out, doc, command="cmd")
+    assert calls == ["scenes", "smp"] and (out / ".samples" / "smp" / pc.REPORT_FILE).is_file()
+    assert not (present / pc.REPORT_FILE).exists()  # nothing written into the sample's folder
+    text = doc.read_text()
+    assert text.startswith("# Training collection `default`\n\nkept as it is\n")
+    assert "# Held-out collection `held`" in text and "training collection(s) `default`" in text
+    assert "| shapes / more | `shape_scenes` (MIT) |" in text and "| `sample:smp` (CC0) |" in text
+    doc.write_text(text + "\n## Notes after the block\n")
+    pc.write_report(path, out, doc, command="again")
+    again = doc.read_text()
+    assert again.count("# Held-out collection `held`") == 1 and "`again`" in again and "`cmd`" not in again
+    assert calls == ["scenes", "smp"]  # figures reused
+    assert again.startswith("# Training collection `default`\n\nkept as it is\n")
+    assert again.endswith("\n## Notes after the block\n")

@@ -1,0 +1,315 @@
+"""Tests of autodl.sources_heldout: the held-out collection's sources (shapes, determinism,
+unseen items in test, the motion-only video's frames, the packages named when data is absent)."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autodl import sources
+from autodl import sources_heldout as sh
+from autodl.errors import ConversionError
+
+needs_greek_fonts = pytest.mark.skipif(sh._greek_missing() is not None,
+                                       reason="apt-get install fonts-freefont-ttf fonts-urw-base35")
+needs_tuxpaint = pytest.mark.skipif(sh._tuxpaint_missing() is not None,
+                                    reason="apt-get install tuxpaint-stamps-default")
+needs_gimp = pytest.mark.skipif(sh._gimp_missing() is not None, reason="apt-get install gimp-data")
+needs_wesnoth = pytest.mark.skipif(sh._wesnoth_missing() is not None, reason="apt-get install wesnoth-1.16-data")
+needs_earth = pytest.mark.skipif(sh._earth_missing() is not None, reason="apt-get install xplanet-images")
+
+TRAINING_SOURCES = {"digits", "glyphs", "multi_glyphs", "icons", "fashion_mnist", "emoji", "photos", "textures",
+                    "faces", "microscopy", "moving_squares", "moving_digits"}
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    """Two loader outputs are identical (arrays or lists of arrays)."""
+    for u, v in zip(a[:4], b[:4]):
+        if isinstance(u, list):
+            if len(u) != len(v) or not all(np.array_equal(p, q) for p, q in zip(u, v)):
+                return False
+        elif not np.array_equal(u, v):
+            return False
+    return a[4] == b[4]
+
+
+def _check(arrays: tuple, shape: tuple[int, ...], n_classes: int, n_train: int, n_test: int) -> None:
+    x, y, xt, yt, names = arrays
+    assert len(names) == n_classes == len(set(names))
+    for xs, ys, n in ((x, y, n_train), (xt, yt, n_test)):
+        assert xs.dtype == np.uint8 and xs.shape == (n, *shape)
+        assert ys.dtype == np.int64 and ys.shape == (n,)
+        assert np.bincount(ys, minlength=n_classes).tolist() == [n // n_classes] * n_classes
+        assert xs.max() > 100
+
+
+def test_registered_and_none_is_a_training_source() -> None:
+    infos = {i.name: i for i in sources.list_sources()}
+    names = {s.name for s in sh.HELDOUT_SOURCES}
+    assert len(names) == 8 and names <= set(infos) and not names & TRAINING_SOURCES
+    for name in names:
+        assert sources.SOURCES[name] is next(s for s in sh.HELDOUT_SOURCES if s.name == name)
+        assert "\n" not in infos[name].description and "classes" in infos[name].task
+        assert infos[name].available == (infos[name].reason_unavailable is None)
+
+
+@pytest.mark.parametrize("check, package", [
+    (sh._greek_missing, "fonts-freefont-ttf fonts-urw-base35"),
+    (sh._tuxpaint_missing, "tuxpaint-stamps-default"),
+    (sh._gimp_missing, "gimp-data"),
+    (sh._wesnoth_missing, "wesnoth-1.16-data"),
+    (sh._earth_missing, "xplanet-images"),
+])
+def test_absent_data_names_the_debian_package(check, package: str, tmp_path: Path) -> None:
+    arg = [tmp_path] if check is sh._greek_missing else tmp_path / "none"
+    assert f"apt-get install {package}" in check(arg)
+
+
+def test_loaders_refuse_absent_data_naming_the_package(tmp_path: Path) -> None:
+    for call, package in ((lambda: sh.load_tuxpaint_stamps(stamps_dir=tmp_path), "tuxpaint-stamps-default"),
+                          (lambda: sh.load_gimp_patterns(patterns_dir=tmp_path), "gimp-data"),
+                          (lambda: sh.load_wesnoth_portraits(images_dir=tmp_path), "wesnoth-1.16-data"),
+                          (lambda: sh.load_wesnoth_animations(images_dir=tmp_path), "wesnoth-1.16-data"),
+                          (lambda: sh.load_earth_landcover(image=tmp_path / "earth.jpg"), "xplanet-images"),
+                          (lambda: sh.load_greek_letters(font_dirs=[tmp_path]), "fonts-urw-base35")):
+        with pytest.raises(ConversionError, match=f"apt-get install .*{package}"):
+            call()
+
+
+# --- Greek letters ----------------------------------------------------------------------------------
+
+@needs_greek_fonts
+def test_greek_letters_unseen_typefaces_in_test() -> None:
+    params = {"characters": "ΓΔΨω", "n_train_per_class": 3, "n_test_per_class": 2}
+    arrays = sh.load_greek_letters(seed=1, **params)
+    _check(arrays, (28, 28, 1), 4, 12, 8)
+    assert _same(arrays, sh.load_greek_letters(seed=1, **params))
+    assert not _same(arrays, sh.load_greek_letters(seed=2, **params))
+    families = sh.greek_fonts("ΓΔΨω")
+    roots = tuple(str(d) for d in sh.GREEK_FONT_DIRS)
+    assert len(families) >= 4 and all(str(p).startswith(roots) for fs in families.values() for p, _ in fs)
+    assert all(sh.font_design(p) == design for design, fs in families.items() for p, _ in fs)
+    train, test = sh.split_font_families(list(families), 1, 1 / 3)
+    assert train and test and not set(train) & set(test) and set(train) | set(test) == set(families)
+    train_files = {p.name for d in train for p, _ in families[d]}
+    assert not train_files & {p.name for d in test for p, _ in families[d]}
+
+
+def test_font_family() -> None:
+    assert sh.font_family("FreeSerifBoldItalic.ttf") == "FreeSerif"
+    assert sh.font_family("/x/NimbusSansNarrow-BoldOblique.otf") == "NimbusSansNarrow"
+    assert sh.font_family("C059-Roman.otf") == "C059" and sh.font_family("FreeMono.ttf") == "FreeMono"
+    assert sh.font_family("NimbusRoman-Regular.otf") == "NimbusRoman"
+    assert sh.font_design("FreeSerifItalic.ttf") == sh.font_design("NimbusRoman-Bold.otf") == "Times"
+
+
+def test_greek_classes_are_no_training_character() -> None:
+    from portfolio.collection import load_collection
+
+    training = set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    for d in load_collection("default", check_links=False).datasets:
+        training |= set(d.params.get("characters", ""))
+    assert len(sh.GREEK_LETTERS) == 20 and not set(sh.GREEK_LETTERS) & training
+    assert not set(sh.GREEK_LETTERS) & set("ΑΒΕΖΗΙΚΜΝΟΡΤΥΧΠΣπδεοφψ")  # Latin look-alikes, maths signs, case pairs
+
+
+# --- Tux Paint stamps ---------------------------------------------------------------------------------
+
+@needs_tuxpaint
+def test_tuxpaint_stamps_variable_size_and_unseen_stamps() -> None:
+    params = {"categories": ("food", "vehicles"), "max_stamps": 6, "n_train_per_class": 4, "n_test_per_class": 2,
+              "min_side": 128, "max_side": 160}
+    x, y, xt, yt, names = arrays = sh.load_tuxpaint_stamps(**params)
+    assert names == ["food", "vehicles"] and isinstance(x, list) and len(x) == 8 and len(xt) == 4
+    assert np.bincount(y).tolist() == [4, 4] and np.bincount(yt).tolist() == [2, 2]
+    for a in x + xt:
+        assert a.dtype == np.uint8 and a.shape[2] == 3 and 128 <= max(a.shape[:2]) <= 160 and min(a.shape[:2]) >= 96
+    assert len({a.shape for a in x}) > 1
+    assert _same(arrays, sh.load_tuxpaint_stamps(**params))
+    files = {c: sh.tuxpaint_files(c) for c in ("food", "vehicles")}
+    train, test = sh.split_stamps(files, 0, 6, 1 / 3)
+    for c in files:
+        assert train[c] and test[c] and not set(train[c]) & set(test[c]) and len(train[c]) + len(test[c]) == 6
+
+
+# --- GIMP patterns -------------------------------------------------------------------------------------
+
+def _write_pat(path: Path, pixels: np.ndarray, name: str = "Test", magic: bytes = b"GPAT") -> None:
+    h, w, depth = pixels.shape
+    raw_name = name.encode() + b"\0"
+    header = struct.pack(">5I", 24 + len(raw_name), 1, w, h, depth) + magic + raw_name
+    path.write_bytes(header + pixels.tobytes())
+
+
+def test_read_gimp_pattern(tmp_path: Path) -> None:
+    pixels = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
+    _write_pat(tmp_path / "a.pat", pixels, "Stripes")
+    name, read = sh.read_gimp_pattern(tmp_path / "a.pat")
+    assert name == "Stripes" and np.array_equal(read, pixels)
+    _write_pat(tmp_path / "b.pat", pixels, magic=b"XXXX")
+    with pytest.raises(ConversionError, match="not a GIMP pattern"):
+        sh.read_gimp_pattern(tmp_path / "b.pat")
+    (tmp_path / "c.pat").write_bytes((tmp_path / "a.pat").read_bytes()[:-10])
+    with pytest.raises(ConversionError, match="header says"):
+        sh.read_gimp_pattern(tmp_path / "c.pat")
+
+
+def test_gimp_patterns_from_a_folder(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for cat, n in (("Stone", 2), ("Wood", 1)):
+        (tmp_path / cat).mkdir()
+        for k in range(n):
+            _write_pat(tmp_path / cat / f"p{k}.pat", rng.integers(0, 256, (20, 24, 1 + 2 * k), dtype=np.uint8))
+    params = {"categories": ("Stone", "Wood"), "n_train_per_class": 2, "n_test_per_class": 1, "size": 16,
+              "min_crop": 16, "max_crop": 24, "patterns_dir": tmp_path}
+    arrays = sh.load_gimp_patterns(**params)
+    _check(arrays, (16, 16, 3), 3, 6, 3)
+    assert arrays[4] == ["Stone/p0", "Stone/p1", "Wood/p0"] and _same(arrays, sh.load_gimp_patterns(**params))
+
+
+@needs_gimp
+def test_gimp_patterns_installed() -> None:
+    arrays = sh.load_gimp_patterns(categories=("Sky", "Water"), n_train_per_class=2, n_test_per_class=1, size=24)
+    _check(arrays, (24, 24, 3), 7, 14, 7)
+    assert len(sh.gimp_patterns()) >= 40
+
+
+# --- Wesnoth portraits and animations ----------------------------------------------------------------------
+
+@needs_wesnoth
+def test_wesnoth_portraits_few_shot_unseen_units() -> None:
+    params = {"races": ("drakes", "trolls"), "n_train_per_class": 3, "n_test_per_class": 2, "size": 32}
+    arrays = sh.load_wesnoth_portraits(**params)
+    _check(arrays, (32, 32, 3), 2, 6, 4)
+    assert _same(arrays, sh.load_wesnoth_portraits(**params))
+    train, test = sh.split_portraits(("drakes", "dwarves", "trolls"), 0, 0.4)
+    for race in train:
+        train_units = {sh.portrait_unit(p) for p in train[race]}
+        assert train[race] and test[race] and not train_units & {sh.portrait_unit(p) for p in test[race]}
+    with pytest.raises(ConversionError, match="n_train_per_class=21"):
+        sh.load_wesnoth_portraits(n_train_per_class=21)
+    assert sh.portrait_unit("humans/mage-arch+female.png") == "mage-arch" and sh.portrait_unit("x/rouser-2.png") == "rouser"
+
+
+@needs_wesnoth
+def test_wesnoth_animations_clips_of_unseen_units() -> None:
+    params = {"races": ("trolls", "merfolk"), "n_train_per_class": 2, "n_test_per_class": 1, "frames": 4, "size": 32,
+              "sprite": (20, 28)}
+    x, y, xt, yt, names = arrays = sh.load_wesnoth_animations(**params)
+    assert x.shape == (4, 4, 32, 32, 3) and xt.shape == (2, 4, 32, 32, 3) and names == ["trolls", "merfolk"]
+    assert np.bincount(y).tolist() == [2, 2] and _same(arrays, sh.load_wesnoth_animations(**params))
+    assert any(not np.array_equal(x[i, 0], x[i, 1]) for i in range(len(x)))  # it moves
+    animations = {r: sh.unit_animations(r) for r in ("trolls", "merfolk")}
+    for units in animations.values():
+        for seqs in units.values():
+            assert all(len(f) >= 3 and not any("die" in p.stem for p in f) for f in seqs.values())
+    train, test = sh.split_units(animations, 0, 1 / 3)
+    for race in animations:
+        assert train[race] and test[race] and not set(train[race]) & set(test[race])
+
+
+# --- shape scenes (multi-label) ------------------------------------------------------------------------
+
+def test_shape_scenes_multilabel() -> None:
+    x, y, xt, yt, names = arrays = sh.load_shape_scenes(n_train=24, n_test=8, size=32)
+    assert x.shape == (24, 32, 32, 3) and xt.shape == (8, 32, 32, 3) and names == list(sh.SHAPES)
+    assert y.dtype == np.int64 and y.shape == (24, 8) and set(np.unique(y)) == {0, 1}
+    assert y.sum(1).min() >= 1 and y.sum(1).max() <= 3 and (y.sum(1) > 1).any()
+    assert _same(arrays, sh.load_shape_scenes(n_train=24, n_test=8, size=32))
+    from autodl.labels import is_multilabel
+
+    assert is_multilabel(np.concatenate([y, yt]).astype(np.float32))
+    with pytest.raises(ConversionError, match="field 'shapes'"):
+        sh.load_shape_scenes(shapes=("circle", "blob"))
+
+
+# --- spin and zoom (motion only) ------------------------------------------------------------------------
+
+def _motion_guess(clip: np.ndarray, step_degrees: float, factor: float) -> int:
+    """The class whose motion best maps each frame onto the next (in an annulus), as an index of
+    SPIN_ZOOM_CLASSES: a model that compares consecutive frames."""
+    from PIL import Image
+
+    size = clip.shape[1]
+    c = size / 2
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    ring = (np.hypot(yy - c, xx - c) > 4) & (np.hypot(yy - c, xx - c) < size / 2 - 2)
+
+    def moved(frame: np.ndarray, k: int) -> np.ndarray:
+        img = Image.fromarray(frame)
+        if k < 2:  # PIL turns anticlockwise for a positive angle
+            return np.asarray(img.rotate(-step_degrees if k == 0 else step_degrees, resample=Image.BILINEAR))
+        s = 1 / factor if k == 2 else factor  # zoom in: each output pixel looks closer to the centre
+        return np.asarray(img.transform(img.size, Image.AFFINE, (s, 0, c - s * c, 0, s, c - s * c),
+                                        resample=Image.BILINEAR))
+
+    errors = np.zeros(4)
+    for t in range(len(clip) - 1):
+        a, b = clip[t, ..., 0], clip[t + 1, ..., 0].astype(np.float64)
+        for k in range(4):
+            errors[k] += ((moved(a, k).astype(np.float64) - b)[ring] ** 2).mean()
+    return int(np.argmin(errors))
+
+
+def test_spin_zoom_single_frames_carry_no_class_but_the_order_does() -> None:
+    from sklearn.linear_model import RidgeClassifier
+
+    x, y, xt, yt, names = sh.load_spin_zoom(seed=3, n_train_per_class=40, n_test_per_class=25, size=24)
+    assert names == list(sh.SPIN_ZOOM_CLASSES) and x.shape == (160, 8, 24, 24, 1) and xt.shape == (100, 8, 24, 24, 1)
+    # frame by frame: a linear probe on the pixels of single frames, and one on per-frame
+    # statistics, are near chance (0.25) on the test clips
+    frames = x[:, :, ..., 0].reshape(-1, 24 * 24).astype(np.float64) / 255
+    frames_t = xt[:, :, ..., 0].reshape(-1, 24 * 24).astype(np.float64) / 255
+    y_frames, yt_frames = np.repeat(y, 8), np.repeat(yt, 8)
+    probe = RidgeClassifier(alpha=10.0).fit(frames, y_frames)
+    assert probe.score(frames, y_frames) > 0.4  # it does fit the training frames...
+    assert probe.score(frames_t, yt_frames) < 0.36  # ...but what it learns does not carry over
+
+    def stats(f: np.ndarray) -> np.ndarray:
+        img = f.reshape(-1, 24, 24)
+        return np.stack([img.mean((1, 2)), img.std((1, 2)), np.abs(np.diff(img, axis=1)).mean((1, 2)),
+                         np.abs(np.diff(img, axis=2)).mean((1, 2))], 1)
+
+    probe = RidgeClassifier(alpha=1e-3).fit(stats(frames), y_frames)
+    assert probe.score(stats(frames_t), yt_frames) < 0.36
+    # consecutive frames: comparing each frame with the next tells the class
+    step, factor = 360 * 2 / 64, float(np.exp(2 * np.log(24 / np.sqrt(2)) / 2.0 / 32))
+    guesses = np.array([_motion_guess(c, step, factor) for c in xt[:40]])
+    assert (guesses == yt[:40]).mean() > 0.9
+    # the same clips played backwards turn the other way / zoom the other way
+    swapped = np.array([1, 0, 3, 2])[yt[:20]]
+    assert (np.array([_motion_guess(c[::-1], step, factor) for c in xt[:20]]) == swapped).mean() > 0.9
+
+
+def test_spin_zoom_frames_are_shifts_of_one_stationary_field() -> None:
+    """By construction: frame t of every class is the one fixed log-polar view of the texture
+    rolled by whole cells; the classes differ only in the direction of the roll."""
+    rng = np.random.default_rng(0)
+    texture = sh.random_torus_texture(rng, (16, 32), 1.5)
+    assert abs(texture.mean()) < 1e-9 and abs(texture.std() - 1) < 1e-9
+    for label, name in enumerate(sh.SPIN_ZOOM_CLASSES):
+        clip = sh.spin_zoom_clip(texture, (3, 5), label, 4, 16, 2)
+        dr, dt = sh.SPIN_ZOOM_STEPS[name]
+        for t in range(4):
+            rolled = np.roll(texture, (-(3 + 2 * t * dr), -(5 + 2 * t * dt)), axis=(0, 1))
+            expected = np.clip(np.rint(128 + 48 * sh.spin_zoom_frame(rolled, (0, 0), 16)), 0, 255)
+            assert np.array_equal(clip[t, ..., 0], expected.astype(np.uint8))
+    a = sh.load_spin_zoom(n_train_per_class=2, n_test_per_class=1, size=16)
+    assert _same(a, sh.load_spin_zoom(n_train_per_class=2, n_test_per_class=1, size=16))
+
+
+# --- Earth land cover -------------------------------------------------------------------------------------
+
+@needs_earth
+def test_earth_landcover_test_regions_elsewhere() -> None:
+    arrays = sh.load_earth_landcover(n_train_per_class=3, n_test_per_class=2, size=24)
+    _check(arrays, (24, 24, 3), len(sh.EARTH_REGIONS), 3 * len(sh.EARTH_REGIONS), 2 * len(sh.EARTH_REGIONS))
+    assert _same(arrays, sh.load_earth_landcover(n_train_per_class=3, n_test_per_class=2, size=24))
+    shape = (1024, 2048)
+    for regions in sh.EARTH_REGIONS.values():
+        boxes = {s: [sh._region_box(r, shape) for r in regions[s]] for s in ("train", "test")}
+        for r0, r1, c0, c1 in boxes["train"]:  # no test region overlaps a training one
+            assert all(r1 <= q0 or q1 <= r0 or c1 <= d0 or d1 <= c0 for q0, q1, d0, d1 in boxes["test"])

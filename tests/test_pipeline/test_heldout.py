@@ -1,0 +1,171 @@
+"""The held-out benchmark: which methods it runs, shared evaluations, derived methods,
+wins/ties/losses, resuming, and the report (simulated clock, fixed seeds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.heldout import (ORACLE, RANDOM_MEMBER, SINGLE_BEST, SUBMISSION, MethodSet, Method, build_methods,
+                              clock_agreement, config_digest, heldout_html, heldout_markdown, heldout_summary,
+                              portfolio_members, read_results, run_heldout, simulated_tasks, submission_unit, verdict)
+
+ROOT = Path(__file__).resolve().parents[2]
+CHEAP = {"backbone": "scratch_cnn", "pretrained": False, "probes": "raw+random", "finetune": False,
+         "num_predictions": 6, "input_size": 32}
+CHEAP_B = {**CHEAP, "probes": "raw"}
+
+
+def _portfolio(folder: Path, incumbents: list[tuple[str, dict]], single: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "portfolio.json").write_text(json.dumps(
+        {"format": "autodl-meta-portfolio/1", "incumbents": [{"dataset": d, "config": c, "alc": 0.5}
+                                                             for d, c in incumbents]}))
+    (folder / "summary.json").write_text(json.dumps({"single_best": {"source": single, "mean_alc": 0.5}}))
+    return folder
+
+
+def test_members_are_distinct_configurations_and_single_best_is_one_of_them(tmp_path: Path) -> None:
+    port = _portfolio(tmp_path / "p", [("a", CHEAP), ("b", CHEAP_B), ("c", CHEAP)], single="c")
+    members, single = portfolio_members(port)
+    assert list(members) == ["member:a", "member:b"]
+    assert single == "member:a"  # c's incumbent is a's configuration
+
+
+def test_single_best_outside_the_members_is_refused(tmp_path: Path) -> None:
+    from autodl.errors import AutoDLError
+
+    port = _portfolio(tmp_path / "p", [("a", CHEAP)], single="zzz")
+    with pytest.raises(AutoDLError, match="single_best"):
+        portfolio_members(port)
+
+
+def test_methods_share_one_evaluation_per_configuration(tmp_path: Path) -> None:
+    port = _portfolio(tmp_path / "p", [("a", CHEAP), ("b", CHEAP_B)], single="a")
+    grid = {"cheap": CHEAP, "default": "baseline:default"}
+    rows = [{"config": c, "dataset": d, "seed": 0, "alc": v} for c, d, v in
+            (("cheap", "x", 0.9), ("cheap", "y", 0.8), ("default", "x", 0.5), ("default", "y", 0.6))]
+    methods = build_methods(port, grid=grid, grid_rows=rows)
+    assert methods.grid_best == "cheap"
+    names = [m.name for m in methods.methods]
+    assert names[:2] == [SUBMISSION, SINGLE_BEST] and ORACLE in names and RANDOM_MEMBER in names
+    tasks = simulated_tasks(methods, [("x", tmp_path)], [0, 1], protocol={"name": "mini"}, timing={})
+    units = {t["unit"] for t in tasks}
+    # members a, b; default, scratch; the grid's best equals member a, the single best too; the submission
+    assert len(units) == 5
+    assert len(tasks) == 10
+    by = methods.by_name()
+    assert by[SINGLE_BEST].unit == by["grid:cheap"].unit == f"config:{config_digest(methods.members['member:a'])}"
+
+
+def _rows(values: dict[str, dict[str, list[float]]], methods: MethodSet) -> list[dict]:
+    """Rows of the simulated clock from {unit-or-method: {dataset: [ALC per seed]}}."""
+    units = {m.name: (m.unit if m.kind == "config" else submission_unit(m, methods))
+             for m in methods.methods if m.kind != "derived"}
+    units.update(methods.member_units())
+    rows = []
+    for name, per in values.items():
+        for ds, alcs in per.items():
+            for seed, a in enumerate(alcs):
+                rows.append({"clock": "simulated", "unit": units[name], "dataset": ds, "seed": seed, "status": "ok",
+                             "alc": a, "final_nauc": a + 0.1, "timestamps": [0.2, 10.0], "nauc": [a, a + 0.1],
+                             "first_prediction_s": 0.2, "selection_seconds": 0.0})
+    return rows
+
+
+@pytest.fixture()
+def two_members(tmp_path: Path) -> MethodSet:
+    return build_methods(_portfolio(tmp_path / "p", [("a", CHEAP), ("b", CHEAP_B)], single="a"))
+
+
+def test_oracle_random_member_and_wins_ties_losses(two_members: MethodSet) -> None:
+    m = two_members
+    vals = {"member:a": {"x": [0.50, 0.52, 0.54], "y": [0.90, 0.90, 0.90]},
+            "member:b": {"x": [0.70, 0.70, 0.70], "y": [0.60, 0.62, 0.64]},
+            SUBMISSION: {"x": [0.69, 0.71, 0.70], "y": [0.95, 0.95, 0.95]},
+            "baseline:default": {"x": [0.30, 0.30, 0.30], "y": [0.99, 0.99, 0.99]},
+            "baseline:scratch": {"x": [0.72, 0.72, 0.72], "y": [0.10, 0.10, 0.10]}}
+    s = heldout_summary(_rows(vals, m), m, ["x", "y"], seeds=(0, 1, 2))
+    x = s["simulated"]["x"]
+    assert x[ORACLE].mean == pytest.approx(0.70) and x[ORACLE].chosen == ["member:b"]
+    assert s["simulated"]["y"][ORACLE].chosen == ["member:a"]
+    assert x[RANDOM_MEMBER].alcs == pytest.approx([0.60, 0.61, 0.62])
+    assert x[SINGLE_BEST].mean == pytest.approx(0.52)
+    ov = s["overall"]["simulated"]
+    assert ov["datasets"] == ["x", "y"]
+    # against the single best: x +0.18 (win), y +0.05 (win)
+    assert ov["vs"][SINGLE_BEST] == {**ov["vs"][SINGLE_BEST], "wins": 2, "ties": 0, "losses": 0}
+    # against scratch: x -0.02 within the submission's range 0.02 (tie), y win
+    assert (ov["vs"]["baseline:scratch"]["wins"], ov["vs"]["baseline:scratch"]["ties"]) == (1, 1)
+    # against the default: x win, y loss
+    assert (ov["vs"]["baseline:default"]["wins"], ov["vs"]["baseline:default"]["losses"]) == (1, 1)
+    assert ov["share_of_oracle"] == pytest.approx(np.mean([0.70, 0.95]) / np.mean([0.70, 0.90]))
+    assert ov["rank"][SUBMISSION] < ov["rank"][RANDOM_MEMBER]
+    v = verdict(s)
+    assert v["not_worse_than_single_best"] and v["minus_single-best"] == pytest.approx((0.18 + 0.05) / 2)
+
+
+def test_oracle_waits_for_every_member_and_incomplete_datasets_leave_the_means(two_members: MethodSet) -> None:
+    m = two_members
+    vals = {"member:a": {"x": [0.5], "y": [0.4]}, "member:b": {"x": [0.6]},
+            SUBMISSION: {"x": [0.6], "y": [0.4]}, "baseline:default": {"x": [0.1], "y": [0.1]},
+            "baseline:scratch": {"x": [0.1], "y": [0.1]}}
+    s = heldout_summary(_rows(vals, m), m, ["x", "y"], seeds=(0,))
+    assert ORACLE not in s["simulated"]["y"]
+    assert s["overall"]["simulated"]["datasets"] == ["x"]
+
+
+def test_report_has_every_part_and_the_clocks_are_compared(two_members: MethodSet, tmp_path: Path) -> None:
+    m = two_members
+    vals = {"member:a": {"x": [0.5, 0.5]}, "member:b": {"x": [0.6, 0.6]}, SUBMISSION: {"x": [0.55, 0.56]},
+            "baseline:default": {"x": [0.4, 0.4]}, "baseline:scratch": {"x": [0.3, 0.3]}}
+    rows = _rows(vals, m)
+    for name, a in ((SUBMISSION, 0.50), (SINGLE_BEST, 0.45), ("baseline:default", 0.41), ("kit:linear", 0.2)):
+        rows.append({"clock": "wall", "unit": name, "dataset": "x", "seed": 0, "status": "ok", "alc": a,
+                     "final_nauc": a, "timestamps": [1.0], "nauc": [a], "first_prediction_s": 1.0})
+    s = heldout_summary(rows, m, ["x"], seeds=(0, 1))
+    ag = clock_agreement(s)
+    assert ag["per_dataset"]["x"]["simulated_order"] == [SUBMISSION, SINGLE_BEST, "baseline:default"]
+    assert ag["per_dataset"]["x"]["same_winner"]
+    text = heldout_markdown(s, m, command="autodl-meta benchmark heldout", machine="test machine",
+                            versions={"torch": "x"}, protocol="mini", seeds=(0, 1), wall_seeds=(0,), datasets=["x"],
+                            figures={"x": "heldout/x.png"}, descriptions={"x": "a test set"})
+    for part in ("## Verdict", "## Mean ALC and mean rank", "## ALC per dataset", "Final NAUC",
+                 "first prediction", "## Wall clock", "kit:linear", "same winner on 1 of 1", "![x](heldout/x.png)",
+                 "a test set", "autodl-meta benchmark heldout"):
+        assert part in text, part
+    page = heldout_html(text)
+    assert page.count("<table>") >= 4 and "<img" in page
+
+
+def test_run_resumes_and_evaluates_each_unit_once(tmp_path: Path) -> None:
+    """A real (tiny) run on the simulated clock: 2 members, the default and scratch baselines
+    and the submission (its selector: the single best) on one dataset, 1 seed; then a rerun
+    evaluates nothing, and a lost row is evaluated again."""
+    from autodl.writer import write_arrays
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (40, 8, 8, 1), dtype=np.uint8)
+    y = np.arange(40) % 2
+    x[y == 1, :4] = 255
+    data = write_arrays(tmp_path / "tiny", "tiny", x[:30], y[:30], x[30:], y[30:], num_classes=2)
+    port = _portfolio(tmp_path / "p", [("a", CHEAP), ("b", CHEAP_B)], single="a")
+    protocol = tmp_path / "tiny.yaml"
+    protocol.write_text("name: tiny\ntime_budget: 4\nt0: 0.2\n")
+    methods = build_methods(port)
+    methods.methods = [mm for mm in methods.methods if not mm.name.startswith("baseline:")]
+    results = tmp_path / "res.jsonl"
+    rows = run_heldout(results, [("tiny", data)], methods, protocol=str(protocol), seeds=(0,), workers=0)
+    assert len(rows) == 3  # member a (= the single best), member b, the submission
+    assert all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]
+    assert run_heldout(results, [("tiny", data)], methods, protocol=str(protocol), seeds=(0,), workers=0) == rows
+    lines = results.read_text().splitlines()
+    results.write_text("\n".join(lines[:-1]) + "\n")
+    again = run_heldout(results, [("tiny", data)], methods, protocol=str(protocol), seeds=(0,), workers=0)
+    assert len(again) == 3 and len(results.read_text().splitlines()) == 3
+    s = heldout_summary(list(read_results(results).values()), methods, ["tiny"], seeds=(0,))
+    assert s["simulated"]["tiny"][SUBMISSION].mean is not None
+    assert s["simulated"]["tiny"][ORACLE].mean >= s["simulated"]["tiny"][SINGLE_BEST].mean
