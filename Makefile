@@ -4,17 +4,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SYSDEPS_STAMP := $(VENV)/.sysdeps-stamp
-# Debian packages some tests and sources use (offline data, fonts, icons and emoji of the
-# training collection configs/collections/default.yaml; fonts, patterns and the Earth map of the
-# held-out collection configs/collections/heldout.yaml, each under 40 MB).
+# Debian packages some tests and sources use (offline data, fonts, icons, emoji, pattern
+# backgrounds, flags, colour icons and maps of the training collection configs/collections/default.yaml;
+# fonts, patterns and the Earth map of the held-out collection configs/collections/heldout.yaml, each
+# under 40 MB to download).
 SYSDEPS := dataset-fashion-mnist fonts-dejavu-core fonts-dejavu-extra adwaita-icon-theme fonts-noto-color-emoji \
+	gnome-backgrounds freeciv-data oxygen-icon-theme marble-data \
 	fonts-freefont-ttf fonts-urw-base35 gimp-data xplanet-images
+# The training collection's large package (KDE wallpapers, 94 MB to download): only `make training-data`
+# installs it; tests that need it skip, naming the package.
+TRAINING_SYSDEPS := plasma-workspace-wallpapers
 # The held-out collection's large packages (218 MB and 193 MB installed): only `make heldout-data`
 # installs them; tests that need them skip, naming the package.
 HELDOUT_SYSDEPS := tuxpaint-stamps-default wesnoth-1.16-data
 PYTEST_ARGS ?=
 
-.PHONY: install sysdeps test test-slow demo benchmark heldout-data clean
+.PHONY: install sysdeps test test-slow demo benchmark training-data heldout-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +58,15 @@ demo: install
 
 benchmark: install
 	$(BIN)/autodl-meta benchmark io
+
+# The training collection (configs/collections/default.yaml): every Debian package it reads (as
+# root: apt-get update first), then its datasets into data/collections/default (built ones are skipped).
+training-data: install
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSDEPS) $(TRAINING_SYSDEPS) >/dev/null) \
+	    || echo "note: could not install $(SYSDEPS) $(TRAINING_SYSDEPS)"; \
+	else echo "note: not root or no apt-get; install $(SYSDEPS) $(TRAINING_SYSDEPS) for the training data"; fi
+	$(BIN)/autodl-meta data build-collection default --out data/collections/default
 
 # The held-out benchmark data (configs/collections/heldout.yaml, datasets no training collection
 # uses): every Debian package it needs (as root: apt-get update first), then its datasets into

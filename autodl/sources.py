@@ -29,6 +29,11 @@ The held-out collection's sources (``greek_letters``, ``tuxpaint_stamps``, ``gim
 ``earth_landcover``: data no training collection uses) live in :mod:`autodl.sources_heldout`,
 which registers them here (:func:`register_source`) when this module is imported.
 
+More training sources (``kde_wallpapers``, ``gnome_backgrounds``, ``freeciv_flags``,
+``flag_grid``, ``oxygen_icons``, ``marble_maps``: imagery of other Debian packages;
+``blob_scenes``, ``degradations``, ``texture_speed``, ``flicker``: generated) live in
+:mod:`autodl.sources_training` and register themselves the same way.
+
 Each source's loader returns ``(x_train, y_train, x_test, y_test, label_names)``: uint8
 images ``N x H x W x C`` (or ``N x T x H x W x C`` clips; a list of ``H x W x C`` arrays
 where sizes vary), int64 class indices (a 0/1 ``N x C`` matrix for multi-label data) and
@@ -1447,3 +1452,5 @@ def write_source(name: str, out_root: str | Path, *, max_train: int | None = Non
 
 # --- the held-out sources (the benchmark's data, autodl/sources_heldout.py) register themselves --------
 from autodl import sources_heldout as _heldout  # noqa: E402,F401  (import at the end: it uses the names above)
+# --- more training sources (real imagery from Debian packages, generated scenes and videos) ----------
+from autodl import sources_training as _training  # noqa: E402,F401  (import at the end: it uses the names above)

@@ -22,6 +22,7 @@ The file::
         source: digits                     # a built-in source or tfds:<name>
         doc: "how it was made, in one line"
         seed: 0                            # optional (default 0): source and derivations
+        tags: [real, few-shot]             # optional: metadata only, not part of the recipe hash
         params: {}                         # optional: keyword arguments of the source's loader
         classes: [0, 1, 2]                 # derivations, all optional, applied in this order:
         max_train: 300
@@ -127,7 +128,7 @@ TRANSFORMS = ("classes", "max_train", "max_test", "color", "rotate", "random_rot
 """The derivations, in the order they are applied."""
 TFDS_TRANSFORMS = ("max_train", "max_test")
 TFDS_PARAMS = ("split_train", "split_test", "image_key", "label_key")
-ENTRY_KEYS = ("name", "source", "doc", "seed", "params") + TRANSFORMS
+ENTRY_KEYS = ("name", "source", "doc", "seed", "params", "tags") + TRANSFORMS
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 Arrays = tuple[Any, np.ndarray, Any, np.ndarray, list[str]]
@@ -168,6 +169,10 @@ class DatasetRecipe:
         The derivations given, ``{name: value}`` in :data:`TRANSFORMS` order.
     index:
         The entry's position in the file (for error messages).
+    tags:
+        What the entry says about its data (e.g. ``real``, ``generated``, ``derived``,
+        ``video``, ``motion-only``, ``multi-label``, ``few-shot``, ``side:64``): metadata for
+        readers and tests, not part of the recipe (a change of tags rebuilds nothing).
     """
 
     name: str
@@ -177,6 +182,7 @@ class DatasetRecipe:
     params: Mapping[str, Any] = field(default_factory=dict)
     transforms: Mapping[str, Any] = field(default_factory=dict)
     index: int = 0
+    tags: tuple[str, ...] = ()
 
     @property
     def is_tfds(self) -> bool:
@@ -412,8 +418,11 @@ def _parse_entry(entry: Any, i: int, path: Path, source_names: set[str]) -> Data
         if bad:
             raise CollectionError(path, f"source {source!r} takes no parameter {bad[0]!r}; it takes "
                                         f"{', '.join(known) or 'none'}", field=f"{where}.params.{bad[0]}")
+    tags = entry.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
+        raise CollectionError(path, f"{tags!r}: expected a list of non-empty strings", field=f"{where}.tags")
     return DatasetRecipe(name=name, source=source, doc=" ".join(entry["doc"].split()), seed=seed,
-                         params=dict(params), transforms=transforms, index=i)
+                         params=dict(params), transforms=transforms, index=i, tags=tuple(tags))
 
 
 def load_collection(name_or_path: str | Path, *, check_links: bool = True) -> Collection:

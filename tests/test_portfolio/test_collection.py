@@ -104,6 +104,50 @@ def test_default_collection_sources_are_known() -> None:
         assert set(d.params) <= set(known)
 
 
+def _tag_values(tags: tuple[str, ...]) -> dict[str, int]:
+    return {t.split(":")[0]: int(t.split(":")[1]) for t in tags if ":" in t}
+
+
+def test_default_collection_is_wide_enough() -> None:
+    """The counts the training collection promises, from its entries' tags (checked against the
+    built data by tests/test_autodl/test_sources_training.py)."""
+    coll = load_collection("default")
+    ds = coll.datasets
+    for d in ds:
+        kinds = {"real", "generated", "derived"} & set(d.tags)
+        assert len(kinds) == 1, f"{d.name}: tag it real, generated or derived"
+        assert {"side", "classes"} <= set(_tag_values(d.tags)), d.name
+        assert set(d.tags) <= {"real", "generated", "derived", "colour", "variable-size", "few-shot", "multi-label",
+                               "video", "motion-only"} | {t for t in d.tags if ":" in t}, d.name
+        if "motion-only" in d.tags:
+            assert "video" in d.tags
+    value = {d.name: _tag_values(d.tags) for d in ds}
+    assert len(ds) >= 30
+    assert len({d.source for d in ds}) >= 18
+    small = [d.name for d in ds if value[d.name]["side"] <= 32]
+    assert 3 * len(small) <= len(ds), small
+    assert sum("multi-label" in d.tags for d in ds) >= 2
+    videos = [d for d in ds if "video" in d.tags]
+    assert len(videos) >= 4 and sum("motion-only" in d.tags for d in videos) >= 2
+    assert sum(value[d.name]["classes"] > 50 for d in ds) >= 2
+    few_shot_colour = [d for d in ds if {"few-shot", "colour"} <= set(d.tags)]
+    assert len(few_shot_colour) >= 2
+    big_variable_colour = [d for d in ds if {"variable-size", "colour"} <= set(d.tags) and value[d.name]["side"] >= 128]
+    assert len(big_variable_colour) >= 2
+    assert {"real", "generated", "derived"} <= {t for d in ds for t in d.tags}
+
+
+def test_tags_are_metadata_not_recipe(tmp_path: Path) -> None:
+    plain = load_collection(tiny_collection(tmp_path))
+    tagged_entries = [{"name": "digits_small", "source": "digits", "doc": "digits, 40/20", "max_train": 40,
+                       "max_test": 20, "tags": ["real", "side:8"]}]
+    tagged = load_collection(tiny_collection(tmp_path, datasets=tagged_entries))
+    assert tagged.datasets[0].tags == ("real", "side:8") and plain.datasets[0].tags == ()
+    assert tagged.datasets[0].recipe_hash() == plain.datasets[0].recipe_hash()
+    with pytest.raises(CollectionError, match="tags"):
+        load_collection(tiny_collection(tmp_path, datasets=[dict(tagged_entries[0], tags="real")]))
+
+
 def test_tfds_collection_parses() -> None:
     coll = load_collection("tfds")
     names = {d.name for d in coll.datasets}
