@@ -1,6 +1,6 @@
 """``autodl-meta benchmark grid``: does the configuration space give selection something to choose?
 
-A grid of configurations (:data:`GRID`, about 20, spanning the anytime knobs of
+A grid of configurations (:data:`finetune.grid.GRID`, about 20, spanning the anytime knobs of
 ``configs/space/finetune.yaml`` as well as the networks and their training) is evaluated
 on datasets of different kinds (:data:`GRID_DATASETS`) with several seeds, on the
 simulated clock (results independent of the machine's load, so the evaluations may run
@@ -31,53 +31,9 @@ import numpy as np
 from autodl.machine import machine_description
 from autodl.records import append_jsonl, read_jsonl
 from autodl_meta.benchmark_clocks import prepare_dataset
+from finetune.grid import GRID  # the configurations live in the library (BOHB's warm start uses them)
 
 logger = logging.getLogger(__name__)
-
-_LITE0 = {"backbone": "tf_efficientnet_lite0"}
-GRID: dict[str, str | dict[str, Any]] = {
-    "default": "baseline:default",
-    "scratch": "baseline:scratch",
-    # the anytime plan
-    "probes-only": {**_LITE0, "finetune": False},
-    "probes-only-1024": {**_LITE0, "finetune": False, "probe_examples": 1024},
-    "raw-probes-only": {**_LITE0, "finetune": False, "probes": "raw+random"},
-    "no-probes": {**_LITE0, "probes": "none", "optimizer": "SGD", "learning_rate": 0.025,
-                  "weight_decay": 2.5e-4, "augmentation": "flip"},
-    "embedding-probe-first": {**_LITE0, "probes": "embedding", "probe_examples": 512, "optimizer": "SGD",
-                              "learning_rate": 0.025, "weight_decay": 2.5e-4},
-    "few-tests": {**_LITE0, "num_predictions": 6, "optimizer": "SGD", "learning_rate": 0.025,
-                  "weight_decay": 2.5e-4},
-    "many-tests": {**_LITE0, "num_predictions": 24, "optimizer": "SGD", "learning_rate": 0.025,
-                   "weight_decay": 2.5e-4},
-    # the input resolution policy
-    "lite0-64px": {**_LITE0, "min_input_size": 64, "input_size": 64, "optimizer": "SGD", "learning_rate": 0.025,
-                   "weight_decay": 2.5e-4, "augmentation": "flip"},
-    "lite0-96px": {**_LITE0, "min_input_size": 96, "input_size": 128, "optimizer": "SGD",
-                   "learning_rate": 0.025, "weight_decay": 2.5e-4, "probe_examples": 128},
-    # training
-    "lite0-adam": {**_LITE0, "optimizer": "Adam", "learning_rate": 1e-3, "batch_size": 32},
-    "lite0-adam-cosine-bs64": {**_LITE0, "optimizer": "Adam", "learning_rate": 2e-3, "batch_size": 64,
-                               "lr_schedule": "cosine"},
-    "lite0-sgd-fastaa": {**_LITE0, "optimizer": "SGD", "learning_rate": 0.05, "weight_decay": 2.5e-4,
-                         "augmentation": "fast_autoaugment", "tau": 4.0},
-    "lite0-scratch": {**_LITE0, "pretrained": False, "optimizer": "Adam", "learning_rate": 3e-3},
-    # other networks
-    "lite1": {"backbone": "tf_efficientnet_lite1", "optimizer": "SGD", "learning_rate": 0.025,
-              "weight_decay": 2.5e-4},
-    "lite2-probes-only": {"backbone": "tf_efficientnet_lite2", "finetune": False},
-    "scratch-cnn": {"backbone": "scratch_cnn", "pretrained": False, "probes": "raw", "optimizer": "Adam",
-                    "learning_rate": 3e-3, "batch_size": 64},
-    "scratch-cnn-probes": {"backbone": "scratch_cnn", "pretrained": False, "optimizer": "Adam",
-                           "learning_rate": 3e-3, "batch_size": 32, "augmentation": "flip"},
-    "resnet18-scratch-64px": {"backbone": "resnet18", "pretrained": False, "input_size": 64,
-                              "min_input_size": 64, "optimizer": "SGD", "learning_rate": 0.05,
-                              "weight_decay": 5e-4},
-    # video: motion
-    "lite0-difference": {**_LITE0, "temporal": "difference", "optimizer": "SGD", "learning_rate": 0.025,
-                         "weight_decay": 2.5e-4},
-}
-"""The configurations, by short name; the space's defaults fill what a mapping leaves out."""
 
 GRID_DATASETS: tuple[str, ...] = ("Monkeys", "miniciao", "digits", "textures", "moving_squares", "fmnist3k")
 """Natural photos of varying size with 26 training examples, CIFAR-like photos (82

@@ -31,19 +31,23 @@ def _spec(args: argparse.Namespace, run_id: str = "") -> Any:
                    space=args.space, min_budget=args.min_budget, max_budget=args.max_budget, eta=args.eta,
                    seed=args.seed, iterations=args.iterations, run_id=run_id,
                    command=" ".join(["autodl-meta"] + sys.argv[1:]),
-                   objective=args.objective or DEFAULT_OBJECTIVE, objective_args=objective_args)
+                   objective=args.objective or DEFAULT_OBJECTIVE, objective_args=objective_args,
+                   warm_start=args.warm_start)
 
 
 def _progress_bar(spec: Any) -> tuple[Any, Any]:
     from tqdm import tqdm
 
     from offline_bohb.hpb import bracket_sizes
+    from offline_bohb.run import RunFolder, planned_trials
 
     total = sum(n for bracket in bracket_sizes(spec.min_budget, spec.max_budget, spec.eta, spec.iterations)
                 for n, _ in bracket)
     bar = tqdm(total=total, desc="trials", unit="trial", disable=None)
 
     def progress(summary: Any, row: Mapping[str, Any]) -> None:
+        if bar.n == 0:  # run.json is written by now: count the warm start too
+            bar.total = planned_trials(RunFolder(summary.run_dir).read_run())
         inc = summary.incumbent()
         best = f"{inc[1]:.4f} at budget {inc[0]:.3g}" if inc else "none yet"
         bar.set_postfix_str(f"best ALC {best}, crashed {summary.crashed}", refresh=False)
@@ -60,8 +64,49 @@ def _report(summary: Any, out: Any) -> int:
         print("no trial finished with an ALC: no incumbent", file=sys.stderr)
         return 1
     print(f"incumbent: config {inc[2]} with ALC {inc[1]:.4f} at budget {inc[0]:.3g} of T")
+    print(_samples_line(summary.samples))
     print(f"trials: {out}/trials.jsonl")
     return 0
+
+
+def _samples_line(c: Mapping[str, Any]) -> str:
+    share = "n/a" if c.get("share_after_first") is None else f"{c['share_after_first']:.0%}"
+    return (f"warm start: {c.get('warm_start', 0)} configurations; BOHB sampled {c.get('samples', 0)}, "
+            f"{c.get('model_based', 0)} by its model; after the first bracket {c.get('model_based_after_first', 0)} "
+            f"of {c.get('after_first', 0)} ({share})")
+
+
+def cmd_bohb_show(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from offline_bohb.run import RunFolder, planned_trials, sample_counts
+
+    folder = RunFolder(args.out)
+    run = folder.read_run()
+    trials = folder.trials()
+    seed_from = run.get("bohb_seed_from") or {}
+    derived = f" (derived from build seed {seed_from['build_seed']} and {seed_from['dataset']!r})" if seed_from else ""
+    data = (run["space"].get("data") or {})
+    print(f"run {run.get('run_id')}: dataset {run['dataset']['name']}, protocol {run['protocol'].get('name')}, "
+          f"clock {run['clock']}")
+    print(f"seeds: evaluations {run['seed']}, BOHB {run.get('bohb_seed', run['seed'])}{derived}")
+    print(f"space: {run['space']['path']}, {run['space'].get('dimensions', len(run['space']['hyperparameters']))} "
+          f"dimensions searched" + (f" (video {data.get('video')}, {data.get('channels')} channels)" if data else ""))
+    print(f"budgets {run['min_budget']:.3g}-{run['max_budget']:.3g} of T, eta {run['eta']}, {run['iterations']} "
+          f"iterations; BOHB settings {run.get('bohb') or {}}")
+    status = Counter(t.get("status") for t in trials)
+    print(f"trials: {len(trials)} of {planned_trials(run)} planned ({', '.join(f'{k} {v}' for k, v in sorted(status.items()))})")
+    ok = [t for t in trials if t.get("status") == "ok" and t.get("alc") is not None]
+    if ok:
+        top = max(t["budget"] for t in ok)
+        best = max((t for t in ok if t["budget"] == top), key=lambda t: t["alc"])
+        names = {tuple(c["config_id"]): (c.get("info") or {}).get("warm_start") for c in folder.configs()}
+        label = names.get(tuple(best["config_id"]))
+        print(f"incumbent: config {best['config_id']}" + (f" (warm start: {label})" if label else "")
+              + f" with ALC {best['alc']:.4f} at budget {top:.3g} of T")
+    print(_samples_line(sample_counts(args.out)))
+    return 0
+
 
 
 def cmd_bohb_run(args: argparse.Namespace) -> int:
@@ -130,6 +175,9 @@ def _search_arguments(p: argparse.ArgumentParser) -> None:
                    help="what a trial computes, module:function (default: the fine-tuning evaluation; "
                         "offline_bohb.synthetic:synthetic_evaluator tests the machinery)")
     p.add_argument("--objective-args", default=None, help="JSON object handed to the objective")
+    p.add_argument("--warm-start", default="grid", choices=["grid", "none"],
+                   help="evaluate the grid's configurations and baseline:default (finetune/grid.py) at the full "
+                        "budget before BOHB's brackets (their results start BOHB's model), or not")
 
 
 def _cluster_arguments(p: argparse.ArgumentParser) -> None:
@@ -152,6 +200,12 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     r.add_argument("--workers", type=int, default=2, help="worker processes, one evaluation each")
     r.add_argument("--out", required=True, help="the run folder (run.json, trials.jsonl, configs.jsonl, logs/)")
     r.set_defaults(func=cmd_bohb_run)
+
+    sh = bsub.add_parser("show", formatter_class=fmt,
+                         help="what a run folder holds: seeds, trials, incumbent, and how many of BOHB's samples "
+                              "its model picked")
+    sh.add_argument("--out", required=True, help="the run folder (run.json, trials.jsonl, configs.jsonl)")
+    sh.set_defaults(func=cmd_bohb_show)
 
     ns = bsub.add_parser("nameserver", formatter_class=fmt, help="a Pyro4 nameserver for a cluster run")
     _cluster_arguments(ns)

@@ -192,6 +192,8 @@ def cmd_portfolio_build_default(args: argparse.Namespace) -> int:
 
 def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     """Add ``portfolio incumbents`` and ``portfolio cost-matrix`` to the ``autodl-meta`` parser."""
+    from portfolio.build import DEFAULT_ITERATIONS
+
     p = sub.add_parser("portfolio", help="the incumbents of BOHB runs and their cost matrix")
     psub = p.add_subparsers(dest="portfolio_command", required=True, metavar="ACTION")
     inc = psub.add_parser("incumbents", formatter_class=fmt,
@@ -234,7 +236,8 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     bd.add_argument("--out", default="portfolio/default", help="the portfolio folder (what gets committed)")
     bd.add_argument("--protocol", default="mini")
     bd.add_argument("--timing", default=None, help="the simulated clock's table (default: the committed one)")
-    bd.add_argument("--iterations", type=int, default=2, help="BOHB iterations per dataset")
+    bd.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
+                    help="BOHB iterations per dataset, after the warm start")
     bd.add_argument("--min-budget", type=_fraction, default=1 / 9, help="a fraction of T")
     bd.add_argument("--max-budget", type=_fraction, default=1.0, help="a fraction of T")
     bd.add_argument("--eta", type=int, default=3)
@@ -265,6 +268,7 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
                     help="the meta-features folder (cached; not committed)")
     df.add_argument("--workers", type=int, default=2,
                     help="BOHB worker processes, Dask workers of the cost matrix and of the meta-features")
-    df.add_argument("--iterations", type=int, default=2, help="BOHB iterations per dataset (a cluster user: 10)")
+    df.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
+                    help="BOHB iterations per dataset, after the warm start (a cluster user: 10)")
     df.add_argument("--seed", type=int, default=0, help="BOHB's seed")
     df.set_defaults(func=cmd_portfolio_build_default)

@@ -16,6 +16,15 @@ post-challenge analyses of the ChaLearn AutoDL challenge 2019", TPAMI 2021), the
 the Freiburg team's portfolio of configurations searched with BOHB (Falkner, Klein &
 Hutter, "BOHB: Robust and efficient hyperparameter optimization at scale", ICML 2018).
 
+The space is conditional (the file's ``active_when``): the training hyperparameters
+matter only when ``finetune`` is true, ``pretrained`` only for a network with pretrained
+weights (never ``scratch_cnn``), ``probe_examples`` only for the embedding probe; and a
+configuration that neither probes nor fine-tunes is forbidden. Some hyperparameters exist
+only for some data (``only_for``): :func:`space_for` builds the space for a dataset's
+:class:`DataShape` (:func:`data_shape`), without the video options for images and without
+the channel adapter for 1- or 3-channel data. A configuration is nevertheless always
+complete: what is inactive or absent for the data holds a value the learner ignores.
+
 Every configuration that enters the project goes through :func:`validate_config`:
 missing keys are filled from the space's defaults, and an unknown key, a wrong type, a
 value out of range or not among the choices is refused with a :class:`ConfigError` that
@@ -54,6 +63,7 @@ import logging
 import math
 import re
 from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,14 +88,18 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_SPACE_PATH",
     "ConfigError",
+    "DataShape",
     "SpaceError",
     "check_runnable",
+    "active_hyperparameters",
     "config_to_json",
+    "data_shape",
     "default_config",
     "load_config",
     "load_space",
     "runnable_space",
     "sample_configs",
+    "space_for",
     "validate_config",
 ]
 
@@ -95,11 +109,12 @@ DEFAULT_SPACE_PATH = Path(__file__).resolve().parents[1] / "configs" / "space" /
 Value = str | int | float | bool
 
 _TYPES = ("categorical", "ordinal", "float", "int")
+_OPTIONAL = {"active_when", "when_inactive", "only_for"}
 _KEYS = {
-    "categorical": {"type", "choices", "default", "doc"},
-    "ordinal": {"type", "choices", "default", "doc"},
-    "float": {"type", "bounds", "log", "default", "doc"},
-    "int": {"type", "bounds", "log", "default", "doc"},
+    "categorical": {"type", "choices", "default", "doc", *_OPTIONAL},
+    "ordinal": {"type", "choices", "default", "doc", *_OPTIONAL},
+    "float": {"type", "bounds", "log", "default", "doc", *_OPTIONAL},
+    "int": {"type", "bounds", "log", "default", "doc", *_OPTIONAL},
 }
 _REQUIRED = {
     "categorical": ("choices", "default", "doc"),
@@ -107,7 +122,7 @@ _REQUIRED = {
     "float": ("bounds", "default", "doc"),
     "int": ("bounds", "default", "doc"),
 }
-_TOP_LEVEL_KEYS = {"name", "doc", "hyperparameters"}
+_TOP_LEVEL_KEYS = {"name", "doc", "hyperparameters", "forbidden"}
 _JSON_SUFFIXES = {".json"}
 
 
@@ -238,7 +253,11 @@ def _build_hyperparameter(name: str, spec: Any, path: Path, default: Any = None,
     doc = spec["doc"]
     if not isinstance(doc, str) or not doc.strip() or "\n" in doc.strip():
         raise fail(f"'doc' must be one non-empty line of text; got {doc!r}")
-    meta = {"doc": doc.strip()}
+    meta: dict[str, Any] = {"doc": doc.strip()}
+    if "only_for" in spec:
+        if spec["only_for"] not in ONLY_FOR:
+            raise fail(f"'only_for' must be one of {', '.join(ONLY_FOR)}; got {spec['only_for']!r}")
+        meta["only_for"] = spec["only_for"]
 
     if kind in ("categorical", "ordinal"):
         choices = spec["choices"]
@@ -327,7 +346,17 @@ def load_space(path: str | Path | None = None, seed: int | None = None) -> Confi
             except ConfigError as exc:
                 raise SpaceError(path, f"hyperparameter {hp_name!r}: bad 'default': {exc.message}",
                                  field=hp_name) from None
-            hyperparameters.append(_build_hyperparameter(hp_name, spec, path, default=default))
+            hp = _build_hyperparameter(hp_name, spec, path, default=default)
+            if "when_inactive" in spec:
+                if "active_when" not in spec:
+                    raise SpaceError(path, f"hyperparameter {hp_name!r}: 'when_inactive' without 'active_when'",
+                                     field=hp_name)
+                try:
+                    hp.meta["when_inactive"] = _coerce_value(hp, spec["when_inactive"])
+                except ConfigError as exc:
+                    raise SpaceError(path, f"hyperparameter {hp_name!r}: bad 'when_inactive': {exc.message}",
+                                     field=hp_name) from None
+            hyperparameters.append(hp)
         except (ValueError, TypeError) as exc:  # ConfigSpace's own checks
             raise SpaceError(path, f"hyperparameter {hp_name!r}: {exc}", field=hp_name) from None
 
@@ -337,9 +366,184 @@ def load_space(path: str | Path | None = None, seed: int | None = None) -> Confi
 
     space = ConfigurationSpace(name=name, seed=seed, meta={"doc": doc.strip(), "source": str(path)})
     space.add(hyperparameters)
-    logger.debug("read the configuration space %r (%d hyperparameters) from %s",
-                 name, len(hyperparameters), path)
+    by_name = {hp.name: hp for hp in hyperparameters}
+    conditions = [_condition(hp_name, spec["active_when"], by_name, path)
+                  for hp_name, spec in entries.items() if "active_when" in spec]
+    forbidden = [_forbidden(clause, by_name, path) for clause in _list(data.get("forbidden", []), path)]
+    try:
+        space.add(conditions)
+        space.add(forbidden)
+    except (ValueError, TypeError) as exc:  # a cycle, a forbidden default, ...
+        raise SpaceError(path, f"conditions or forbidden combinations refused: {exc}") from None
+    logger.debug("read the configuration space %r (%d hyperparameters, %d conditions, %d forbidden "
+                 "combinations) from %s", name, len(hyperparameters), len(conditions), len(forbidden), path)
     return space
+
+
+def _list(value: Any, path: Path) -> list[Any]:
+    if not isinstance(value, list):
+        raise SpaceError(path, f"'forbidden' must be a list of mappings (hyperparameter -> value); got {value!r}",
+                         field="forbidden")
+    return value
+
+
+def _parent_values(parent: Any, values: Any, path: Path, where: str) -> list[Value]:
+    values = values if isinstance(values, list) else [values]
+    if not values:
+        raise SpaceError(path, f"{where}: expected a value or a non-empty list of values of {parent.name!r}",
+                         field=where.split()[0])
+    try:
+        return [_coerce_value(parent, v) for v in values]
+    except ConfigError as exc:
+        raise SpaceError(path, f"{where}: {exc.message}", field=where.split()[0]) from None
+
+
+def _condition(child: str, spec: Any, by_name: Mapping[str, Any], path: Path) -> Any:
+    """``active_when: {parent: value or [values], ...}`` as a ConfigSpace condition (all must hold)."""
+    from ConfigSpace import AndConjunction, EqualsCondition, InCondition
+
+    if not isinstance(spec, Mapping) or not spec:
+        raise SpaceError(path, f"hyperparameter {child!r}: 'active_when' must be a mapping parent -> value "
+                               f"or list of values; got {spec!r}", field=child)
+    parts = []
+    for parent_name, values in spec.items():
+        if parent_name not in by_name or parent_name == child:
+            raise SpaceError(path, f"hyperparameter {child!r}: 'active_when' names {parent_name!r}, which is "
+                                   "not another hyperparameter of the space", field=child)
+        parent = by_name[parent_name]
+        values = _parent_values(parent, values, path, f"{child} active_when {parent_name}")
+        parts.append(EqualsCondition(by_name[child], parent, values[0]) if len(values) == 1
+                     else InCondition(by_name[child], parent, values))
+    return parts[0] if len(parts) == 1 else AndConjunction(*parts)
+
+
+def _forbidden(spec: Any, by_name: Mapping[str, Any], path: Path) -> Any:
+    """``{hyperparameter: value, ...}`` of ``forbidden:`` as a ConfigSpace forbidden clause (all of them)."""
+    if not isinstance(spec, Mapping) or not spec:
+        raise SpaceError(path, f"each 'forbidden' entry must be a mapping hyperparameter -> value; got {spec!r}",
+                         field="forbidden")
+    parts = []
+    for name, value in spec.items():
+        if name not in by_name:
+            raise SpaceError(path, f"'forbidden' names {name!r}, which is not a hyperparameter of the space",
+                             field="forbidden")
+        (value,) = _parent_values(by_name[name], value, path, f"forbidden {name}")
+        parts.append(ForbiddenEqualsClause(by_name[name], value))
+    return parts[0] if len(parts) == 1 else ForbiddenAndConjunction(*parts)
+
+
+# --------------------------------------------------------------------------- the dataset's space
+
+ONLY_FOR: dict[str, str] = {
+    "video": "datasets of clips (sequence_size other than 1)",
+    "unusual_channels": "datasets whose channel count is neither 1 nor 3",
+}
+"""What a hyperparameter's ``only_for`` may name: the data it means something for."""
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What of a dataset decides which hyperparameters its space has (:func:`space_for`).
+
+    ``video``: clips of several frames (``sequence_size`` other than 1); ``channels``: the
+    channel count of its examples.
+    """
+
+    video: bool = False
+    channels: int = 3
+
+    def fits(self, only_for: str | None) -> bool:
+        """Whether a hyperparameter declared ``only_for`` this kind of data exists for this shape."""
+        if only_for is None:
+            return True
+        if only_for == "video":
+            return self.video
+        if only_for == "unusual_channels":
+            return self.channels not in (1, 3)
+        raise ValueError(f"only_for={only_for!r}; expected one of {', '.join(ONLY_FOR)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"video": self.video, "channels": self.channels}
+
+
+def data_shape(dataset: str | Path) -> DataShape:
+    """The :class:`DataShape` of an AutoDL dataset folder (from its training metadata)."""
+    from autodl.dataset import AutoDLDataset
+
+    meta = AutoDLDataset(dataset).metadata("train")
+    return DataShape(video=meta.get_sequence_size() != 1, channels=int(meta.get_num_channels(0)))
+
+
+def space_for(shape: DataShape | Mapping[str, Any] | None, space: ConfigurationSpace | None = None,
+              seed: int | None = None) -> ConfigurationSpace:
+    """The space as searched for a dataset of this shape: without the hyperparameters whose
+    ``only_for`` does not fit it (video options on images, the channel adapter on 1- or
+    3-channel data), and without the conditions and forbidden clauses that name them.
+
+    A configuration of this space is completed for the learner by :func:`validate_config`
+    (over the whole space): what the dataset's space lacks takes its default, which the
+    learner ignores for such data.
+
+    Parameters
+    ----------
+    shape:
+        The dataset's shape (a :class:`DataShape` or its ``to_dict()``); None: the whole space.
+    space:
+        The declared space (default :func:`load_space`'s); not modified.
+    seed:
+        Seed of the returned space's random number generator.
+    """
+    space = load_space() if space is None else space
+    if shape is None:
+        result = copy.deepcopy(space)
+        result.seed(seed)
+        return result
+    shape = shape if isinstance(shape, DataShape) else DataShape(**dict(shape))
+    dropped = {hp.name for hp in space.values() if not shape.fits((hp.meta or {}).get("only_for"))}
+    result = ConfigurationSpace(name=space.name, seed=seed, meta={**dict(space.meta or {}), "data": shape.to_dict()})
+    result.add([copy.deepcopy(hp) for hp in space.values() if hp.name not in dropped])
+
+    def names(item: Any) -> set[str]:
+        parts = getattr(item, "components", None)
+        if parts is not None:
+            return set().union(*(names(p) for p in parts))
+        out = {item.hyperparameter.name} if hasattr(item, "hyperparameter") else set()
+        for attr in ("child", "parent"):
+            if hasattr(item, attr):
+                out.add(getattr(item, attr).name)
+        return out
+
+    kept_conditions = [c for c in space.conditions if not names(c) & dropped]
+    kept_forbidden = [f for f in space.forbidden_clauses if not names(f) & dropped]
+    result.add([_rebind(c, result) for c in kept_conditions])
+    result.add([_rebind(f, result) for f in kept_forbidden])
+    return result
+
+
+def _rebind(item: Any, space: ConfigurationSpace) -> Any:
+    """A condition or forbidden clause rebuilt over ``space``'s hyperparameters of the same names."""
+    from ConfigSpace import (
+        AndConjunction,
+        EqualsCondition,
+        ForbiddenInClause,
+        InCondition,
+        NotEqualsCondition,
+        OrConjunction,
+    )
+
+    if isinstance(item, AndConjunction | OrConjunction):
+        return type(item)(*(_rebind(c, space) for c in item.components))
+    if isinstance(item, ForbiddenAndConjunction):
+        return ForbiddenAndConjunction(*(_rebind(c, space) for c in item.components))
+    if isinstance(item, ForbiddenEqualsClause):
+        return ForbiddenEqualsClause(space[item.hyperparameter.name], item.value)
+    if isinstance(item, ForbiddenInClause):
+        return ForbiddenInClause(space[item.hyperparameter.name], list(item.values))
+    if isinstance(item, InCondition):
+        return InCondition(space[item.child.name], space[item.parent.name], list(item.values))
+    if isinstance(item, EqualsCondition | NotEqualsCondition):
+        return type(item)(space[item.child.name], space[item.parent.name], item.value)
+    raise SpaceError((space.meta or {}).get("source"), f"cannot carry {item} over to another space")
 
 
 # --------------------------------------------------------------------------- values
@@ -452,7 +656,29 @@ def default_config(space: ConfigurationSpace | None = None) -> dict[str, Value]:
         The space; by default :func:`load_space`'s.
     """
     space = load_space() if space is None else space
-    return {name: _to_python(value) for name, value in space.get_default_configuration().items()}
+    return _complete(space, dict(space.get_default_configuration()), {})
+
+
+def _inactive_value(hp: Any) -> Value:
+    """What a configuration holds for ``hp`` where it is inactive: its ``when_inactive`` (e.g.
+    ``pretrained: false`` for a network without pretrained weights), else its default."""
+    meta = hp.meta or {}
+    return _to_python(meta["when_inactive"] if "when_inactive" in meta else hp.default_value)
+
+
+def _complete(space: ConfigurationSpace, active: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Value]:
+    """Every hyperparameter of ``space``, in its order: the active values, then for an inactive
+    one the value given for it (an older configuration's: kept, so that it reads back and runs
+    unchanged; the learner does not read it) or :func:`_inactive_value`."""
+    out = {}
+    for hp in space.values():
+        if hp.name in active:
+            out[hp.name] = _to_python(active[hp.name])
+        elif hp.name in given:
+            out[hp.name] = _to_python(given[hp.name])
+        else:
+            out[hp.name] = _inactive_value(hp)
+    return out
 
 
 def validate_config(config: Mapping[str, Any], space: ConfigurationSpace | None = None,
@@ -476,16 +702,21 @@ def validate_config(config: Mapping[str, Any], space: ConfigurationSpace | None 
     Returns
     -------
     dict
-        Every active hyperparameter of the space, as ``str``, ``int``, ``float`` or
-        ``bool`` (never numpy scalars), in the space's order.
+        Every hyperparameter of the space, as ``str``, ``int``, ``float`` or ``bool``
+        (never numpy scalars), in the space's order. A hyperparameter that is inactive
+        under the others (a fine-tuning one when ``finetune`` is false, ``pretrained`` for
+        ``scratch_cnn``; see the space file's ``active_when``) keeps a value given for it
+        (configurations written before the space had conditions read back unchanged) or
+        else takes its ``when_inactive`` value (its default where none is declared); the
+        learner does not read it.
 
     Raises
     ------
     ConfigError
         An unknown key, a value of the wrong type, out of range or not among the choices,
-        or a combination the space forbids. The error's ``field`` is the hyperparameter;
-        its message gives the value received and what is allowed, and its ``path`` is
-        ``source``.
+        or a combination the space forbids (among the active values). The error's
+        ``field`` is the hyperparameter; its message gives the value received and what is
+        allowed, and its ``path`` is ``source``.
     """
     space = load_space() if space is None else space
     if not isinstance(config, Mapping):
@@ -506,16 +737,20 @@ def validate_config(config: Mapping[str, Any], space: ConfigurationSpace | None 
     try:
         if space.conditions:
             configuration = deactivate_inactive_hyperparameters(values, space)
-            inactive = [key for key in given if key not in configuration]
-            if inactive:
-                raise ConfigError(source, f"got {_show(given[inactive[0]])}, but the hyperparameter is "
-                                          "inactive under the other values", field=inactive[0])
         else:
             configuration = Configuration(space, values=values)
         configuration.check_valid_configuration()
     except ValueError as exc:  # a forbidden combination, or a check of ConfigSpace's own
         raise ConfigError(source, f"refused by the configuration space: {exc}") from None
-    return {name: _to_python(value) for name, value in configuration.items()}
+    return _complete(space, dict(configuration), given)
+
+
+def active_hyperparameters(config: Mapping[str, Any], space: ConfigurationSpace | None = None) -> list[str]:
+    """The names of the hyperparameters of ``space`` that are active under ``config`` (a
+    validated configuration), in the space's order."""
+    space = load_space() if space is None else space
+    values = {name: config[name] for name in space.keys() if name in config}
+    return list(deactivate_inactive_hyperparameters(values, space).keys())
 
 
 def load_config(path: str | Path, space: ConfigurationSpace | None = None) -> dict[str, Value]:
@@ -738,8 +973,7 @@ def sample_configs(n: int, seed: int = 0, space: ConfigurationSpace | None = Non
     if n == 0:
         return []
     drawn = space.sample_configuration(n) if n > 1 else [space.sample_configuration()]
-    return [{name: _to_python(value) for name, value in configuration.items()}
-            for configuration in drawn]
+    return [_complete(space, dict(configuration), {}) for configuration in drawn]
 
 
 def config_to_json(config: Mapping[str, Any]) -> str:

@@ -39,6 +39,16 @@ hpbandster's known quirks, each handled here and tested in ``tests/test_offline_
    thread, and the run hangs with no error (checked here: one of two workers killed
    between jobs). :func:`_patch_dispatcher` replaces that thread's loop with one that drops
    the unreachable worker and gives the job to the next idle one.
+8. Its model needs ``2 (d + 1)`` results at one budget (two disjoint sets of more than ``d``
+   points each; statsmodels' density refuses fewer), which no run of a portfolio build
+   reaches; a candidate the space forbids makes it fall back to a random configuration;
+   a lone inactive value in the first column is not imputed. :func:`make_sampler` is its
+   configuration generator with the paper's rule instead, a density without that refusal
+   (:class:`ProductKDE`), picks that are configurations, and the imputation fixed (the
+   settings and why: :mod:`offline_bohb`).
+
+:func:`make_master` also runs a run's *warm start*: known configurations evaluated at the
+full budget as iteration 0, before BOHB's brackets.
 """
 
 from __future__ import annotations
@@ -96,8 +106,10 @@ def encode_space(space: Any, seed: int | None = None) -> Any:
     """The configuration space as hpbandster's BOHB accepts it.
 
     Ordinal hyperparameters become integer indices ``0..n-1`` over their ordered choices
-    (default: the index of the default); every other hyperparameter and forbidden clause is
-    kept as it is.
+    (default: the index of the default); every other hyperparameter, condition and forbidden
+    clause is kept as it is (values of an ordinal parent as indices). hpbandster's BOHB
+    handles conditional hyperparameters: a configuration holds only the active ones, and its
+    model imputes the inactive ones (see :func:`make_sampler`).
 
     Parameters
     ----------
@@ -134,6 +146,25 @@ def encode_space(space: Any, seed: int | None = None) -> Any:
             return ForbiddenEqualsClause(hp, c.value)
         return ForbiddenInClause(hp, list(c.values))
 
+    def condition(c: Any) -> Any:
+        from ConfigSpace import AndConjunction, EqualsCondition, InCondition, NotEqualsCondition, OrConjunction
+
+        if isinstance(c, AndConjunction | OrConjunction):
+            return type(c)(*(condition(x) for x in c.components))
+        child, parent = out[c.child.name], out[c.parent.name]
+        seq = ordinals.get(c.parent.name)
+
+        def value(v: Any) -> Any:
+            return seq.index(v) if seq is not None else v
+
+        if isinstance(c, InCondition):
+            return InCondition(child, parent, [value(v) for v in c.values])
+        if isinstance(c, EqualsCondition | NotEqualsCondition):
+            return type(c)(child, parent, value(c.value))
+        raise BOHBError(None, f"condition {c} is of a kind hpbandster's BOHB is not given here; expected "
+                              "equals, not-equals, in, and/or", field="space")
+
+    out.add([condition(c) for c in space.conditions])
     for f in space.forbidden_clauses:
         out.add(clause(f))
     return out
@@ -297,6 +328,223 @@ def _patch_dispatcher() -> None:
     Dispatcher.job_runner = _robust_job_runner
 
 
+# --- 8. the model: the paper's rule, and picks that respect forbidden clauses ----------------------
+class ProductKDE:
+    """statsmodels' ``KDEMultivariate(data, var_type, bw="normal_reference")`` for the variable
+    types hpbandster uses (``c`` continuous in [0, 1], ``u`` unordered categories), without
+    its refusal of fewer points than dimensions.
+
+    The density is a product of one-dimensional kernels, one bandwidth per dimension
+    (Scott's rule ``1.06 * std * n ** (-1 / (4 + d))``): a Gaussian kernel for ``c``, the
+    Aitchison-Aitken kernel (``1 - h`` on the point's category, ``h / (levels - 1)`` on each
+    other) for ``u``. Nothing in it needs more points than dimensions; statsmodels refuses
+    them all the same ("The number of observations must be larger than the number of
+    variables"), which is why hpbandster's model needs ``d + 1`` points in each of its two
+    densities. Two differences: ``levels`` is the hyperparameter's number of choices, not
+    (as in statsmodels) the number of categories present in the data, which divides by
+    zero when a column holds one category; and a categorical bandwidth is at most
+    ``1 - 1 / levels`` (the uniform kernel; Scott's rule applied to category codes can
+    exceed 1 and make the kernel negative). ``data``, ``bw`` and ``pdf`` are what
+    hpbandster's sampler reads (it clips the bandwidths below at ``min_bandwidth``).
+    """
+
+    def __init__(self, data: np.ndarray, var_type: str, levels: np.ndarray) -> None:
+        self.data = np.asarray(data, dtype=float)
+        self.var_type = var_type
+        n, d = self.data.shape
+        if n < 1 or d != len(var_type):
+            raise ValueError(f"ProductKDE: {n} points of {d} dimensions for var_type {var_type!r}")
+        self.continuous = np.array([t == "c" for t in var_type])
+        self.levels = np.asarray(levels, dtype=float)
+        bw = 1.06 * np.std(self.data, axis=0) * n ** (-1.0 / (4 + d))
+        u = ~self.continuous
+        bw[u] = np.minimum(bw[u], 1 - 1 / np.maximum(self.levels[u], 2))
+        self.bw = bw
+
+    def pdf(self, x: Any) -> float:
+        """The density at one point ``x`` (a vector of the encoded space)."""
+        x = np.asarray(x, dtype=float).reshape(-1)
+        bw = self.bw
+        kernel = np.empty_like(self.data)
+        c = self.continuous
+        kernel[:, c] = np.exp(-((self.data[:, c] - x[c]) ** 2) / (bw[c] ** 2 * 2.0)) / np.sqrt(2 * np.pi)
+        u = ~c
+        if u.any():
+            other = bw[u] / np.maximum(self.levels[u] - 1, 1)
+            same = self.data[:, u] == x[u]
+            kernel[:, u] = np.where(same, 1 - bw[u], other)
+        return float((kernel.prod(axis=1) / np.prod(bw[c])).sum() / len(self.data))
+
+
+def _sampler_class() -> type:
+    import ConfigSpace
+    import scipy.stats as sps
+    from ConfigSpace.util import deactivate_inactive_hyperparameters
+    from hpbandster.core.base_config_generator import base_config_generator
+    from hpbandster.optimizers.config_generators.bohb import BOHB as CG_BOHB
+
+    class KDESampler(CG_BOHB):
+        """hpbandster's BOHB configuration generator with three changes (see :func:`make_sampler`)."""
+
+        def __init__(self, configspace: Any, min_points_in_model: int | None = None, **kwargs: Any) -> None:
+            super().__init__(configspace, min_points_in_model=None, **kwargs)  # None: d + 1, no warning
+            if min_points_in_model is not None:
+                if int(min_points_in_model) < 2:
+                    raise BOHBError(None, f"min_points_in_model={min_points_in_model}: expected >= 2 (a "
+                                          "density of one point has no spread)", field="min_points_in_model")
+                self.min_points_in_model = int(min_points_in_model)
+            self._hps = list(self.configspace.values())
+            self._seen: set[tuple[tuple[str, Any], ...]] = set()
+
+        @staticmethod
+        def _key(config: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+            return tuple(sorted((k, round(v, 9) if isinstance(v, float) else v) for k, v in plain(dict(config)).items()))
+
+        # -- the model (Falkner et al. 2018, section 3.2 and Algorithm 2) --------------------------
+        def new_result(self, job: Any, update_model: bool = True) -> None:
+            base_config_generator.new_result(self, job)
+            self._seen.add(self._key(job.kwargs["config"]))
+            loss = np.inf if job.result is None or not np.isfinite(job.result["loss"]) else job.result["loss"]
+            budget = job.kwargs["budget"]
+            self.configs.setdefault(budget, [])
+            self.losses.setdefault(budget, [])
+            if max(list(self.kde_models.keys()) + [-np.inf]) > budget:
+                return  # a model on a larger budget exists: it is the one sampled from
+            conf = ConfigSpace.Configuration(self.configspace, values=job.kwargs["config"])
+            self.configs[budget].append(conf.get_array())
+            self.losses[budget].append(loss)
+            n = len(self.configs[budget])
+            if n < self.min_points_in_model + 2 or not update_model:
+                return
+            n_good = max(self.min_points_in_model, (self.top_n_percent * n) // 100)
+            n_bad = max(self.min_points_in_model, n - n_good)
+            order = np.argsort(np.asarray(self.losses[budget]), kind="stable")
+            data = np.asarray(self.configs[budget])
+            good = self.impute_conditional_data(data[order[:n_good]])
+            bad = self.impute_conditional_data(data[order[-n_bad:]])
+            bad_kde = ProductKDE(bad, self.kde_vartypes, self.vartypes)
+            good_kde = ProductKDE(good, self.kde_vartypes, self.vartypes)
+            bad_kde.bw = np.clip(bad_kde.bw, self.min_bandwidth, None)
+            good_kde.bw = np.clip(good_kde.bw, self.min_bandwidth, None)
+            self.kde_models[budget] = {"good": good_kde, "bad": bad_kde, "points": n}
+
+        def impute_conditional_data(self, array: np.ndarray) -> np.ndarray:
+            """hpbandster's imputation of inactive values (from another point of the same set where
+            one has the value, else at random), which skipped a lone NaN in column 0."""
+            out = np.empty_like(array)
+            for i in range(array.shape[0]):
+                datum = np.copy(array[i])
+                nan = np.flatnonzero(np.isnan(datum))
+                while nan.size:
+                    column = nan[0]
+                    valid = np.flatnonzero(np.isfinite(array[:, column]))
+                    if valid.size:
+                        datum[nan] = array[np.random.choice(valid), nan]
+                    else:
+                        t = self.vartypes[column]
+                        datum[column] = np.random.rand() if t == 0 else np.random.randint(t)
+                    nan = np.flatnonzero(np.isnan(datum))
+                out[i] = datum
+            return out
+
+        # -- sampling -----------------------------------------------------------------------------
+        def _configuration(self, vector: list[float]) -> dict[str, Any] | None:
+            """The active values of ``vector``, or None where it is forbidden or not a configuration."""
+            vec = np.asarray(vector, dtype=float)
+            for i, hp in enumerate(self._hps):
+                if isinstance(hp, ConfigSpace.CategoricalHyperparameter):
+                    vec[i] = np.rint(vec[i])
+            try:
+                values = dict(ConfigSpace.Configuration(self.configspace, vector=vec))
+                return dict(deactivate_inactive_hyperparameters(values, self.configspace))
+            except (ValueError, KeyError, IndexError):  # forbidden, or an inactive parent value
+                return None
+
+        def _random(self, why: str) -> tuple[dict[str, Any], dict[str, Any]]:
+            return dict(self.configspace.sample_configuration()), {"model_based_pick": False, "why": why}
+
+        def get_config(self, budget: float) -> tuple[dict[str, Any], dict[str, Any]]:
+            if not self.kde_models:
+                return self._random("no model yet")
+            if np.random.rand() < self.random_fraction:
+                return self._random("random fraction")
+            model_budget = max(self.kde_models.keys())
+            kde_good, kde_bad = self.kde_models[model_budget]["good"], self.kde_models[model_budget]["bad"]
+            scored = []
+            continuous = self.vartypes == 0
+            bws = np.maximum(kde_good.bw, self.min_bandwidth)
+            wide = self.bw_factor * bws[continuous]
+            for _ in range(self.num_samples):
+                # hpbandster's draw, the continuous dimensions in one call: around a good point, a
+                # normal truncated to [0, 1] of bandwidth_factor times its bandwidth; a category
+                # kept with probability 1 - bandwidth, else drawn uniformly
+                datum = kde_good.data[np.random.randint(0, len(kde_good.data))]
+                vector = np.array(datum, dtype=float)
+                m = datum[continuous]
+                vector[continuous] = sps.truncnorm.rvs(-m / wide, (1 - m) / wide, loc=m, scale=wide)
+                for i in np.flatnonzero(~continuous):
+                    if np.random.rand() >= 1 - bws[i]:
+                        vector[i] = np.random.randint(self.vartypes[i])
+                vector = vector.tolist()
+                good, bad = kde_good.pdf(vector), kde_bad.pdf(vector)
+                value = max(1e-32, bad) / max(good, 1e-32)
+                if not np.isfinite(value):
+                    if not np.isfinite(good):
+                        continue
+                    value = -np.inf  # as hpbandster: a value the bad density has never seen comes first
+                scored.append((value, len(scored), vector))
+            rejected = 0
+            for _, _, vector in sorted(scored, key=lambda v: (v[0], v[1])):  # best ratio first
+                config = self._configuration(vector)
+                if config is not None and self._key(config) not in self._seen:
+                    self._seen.add(self._key(config))
+                    return config, {"model_based_pick": True, "model_budget": float(model_budget),
+                                    "model_points": int(self.kde_models[model_budget]["points"]),
+                                    "rejected_candidates": rejected}
+                rejected += 1
+            return self._random(f"none of {self.num_samples} candidates was a new configuration")
+
+    return KDESampler
+
+
+def make_sampler(space: Any, **settings: Any) -> Any:
+    """The configuration generator of every run here: a ``KDESampler`` over the encoded space.
+
+    ``settings``: its ``min_points_in_model``, ``top_n_percent``, ``num_samples``,
+    ``random_fraction``, ``bandwidth_factor``, ``min_bandwidth`` (hpbandster's names).
+
+    It is hpbandster's BOHB configuration generator with three changes, each tested in
+    ``tests/test_offline_bohb/test_sampler.py``:
+
+    1. *When a model exists, and on which points.* hpbandster fits the two densities of a
+       budget only when the good set and the bad set, which it takes disjoint (the best
+       ``max(N_min, q N)`` and the next ``max(N_min, (1-q) N)``), each have more points than
+       the space has dimensions, so a model needs ``2 (d + 1)`` results at one budget (44 in
+       the 21-dimensional fine-tuning space). The paper (Falkner et al. 2018, section 3.2)
+       fits them once ``N_min + 2`` results exist, on the best ``N_l = max(N_min, q N)`` and
+       the worst ``N_g = max(N_min, N - N_l)``; that is what this does. ``N_min``
+       (``min_points_in_model``) is not raised to ``d + 1`` as hpbandster does: the
+       densities are products of one-dimensional kernels with a normal-reference bandwidth
+       per dimension, which need no more points than dimensions (:class:`ProductKDE`, the
+       estimator of statsmodels' ``KDEMultivariate`` without that library's refusal).
+    2. *Picks that are new configurations.* A candidate drawn from the good density that the
+       space forbids (e.g. a backbone with pretrained weights absent here) made hpbandster
+       abandon the model and return a random configuration, counted as not model-based;
+       here the candidates are ranked by the ratio of the densities and the best one that
+       is a configuration is picked. A candidate equal to a configuration the run has
+       already sampled or evaluated is passed over too: the model's good points include
+       probes-only configurations, which have only discrete values, and hpbandster picked
+       them again (4 of a run's 24 samples, measured), an evaluation whose result is known.
+    3. *Imputation.* An inactive value in the first column of the encoded space was left
+       NaN (hpbandster's loop tests ``np.any`` of the NaN indices, false for index 0).
+
+    ``info`` of every sample says ``model_based_pick`` and, when false, ``why`` (``no
+    model yet``, ``random fraction``, or no valid candidate); when true, the budget of the
+    model and its number of points.
+    """
+    return _sampler_class()(space, logger=logging.getLogger("hpbandster.config_generator"), **settings)
+
+
 # --- the worker ------------------------------------------------------------------------------
 def _worker_class() -> type:
     from hpbandster.core.worker import Worker
@@ -388,7 +636,7 @@ def make_master(space: Any, *, run_id: str, nameserver: tuple[str, int], min_bud
                 | None = None,
                 on_sample: Callable[[tuple[int, int, int], dict[str, Any], dict[str, Any]], None] | None = None,
                 interface: str | None = None, ping_interval: float = 10.0, bohb_kwargs: Mapping[str, Any]
-                | None = None) -> Any:
+                | None = None, warm_start: list[tuple[str, Mapping[str, Any]]] | None = None) -> Any:
     """An hpbandster BOHB master that resumes a finished or stopped run.
 
     Parameters
@@ -408,18 +656,39 @@ def make_master(space: Any, *, run_id: str, nameserver: tuple[str, int], min_bud
         ``(config id, encoded config, info)``, called for every newly sampled configuration.
     seed:
         Seeds BOHB's sampling (hpbandster draws from numpy's global generator and the space's).
+    bohb_kwargs:
+        Settings of the configuration generator (:func:`make_sampler`).
+    warm_start:
+        ``(name, encoded config)`` evaluated at ``max_budget`` before BOHB's brackets, as an
+        iteration of their own (iteration 0: config ids ``(0, 0, i)``); BOHB's bracket ``k``
+        is then iteration ``k + 1``. Their results enter BOHB's model like any other.
     """
     from hpbandster.core.dispatcher import Job
     from hpbandster.optimizers import BOHB
+    from hpbandster.optimizers.iterations import SuccessiveHalving
 
     _patch_dispatcher()
     replay = dict(replay or {})
     sampled = dict(sampled or {})
+    warm = [(str(name), dict(plain(config))) for name, config in (warm_start or [])]
+    offset = 1 if warm else 0
     np.random.seed(seed)  # hpbandster's config generator draws from numpy's global generator
 
     class _ResumableBOHB(BOHB):
         def get_next_iteration(self, iteration: int, iteration_kwargs: dict | None = None) -> Any:
-            it = super().get_next_iteration(iteration, iteration_kwargs or {})
+            kwargs = iteration_kwargs or {}
+            if warm and iteration == 0:
+                it = SuccessiveHalving(HPB_iter=0, num_configs=[len(warm)], budgets=[float(self.max_budget)],
+                                       config_sampler=None, **kwargs)
+
+                def warm_sampler(budget: float) -> tuple[dict[str, Any], dict[str, Any]]:
+                    name, config = warm[it.actual_num_configs[0]]
+                    return dict(config), {"model_based_pick": False, "warm_start": name}
+
+                it.config_sampler = warm_sampler
+            else:
+                it = super().get_next_iteration(iteration - offset, kwargs)
+                it.HPB_iter = iteration
             it.budgets = [float(b) for b in it.budgets]
             plain_sampler = it.config_sampler
 
@@ -467,12 +736,15 @@ def make_master(space: Any, *, run_id: str, nameserver: tuple[str, int], min_bud
         def new_config(self, *args: Any, **kwargs: Any) -> None:  # hpbandster calls it per config
             pass
 
+    settings = dict(bohb_kwargs or {})
     master = _ResumableBOHB(configspace=space, run_id=run_id, eta=eta, min_budget=float(min_budget),
                             max_budget=float(max_budget), nameserver=nameserver[0],
                             nameserver_port=nameserver[1], host=interface_address(interface),
                             working_directory=str(working_directory), ping_interval=ping_interval,
                             result_logger=_Logger(), logger=logging.getLogger("hpbandster.master"),
-                            **dict(bohb_kwargs or {}))
+                            **{k: v for k, v in settings.items() if k != "min_points_in_model"})
+    master.config_generator = make_sampler(space, **settings)
+    master.config.update(settings)
     master.config["budgets"] = [float(b) for b in master.budgets]
     master.budgets = np.asarray([float(b) for b in master.budgets])
     return master

@@ -4,24 +4,32 @@ A run folder holds:
 
 - ``run.json``: what the run searches and how (format ``autodl-meta-bohb-run/1``): the
   dataset, the protocol, the clock and its timing table (path and SHA-256), the
-  configuration space (path, SHA-256 and a description of every hyperparameter), the
-  budgets (fractions of the protocol's T: ``min_budget``, ``max_budget``, ``eta``), the
-  evaluation seed, the iterations asked for, the command, the package versions;
+  configuration space (path, SHA-256 and a description of every hyperparameter, condition
+  and forbidden combination; ``data``: the dataset's shape the space was built for,
+  ``searched``: its hyperparameters, ``dimensions``), the budgets (fractions of the
+  protocol's T: ``min_budget``, ``max_budget``, ``eta``), the evaluation seed ``seed``, BOHB's
+  seed ``bohb_seed`` and where it came from (``bohb_seed_from``), the configuration
+  generator's settings (``bohb``), the warm start (``warm_start``: its source and the encoded
+  configurations, by name), the iterations asked for (BOHB's brackets; the warm start is
+  iteration 0 before them), the command, the package versions;
 - ``trials.jsonl``: one line per finished trial, appended by the master as it finishes:
   ``config_id`` (hpbandster's ``[iteration, stage, index]``), ``config`` (a configuration of
-  ``configs/space/finetune.yaml``), ``budget``, ``seed``, ``status`` (``ok``, ``crashed``,
+  ``configs/space/finetune.yaml``, complete), ``budget``, ``seed``, ``status`` (``ok``, ``crashed``,
   ``timeout``, or ``lost`` for a job whose worker died: not finished, run again on resume),
   ``alc``, ``final_nauc``, ``curve``, ``wall_seconds``, ``error``, ``traceback``, ``worker``,
   ``started``, ``finished``;
-- ``configs.jsonl``: every configuration as it was sampled (config id, the encoded form BOHB
-  sees, whether the model picked it), so that a resumed run replays the same iterations;
+- ``configs.jsonl``: every configuration as it was sampled (config id, ``bracket``: BOHB's
+  bracket, None for the warm start; the encoded form BOHB sees; ``info``: hpbandster's
+  ``model_based_pick``, why not where it is false, or the warm-start configuration's name),
+  so that a resumed run replays the same iterations and :func:`sample_counts` can say how
+  many samples the model picked;
 - ``nameserver-<run id>.json`` while a nameserver runs; ``logs/`` of local workers.
 
 Running the same command over the same folder resumes: every iteration is replayed with
 the configurations it sampled, finished trials are answered from ``trials.jsonl`` (and
 fed to BOHB's model) instead of being run again, and the run goes on from where it
-stopped. A changed dataset, protocol, clock, timing table, space, budgets or seed is
-refused with the differences named.
+stopped. A changed dataset, protocol, clock, timing table, space (or the dataset's shape),
+budgets, seeds or warm start is refused with the differences named.
 """
 
 from __future__ import annotations
@@ -51,8 +59,29 @@ FINISHED = ("ok", "crashed", "timeout")
 """Statuses of a finished trial (replayed on resume); ``lost`` trials run again."""
 
 # What a resumed run must share with the run it continues.
-_COMPARED = ("dataset.name", "dataset.fingerprint", "protocol", "clock", "timing.sha256", "space.sha256", "min_budget", "max_budget",
-             "eta", "seed", "objective", "objective_args")
+_COMPARED = ("dataset.name", "dataset.fingerprint", "protocol", "clock", "timing.sha256", "space.sha256", "space.data", "space.searched",
+             "min_budget", "max_budget", "eta", "seed", "bohb_seed", "warm_start", "objective", "objective_args")
+
+DEFAULT_BOHB: dict[str, Any] = {"min_points_in_model": 7, "top_n_percent": 15, "num_samples": 64,
+                                "random_fraction": 0.2, "bandwidth_factor": 3.0, "min_bandwidth": 1e-3}
+"""The configuration generator's settings unless a run names others (``RunSpec.bohb``); see
+:mod:`offline_bohb` for why these values."""
+
+WARM_STARTS = ("grid", "none")
+"""``RunSpec.warm_start``: the grid's configurations and ``baseline:default``
+(:mod:`finetune.grid`) evaluated at the full budget before BOHB's brackets, or none."""
+
+
+def derive_seed(build_seed: int, dataset: str) -> int:
+    """The BOHB seed of dataset ``dataset``'s run in a build seeded ``build_seed``.
+
+    The first four bytes of SHA-256 of ``"<build_seed>:<dataset>"``, as an integer below
+    2**31: the same on every machine and in every Python process (unlike ``hash``), and
+    different for different datasets, so that the runs of one build sample different
+    configurations.
+    """
+    digest = hashlib.sha256(f"{int(build_seed)}:{dataset}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 2**31
 
 DEFAULT_OBJECTIVE = "offline_bohb.run:trial_evaluator"
 """What a trial computes: ``module:function``, a factory ``run record -> evaluate_trial``
@@ -72,10 +101,27 @@ def files_fingerprint(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def resolve_space(ref: str | Path | None) -> Any:
+def is_space_file(ref: str | Path | None) -> bool:
+    """Whether a run's ``space`` entry names a configuration-space YAML file (None: the
+    fine-tuning space) rather than a ``module:function`` that returns a space."""
+    if ref is None:
+        return True
+    text = str(ref)
+    return Path(text).exists() or ":" not in text or text.endswith((".yaml", ".yml"))
+
+
+def declared_space(ref: str | Path | None) -> Any:
+    """The whole space of a space file, as declared (for completing configurations)."""
+    from finetune.config import DEFAULT_SPACE_PATH, load_space
+
+    return load_space(DEFAULT_SPACE_PATH if ref is None else Path(str(ref)))
+
+
+def resolve_space(ref: str | Path | None, data: Mapping[str, Any] | None = None) -> Any:
     """The ConfigSpace space a run searches, from its ``space`` entry.
 
-    ``ref`` is a configuration-space YAML file (default: the fine-tuning space; without the
+    ``ref`` is a configuration-space YAML file (default: the fine-tuning space; built for
+    the dataset's shape ``data``, :func:`finetune.config.space_for`, and without the
     backbones whose weights are absent here, :func:`finetune.config.runnable_space`), or
     ``module:function`` / ``module:function:argument``: a function returning a
     ``ConfigurationSpace`` (e.g. ``selector.space:selector_space:precalc-mlp``), so that other
@@ -83,26 +129,104 @@ def resolve_space(ref: str | Path | None) -> Any:
     """
     import importlib
 
-    from finetune.config import DEFAULT_SPACE_PATH, load_space, runnable_space
+    from finetune.config import runnable_space, space_for
 
-    if ref is None:
-        return runnable_space(load_space(DEFAULT_SPACE_PATH))
+    if is_space_file(ref):
+        return runnable_space(space_for(data, declared_space(ref)))
     text = str(ref)
-    if not Path(text).exists() and ":" in text and not text.endswith((".yaml", ".yml")):
-        module, _, rest = text.partition(":")
-        attr, _, arg = rest.partition(":")
+    module, _, rest = text.partition(":")
+    attr, _, arg = rest.partition(":")
+    try:
+        function = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise BOHBError(None, f"space {text!r} cannot be imported ({exc}); expected a YAML file or "
+                              "'module:function[:argument]'", field="space") from None
+    return function(arg) if arg else function()
+
+
+def run_space(run: Mapping[str, Any]) -> Any:
+    """The space run ``run`` (its ``run.json``) searches: its space file built for its dataset."""
+    return resolve_space(run["space"]["path"], run["space"].get("data"))
+
+
+def config_decoder(run: Mapping[str, Any], space: Any | None = None) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """``encoded -> configuration`` of a run: BOHB's encoded configuration decoded
+    (:func:`offline_bohb.hpb.decode_config`), with the run's ``fixed`` values
+    (``objective_args``) under it and, for a space file, completed over the whole declared
+    space (:func:`finetune.config.validate_config`): what the dataset's space leaves out
+    (video options for images) and what is inactive (training options of a probes-only
+    configuration) take their defaults, which the learner does not read."""
+    from finetune.config import validate_config
+    from offline_bohb.hpb import decode_config
+
+    space = run_space(run) if space is None else space
+    fixed = dict((run.get("objective_args") or {}).get("fixed") or {})
+    ref = run["space"]["path"]
+    declared = declared_space(ref) if is_space_file(ref) else None
+
+    def decode(encoded: Mapping[str, Any]) -> dict[str, Any]:
+        config = {**{k: v for k, v in fixed.items() if k not in space}, **decode_config(space, encoded)}
+        if declared is not None:
+            config.update(validate_config({k: v for k, v in config.items() if k in declared}, declared))
+        return config
+
+    return decode
+
+
+def warm_start_configs(source: str, space_ref: str | Path | None, data: Mapping[str, Any] | None,
+                       fixed: Mapping[str, Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """``(name, encoded configuration)`` of the warm start of a run (see :data:`WARM_STARTS`).
+
+    ``grid``: every configuration of :data:`finetune.grid.GRID` (``baseline:default`` among
+    them) that the run can evaluate exactly: its active values outside the searched space
+    (other than those the dataset's shape makes irrelevant, such as video options on images)
+    are the run's own (``fixed``, else the fine-tuning space's defaults, which the learner
+    fills in), its values inside are legal there and not forbidden (e.g. pretrained weights
+    absent here); duplicates once adapted are dropped. With the whole fine-tuning space that
+    is every grid configuration; with a small test space, usually none. A space that is not
+    of fine-tuning hyperparameters (a selector's) gets none.
+    """
+    from ConfigSpace.util import deactivate_inactive_hyperparameters
+
+    from finetune.config import active_hyperparameters, load_space, space_for, validate_config
+    from finetune.grid import grid_configs
+    from offline_bohb.hpb import encode_config
+
+    if source not in WARM_STARTS:
+        raise BOHBError(None, f"warm_start={source!r}; expected one of {', '.join(WARM_STARTS)}", field="warm_start")
+    if source == "none" or not is_space_file(space_ref):
+        return []
+    learner = load_space()  # what the grid's configurations and the learner's defaults are over
+    searched = resolve_space(space_ref, data)
+    if any(h not in learner for h in searched.keys()):
+        return []  # not a space of fine-tuning hyperparameters
+    for_data = set(space_for(data, learner).keys())
+    fixed = dict(fixed or {})
+    own = {**validate_config({k: v for k, v in fixed.items() if k in learner}, learner), **fixed}
+    out: list[tuple[str, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for name, config in grid_configs():
+        active = set(active_hyperparameters(config, learner))
+        outside = [h for h in learner.keys() if h in active and h in for_data and h not in searched]
+        if any(config[h] != own[h] for h in outside):
+            logger.debug("warm start: %s differs from the run outside the searched space; left out", name)
+            continue
         try:
-            function = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise BOHBError(None, f"space {text!r} cannot be imported ({exc}); expected a YAML file or "
-                                  "'module:function[:argument]'", field="space") from None
-        return function(arg) if arg else function()
-    return runnable_space(load_space(Path(text)))
+            values = dict(deactivate_inactive_hyperparameters({h: config[h] for h in searched.keys()}, searched))
+        except (ValueError, KeyError) as exc:  # not legal or forbidden in this space (e.g. weights absent here)
+            logger.info("warm start: %s cannot run in this space (%s); left out", name, exc)
+            continue
+        encoded = plain(encode_config(searched, values))
+        key = json.dumps(encoded, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append((name, encoded))
+    return out
 
 
 def describe_space(space: Any) -> list[dict[str, Any]]:
-    """Every hyperparameter of a ConfigSpace space (type, choices or bounds, log, default)
-    and every forbidden clause, as plain JSON, in a fixed order."""
+    """Every hyperparameter of a ConfigSpace space (type, choices or bounds, log, default),
+    every forbidden clause and every condition, as plain JSON, in a fixed order."""
     import ConfigSpace as CS
 
     out: list[dict[str, Any]] = []
@@ -117,6 +241,7 @@ def describe_space(space: Any) -> list[dict[str, Any]]:
         d["default"] = plain(hp.default_value)
         out.append(d)
     out += [{"forbidden": str(f)} for f in sorted(map(str, space.forbidden_clauses))]
+    out += [{"condition": c} for c in sorted(map(str, space.conditions))]
     return out
 
 
@@ -139,6 +264,15 @@ class RunSpec:
     bohb: dict[str, Any] = field(default_factory=dict)
     objective: str = DEFAULT_OBJECTIVE
     objective_args: dict[str, Any] = field(default_factory=dict)
+    bohb_seed: int | None = None
+    bohb_seed_from: dict[str, Any] | None = None
+    warm_start: str = "grid"
+    """``seed`` seeds the evaluations (the learner's splits, batches, initialisation: the same
+    seed as the cost matrix's, so that an evaluation here is also that cell); ``bohb_seed``
+    (default: ``seed``) seeds BOHB's sampling, and ``bohb_seed_from`` says where it came from
+    (a build derives it per dataset: :func:`derive_seed`). ``warm_start``: see
+    :data:`WARM_STARTS`. ``bohb``: the configuration generator's settings over
+    :data:`DEFAULT_BOHB`. ``iterations``: BOHB's brackets, the warm start not counted."""
 
     def check(self) -> None:
         """Refuse impossible budgets (named)."""
@@ -150,13 +284,19 @@ class RunSpec:
             raise BOHBError(None, f"eta={self.eta}: expected an integer >= 2", field="eta")
         if self.iterations < 1:
             raise BOHBError(None, f"iterations={self.iterations}: expected >= 1", field="iterations")
+        if self.warm_start not in WARM_STARTS:
+            raise BOHBError(None, f"warm_start={self.warm_start!r}: expected one of {', '.join(WARM_STARTS)}",
+                            field="warm_start")
+        unknown = sorted(set(self.bohb) - set(DEFAULT_BOHB))
+        if unknown:
+            raise BOHBError(None, f"bohb settings {unknown}: expected some of {', '.join(DEFAULT_BOHB)}", field="bohb")
 
     def record(self) -> dict[str, Any]:
         """The ``run.json`` content (resolving the dataset, protocol, timing table and space)."""
         from autodl.dataset import AutoDLDataset
         from autodl.errors import FormatError
         from autodl.protocol import load_protocol
-        from finetune.config import DEFAULT_SPACE_PATH
+        from finetune.config import DEFAULT_SPACE_PATH, data_shape
         from finetune.evaluate import DEFAULT_TIMING
 
         self.check()
@@ -170,6 +310,15 @@ class RunSpec:
         protocol = load_protocol(self.protocol)
         space_ref = self.space or str(DEFAULT_SPACE_PATH)
         space = describe_space(resolve_space(space_ref))
+        data = None
+        if is_space_file(space_ref):
+            try:
+                data = data_shape(self.dataset).to_dict()
+            except FormatError:  # not an AutoDL dataset (another objective's data): the whole space
+                data = None
+        searched = resolve_space(space_ref, data)
+        fixed = (self.objective_args or {}).get("fixed")
+        warm = warm_start_configs(self.warm_start, space_ref, data, fixed)
         timing = None
         if self.clock == "simulated":
             timing = Path(self.timing) if self.timing else DEFAULT_TIMING
@@ -182,9 +331,13 @@ class RunSpec:
             "timing": {"path": str(timing) if timing else None,
                        "sha256": file_sha256(timing) if timing else None},
             "space": {"path": space_ref, "sha256": hashlib.sha256(json.dumps(space).encode()).hexdigest(),
-                      "hyperparameters": space},
+                      "hyperparameters": space, "data": data, "searched": list(searched.keys()),
+                      "dimensions": len(list(searched.keys()))},
             "min_budget": float(self.min_budget), "max_budget": float(self.max_budget), "eta": int(self.eta),
-            "seed": int(self.seed), "iterations": int(self.iterations), "bohb": dict(self.bohb),
+            "seed": int(self.seed), "bohb_seed": int(self.seed if self.bohb_seed is None else self.bohb_seed),
+            "bohb_seed_from": self.bohb_seed_from, "iterations": int(self.iterations),
+            "bohb": {**DEFAULT_BOHB, **self.bohb},
+            "warm_start": {"source": self.warm_start, "configs": [{"name": n, "encoded": c} for n, c in warm]},
             "objective": self.objective, "objective_args": dict(self.objective_args),
             "created": now(), "command": self.command, "host": socket.gethostname(), "versions": versions(),
         }
@@ -204,10 +357,19 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         a, b = dotted_get(old, key), dotted_get(new, key)
         if a != b:
             if key == "space.sha256":
-                oa = {h.get("name", h.get("forbidden")): h for h in old["space"].get("hyperparameters", [])}
-                nb = {h.get("name", h.get("forbidden")): h for h in new["space"].get("hyperparameters", [])}
+                def key_of(h: Mapping[str, Any]) -> Any:
+                    return h.get("name") or h.get("forbidden") or h.get("condition")
+
+                oa = {key_of(h): h for h in old["space"].get("hyperparameters", [])}
+                nb = {key_of(h): h for h in new["space"].get("hyperparameters", [])}
                 changed = sorted(k for k in set(oa) | set(nb) if oa.get(k) != nb.get(k))
                 out.append(f"space ({', '.join(map(str, changed))})")
+            elif key == "warm_start":
+                def names(w: Any) -> str:
+                    w = w or {}
+                    return f"{w.get('source', 'none')}: {len(w.get('configs') or [])} configurations"
+
+                out.append(f"warm_start ({names(a)} -> {names(b)}, changed)")
             else:
                 out.append(f"{key} ({a!r} -> {b!r})")
     return out
@@ -285,6 +447,9 @@ class RunFolder:
     def trials(self) -> list[dict[str, Any]]:
         return read_jsonl(self.trials_path)
 
+    def configs(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.configs_path)
+
     def replay(self) -> tuple[dict[tuple[tuple[int, int, int], float], dict[str, Any]],
                               dict[tuple[int, int, int], dict[str, Any]]]:
         """The finished trials by (config id, budget) and the sampled configurations by config id."""
@@ -313,19 +478,17 @@ def trial_evaluator(run: Mapping[str, Any]) -> Callable[[dict[str, Any], float, 
     """
     from autodl.protocol import Protocol
     from finetune.evaluate import evaluate, torch_threads
-    from offline_bohb.hpb import decode_config
 
-    space = resolve_space(run["space"]["path"])
+    decode = config_decoder(run)
     protocol = Protocol(**run["protocol"])
     dataset = run["dataset"]["path"]
     timing = run["timing"]["path"]
-    fixed = dict((run.get("objective_args") or {}).get("fixed") or {})
 
     def evaluate_trial(encoded: dict[str, Any], budget: float, config_id: Any) -> dict[str, Any]:
         started = now()
         t0 = time.perf_counter()
         try:
-            config = {**fixed, **decode_config(space, encoded)}
+            config = decode(encoded)
             with torch_threads(1):
                 ev = evaluate(config, dataset, protocol, clock=run["clock"], seed=int(run["seed"]), budget=budget,
                               timing=timing)
@@ -359,9 +522,8 @@ def load_objective(run: Mapping[str, Any]) -> Callable[[dict[str, Any], float, A
 
 def trial_row(run: Mapping[str, Any], config_id: tuple[int, int, int], config: dict[str, Any], budget: float,
               info: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``trials.jsonl`` line of one finished job (its configuration with the run's ``fixed`` values)."""
-    fixed = dict((run.get("objective_args") or {}).get("fixed") or {})
-    return {"config_id": list(config_id), "config": {**fixed, **config}, "budget": float(budget),
+    """The ``trials.jsonl`` line of one finished job (its configuration as :func:`config_decoder` makes it)."""
+    return {"config_id": list(config_id), "config": dict(config), "budget": float(budget),
             "seed": int(run["seed"]),
             "status": info.get("status"), "alc": info.get("alc"), "final_nauc": info.get("final_nauc"),
             "curve": info.get("curve"), "wall_seconds": info.get("wall_seconds"), "error": info.get("error"),
@@ -369,9 +531,58 @@ def trial_row(run: Mapping[str, Any], config_id: tuple[int, int, int], config: d
             "finished": info.get("finished") or now()}
 
 
+def warm_start_offset(run: Mapping[str, Any]) -> int:
+    """1 where the run has a warm start (hpbandster's iteration 0; BOHB's bracket ``k`` is
+    iteration ``k + 1``), else 0."""
+    return 1 if (run.get("warm_start") or {}).get("configs") else 0
+
+
+def planned_trials(run: Mapping[str, Any], iterations: int | None = None) -> int:
+    """The jobs of a run's warm start and of its ``iterations`` brackets (default: the run's)."""
+    from offline_bohb.hpb import bracket_sizes
+
+    n = int(run["iterations"] if iterations is None else iterations)
+    warm = len((run.get("warm_start") or {}).get("configs") or [])
+    return warm + sum(k for b in bracket_sizes(run["min_budget"], run["max_budget"], run["eta"], n) for k, _ in b)
+
+
+def sample_counts(run_dir: str | Path) -> dict[str, Any]:
+    """How many configurations BOHB sampled in a run, and how many of them its model picked.
+
+    Counted from ``configs.jsonl`` (each sample's ``info.model_based_pick``, as hpbandster's
+    configuration generator reports it; the warm start's configurations are not samples).
+    ``after_first``: the samples of the brackets after BOHB's first; ``share_after_first``:
+    the model-based share among those (None without any); ``by_bracket``: samples and
+    model-based samples of each bracket (``"0"`` the first).
+    """
+    folder = RunFolder(run_dir)
+    run = folder.read_run()
+    offset = warm_start_offset(run)
+    rows = [c for c in folder.configs() if not (c.get("info") or {}).get("warm_start")]
+    # the first sample of each config id (a resumed run replays, it does not sample again)
+    firsts = {}
+    for c in rows:
+        firsts.setdefault(tuple(c["config_id"]), c)
+    samples = list(firsts.values())
+    model = [c for c in samples if (c.get("info") or {}).get("model_based_pick")]
+    later = [c for c in samples if c["config_id"][0] - offset >= 1]
+    later_model = [c for c in later if (c.get("info") or {}).get("model_based_pick")]
+    warm = len((run.get("warm_start") or {}).get("configs") or [])
+    by_bracket: dict[str, dict[str, int]] = {}
+    for c in sorted(samples, key=lambda c: c["config_id"]):
+        b = by_bracket.setdefault(str(c["config_id"][0] - offset), {"samples": 0, "model_based": 0})
+        b["samples"] += 1
+        b["model_based"] += bool((c.get("info") or {}).get("model_based_pick"))
+    return {"warm_start": warm, "samples": len(samples), "model_based": len(model), "after_first": len(later),
+            "model_based_after_first": len(later_model),
+            "share_after_first": round(len(later_model) / len(later), 4) if later else None,
+            "by_bracket": by_bracket}
+
+
 @dataclass
 class RunSummary:
-    """What a master run did: trials run now, replayed from before, the best ALC by budget."""
+    """What a master run did: trials run now, replayed from before, the best ALC by budget, and
+    BOHB's samples (:func:`sample_counts`: how many, how many model-based)."""
 
     run_dir: Path
     new_trials: int = 0
@@ -380,6 +591,7 @@ class RunSummary:
     lost: int = 0
     wall_seconds: float = 0.0
     best: dict[float, tuple[float, list[int]]] = field(default_factory=dict)
+    samples: dict[str, Any] = field(default_factory=dict)
 
     def incumbent(self) -> tuple[float, float, list[int]] | None:
         """``(budget, ALC, config id)`` of the best trial at the largest budget with an ALC."""
@@ -407,28 +619,29 @@ def run_master(run_dir: str | Path, nameserver: tuple[str, int], *, min_workers:
 
     folder = RunFolder(run_dir)
     run = folder.read_run()
-    space = resolve_space(run["space"]["path"])
-    here = {**run, "space": {"sha256": "", "hyperparameters": describe_space(space)}}
-    if here["space"]["hyperparameters"] != run["space"]["hyperparameters"]:
+    declared = describe_space(resolve_space(run["space"]["path"]))
+    space = run_space(run)
+    here = {**run, "space": {**run["space"], "sha256": "", "hyperparameters": declared,
+                             "searched": list(space.keys()) if "searched" in run["space"] else None}}
+    if declared != run["space"]["hyperparameters"] or here["space"]["searched"] != run["space"].get("searched"):
         raise BOHBError(folder.run_json, "the configuration space on this machine differs from the run's: "
                                          + "; ".join(differences(run, here)), field="space")
+    decode = config_decoder(run, space)
+    offset = warm_start_offset(run)
+    warm = [(c["name"], c["encoded"]) for c in (run.get("warm_start") or {}).get("configs") or []]
     replay, sampled = folder.replay()
     summary = RunSummary(Path(run_dir))
     start = time.perf_counter()
     lock = threading.Lock()
 
     def on_sample(cid: tuple[int, int, int], encoded: dict[str, Any], info: dict[str, Any]) -> None:
-        from offline_bohb.hpb import decode_config
-
-        folder.append_config({"config_id": list(cid), "encoded": encoded, "config": decode_config(space, encoded),
-                              "info": info, "sampled": now()})
+        folder.append_config({"config_id": list(cid), "bracket": None if info.get("warm_start") else cid[0] - offset,
+                              "encoded": encoded, "config": decode(encoded), "info": info, "sampled": now()})
 
     def on_trial(cid: tuple[int, int, int], encoded: dict[str, Any], budget: float, info: dict[str, Any],
                  replayed: bool) -> None:
-        from offline_bohb.hpb import decode_config
-
         with lock:
-            row = dict(info) if replayed else trial_row(run, cid, decode_config(space, encoded), budget, info)
+            row = dict(info) if replayed else trial_row(run, cid, decode(encoded), budget, info)
             if replayed:
                 summary.replayed += 1
             else:
@@ -445,11 +658,13 @@ def run_master(run_dir: str | Path, nameserver: tuple[str, int], *, min_workers:
             if progress is not None:
                 progress(summary, row)
 
-    master = make_master(encode_space(space, seed=int(run["seed"])), run_id=run["run_id"], nameserver=nameserver,
+    bohb_seed = int(run.get("bohb_seed", run["seed"]))
+    master = make_master(encode_space(space, seed=bohb_seed), run_id=run["run_id"], nameserver=nameserver,
                          min_budget=run["min_budget"], max_budget=run["max_budget"], eta=run["eta"],
-                         seed=int(run["seed"]), working_directory=Path(run_dir) / "work", replay=replay,
+                         seed=bohb_seed, working_directory=Path(run_dir) / "work", replay=replay,
                          sampled=sampled, on_trial=on_trial, on_sample=on_sample, interface=interface,
-                         ping_interval=ping_interval, bohb_kwargs=run.get("bohb"))
+                         ping_interval=ping_interval, bohb_kwargs={**DEFAULT_BOHB, **(run.get("bohb") or {})},
+                         warm_start=warm)
     if replay:
         logger.info("resuming %s: %d finished trials to replay", run_dir, len(replay))
     done = threading.Event()
@@ -457,7 +672,7 @@ def run_master(run_dir: str | Path, nameserver: tuple[str, int], *, min_workers:
 
     def target() -> None:
         try:
-            master.run(n_iterations=int(run["iterations"]), min_n_workers=min_workers)
+            master.run(n_iterations=int(run["iterations"]) + offset, min_n_workers=min_workers)
         except BaseException as exc:  # reported in the caller's thread
             failure.append(exc)
         finally:
@@ -478,6 +693,10 @@ def run_master(run_dir: str | Path, nameserver: tuple[str, int], *, min_workers:
     if not done.is_set():
         raise BOHBError(folder.run_json, "the run was stopped before its iterations were done; run the same "
                                          "command again to resume it", field="iterations")
+    summary.samples = sample_counts(run_dir)
+    logger.info("%s: %d samples, %d model-based; after the first bracket %d of %d", run_dir,
+                summary.samples["samples"], summary.samples["model_based"],
+                summary.samples["model_based_after_first"], summary.samples["after_first"])
     return summary
 
 

@@ -2,7 +2,9 @@
 
 ``objective = "offline_bohb.synthetic:synthetic_evaluator"`` in a run makes every trial a
 deterministic function of the configuration and the budget (a smooth bowl over the
-numeric hyperparameters, a fixed bonus per categorical choice, better with more budget),
+numeric hyperparameters, a fixed bonus per categorical choice, better with more budget;
+the configuration as a real trial gets it: decoded, with the run's ``fixed`` values, and
+for a space file completed over the whole space),
 after sleeping ``seconds * budget`` wall seconds (what the machinery's overhead is measured
 against). ``objective_args``:
 
@@ -44,17 +46,16 @@ def synthetic_alc(config: Mapping[str, Any], budget: float) -> float:
 
 def synthetic_evaluator(run: Mapping[str, Any]) -> Callable[[dict[str, Any], float, Any], dict[str, Any]]:
     """The synthetic objective's ``evaluate_trial`` for a run record (see the module docstring)."""
-    from offline_bohb.hpb import decode_config
-    from offline_bohb.run import now, resolve_space
+    from offline_bohb.run import config_decoder, now
 
     args = dict(run.get("objective_args") or {})
     seconds = float(args.get("seconds", 0.0))
     crash_if = dict(args.get("crash_if") or {})
-    space = resolve_space(run["space"]["path"])
+    decode = config_decoder(run)
 
     def evaluate_trial(encoded: dict[str, Any], budget: float, config_id: Any) -> dict[str, Any]:
         started, t0 = now(), time.perf_counter()
-        config = decode_config(space, encoded)
+        config = decode(encoded)
         time.sleep(seconds * budget)
         info: dict[str, Any] = {"status": "ok", "error": None, "traceback": None, "final_nauc": None, "curve": None}
         try:

@@ -3,8 +3,11 @@
 Four steps, each skipped where its output is complete, each timed in ``manifest.json``:
 
 1. the collection's datasets (:func:`portfolio.collection.build_collection`) into ``--data``;
-2. BOHB on every dataset (:func:`offline_bohb.local.run_local`) into ``OUT/runs/<dataset>/``;
-   a run whose iterations are all done is not started again;
+2. BOHB on every dataset (:func:`offline_bohb.local.run_local`) into ``OUT/runs/<dataset>/``,
+   each run seeded by :func:`offline_bohb.run.derive_seed` of the build's seed and the
+   dataset's name and warm-started with the grid's configurations (:mod:`offline_bohb`);
+   a run whose iterations are all done is not started again; the manifest's ``bohb`` says
+   per run how many configurations BOHB sampled and how many its model picked;
 3. the incumbents (:func:`portfolio.incumbents.build_portfolio`) into ``OUT/portfolio.json``;
 4. the cost matrix (:func:`portfolio.cost_matrix.run_cost_matrix`) into ``OUT/`` (cells,
    ``cost_matrix.csv``, the heatmap, the single best, the oracle and the headroom).
@@ -34,16 +37,27 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 
 
+DEFAULT_ITERATIONS = 4
+"""BOHB brackets per dataset (after the warm start); see :mod:`offline_bohb` for why 4."""
+
+
 @dataclass
 class BuildSettings:
-    """The scale of a portfolio build (what a cluster user turns up)."""
+    """The scale of a portfolio build (what a cluster user turns up).
+
+    ``seed`` seeds the evaluations (the BOHB trials and the cost matrix's first seed alike);
+    each dataset's BOHB run samples with its own seed, :func:`offline_bohb.run.derive_seed`
+    of ``seed`` and the dataset's name. ``warm_start``: what every run evaluates at the full
+    budget before its brackets (:data:`offline_bohb.run.WARM_STARTS`). ``bohb``: the
+    configuration generator's settings over :data:`offline_bohb.run.DEFAULT_BOHB`.
+    """
 
     collection: str = "default"
     data: str = "data/collections/default"
     protocol: str = "mini"
     clock: str = "simulated"
     timing: str | None = None
-    iterations: int = 2
+    iterations: int = DEFAULT_ITERATIONS
     min_budget: float = 1 / 9
     max_budget: float = 1.0
     eta: int = 3
@@ -54,21 +68,101 @@ class BuildSettings:
     only: tuple[str, ...] = ()
     space: str | None = None
     objective_args: dict[str, Any] = field(default_factory=dict)
+    warm_start: str = "grid"
+    bohb: dict[str, Any] = field(default_factory=dict)
 
 
 def run_complete(run_dir: Path, settings: BuildSettings) -> bool:
-    """Whether a BOHB run folder holds a returned job for every job of its iterations."""
-    from offline_bohb.hpb import bracket_sizes
+    """Whether a BOHB run folder holds a returned job for every job of its warm start and iterations."""
+    from offline_bohb.run import planned_trials
 
     run_json = run_dir / "run.json"
     if not run_json.is_file():
         return False
     run = json.loads(run_json.read_text())
-    iterations = max(int(run.get("iterations", 0)), settings.iterations)
-    planned = sum(n for b in bracket_sizes(run["min_budget"], run["max_budget"], run["eta"], iterations)
-                  for n, _ in b)
+    planned = planned_trials(run, max(int(run.get("iterations", 0)), settings.iterations))
     done = {(tuple(r["config_id"]), round(float(r["budget"]), 9)) for r in read_jsonl(run_dir / "trials.jsonl")}
     return len(done) >= planned
+
+
+def bohb_summary(out: Path, names: list[str]) -> dict[str, Any]:
+    """Per dataset and over all: BOHB's samples and model-based samples
+    (:func:`offline_bohb.run.sample_counts`) and the runs' seeds, from ``out/runs/``."""
+    from offline_bohb.run import RunFolder, sample_counts
+
+    per: dict[str, Any] = {}
+    for name in names:
+        folder = out / "runs" / name
+        if not (folder / "run.json").is_file():
+            continue
+        run = RunFolder(folder).read_run()
+        per[name] = {"bohb_seed": run.get("bohb_seed", run.get("seed")), **sample_counts(folder)}
+    total = {k: sum(int(v.get(k) or 0) for v in per.values())
+             for k in ("warm_start", "samples", "model_based", "after_first", "model_based_after_first")}
+    total["share_after_first"] = (round(total["model_based_after_first"] / total["after_first"], 4)
+                                  if total["after_first"] else None)
+    shares = [v["share_after_first"] for v in per.values() if v["share_after_first"] is not None]
+    total["lowest_share_after_first"] = min(shares) if shares else None
+    return {"runs": per, "all": total}
+
+
+def bohb_spec(settings: BuildSettings, name: str, path: str | Path, command: str = "") -> Any:
+    """The :class:`~offline_bohb.run.RunSpec` of dataset ``name``'s BOHB run in a build: the
+    build's settings, the evaluation seed ``settings.seed`` and the BOHB seed
+    :func:`~offline_bohb.run.derive_seed` of it and the dataset's name."""
+    from offline_bohb.run import RunSpec, derive_seed
+
+    return RunSpec(dataset=str(path), protocol=settings.protocol, clock=settings.clock, timing=settings.timing,
+                   min_budget=settings.min_budget, max_budget=settings.max_budget, eta=settings.eta,
+                   seed=settings.seed, bohb_seed=derive_seed(settings.seed, name),
+                   bohb_seed_from={"build_seed": settings.seed, "dataset": name,
+                                   "function": "offline_bohb.run.derive_seed"},
+                   iterations=settings.iterations, command=command, space=settings.space,
+                   objective_args=dict(settings.objective_args), warm_start=settings.warm_start,
+                   bohb=dict(settings.bohb))
+
+
+def rehearse_search(settings: BuildSettings, out: str | Path, *, datasets: list[tuple[str, Path]] | None = None,
+                    workers: int | None = None,
+                    progress: Callable[[str, Mapping[str, Any]], None] | None = None) -> dict[str, Any]:
+    """The build's BOHB step with the synthetic objective (:mod:`offline_bohb.synthetic`: instant
+    trials) into ``out/runs/``: the same datasets (their shapes decide the spaces), seeds, warm
+    start, budgets, iterations and BOHB settings, so that what the search will do (how many
+    samples, how many model-based) is known before hours are spent on it.
+
+    Parameters
+    ----------
+    datasets:
+        ``(name, folder)`` pairs; by default the collection's datasets already built under
+        ``settings.data`` (the others are left out, with a warning).
+    progress:
+        ``(dataset, sample counts)`` after each run.
+
+    Returns
+    -------
+    dict
+        :func:`bohb_summary` of the runs.
+    """
+    import dataclasses
+
+    from offline_bohb.local import run_local
+    from portfolio.collection import load_collection
+
+    out = Path(out)
+    if datasets is None:
+        wanted = [r.name for r in load_collection(settings.collection).select(list(settings.only) or None)]
+        datasets = [(n, Path(settings.data) / n) for n in wanted if (Path(settings.data) / n).is_dir()]
+        missing = sorted(set(wanted) - {n for n, _ in datasets})
+        if missing:
+            logger.warning("rehearse_search: not built under %s, left out: %s", settings.data, ", ".join(missing))
+    for name, path in datasets:
+        spec = dataclasses.replace(bohb_spec(settings, name, path, "rehearse_search"),
+                                   objective="offline_bohb.synthetic:synthetic_evaluator",
+                                   objective_args={"seconds": 0.0, **dict(settings.objective_args)})
+        summary = run_local(spec, out / "runs" / name, workers=workers or settings.workers, ping_interval=1)
+        if progress is not None:
+            progress(name, summary.samples)
+    return bohb_summary(out, [n for n, _ in datasets])
 
 
 def settings_dict(settings: BuildSettings) -> dict[str, Any]:
@@ -181,7 +275,6 @@ def run_steps(out: Path, settings: BuildSettings, manifest: Manifest, *, command
     """Steps 1 to 4 of :func:`build` (collection, BOHB, incumbents, cost matrix), each timed in
     ``manifest``; returns the collection's :class:`~portfolio.collection.BuildResult` list."""
     from offline_bohb.local import run_local
-    from offline_bohb.run import RunSpec
     from portfolio.collection import build_collection, load_collection
     from portfolio.cost_matrix import run_cost_matrix
     from portfolio.incumbents import build_portfolio
@@ -202,15 +295,16 @@ def run_steps(out: Path, settings: BuildSettings, manifest: Manifest, *, command
             continue
         notify("bohb", {"dataset": b.name})
         t = time.perf_counter()
-        spec = RunSpec(dataset=str(b.path), protocol=settings.protocol, clock=settings.clock, timing=settings.timing,
-                       min_budget=settings.min_budget, max_budget=settings.max_budget, eta=settings.eta,
-                       seed=settings.seed, iterations=settings.iterations, command=command, space=settings.space,
-                       objective_args=dict(settings.objective_args))
+        spec = bohb_spec(settings, b.name, b.path, command)
         summary = run_local(spec, run_dir, workers=settings.workers,
                             progress=bohb_progress(b.name) if bohb_progress else None)
         inc = summary.incumbent()
         manifest.step(f"bohb {b.name}", time.perf_counter() - t, trials=summary.new_trials,
-                      replayed=summary.replayed, incumbent_alc=inc[1] if inc else None)
+                      replayed=summary.replayed, incumbent_alc=inc[1] if inc else None,
+                      bohb_seed=spec.bohb_seed, **{k: summary.samples.get(k) for k in
+                                                   ("samples", "model_based", "after_first", "share_after_first")})
+    manifest.data["bohb"] = bohb_summary(out, [b.name for b in built])
+    manifest.save()
 
     notify("incumbents", {})
     t = time.perf_counter()

@@ -27,7 +27,7 @@ A build whose ``OUT`` ends larger than :data:`SIZE_LIMIT` is refused (the larges
 Settings (:class:`DefaultBuildSettings`) that differ from those ``OUT`` was built with are
 refused before anything runs, the differences named, unless the output of the step they
 belong to is absent: the search's settings (collection, protocol, clock, timing table,
-iterations, budgets, seed, space) once a BOHB run is in ``OUT/runs/``, the cost matrix's seeds
+iterations, budgets, seed, space, warm start, BOHB's settings) once a BOHB run is in ``OUT/runs/``, the cost matrix's seeds
 once ``OUT/cells.jsonl`` exists, the embedding spec once the features folder holds features
 and the comparison's settings once ``OUT/selection/summary.json`` exists. Paths and the
 number of workers are not settings: the same build may continue elsewhere, on more workers.
@@ -75,7 +75,7 @@ REFERENCES = frozenset({"single-best", "random", "oracle"})
 DEFAULT_EMBEDDING = EmbeddingSpec(train_samples=512, test_samples=512)
 """The features of the embedded default: EfficientNet-Lite0 at 64 px, 512 training / 512 test samples."""
 _SEARCH_KEYS = ("collection", "protocol", "clock", "timing", "iterations", "min_budget", "max_budget", "eta", "seed",
-                "only", "space", "objective_args")
+                "only", "space", "objective_args", "warm_start", "bohb")
 _MATRIX_KEYS = ("matrix_seeds",)
 _NOT_SETTINGS = frozenset({"batch_size"})
 """Embedding spec fields that do not change the features (left out of its digest)."""

@@ -34,6 +34,8 @@ HYPERPARAMETERS = {
     "channel_adapter", "temporal",
 }
 PRETRAINED = ["tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "resnet18"]
+FINETUNE_ONLY = {"optimizer", "batch_size", "learning_rate", "dropout", "weight_decay", "warmup_epochs", "lr_schedule",
+                 "tau", "augmentation"}
 PYTHON_TYPES = (str, int, float, bool)
 BATCH_SIZES = ["16", "32", "64", "128"]
 
@@ -54,12 +56,18 @@ def _assert_plain(config: dict) -> None:
 def test_space_has_exactly_the_issue_hyperparameters(space: ConfigurationSpace) -> None:
     assert DEFAULT_SPACE_PATH == REPO / "configs" / "space" / "finetune.yaml"
     assert set(space.keys()) == HYPERPARAMETERS
-    assert not space.conditions and not space.forbidden_clauses  # flat
+    # conditional (issue 16): training options only when fine-tuning, pretrained only for networks that
+    # have weights, probe_examples only for the embedding probe; never neither probes nor fine-tuning
+    assert {c.child.name: c.parent.name for c in space.conditions} == {
+        **{name: "finetune" for name in FINETUNE_ONLY}, "pretrained": "backbone", "probe_examples": "probes"}
+    assert [str(f) for f in space.forbidden_clauses] == [
+        "(Forbidden: probes == 'none' && Forbidden: finetune == False)"]
     assert list(space["backbone"].choices) == [*PRETRAINED, "scratch_cnn"]
     assert set(space["optimizer"].choices) == {"Adam", "SGD"}
     assert list(space["batch_size"].sequence) == [16, 32, 64, 128]
     assert isinstance(space["batch_size"], OrdinalHyperparameter)
-    assert list(space["input_size"].sequence) == [32, 64, 128]
+    assert list(space["input_size"].sequence) == [32, 64, 96, 128, 160, 224]
+    assert list(space["min_input_size"].sequence) == [32, 64, 96, 128, 160, 224]
     assert (space["learning_rate"].lower, space["learning_rate"].upper, space["learning_rate"].log) == (
         1e-5, 0.5, True)
     assert (space["dropout"].lower, space["dropout"].upper) == (0.01, 0.99)
@@ -371,7 +379,7 @@ def test_runnable_space_never_samples_absent_weights(resnet18_absent: None) -> N
     assert not [c for c in drawn if c["backbone"] == "resnet18" and c["pretrained"]]
     assert [c for c in drawn if c["backbone"] == "resnet18"]  # still there, from random weights
     space = runnable_space(seed=0)
-    assert space.forbidden_clauses and "resnet18" in str(space.forbidden_clauses[0])
+    assert [f for f in space.forbidden_clauses if "resnet18" in str(f)]  # beside the space's own clause
     # the whole declared space, for another machine, still offers it
     assert [c for c in sample_configs(200, seed=3, runnable_only=False)
             if c["backbone"] == "resnet18" and c["pretrained"]]
@@ -385,3 +393,113 @@ def test_resolve_model_refuses_an_unrunnable_config_before_anything_runs(resnet1
     path.write_text("config:\n  backbone: resnet18\n")
     with pytest.raises(ConfigError, match="incumbent.yaml.*resnet18"):
         resolve_model(f"config:{path}")
+
+
+# --------------------------------------------------------------------------- conditions (issue 16)
+
+def test_sampled_configurations_respect_the_conditions() -> None:
+    from finetune.config import active_hyperparameters, runnable_space
+
+    space = runnable_space(seed=0)
+    drawn = sample_configs(300, seed=5)
+    assert {c["finetune"] for c in drawn} == {True, False} and "scratch_cnn" in {c["backbone"] for c in drawn}
+    for config in drawn:
+        assert set(config) == HYPERPARAMETERS  # complete: what the learner reads
+        active = set(active_hyperparameters(config, space))
+        if not config["finetune"]:
+            assert not active & FINETUNE_ONLY, config  # no fine-tuning hyperparameter without fine-tuning
+            assert config["probes"] != "none"  # something predicts
+        else:
+            assert FINETUNE_ONLY <= active
+        if config["backbone"] == "scratch_cnn":
+            assert "pretrained" not in active and config["pretrained"] is False  # never pretrained
+        assert ("probe_examples" in active) == ("embedding" in config["probes"])
+
+
+def test_the_space_is_built_for_the_datasets_shape() -> None:
+    from finetune.config import DataShape, space_for
+
+    full = load_space()
+    video_options = {"frames_per_clip", "temporal"}
+    image = space_for(DataShape(video=False, channels=3), full)
+    grey = space_for(DataShape(video=False, channels=1), full)
+    video = space_for(DataShape(video=True, channels=3), full)
+    rgba = space_for(DataShape(video=False, channels=4), full)
+    assert set(image.keys()) == set(grey.keys()) == HYPERPARAMETERS - video_options - {"channel_adapter"}
+    assert set(video.keys()) == HYPERPARAMETERS - {"channel_adapter"}
+    assert set(rgba.keys()) == HYPERPARAMETERS - video_options
+    assert len(image.conditions) == len(full.conditions) and image.forbidden_clauses
+    assert set(space_for(None, full).keys()) == HYPERPARAMETERS
+    for sample in image.sample_configuration(30):  # completed over the whole space for the learner
+        config = validate_config(dict(sample), full)
+        assert config["frames_per_clip"] == 4 and config["temporal"] == "average"
+    assert space_for({"video": True, "channels": 1}, full).meta["data"] == {"video": True, "channels": 1}
+
+
+def test_data_shape_reads_the_datasets_metadata(written) -> None:
+    from finetune.config import DataShape, data_shape
+
+    assert data_shape(written["rgb"].root) == DataShape(video=False, channels=3)
+    assert data_shape(written["video"].root) == DataShape(video=True, channels=3)
+    assert data_shape(written["rgba"].root) == DataShape(video=False, channels=4)
+
+
+def test_older_configurations_read_back_unchanged() -> None:
+    """The committed incumbents and the grid were written before the conditions: values given for
+    inactive hyperparameters (optimizer of a probes-only configuration, pretrained: true of
+    scratch_cnn) are kept, so that they validate and run as they did."""
+    from finetune.grid import GRID, grid_config
+
+    old = {"backbone": "scratch_cnn", "pretrained": True, "finetune": True, "optimizer": "SGD"}
+    assert validate_config(old) == {**default_config(), **old}
+    probes_only = {"finetune": False, "optimizer": "SGD", "learning_rate": 0.3, "tau": 2.0}
+    assert validate_config(probes_only) == {**default_config(), **probes_only}
+    # a missing inactive value takes its when_inactive value (scratch_cnn: not pretrained)
+    assert validate_config({"backbone": "scratch_cnn"})["pretrained"] is False
+    for name in GRID:
+        config = grid_config(name)
+        assert set(config) == HYPERPARAMETERS and validate_config(config) == config
+    portfolio = REPO / "portfolio" / "default" / "portfolio.json"
+    if portfolio.is_file():
+        for inc in json.loads(portfolio.read_text())["incumbents"]:
+            assert validate_config(inc["config"]) == inc["config"], inc["dataset"]
+
+
+def test_a_configuration_that_never_predicts_is_refused() -> None:
+    with pytest.raises(ConfigError, match="forbidden"):
+        validate_config({"probes": "none", "finetune": False})
+    assert validate_config({"probes": "none"})["finetune"] is True
+
+
+@pytest.mark.parametrize(("extra", "top", "match"), [
+    pytest.param("    active_when: {nothing: true}\n", "", "names 'nothing'", id="unknown-parent"),
+    pytest.param("    active_when: {tau: 2.0}\n", "", "not another hyperparameter", id="self-parent"),
+    pytest.param("    active_when: {flag: maybe}\n", "", "flag", id="bad-parent-value"),
+    pytest.param("    when_inactive: 2.0\n", "", "without 'active_when'", id="when-inactive-alone"),
+    pytest.param("    active_when: {flag: true}\n    when_inactive: 99.0\n", "", "bad 'when_inactive'",
+                 id="when-inactive-out-of-range"),
+    pytest.param("    only_for: audio\n", "", "'only_for' must be one of", id="bad-only-for"),
+    pytest.param("", "forbidden:\n  - {nothing: 1}\n", "names 'nothing'", id="forbidden-unknown"),
+    pytest.param("", "forbidden: {flag: true}\n", "must be a list", id="forbidden-not-a-list"),
+])
+def test_malformed_conditions_name_the_problem(tmp_path: Path, extra: str, top: str, match: str) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text("name: c\nhyperparameters:\n  flag:\n    type: categorical\n    choices: [false, true]\n"
+                    "    default: true\n    doc: A flag.\n" + _GOOD_ENTRY + extra + top)
+    with pytest.raises(SpaceError, match=match) as info:
+        load_space(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_small_conditional_space_file_loads(tmp_path: Path) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text("name: c\nhyperparameters:\n  flag:\n    type: categorical\n    choices: [false, true]\n"
+                    "    default: true\n    doc: A flag.\n" + _GOOD_ENTRY
+                    + "    active_when: {flag: true}\n    when_inactive: 1.0\n"
+                    + "forbidden:\n  - {flag: true, tau: 16.0}\n")
+    space = load_space(path)
+    assert [str(c) for c in space.conditions] == ["tau | flag == True"]
+    assert validate_config({"flag": False}, space) == {"flag": False, "tau": 1.0}
+    assert validate_config({"flag": True}, space) == {"flag": True, "tau": 8.0}
+    with pytest.raises(ConfigError, match="forbidden"):
+        validate_config({"tau": 16.0}, space)

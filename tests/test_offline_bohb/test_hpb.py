@@ -66,14 +66,21 @@ def test_ordinal_hyperparameters_are_encoded_for_bohb():
     assert encoded["batch_size"].lower == 0 and encoded["batch_size"].upper == 3
     assert encoded["batch_size"].default_value == [16, 32, 64, 128].index(space["batch_size"].default_value)
     assert len(list(encoded.forbidden_clauses)) == len(list(space.forbidden_clauses))
+    assert sorted(map(str, encoded.conditions)) == sorted(map(str, space.conditions))  # the same conditions
+    fine_tuned = 0
     for _ in range(20):
         sample = dict(encoded.sample_configuration())
         config = decode_config(space, sample)
+        if not config["finetune"]:  # batch_size is a fine-tuning hyperparameter: inactive
+            assert "batch_size" not in config
+            continue
+        fine_tuned += 1
         assert config["batch_size"] in (16, 32, 64, 128) and type(config["batch_size"]) is int
         assert type(config["backbone"]) is str
         assert encode_config(space, config) == hpb.plain(sample)
         assert not (config["backbone"] == "resnet18" and config["pretrained"] and
                     "resnet18" in str(list(space.forbidden_clauses)))
+    assert fine_tuned
 
 
 def test_daemons_bind_to_loopback_unless_an_interface_is_named():

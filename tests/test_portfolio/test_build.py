@@ -48,6 +48,16 @@ def test_build_a_small_portfolio_then_resume_computing_nothing(tmp_path: Path):
     assert {"collection", "bohb digits_a", "bohb digits_b", "incumbents", "cost matrix"} <= {
         s["step"] for s in manifest["steps"]}
     assert "cells.jsonl" in manifest["files"] and "runs/digits_a/trials.jsonl" in manifest["files"]
+    # each dataset's run samples with its own seed; the manifest says how many samples its model picked
+    from offline_bohb.run import derive_seed
+
+    runs = manifest["bohb"]["runs"]
+    assert {n: r["bohb_seed"] for n, r in runs.items()} == {n: derive_seed(0, n) for n in ("digits_a", "digits_b")}
+    for name, r in runs.items():
+        assert r["warm_start"] == 0  # no grid configuration is one of this small space with its fixed values
+        assert r["samples"] == 3 and 0 <= r["model_based"] <= r["samples"]  # one bracket: 3 at 1/3, 1 at 1
+        step = next(s for s in manifest["steps"] if s["step"] == f"bohb {name}")
+        assert step["bohb_seed"] == r["bohb_seed"] and step["samples"] == 3
 
     events.clear()
     again = build(out, settings, command="test again", on_event=lambda e, i: events.append((e, i.get("dataset"))))

@@ -21,7 +21,7 @@ import yaml
 from autodl.errors import AutoDLError
 from metafeatures.embeddings import EmbeddingSpec
 from portfolio import default_build
-from portfolio.build import BuildSettings, read_manifest
+from portfolio.build import DEFAULT_ITERATIONS, BuildSettings, read_manifest
 from portfolio.default_build import (
     DefaultBuildError,
     DefaultBuildSettings,
@@ -180,7 +180,7 @@ def test_a_second_build_skips_every_finished_step(copy):
 
 def test_changed_settings_are_refused_unless_the_step_output_is_absent(copy):
     out = copy / "out"
-    with pytest.raises(DefaultBuildError, match=r"iterations \(2 -> 3; BOHB runs") as info:
+    with pytest.raises(DefaultBuildError, match=rf"iterations \({DEFAULT_ITERATIONS} -> 3; BOHB runs") as info:
         build_default(out, settings_for(copy, build={"iterations": 3, "seed": 1}))
     assert isinstance(info.value, AutoDLError) and "seed (0 -> 1" in str(info.value) and "manifest.json" in str(info.value)
     other = SelectionSettings(**{**SELECTION.__dict__, "n_queries": 3})
