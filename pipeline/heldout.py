@@ -536,11 +536,14 @@ def heldout_summary(rows: Sequence[Mapping[str, Any]], methods: MethodSet, datas
         members = {name: _cell(by_unit.get((u, ds), [])) for name, u in member_units.items()}
         complete = [c for c in members.values() if c.alcs]
         if complete and len(complete) == len(members):
-            # random member: per seed, the mean over members of that seed's ALC (its expectation)
-            per_seed = [r for r in seeds if all(len(c.alcs) == len(seeds) for c in members.values())]
-            if per_seed:
-                arr = np.array([c.alcs for c in members.values()])  # members x seeds
-                cells[RANDOM_MEMBER] = Cell(alcs=list(arr.mean(axis=0)), naucs=[], status=["ok"])
+            # random member: per seed that every member has, the mean over the members of that
+            # seed's ALC (the expectation of a uniform pick)
+            by_seed = {name: {int(r["seed"]): float(r["alc"]) for r in by_unit.get((u, ds), [])
+                              if r.get("alc") is not None} for name, u in member_units.items()}
+            common = sorted(set.intersection(*(set(v) for v in by_seed.values())))
+            if common:
+                cells[RANDOM_MEMBER] = Cell(alcs=[float(np.mean([v[s] for v in by_seed.values()])) for s in common],
+                                            naucs=[], status=["ok"] * len(common))
             best = max(members, key=lambda n: members[n].mean)
             cells[ORACLE] = dataclasses.replace(members[best], chosen=[best])
         sim[ds] = cells
