@@ -81,3 +81,24 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+"""The root of this checkout: artifacts record paths inside it relative to it."""
+
+
+def repo_relative(path: str | Path) -> str:
+    """``path`` as an artifact records it: relative to :data:`REPOSITORY_ROOT` where it lies inside
+    it (judged before symbolic links are followed, so a ``data`` link into another checkout still
+    counts as inside), else absolute. Read it back with :func:`from_repo`."""
+    p = Path(os.path.abspath(path))
+    try:
+        return p.relative_to(REPOSITORY_ROOT).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def from_repo(path: str | Path) -> Path:
+    """A recorded path (:func:`repo_relative`) as a path here: relative ones under :data:`REPOSITORY_ROOT`."""
+    p = Path(path)
+    return p if p.is_absolute() else REPOSITORY_ROOT / p

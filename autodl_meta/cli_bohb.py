@@ -175,9 +175,10 @@ def _search_arguments(p: argparse.ArgumentParser) -> None:
                    help="what a trial computes, module:function (default: the fine-tuning evaluation; "
                         "offline_bohb.synthetic:synthetic_evaluator tests the machinery)")
     p.add_argument("--objective-args", default=None, help="JSON object handed to the objective")
-    p.add_argument("--warm-start", default="grid", choices=["grid", "none"],
+    p.add_argument("--warm-start", default="grid", choices=["grid", "grid-core", "none"],
                    help="evaluate the grid's configurations and baseline:default (finetune/grid.py) at the full "
-                        "budget before BOHB's brackets (their results start BOHB's model), or not")
+                        "budget before BOHB's brackets (their results start BOHB's model), only the grid's core "
+                        "(finetune.grid.CORE, 7 of them), or none")
 
 
 def _cluster_arguments(p: argparse.ArgumentParser) -> None:

@@ -140,6 +140,26 @@ class _BuildProgress:
         bar.refresh()
 
 
+def _design_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the pool and the portfolio's design (``portfolio build`` and ``build-default``)."""
+    from portfolio.build import BuildSettings
+
+    ref = BuildSettings()
+    p.add_argument("--portfolio", default=ref.portfolio, choices=["greedy", "incumbents"],
+                   help="greedy: K members of the shared pool chosen greedily (K by leave-one-dataset-out, "
+                        f"{ref.k_min} to {ref.k_max}); incumbents: each dataset's own BOHB incumbent (the seed design)")
+    p.add_argument("--warm-start", default=ref.warm_start, choices=["grid", "grid-core", "none"],
+                   help="the fixed configurations every BOHB run starts from and the pool holds: the grid's 21, "
+                        "its core of 7 (finetune.grid.CORE), or none")
+    p.add_argument("--pool-searched", type=int, default=ref.pool_searched,
+                   help="searched configurations in the pool at most (those that beat every fixed one on their own "
+                        "dataset by the largest margin)")
+
+
+def _design_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {"portfolio": args.portfolio, "warm_start": args.warm_start, "pool_searched": args.pool_searched}
+
+
 def cmd_portfolio_build(args: argparse.Namespace) -> int:
     from portfolio.build import BuildSettings, build
 
@@ -147,7 +167,7 @@ def cmd_portfolio_build(args: argparse.Namespace) -> int:
                              timing=args.timing, iterations=args.iterations, min_budget=args.min_budget,
                              max_budget=args.max_budget, eta=args.eta, seed=args.seed, workers=args.workers,
                              matrix_seeds=tuple(_seeds(args.matrix_seeds)), scheduler=args.scheduler,
-                             only=tuple(args.only.split(",")) if args.only else ())
+                             only=tuple(args.only.split(",")) if args.only else (), **_design_settings(args))
     show = _BuildProgress()
     try:
         manifest = build(args.out, settings, command=_command(), on_event=show.on_event, bohb_progress=show.bohb,
@@ -166,7 +186,11 @@ def cmd_portfolio_build_default(args: argparse.Namespace) -> int:
     from portfolio.default_build import DefaultBuildSettings, build_default, reproduce_command
 
     settings = DefaultBuildSettings(build=BuildSettings(data=args.data, iterations=args.iterations, seed=args.seed,
-                                                        workers=args.workers), features=args.features)
+                                                        workers=args.workers,
+                                                        matrix_seeds=tuple(_seeds(args.matrix_seeds)),
+                                                        only=tuple(o for o in args.only.split(",") if o),
+                                                        **_design_settings(args)),
+                                    features=args.features)
     print(f"reproduce with: {reproduce_command(settings, args.out)}", flush=True)
     show = _BuildProgress()
     try:
@@ -243,9 +267,12 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     bd.add_argument("--eta", type=int, default=3)
     bd.add_argument("--seed", type=int, default=0)
     bd.add_argument("--workers", type=int, default=2, help="BOHB worker processes and Dask workers")
-    bd.add_argument("--matrix-seeds", default="0", help="comma-separated seeds of the cost matrix's cells")
+    bd.add_argument("--matrix-seeds", default="0,1",
+                    help="comma-separated seeds of the pool's and the cost matrix's cells (the first: --seed)")
     bd.add_argument("--scheduler", default=None, help="a running Dask scheduler for the cost matrix")
-    bd.add_argument("--only", default=None, help="comma-separated datasets of the collection (default: all)")
+    bd.add_argument("--only", default=None,
+                    help="comma-separated datasets of the collection or tag:NAME (default: all)")
+    _design_arguments(bd)
     bd.set_defaults(func=cmd_portfolio_build)
 
     from portfolio.default_build import DEFAULT_DATA, DEFAULT_OUT, FEATURES_ROOT
@@ -271,4 +298,10 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     df.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
                     help="BOHB iterations per dataset, after the warm start (a cluster user: 10)")
     df.add_argument("--seed", type=int, default=0, help="BOHB's seed")
+    df.add_argument("--matrix-seeds", default="0,1",
+                    help="comma-separated seeds of the pool's and the cost matrix's cells (the first: --seed)")
+    df.add_argument("--only", default="tag:core",
+                    help="comma-separated datasets of the collection or tag:NAME; '' for all 48 (default: the 30 "
+                         "tagged core)")
+    _design_arguments(df)
     df.set_defaults(func=cmd_portfolio_build_default)

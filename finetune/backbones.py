@@ -41,7 +41,8 @@ pretrained weights, input channel ``k`` of ``C`` gets the RGB kernel of channel
 holding ``C / 3`` copies of an RGB image give exactly the RGB network's output; without
 pretrained weights the first convolution is re-initialised for ``C`` channels.
 :func:`get_first_conv` and :func:`set_first_conv` reach the first convolution whatever
-the network (its path is ``BackboneCfg.first_conv``).
+the network (its path is ``BackboneCfg.first_conv``); :func:`get_last_blocks` the last
+stage(s) that partial fine-tuning trains (``BackboneCfg.last_blocks``).
 
 Examples
 --------
@@ -92,6 +93,7 @@ __all__ = [
     "find_weights",
     "get_backbone_cfg",
     "get_first_conv",
+    "get_last_blocks",
     "list_backbones",
     "register_backbone",
     "set_first_conv",
@@ -152,6 +154,11 @@ class BackboneCfg:
     num_classes:
         Number of classes of the pretrained classifier (1000 for ImageNet), 0 where
         there are no pretrained weights.
+    last_blocks:
+        Attribute paths (dotted, in the underlying network as ``first_conv``) of the last
+        stage(s) that ``train_layers: last_blocks`` fine-tunes besides the classifier
+        (:func:`get_last_blocks`); ``None``: the whole backbone (a network without
+        pretrained weights has no stages worth keeping frozen).
     """
 
     name: str
@@ -166,6 +173,7 @@ class BackboneCfg:
     has_pretrained: bool
     first_conv: str | None = None
     num_classes: int = 0
+    last_blocks: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.input_size) != 3 or min(self.input_size) < 1:
@@ -177,6 +185,10 @@ class BackboneCfg:
         if self.num_features < 1:
             raise ValueError(f"BackboneCfg {self.name!r}: num_features must be positive, "
                              f"got {self.num_features!r}")
+        if self.last_blocks is not None and (not self.last_blocks
+                                             or not all(isinstance(p, str) and p for p in self.last_blocks)):
+            raise ValueError(f"BackboneCfg {self.name!r}: last_blocks must be None (the whole backbone) or a "
+                             f"non-empty tuple of attribute paths, got {self.last_blocks!r}")
         if self.has_pretrained and (self.num_classes < 1 or self.first_conv is None):
             raise ValueError(f"BackboneCfg {self.name!r}: a backbone with pretrained weights needs "
                              f"num_classes >= 1 and first_conv, got num_classes={self.num_classes!r}, "
@@ -727,6 +739,34 @@ def set_first_conv(backbone: Backbone, module: nn.Module) -> None:
     setattr(parent, name, module)
 
 
+def get_last_blocks(backbone: Backbone) -> list[nn.Module]:
+    """The backbone's last stage(s), what ``train_layers: last_blocks`` fine-tunes besides the head.
+
+    Defined per backbone family by ``BackboneCfg.last_blocks``: for EfficientNet-Lite the
+    last two of timm's seven ``blocks`` stages (``blocks.5``, ``blocks.6``) with the 1x1
+    ``conv_head`` and its BatchNorm ``bn2`` (about 80% of Lite0's parameters, but at the
+    lowest resolution: a small share of its multiply-adds); for ResNet-18 ``layer4``; for a backbone without
+    stages (``scratch_cnn``, ``linear``: no pretrained weights to keep) the whole backbone.
+
+    Raises
+    ------
+    ValueError
+        A path of ``cfg.last_blocks`` names no module of the network.
+    """
+    paths = backbone.cfg.last_blocks
+    if paths is None:
+        return [backbone]
+    network = getattr(backbone, "model", backbone)
+    modules = []
+    for path in paths:
+        try:
+            modules.append(network.get_submodule(path))
+        except AttributeError:
+            raise ValueError(f"backbone {backbone.cfg.name!r}: cfg.last_blocks names {path!r}, which is not "
+                             f"a module of {type(network).__name__}") from None
+    return modules
+
+
 def adapt_input_channels(backbone: Backbone, in_chans: int) -> Backbone:
     """Adapt a 3-channel backbone to ``in_chans`` input channels in place, as its weights allow.
 
@@ -978,6 +1018,7 @@ for _i, _size in enumerate((224, 240, 260)):
         has_pretrained=True,
         first_conv="conv_stem",
         num_classes=1000,
+        last_blocks=("blocks.5", "blocks.6", "conv_head", "bn2"),
     ), locate_weights=_locate_efficientnet_lite_weights)(_create_efficientnet_lite)
 del _i, _size, _name
 
@@ -1030,6 +1071,7 @@ def _locate_resnet18_weights(cfg: BackboneCfg, weights_path: Path | None) -> Pat
     has_pretrained=True,
     first_conv="conv1",
     num_classes=1000,
+    last_blocks=("layer4",),
 ), locate_weights=_locate_resnet18_weights)
 def _create_resnet18(cfg: BackboneCfg, *, weights_file: Path | None, num_classes: int, in_chans: int,
                      drop_rate: float = 0.0, **kwargs: Any) -> Backbone:

@@ -18,8 +18,10 @@ Hutter, "BOHB: Robust and efficient hyperparameter optimization at scale", ICML 
 
 The space is conditional (the file's ``active_when``): the training hyperparameters
 matter only when ``finetune`` is true, ``pretrained`` only for a network with pretrained
-weights (never ``scratch_cnn``), ``probe_examples`` only for the embedding probe; and a
-configuration that neither probes nor fine-tunes is forbidden. Some hyperparameters exist
+weights (never ``scratch_cnn``), ``probe_examples`` only for the embedding probe,
+``train_layers`` only for a pretrained network that is fine-tuned, ``probe_share`` only for
+probes followed by fine-tuning; and a configuration that neither probes nor fine-tunes is
+forbidden. Some hyperparameters exist
 only for some data (``only_for``): :func:`space_for` builds the space for a dataset's
 :class:`DataShape` (:func:`data_shape`), without the video options for images and without
 the channel adapter for 1- or 3-channel data. A configuration is nevertheless always

@@ -44,8 +44,24 @@ def _resize_uint8(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return _resize_float(img.astype(np.float32), size).astype(img.dtype)
 
 
+def decoded_indices(dataset: Any, limit: int | None = None, seed: int = 0) -> np.ndarray | None:
+    """The records (positions in record order, ascending) that :func:`load_arrays` with
+    ``limit`` and ``seed`` decodes from ``dataset``; None where the dataset does not come from
+    this project's ingestion (no ``autodl_source``: its records cannot be chosen before
+    decoding). Reads the labels only."""
+    src = source_of(dataset)
+    if src is None:
+        return None
+    ds, subset = src
+    count = ds.metadata(subset).sample_count
+    if limit is not None and limit < count:
+        return np.asarray(stratified_subset(ds.labels(subset), limit, seed), dtype=np.int64)
+    return np.arange(count, dtype=np.int64)
+
+
 def load_arrays(dataset: Any, size: tuple[int, int] | None, frames: int = 1,
-                limit: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                limit: int | None = None, seed: int = 0,
+                indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Decode ``dataset`` into ``(x [N, frames, H, W, C], y [N, output_dim])``.
 
     Parameters
@@ -65,6 +81,11 @@ def load_arrays(dataset: Any, size: tuple[int, int] | None, frames: int = 1,
         first classes only. The examples kept stay in their stored order.
     seed:
         Seed of that subset.
+    indices:
+        Decode exactly these records instead (positions in record order, rows in the order
+        given; e.g. part of :func:`decoded_indices`, to decode a set in pieces: each record
+        is decoded and resized on its own, so the pieces put together are the whole).
+        Only for datasets from this project's ingestion; not with ``limit``.
 
     Returns
     -------
@@ -81,10 +102,13 @@ def load_arrays(dataset: Any, size: tuple[int, int] | None, frames: int = 1,
     subset drawn afterwards: memory holds the whole set at ``size`` for a moment.
     """
     src = source_of(dataset)
+    if indices is not None and (src is None or limit is not None):
+        raise ValueError("indices need a dataset from this project's ingestion (autodl_source), and no limit")
     if src is not None:
         ds, subset = src
-        indices = None
-        if limit is not None and limit < ds.metadata(subset).sample_count:
+        if indices is not None:
+            indices = np.asarray(indices, dtype=np.int64)
+        elif limit is not None and limit < ds.metadata(subset).sample_count:
             indices = stratified_subset(ds.labels(subset), limit, seed)
         arr = ds.load_numpy(subset, size=size, indices=indices)
         xs, y = arr.x, arr.y

@@ -66,6 +66,32 @@ GRID: dict[str, str | dict[str, Any]] = {
 }
 """The configurations, by short name; the space's defaults fill what a mapping leaves out."""
 
+CORE: tuple[str, ...] = ("default", "lite0-96px", "lite0-64px", "scratch-cnn-probes", "lite1",
+                         "probes-only-1024", "scratch-cnn")
+"""The warm start ``grid-core`` of the default build: ``baseline:default`` and the grid
+configurations that were best on a dataset of the grid benchmark or among its five best by
+mean ALC (``docs/grid.md``: lite0-96px best on Monkeys and miniciao, lite0-64px on textures,
+scratch-cnn-probes on fmnist3k; lite1 and scratch-cnn next by mean or on miniciao;
+probes-only-1024, a probes-only configuration of a few seconds, best on moving_squares).
+Evaluating all 21 at the full budget on the default build's 30 datasets and 2 seeds would take
+about 9 of its 12 hours on 2 cores (about 80 s each); a cluster build passes ``--warm-start grid``."""
+
+WARM_START_SETS: dict[str, tuple[str, ...]] = {"grid": tuple(GRID), "grid-core": CORE, "none": ()}
+"""The named warm starts (``RunSpec.warm_start``, the build's ``warm_start``): grid names."""
+
+
+def warm_start_names(name: str) -> tuple[str, ...]:
+    """The grid names of warm start ``name`` (:data:`WARM_START_SETS`).
+
+    Raises
+    ------
+    KeyError
+        An unknown name (the message lists the known ones).
+    """
+    if name not in WARM_START_SETS:
+        raise KeyError(f"unknown warm start {name!r}; known: {', '.join(WARM_START_SETS)}")
+    return WARM_START_SETS[name]
+
 
 def grid_config(name: str, space: Any = None) -> dict[str, Any]:
     """The validated configuration of grid entry ``name`` (every hyperparameter of the space;

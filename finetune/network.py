@@ -60,6 +60,12 @@ Any dataset is adapted to the backbone (Freiburg's AutoDL 2019 recipe, extended)
 The head is dropout followed by a new linear classifier on the backbone's pooled
 features, which are also what :meth:`FineTuneNet.embed` returns (per frame, without the
 temporal options).
+
+**Partial fine-tuning** (``train_layers``, :meth:`FineTuneNet.set_train_layers`): ``all``
+trains every parameter; ``head`` the classifier and what the network adds without
+pretrained weights (the ``conv3x3`` adapter, the motion convolution of ``difference``);
+``bn_head`` also the BatchNorm layers; ``last_blocks`` also the backbone's last stage(s)
+(:func:`finetune.backbones.get_last_blocks`). Frozen BatchNorm layers stay in eval mode.
 """
 
 from __future__ import annotations
@@ -70,13 +76,14 @@ import logging
 import torch
 from torch import nn
 
-from finetune.backbones import Backbone, adapt_input_channels, get_first_conv, set_first_conv
+from finetune.backbones import Backbone, adapt_input_channels, get_first_conv, get_last_blocks, set_first_conv
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "CHANNEL_ADAPTERS",
     "TEMPORAL_MODES",
+    "TRAIN_LAYERS",
     "ChannelAdapter",
     "FineTuneNet",
     "MotionStem",
@@ -87,6 +94,9 @@ CHANNEL_ADAPTERS: tuple[str, ...] = ("stem", "conv3x3")
 """Choices of ``channel_adapter`` (hyperparameter of ``configs/space/finetune.yaml``)."""
 TEMPORAL_MODES: tuple[str, ...] = ("average", "difference", "tsm")
 """Choices of ``temporal`` (hyperparameter of ``configs/space/finetune.yaml``)."""
+TRAIN_LAYERS: tuple[str, ...] = ("all", "last_blocks", "bn_head", "head")
+"""Choices of ``train_layers`` (hyperparameter of ``configs/space/finetune.yaml``): see
+:meth:`FineTuneNet.set_train_layers`."""
 
 
 
@@ -260,6 +270,8 @@ class FineTuneNet(nn.Module):
     def __init__(self, backbone: Backbone, in_chans: int, num_classes: int, dropout: float = 0.0, *,
                  channel_adapter: str = "stem", temporal: str = "average", frames: int | None = None) -> None:
         super().__init__()
+        self.train_layers = "all"
+        self._frozen_norms: list[nn.Module] = []  # BatchNorm layers kept in eval mode (set_train_layers)
         channel_adapter = _check_choice("channel_adapter", channel_adapter, CHANNEL_ADAPTERS)
         temporal = _check_choice("temporal", temporal, TEMPORAL_MODES)
         if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
@@ -341,6 +353,81 @@ class FineTuneNet(nn.Module):
             setattr(parent, child, TemporalShift(getattr(parent, child)))
         logger.info("%s: temporal shift (TSM) before %d convolutions", backbone.cfg.name, len(targets))
 
+    # --- what is trained --------------------------------------------------------------------
+    def set_train_layers(self, train_layers: str) -> FineTuneNet:
+        """Choose the parameters that are fine-tuned (the configuration's ``train_layers``).
+
+        Parameters
+        ----------
+        train_layers:
+            ``all``: every parameter (what a network built here trains by default).
+            ``head``: the classifier ``fc``, plus what this network adds that has no
+            pretrained weights: the learned ``conv3x3`` channel adapter and the motion
+            convolution of ``temporal='difference'`` (zero-initialised, so that frozen it
+            would never act). The first convolution adapted to an unusual channel count
+            (``channel_adapter='stem'``) starts from pretrained kernels and stays frozen
+            with the rest of the backbone.
+            ``bn_head``: also every BatchNorm layer of the backbone (affine parameters
+            trained, running statistics updated in training mode).
+            ``last_blocks``: also the backbone's last stage(s), BatchNorm layers included
+            (:func:`finetune.backbones.get_last_blocks`: EfficientNet-Lite's last two block
+            stages with ``conv_head`` and ``bn2``, ResNet-18's ``layer4``; the whole
+            backbone for ``scratch_cnn``, which has no pretrained weights to keep, so that
+            there ``last_blocks`` trains what ``all`` does).
+
+        Returns
+        -------
+        FineTuneNet
+            ``self``. Frozen parameters have ``requires_grad=False`` (give the optimizer
+            :meth:`trainable_parameters` only); a BatchNorm layer outside what is trained
+            stays in eval mode under :meth:`train`, so that it normalises with, and keeps,
+            its pretrained running statistics.
+
+        Raises
+        ------
+        ValueError
+            ``train_layers`` is not one of :data:`TRAIN_LAYERS`, or the backbone's
+            ``cfg.last_blocks`` names no module.
+        """
+        mode = _check_choice("train_layers", train_layers, TRAIN_LAYERS)
+        norms = [m for m in self.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if mode == "all":
+            trained: list[nn.Module] = [self]
+        else:
+            motion = [m.motion for m in self.backbone.modules() if isinstance(m, MotionStem)]
+            trained = [self.fc, self.adapter, *motion]
+            if mode == "bn_head":
+                trained += norms
+            elif mode == "last_blocks":
+                trained += get_last_blocks(self.backbone)
+        for p in self.parameters():
+            p.requires_grad_(False)
+        for module in trained:
+            for p in module.parameters():
+                p.requires_grad_(True)
+        inside = {id(m) for module in trained for m in module.modules()}
+        self._frozen_norms = [m for m in norms if id(m) not in inside]
+        self.train_layers = mode
+        self.train(self.training)  # frozen BatchNorm layers to eval mode now
+        n_all = sum(p.numel() for p in self.parameters())
+        n_trained = sum(p.numel() for p in self.trainable_parameters())
+        logger.info("train_layers=%s: %d of %d parameters trained (%.1f%%), %d of %d BatchNorm layers frozen",
+                    mode, n_trained, n_all, 100.0 * n_trained / max(1, n_all), len(self._frozen_norms),
+                    len(norms))
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters that are fine-tuned (``requires_grad``), in :meth:`parameters`' order."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def train(self, mode: bool = True) -> FineTuneNet:
+        """As :meth:`torch.nn.Module.train`, except that the BatchNorm layers frozen by
+        :meth:`set_train_layers` stay in eval mode."""
+        super().train(mode)
+        for module in self._frozen_norms:
+            module.train(False)
+        return self
+
     # --- forward ----------------------------------------------------------------------------
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.uint8:
@@ -389,4 +476,5 @@ class FineTuneNet(nn.Module):
         return self.fc(self.dropout(feats)).view(b, t, -1).mean(1)
 
     def extra_repr(self) -> str:
-        return f"in_chans={self.in_chans}, channel_adapter={self.channel_adapter!r}, temporal={self.temporal!r}"
+        return (f"in_chans={self.in_chans}, channel_adapter={self.channel_adapter!r}, "
+                f"temporal={self.temporal!r}, train_layers={self.train_layers!r}")

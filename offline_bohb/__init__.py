@@ -14,14 +14,16 @@ The evaluations keep the build's seed (``seed``), the cost matrix's, so that a f
 trial here is the same evaluation as the cost-matrix cell of that configuration and dataset.
 
 *The dataset's space.* :func:`finetune.config.space_for` builds ``configs/space/finetune.yaml``
-for the dataset's shape (recorded as ``run.json``'s ``space.data``): 18 dimensions for
-images of 1 or 3 channels, 20 for clips (``frames_per_clip``, ``temporal``), 19 for other
+for the dataset's shape (recorded as ``run.json``'s ``space.data``): 20 dimensions for
+images of 1 or 3 channels, 22 for clips (``frames_per_clip``, ``temporal``), 21 for other
 channel counts (``channel_adapter``). It is conditional: the nine training hyperparameters
 are active only with ``finetune: true``, ``pretrained`` only for networks that have
 pretrained weights (never for ``scratch_cnn``), ``probe_examples`` only for the embedding
-probe; ``probes: none`` with ``finetune: false`` is forbidden. hpbandster's BOHB samples
-only the active values and imputes the inactive ones in its model; a sampled
-configuration is completed for the learner with the defaults (:func:`offline_bohb.run.config_decoder`).
+probe, ``train_layers`` only for a pretrained network that is fine-tuned, ``probe_share``
+only for probes followed by fine-tuning; ``probes: none`` with ``finetune: false`` is
+forbidden. hpbandster's BOHB samples only the active values and imputes the inactive ones
+in its model; a sampled configuration is completed for the learner with the defaults
+(:func:`offline_bohb.run.config_decoder`).
 
 *Warm start.* Iteration 0 of every run evaluates the grid's 21 configurations
 (:mod:`finetune.grid`, ``baseline:default`` among them, adapted to the dataset's space) at
@@ -59,25 +61,22 @@ first bracket samples. The settings (:data:`offline_bohb.run.DEFAULT_BOHB`):
   model-based with probability 0.004 (binomial).
 - ``num_samples = 64`` (the default): the density ratio is maximised over 64 draws from
   the good density widened by ``bandwidth_factor = 3``. The early model rests on 21 to 30
-  results in 18 to 20 dimensions; maximising it harder would make the picks less diverse,
+  results in 20 to 22 dimensions; maximising it harder would make the picks less diverse,
   not better. A pick costs a few milliseconds either way.
-- 4 brackets (``portfolio.build.DEFAULT_ITERATIONS``, was 2): with the warm start the model
-  exists from the first bracket, so 2 brackets meet "half of the samples after the first
-  bracket are model-based" on average, but on 3 samples per run (a run falls below half
-  with probability 0.10); 4 give 24 samples, 15 of them after the first bracket.
+- 3 brackets (``portfolio.build.DEFAULT_ITERATIONS``; 4 before the default build was sized
+  to 12 hours, 2 before that) after a warm start of the grid's core (``grid-core``: 7
+  configurations, :data:`finetune.grid.CORE`). The model needs ``N_min + 2 = 9`` results at
+  one budget: the first bracket's 9 at 1/9 give it, so the 6 samples after the first bracket
+  (3 at 1/3, 3 at the full budget) are model-based with probability 0.8 each: a run falls
+  below half with probability 0.017 (binomial), about one run in 60.
 
-Measured with the synthetic objective over the default collection (48 datasets, the real
-conditional spaces, the default build's settings; ``docs/benchmarks.md``): 573 of the 720
-samples after the first bracket were model-based (0.80), the lowest run 0.67; with 2
-brackets 4 of the 48 runs would have been under half. ``tests/test_offline_bohb/test_search.py``
+Measured with the synthetic objective (``portfolio.build.rehearse_search``; the figures of
+each setting are in ``docs/benchmarks.md``); ``tests/test_offline_bohb/test_search.py``
 measures it on two datasets.
 
-*What it costs.* Per dataset, the warm start is 21 full-budget trials and 4 brackets are
-6 full-budget, 9 third-budget and 18 ninth-budget trials (2 brackets: 2, 6 and 9). At the
-mean trial times of the December 2026 build (2 workers on 2 cores: 35.9 s at the full
-budget, 9.3 s at 1/3, 9.0 s at 1/9) that is about 754 s of warm start and 461 s of
-brackets per dataset (2 brackets: 209 s, the old setting's whole cost), about 16 h for 48
-datasets (clips take about twice as long). The warm start's trials are evaluations of
-(grid configuration, dataset, the build's seed) at the full budget: the cells a cost
-matrix over a pool holding the grid needs anyway.
+*What it costs.* Per dataset, the warm start is 7 full-budget trials (one of them a
+probes-only configuration of a few seconds) and 3 brackets are 5 full-budget, 6
+third-budget and 9 ninth-budget trials. The warm start's trials are evaluations of (grid
+configuration, dataset, the build's seed) at the full budget: the cells of the pool's first
+seed (:mod:`portfolio.pool`), copied there rather than computed twice.
 """

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.dataset import dataset_fingerprint
-from autodl.records import append_jsonl, file_sha256, read_jsonl
+from autodl.records import append_jsonl, file_sha256, from_repo, read_jsonl, repo_relative
 from offline_bohb.hpb import BOHBError, budget_key, plain
 
 logger = logging.getLogger(__name__)
@@ -67,9 +67,10 @@ DEFAULT_BOHB: dict[str, Any] = {"min_points_in_model": 7, "top_n_percent": 15, "
 """The configuration generator's settings unless a run names others (``RunSpec.bohb``); see
 :mod:`offline_bohb` for why these values."""
 
-WARM_STARTS = ("grid", "none")
+WARM_STARTS = ("grid", "grid-core", "none")
 """``RunSpec.warm_start``: the grid's configurations and ``baseline:default``
-(:mod:`finetune.grid`) evaluated at the full budget before BOHB's brackets, or none."""
+(:mod:`finetune.grid`) evaluated at the full budget before BOHB's brackets, the grid's core
+(:data:`finetune.grid.CORE`, the default build's: 7 configurations), or none."""
 
 
 def derive_seed(build_seed: int, dataset: str) -> int:
@@ -184,12 +185,13 @@ def warm_start_configs(source: str, space_ref: str | Path | None, data: Mapping[
     fills in), its values inside are legal there and not forbidden (e.g. pretrained weights
     absent here); duplicates once adapted are dropped. With the whole fine-tuning space that
     is every grid configuration; with a small test space, usually none. A space that is not
-    of fine-tuning hyperparameters (a selector's) gets none.
+    of fine-tuning hyperparameters (a selector's) gets none. ``grid-core``: the same for the
+    configurations of :data:`finetune.grid.CORE` only.
     """
     from ConfigSpace.util import deactivate_inactive_hyperparameters
 
     from finetune.config import active_hyperparameters, load_space, space_for, validate_config
-    from finetune.grid import grid_configs
+    from finetune.grid import grid_configs, warm_start_names
     from offline_bohb.hpb import encode_config
 
     if source not in WARM_STARTS:
@@ -205,7 +207,10 @@ def warm_start_configs(source: str, space_ref: str | Path | None, data: Mapping[
     own = {**validate_config({k: v for k, v in fixed.items() if k in learner}, learner), **fixed}
     out: list[tuple[str, dict[str, Any]]] = []
     seen: set[str] = set()
+    wanted = set(warm_start_names(source))
     for name, config in grid_configs():
+        if name not in wanted:
+            continue
         active = set(active_hyperparameters(config, learner))
         outside = [h for h in learner.keys() if h in active and h in for_data and h not in searched]
         if any(config[h] != own[h] for h in outside):
@@ -325,10 +330,10 @@ class RunSpec:
         return {
             "format": RUN_FORMAT,
             "run_id": self.run_id,
-            "dataset": {"name": name, "path": str(Path(self.dataset).resolve()), "fingerprint": fingerprint},
+            "dataset": {"name": name, "path": repo_relative(self.dataset), "fingerprint": fingerprint},
             "protocol": protocol.to_dict(),
             "clock": self.clock,
-            "timing": {"path": str(timing) if timing else None,
+            "timing": {"path": repo_relative(timing) if timing else None,
                        "sha256": file_sha256(timing) if timing else None},
             "space": {"path": space_ref, "sha256": hashlib.sha256(json.dumps(space).encode()).hexdigest(),
                       "hyperparameters": space, "data": data, "searched": list(searched.keys()),
@@ -481,8 +486,8 @@ def trial_evaluator(run: Mapping[str, Any]) -> Callable[[dict[str, Any], float, 
 
     decode = config_decoder(run)
     protocol = Protocol(**run["protocol"])
-    dataset = run["dataset"]["path"]
-    timing = run["timing"]["path"]
+    dataset = str(from_repo(run["dataset"]["path"]))
+    timing = None if run["timing"]["path"] is None else str(from_repo(run["timing"]["path"]))
 
     def evaluate_trial(encoded: dict[str, Any], budget: float, config_id: Any) -> dict[str, Any]:
         started = now()
@@ -499,7 +504,10 @@ def trial_evaluator(run: Mapping[str, Any]) -> Callable[[dict[str, Any], float, 
             info = {"status": "crashed", "alc": None, "final_nauc": None, "curve": None,
                     "wall_seconds": time.perf_counter() - t0, "error": f"{type(exc).__name__}: {exc}",
                     "traceback": traceback.format_exc()}
-        info.update(started=started, finished=now(), worker=f"{socket.gethostname()}:{os.getpid()}")
+        from finetune.learner import LEARNER_VERSION
+
+        info.update(started=started, finished=now(), worker=f"{socket.gethostname()}:{os.getpid()}",
+                    learner_version=LEARNER_VERSION)
         logger.info("trial %s at budget %.3g: %s, ALC %s", config_id, budget, info["status"], info["alc"])
         return info
 
@@ -528,7 +536,8 @@ def trial_row(run: Mapping[str, Any], config_id: tuple[int, int, int], config: d
             "status": info.get("status"), "alc": info.get("alc"), "final_nauc": info.get("final_nauc"),
             "curve": info.get("curve"), "wall_seconds": info.get("wall_seconds"), "error": info.get("error"),
             "traceback": info.get("traceback"), "worker": info.get("worker"), "started": info.get("started"),
-            "finished": info.get("finished") or now()}
+            "finished": info.get("finished") or now(),
+            **({"learner_version": info["learner_version"]} if info.get("learner_version") is not None else {})}
 
 
 def warm_start_offset(run: Mapping[str, Any]) -> int:

@@ -19,7 +19,10 @@ samples), side by side, under one protocol (``mini`` by default):
   that run here (:mod:`finetune.peers`).
 
 Results are appended to a JSON-lines file as they finish; a stopped run resumes with what
-is not done yet (a ``failed`` row, where the evaluation itself raised, is run again).
+is not done yet (a ``failed`` row, where the evaluation itself raised, is run again). Every row
+records the version of the fine-tuning learner it was computed with (``learner_version``,
+:data:`finetune.learner.LEARNER_VERSION`; 1 where a row predates the field): rows of another
+version are neither reused nor reported, they are computed again.
 :func:`heldout_summary` aggregates them and :func:`heldout_markdown` /
 :func:`heldout_html` / :func:`curve_figures` write the report.
 
@@ -48,7 +51,7 @@ import numpy as np
 
 from autodl.errors import AutoDLError
 from autodl.records import append_jsonl, file_sha256, read_jsonl
-from portfolio.cost_matrix import config_digest
+from portfolio.cost_matrix import config_digest, learner_version, row_learner_version
 
 logger = logging.getLogger(__name__)
 
@@ -245,13 +248,20 @@ def build_methods(portfolio: str | Path, *, grid: Mapping[str, Any] | None = Non
 
 
 # --- the evaluations ----------------------------------------------------------------------------
-def _unit_key(row: Mapping[str, Any]) -> tuple[str, str, str, int]:
-    return row["clock"], row["unit"], row["dataset"], int(row["seed"])
+def _unit_key(row: Mapping[str, Any]) -> tuple[str, str, str, int, int]:
+    return row["clock"], row["unit"], row["dataset"], int(row["seed"]), row_learner_version(row)
 
 
-def read_results(path: str | Path) -> dict[tuple[str, str, str, int], dict[str, Any]]:
-    """The rows of a results file by (clock, unit, dataset, seed); later rows win."""
-    return {_unit_key(r): r for r in read_jsonl(path)}
+def read_results(path: str | Path, version: int | None = None, *,
+                 all_versions: bool = False) -> dict[tuple[str, str, str, int, int], dict[str, Any]]:
+    """The rows of a results file by (clock, unit, dataset, seed, learner version); later rows win.
+
+    Only the rows of the learner ``version`` (default: this code's, :func:`learner_version`),
+    unless ``all_versions``: results of another learner are not comparable, and a run resumed
+    with a new learner computes them again instead of reusing them.
+    """
+    want = learner_version() if version is None else int(version)
+    return {_unit_key(r): r for r in read_jsonl(path) if all_versions or row_learner_version(r) == want}
 
 
 def _curve_fields(ev: Any) -> dict[str, Any]:
@@ -269,7 +279,7 @@ def evaluate_unit(task: Mapping[str, Any]) -> dict[str, Any]:
     """
     start = time.perf_counter()
     base = {k: task[k] for k in ("unit", "dataset", "seed", "clock")}
-    base.update(protocol=task["protocol"]["name"], label=task.get("label"))
+    base.update(protocol=task["protocol"]["name"], label=task.get("label"), learner_version=learner_version())
     try:
         from autodl.clock import SimulatedClock
         from autodl.evaluation import evaluate_model
@@ -399,7 +409,7 @@ def run_wall(method: WallMethod, dataset: str, path: Path, seed: int, protocol: 
 
     out = work_dir / method.name.replace(":", "_").replace("/", "_") / dataset / f"seed{seed}"
     base = {"unit": method.name, "dataset": dataset, "seed": int(seed), "clock": "wall", "model": method.model,
-            "protocol": protocol.name, "label": method.name}
+            "protocol": protocol.name, "label": method.name, "learner_version": learner_version()}
     start = time.perf_counter()
     decision = out / "decision.json"
     env = dict(method.env)
@@ -448,17 +458,19 @@ def run_heldout(results: str | Path, datasets: Sequence[tuple[str, Path]], metho
     results.parent.mkdir(parents=True, exist_ok=True)
     proto = load_protocol(protocol)
     table = TimingTable.load(timing or DEFAULT_TIMING)
-    done = {k: r for k, r in read_results(results).items() if r.get("status") != "failed"}
+    version = learner_version()  # rows of another learner version are computed again
+    done = {k: r for k, r in read_results(results, version).items() if r.get("status") != "failed"}
     tasks = [t for t in simulated_tasks(methods, datasets, seeds, protocol=dataclasses.asdict(proto),
                                         timing=table.to_dict())
-             if (t["clock"], t["unit"], t["dataset"], t["seed"]) not in done]
+             if (t["clock"], t["unit"], t["dataset"], t["seed"], version) not in done]
     wall_todo = [(m, ds, p, s) for s in wall_seeds for ds, p in datasets for m in wall
-                 if ("wall", m.name, ds, int(s)) not in done]
+                 if ("wall", m.name, ds, int(s), version) not in done]
     total, count = len(tasks) + len(wall_todo), [0]
     logger.info("held-out benchmark: %d evaluations done, %d simulated and %d wall-clock to do",
                 len(done), len(tasks), len(wall_todo))
 
     def record(row: dict[str, Any]) -> None:
+        row.setdefault("learner_version", version)
         append_jsonl(results, row)
         done[_unit_key(row)] = row
         count[0] += 1

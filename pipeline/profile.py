@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 PHASES: dict[str, tuple[tuple[str, str], ...]] = {
     "construction (outside the budget)": (("submission/agent.py", "__init__"),),
     "decode + resize (training set)": (("finetune/learner.py", "_load_train"),),
+    "quick start (decode a subset of the training set + fit a probe on it)": (("finetune/learner.py", "_quick_start"),),
     "decode + resize (every load_arrays call: training and test sets)": (("finetune/data.py", "load_arrays"),),
     "selection (embed the query + select)": (("submission/agent.py", "_select"),),
     "probes: fit": (("finetune/learner.py", "_fit_probe"),),

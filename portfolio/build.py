@@ -1,16 +1,26 @@
 """Building a portfolio from a collection, end to end, resumably: ``autodl-meta portfolio build``.
 
-Four steps, each skipped where its output is complete, each timed in ``manifest.json``:
+Seven steps, each skipped where its output is complete, each timed in ``manifest.json``:
 
 1. the collection's datasets (:func:`portfolio.collection.build_collection`) into ``--data``;
 2. BOHB on every dataset (:func:`offline_bohb.local.run_local`) into ``OUT/runs/<dataset>/``,
    each run seeded by :func:`offline_bohb.run.derive_seed` of the build's seed and the
-   dataset's name and warm-started with the grid's configurations (:mod:`offline_bohb`);
+   dataset's name and warm-started with fixed configurations of the grid (:mod:`offline_bohb`);
    a run whose iterations are all done is not started again; the manifest's ``bohb`` says
    per run how many configurations BOHB sampled and how many its model picked;
-3. the incumbents (:func:`portfolio.incumbents.build_portfolio`) into ``OUT/portfolio.json``;
-4. the cost matrix (:func:`portfolio.cost_matrix.run_cost_matrix`) into ``OUT/`` (cells,
-   ``cost_matrix.csv``, the heatmap, the single best, the oracle and the headroom).
+3. the shared candidate pool (:func:`portfolio.pool.assemble_pool`) into ``OUT/pool/pool.json``:
+   the warm start's fixed configurations and the searched configurations that beat them on
+   their own dataset;
+4. the pool on every dataset over ``matrix_seeds`` (:func:`portfolio.pool.run_pool_matrix`,
+   Dask, resumable) into ``OUT/pool/``; the BOHB trials that are such cells are copied;
+5. the analysis (:func:`portfolio.pool.analyse`: seed noise, saturated datasets, the greedy
+   members, the oracle against K, K by leave-one-dataset-out) into ``OUT/pool/greedy.*``,
+   and the portfolio (``portfolio``: ``greedy`` or the seed paper's ``incumbents``) into
+   ``OUT/portfolio.json``, over the datasets that are not saturated;
+6. the cost matrix of that portfolio (:func:`portfolio.cost_matrix.run_cost_matrix`) into
+   ``OUT/`` (cells, ``cost_matrix.csv``, the heatmap, the single best, the oracle and the
+   headroom): its cells are the pool's, copied, so nothing is computed again unless the
+   ``incumbents`` design holds an incumbent the pool left out.
 
 Stopped anywhere (Ctrl-C, a killed machine), the same command continues where it stopped:
 finished trials and cells are never computed again. ``OUT`` is what gets committed
@@ -37,8 +47,8 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 
 
-DEFAULT_ITERATIONS = 4
-"""BOHB brackets per dataset (after the warm start); see :mod:`offline_bohb` for why 4."""
+DEFAULT_ITERATIONS = 3
+"""BOHB brackets per dataset (after the warm start); see :mod:`offline_bohb` for why 3."""
 
 
 @dataclass
@@ -48,8 +58,14 @@ class BuildSettings:
     ``seed`` seeds the evaluations (the BOHB trials and the cost matrix's first seed alike);
     each dataset's BOHB run samples with its own seed, :func:`offline_bohb.run.derive_seed`
     of ``seed`` and the dataset's name. ``warm_start``: what every run evaluates at the full
-    budget before its brackets (:data:`offline_bohb.run.WARM_STARTS`). ``bohb``: the
-    configuration generator's settings over :data:`offline_bohb.run.DEFAULT_BOHB`.
+    budget before its brackets (:data:`offline_bohb.run.WARM_STARTS`): the pool's fixed
+    candidates. ``bohb``: the configuration generator's settings over
+    :data:`offline_bohb.run.DEFAULT_BOHB`. ``matrix_seeds``: the seeds of the pool's and the
+    cost matrix's cells (the first should be ``seed``, so that the runs' full-budget trials
+    are cells). ``pool_per_run``, ``pool_searched``: searched candidates per run and in all
+    (:func:`portfolio.pool.assemble_pool`). ``portfolio``: ``greedy`` (K members chosen in
+    ``[k_min, k_max]``) or ``incumbents`` (:data:`portfolio.pool.DESIGNS`). ``only``: dataset
+    names or ``tag:NAME`` of the collection (empty: all).
     """
 
     collection: str = "default"
@@ -63,13 +79,18 @@ class BuildSettings:
     eta: int = 3
     seed: int = 0
     workers: int = 2
-    matrix_seeds: tuple[int, ...] = (0,)
+    matrix_seeds: tuple[int, ...] = (0, 1)
     scheduler: str | None = None
     only: tuple[str, ...] = ()
     space: str | None = None
     objective_args: dict[str, Any] = field(default_factory=dict)
-    warm_start: str = "grid"
+    warm_start: str = "grid-core"
     bohb: dict[str, Any] = field(default_factory=dict)
+    pool_per_run: int = 1
+    pool_searched: int = 8
+    portfolio: str = "greedy"
+    k_min: int = 4
+    k_max: int = 10
 
 
 def run_complete(run_dir: Path, settings: BuildSettings) -> bool:
@@ -272,13 +293,20 @@ def run_steps(out: Path, settings: BuildSettings, manifest: Manifest, *, command
               on_event: Callable[[str, Mapping[str, Any]], None] | None = None,
               bohb_progress: Callable[[str], Callable[[Any, Mapping[str, Any]], None] | None] | None = None,
               cell_progress: Callable[[Mapping[str, Any]], None] | None = None) -> list[Any]:
-    """Steps 1 to 4 of :func:`build` (collection, BOHB, incumbents, cost matrix), each timed in
-    ``manifest``; returns the collection's :class:`~portfolio.collection.BuildResult` list."""
+    """Steps 1 to 6 of :func:`build` (collection, BOHB, pool, pool matrix, portfolio, cost
+    matrix), each timed in ``manifest``; returns the collection's
+    :class:`~portfolio.collection.BuildResult` list."""
     from offline_bohb.local import run_local
     from portfolio.collection import build_collection, load_collection
     from portfolio.cost_matrix import run_cost_matrix
-    from portfolio.incumbents import build_portfolio
+    from portfolio.incumbents import incumbents_from_runs
+    from portfolio.pool import (POOL_DIR, POOL_FILE, analyse, assemble_pool, greedy_portfolio, incumbents_portfolio,
+                                load_pool, run_pool_matrix, save_pool, write_analysis)
 
+    from portfolio.pool import DESIGNS, PoolError
+
+    if settings.portfolio not in DESIGNS:
+        raise PoolError(None, f"{settings.portfolio!r}: expected one of {', '.join(DESIGNS)}", field="portfolio")
     notify = on_event or (lambda event, info: None)
     collection = load_collection(settings.collection)
     only = list(settings.only) or None
@@ -306,16 +334,51 @@ def run_steps(out: Path, settings: BuildSettings, manifest: Manifest, *, command
     manifest.data["bohb"] = bohb_summary(out, [b.name for b in built])
     manifest.save()
 
-    notify("incumbents", {})
+    names = [b.name for b in built]
+    paths = {b.name: b.path for b in built}
+    pool_dir = out / POOL_DIR
+    pool_file = pool_dir / POOL_FILE
+    notify("pool", {})
     t = time.perf_counter()
-    portfolio = build_portfolio(out / "runs", out / "portfolio.json", command=command)
-    manifest.step("incumbents", time.perf_counter() - t, incumbents=len(portfolio.incumbents))
+    if pool_file.is_file():
+        candidates = load_pool(pool_file)
+    else:
+        candidates = assemble_pool(out / "runs", settings.warm_start, per_run=settings.pool_per_run,
+                                   max_searched=settings.pool_searched)
+        save_pool(candidates, pool_file, warm_start=settings.warm_start, per_run=settings.pool_per_run,
+                  max_searched=settings.pool_searched, command=command)
+    manifest.step("pool", time.perf_counter() - t, candidates=len(candidates),
+                  searched=sum(c.origin.get("kind") == "searched" for c in candidates))
 
-    notify("cost matrix", {"cells": len(portfolio.incumbents) * len(built) * len(settings.matrix_seeds)})
+    notify("pool matrix", {"cells": len(candidates) * len(built) * len(settings.matrix_seeds)})
     t = time.perf_counter()
-    result = run_cost_matrix(portfolio, [(b.name, b.path) for b in built], out, seeds=settings.matrix_seeds,
+    pool_result = run_pool_matrix(candidates, out / "runs", [(b.name, b.path) for b in built], pool_dir,
+                                  seeds=settings.matrix_seeds, eval_seed=settings.seed, workers=settings.workers,
+                                  scheduler=settings.scheduler, timing=settings.timing, progress=cell_progress)
+    manifest.step("pool matrix", time.perf_counter() - t, computed=len(pool_result.computed),
+                  cells=len(pool_result.cells))
+
+    notify("portfolio", {"design": settings.portfolio})
+    t = time.perf_counter()
+    template = incumbents_from_runs(out / "runs", command=command)
+    analysis = analyse(pool_result.cells, candidates, names, settings.matrix_seeds, k_min=settings.k_min,
+                       k_max=settings.k_max)
+    write_analysis(analysis, pool_dir, protocol=template.protocol["name"], clock=template.clock)
+    if settings.portfolio == "greedy":
+        portfolio = greedy_portfolio(analysis, candidates, {n: paths[n] for n in names}, template, command=command)
+    else:
+        portfolio = incumbents_portfolio(out / "runs", analysis, command=command)
+    portfolio.save(out / "portfolio.json")
+    manifest.step("portfolio", time.perf_counter() - t, design=settings.portfolio, k=analysis["k"],
+                  members=analysis["members"], saturated=analysis["saturated"], dropped=analysis["dropped"],
+                  single_best=analysis["single_best"], oracle_mean_alc=analysis["oracle_mean_alc"])
+
+    used = [b for b in built if b.name in set(analysis["used"])]
+    notify("cost matrix", {"cells": len(portfolio.incumbents) * len(used) * len(settings.matrix_seeds)})
+    t = time.perf_counter()
+    result = run_cost_matrix(portfolio, [(b.name, b.path) for b in used], out, seeds=settings.matrix_seeds,
                              workers=settings.workers, scheduler=settings.scheduler, timing=settings.timing,
-                             progress=cell_progress)
+                             progress=cell_progress, known=pool_result.cells)
     manifest.step("cost matrix", time.perf_counter() - t, computed=len(result.computed),
                   single_best=result.summary.get("single_best"))
     return built

@@ -260,8 +260,9 @@ class Collection:
         return next(s for s in self.sources if s.name == name)
 
     def select(self, only: Sequence[str] | None = None) -> list[DatasetRecipe]:
-        """The recipes named in ``only`` (all when None), in the file's order; sample names
-        are accepted and select no recipe (:meth:`select_samples`).
+        """The recipes named in ``only`` (all when None), in the file's order; ``tag:NAME``
+        selects every recipe tagged NAME; sample names are accepted and select no recipe
+        (:meth:`select_samples`).
 
         Raises
         ------
@@ -271,11 +272,16 @@ class Collection:
         if not only:
             return list(self.datasets)
         names = [d.name for d in self.datasets] + [s.name for s in self.samples]
-        unknown = [n for n in only if n not in names]
+        tags = {t for d in self.datasets for t in d.tags}
+        unknown = [n for n in only if (n[4:] not in tags if n.startswith("tag:") else n not in names)]
         if unknown:
-            raise CollectionError(self.path, f"no dataset {', '.join(map(repr, unknown))} in collection "
-                                             f"{self.name!r}; it has {', '.join(names)}", field="--only")
-        return [d for d in self.datasets if d.name in set(only)]
+            raise CollectionError(self.path, f"no dataset or tag {', '.join(map(repr, unknown))} in collection "
+                                             f"{self.name!r}; it has {', '.join(names)} and the tags "
+                                             f"{', '.join(sorted(tags)) or '(none)'} (select a tag as tag:NAME)",
+                                  field="--only")
+        wanted = {n for n in only if not n.startswith("tag:")}
+        wanted_tags = {n[4:] for n in only if n.startswith("tag:")}
+        return [d for d in self.datasets if d.name in wanted or wanted_tags & set(d.tags)]
 
     def select_samples(self, only: Sequence[str] | None = None) -> list[SampleRef]:
         """The samples named in ``only`` (all when None), in the file's order."""

@@ -18,7 +18,10 @@ columns left out are named in the summary.
 Under the simulated clock an evaluation is a function of the configuration, the dataset and
 the seed (the protocol and timing table are the matrix's): incumbents that are the same
 configuration (BOHB runs often end on the same one) share one evaluation per cell, recorded
-for each with ``reused_from`` naming the incumbent it was measured under.
+for each with ``reused_from`` naming the incumbent it was measured under. A cell records the
+version of the fine-tuning learner that computed it (``learner_version``,
+:data:`finetune.learner.LEARNER_VERSION`; 1 where a row predates the field): cells of another
+version are neither counted nor reused, they are computed again.
 
 Cells are evaluated in parallel with Dask (``distributed``), each in a worker process with
 one PyTorch thread (:func:`evaluate_cell`, a module-level function: only a small plain dict
@@ -178,6 +181,19 @@ def config_digest(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def learner_version() -> int:
+    """The version of the fine-tuning learner this code runs (:data:`finetune.learner.LEARNER_VERSION`)."""
+    from finetune.learner import LEARNER_VERSION
+
+    return int(LEARNER_VERSION)
+
+
+def row_learner_version(row: Mapping[str, Any]) -> int:
+    """The learner version a stored evaluation (a cell, a held-out row) was computed with: its
+    ``learner_version``, 1 for rows written before rows recorded it."""
+    return int(row.get("learner_version") or 1)
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -185,7 +201,8 @@ def _now() -> str:
 def _cell_row(task: Mapping[str, Any]) -> dict[str, Any]:
     return {"source": task["source"], "target": task["target"], "seed": int(task["seed"]),
             "config_digest": task["config_digest"], "target_path": task["target_path"],
-            "protocol": task["protocol"]["name"], "clock": task["clock"], "budget": 1.0}
+            "protocol": task["protocol"]["name"], "clock": task["clock"], "budget": 1.0,
+            "learner_version": learner_version()}
 
 
 def failed_row(task: Mapping[str, Any], error: str, *, trace: str | None = None,
@@ -579,7 +596,8 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
                     out: str | Path, *, seeds: Sequence[int] = (0,), workers: int = 2,
                     scheduler: str | None = None, timing: str | Path | None = None, device: str | None = None,
                     wall_limit: float | None = None, retry_failed: bool = False,
-                    progress: Progress | None = None) -> CostMatrixResult:
+                    progress: Progress | None = None,
+                    known: Sequence[Mapping[str, Any]] = ()) -> CostMatrixResult:
     """Evaluate every incumbent of ``portfolio`` on every dataset at full budget, in parallel.
 
     Parameters
@@ -610,6 +628,14 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
         Compute again the cells recorded as ``failed`` (e.g. after a lost worker).
     progress
         ``progress(done, total, row)``: see :data:`Progress`.
+    known
+        Evaluations made elsewhere under this matrix's protocol, clock and timing table (e.g.
+        BOHB trials at the full budget, :func:`portfolio.pool.trial_cells`): ``ok`` rows with
+        ``config_digest``, ``target``, ``seed``, ``source`` (what they were measured as) and
+        the cell's fields. A missing cell of the same configuration, dataset and seed is
+        copied from one (``reused_from`` names its source) instead of computed (simulated
+        clock only), where it was computed by the same learner version (``learner_version``,
+        1 where absent; see :data:`finetune.learner.LEARNER_VERSION`).
 
     Returns
     -------
@@ -642,10 +668,12 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
     copy = _prepare_out(out, portfolio)
     cells_path = out / CELLS_FILE
     digests = {inc.dataset: config_digest(inc.config) for inc in portfolio.incumbents}
+    version = learner_version()  # cells of another learner version are computed again, never reused
 
     def current(row: Mapping[str, Any]) -> bool:
         return (row.get("source") in digests and row.get("config_digest") == digests[row["source"]]
-                and row.get("target") in targets and int(row.get("seed", -1)) in seeds)
+                and row.get("target") in targets and int(row.get("seed", -1)) in seeds
+                and row_learner_version(row) == version)
 
     done = {(r["source"], r["target"], int(r["seed"])): r for r in read_jsonl(cells_path) if current(r)}
     if retry_failed:
@@ -661,8 +689,11 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
     # (with the protocol and timing table shared by the whole matrix): incumbents that are the
     # same configuration share one evaluation per cell, copied with ``reused_from``.
     shared = portfolio.clock == "simulated"
-    measured = {(r["config_digest"], r["target"], int(r["seed"])): r for r in done.values()
-                if r["status"] == "ok" and not r.get("reused_from")} if shared else {}
+    measured = {(r["config_digest"], r["target"], int(r["seed"])): r for r in known
+                if r.get("status") == "ok" and r.get("target") in targets
+                and row_learner_version(r) == version} if shared else {}
+    measured.update({(r["config_digest"], r["target"], int(r["seed"])): r for r in done.values()
+                     if r["status"] == "ok" and not r.get("reused_from")} if shared else {})
     tasks: list[dict[str, Any]] = []
     waiting: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for task in missing:
@@ -689,7 +720,8 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
             progress(len(recorded), len(missing), row)
 
     def reuse(row: Mapping[str, Any], task: Mapping[str, Any]) -> None:
-        write({**row, "source": task["source"], "reused_from": row["source"], "finished": _now()})
+        write({**row, "source": task["source"], "target_path": task["target_path"], "reused_from": row["source"],
+               "finished": _now()})
 
     def record(row: dict[str, Any]) -> None:
         computed.append(row)

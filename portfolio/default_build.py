@@ -66,6 +66,9 @@ DEFAULT_OUT = "portfolio/default"
 DEFAULT_DATA = "data/collections/default"
 FEATURES_ROOT = "data/metafeatures"
 """Features of collection NAME go to ``FEATURES_ROOT/NAME`` unless told otherwise."""
+DEFAULT_ONLY = ("tag:core",)
+"""The embedded default is built on the 30 datasets tagged ``core`` in ``configs/collections/default.yaml``
+(a cluster build passes ``only=()`` for all 48)."""
 SIZE_LIMIT = 20_000_000
 """The most bytes ``OUT`` may hold at the end of a build (the committed artifacts: 20 MB)."""
 SELECTION_DIR, SELECTOR_DIR, RUNNER_UP_DIR = "selection", "selector", "selector-runner-up"
@@ -76,6 +79,7 @@ DEFAULT_EMBEDDING = EmbeddingSpec(train_samples=512, test_samples=512)
 """The features of the embedded default: EfficientNet-Lite0 at 64 px, 512 training / 512 test samples."""
 _SEARCH_KEYS = ("collection", "protocol", "clock", "timing", "iterations", "min_budget", "max_budget", "eta", "seed",
                 "only", "space", "objective_args", "warm_start", "bohb")
+_POOL_KEYS = ("pool_per_run", "pool_searched", "warm_start")
 _MATRIX_KEYS = ("matrix_seeds",)
 _NOT_SETTINGS = frozenset({"batch_size"})
 """Embedding spec fields that do not change the features (left out of its digest)."""
@@ -131,7 +135,7 @@ class DefaultBuildSettings:
     ``device``: where to embed (default: CUDA where available); ``max_bytes``: the size limit.
     """
 
-    build: BuildSettings = field(default_factory=BuildSettings)
+    build: BuildSettings = field(default_factory=lambda: BuildSettings(only=DEFAULT_ONLY))
     features: str | None = None
     embedding: EmbeddingSpec = DEFAULT_EMBEDDING
     selection: SelectionSettings = field(default_factory=SelectionSettings)
@@ -168,8 +172,17 @@ def reproduce_command(settings: DefaultBuildSettings, out: str | Path = DEFAULT_
         parts.append(f"--seed {b.seed}")
     if b.scheduler:
         parts.append(f"--scheduler {b.scheduler}")
+    if b.matrix_seeds != ref.build.matrix_seeds:
+        parts.append("--matrix-seeds " + ",".join(map(str, b.matrix_seeds)))
+    if b.only != ref.build.only:
+        parts.append(f"--only {','.join(b.only)!r}")
+    for key, flag in (("portfolio", "--portfolio"), ("warm_start", "--warm-start"), ("pool_searched", "--pool-searched")):
+        if getattr(b, key) != getattr(ref.build, key):
+            parts.append(f"{flag} {getattr(b, key)}")
+    on_line = ("data", "iterations", "seed", "workers", "scheduler", "matrix_seeds", "only", "portfolio", "warm_start",
+               "pool_searched")
     other = [f"{k}={v!r}" for k, v in settings_dict(b).items()
-             if k not in ("data", "iterations", "seed", "workers", "scheduler") and v != settings_dict(ref.build)[k]]
+             if k not in on_line and v != settings_dict(ref.build)[k]]
     if settings.embedding != ref.embedding:
         other.append(f"embedding={settings.embedding.to_dict()}")
     if settings.selection != ref.selection:
@@ -196,8 +209,10 @@ def settings_differences(out: str | Path, settings: DefaultBuildSettings) -> lis
 
     if any((out / "runs").glob("*/run.json")) or (out / "portfolio.json").is_file():
         compare(_SEARCH_KEYS, old, new, f"BOHB runs in {out / 'runs'}")
-    if (out / "cells.jsonl").is_file():
-        compare(_MATRIX_KEYS, old, new, f"cost matrix {out / 'cells.jsonl'}")
+    if (out / "pool" / "pool.json").is_file():
+        compare(_POOL_KEYS, old, new, f"pool {out / 'pool' / 'pool.json'}")
+    if (out / "cells.jsonl").is_file() or (out / "pool" / "cells.jsonl").is_file():
+        compare(_MATRIX_KEYS, old, new, f"cost matrix {out / 'cells.jsonl'} or {out / 'pool' / 'cells.jsonl'}")
     old_spec = (old.get("features") or {}).get("spec")
     if old_spec and any(settings.features_dir.glob("*.npz")):
         keys = [k for k in new["features"]["spec"] if k not in _NOT_SETTINGS]
@@ -476,7 +491,10 @@ def build_default(out: str | Path = DEFAULT_OUT, settings: DefaultBuildSettings 
     built = run_steps(out, settings.build, manifest, command=command or reproduce, on_event=on_event,
                       bohb_progress=bohb_progress, cell_progress=cell_progress)
 
-    items = collection_items(settings.build, built)
+    from portfolio.incumbents import Portfolio
+
+    in_portfolio = set(Portfolio.load(out / "portfolio.json").datasets)  # saturated datasets are left out
+    items = [i for i in collection_items(settings.build, built) if i[0] in in_portfolio]
     notify("meta-features", {"datasets": len(items)})
     t = time.perf_counter()
     info = extract_step(items, settings, progress=features_progress)

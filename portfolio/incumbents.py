@@ -99,6 +99,9 @@ class Incumbent:
         Finished trials of the run (``ok``, ``crashed`` or ``timeout``).
     run_id
         The run's id.
+    member
+        In a greedy portfolio (:mod:`portfolio.pool`): the pool candidate this dataset was
+        assigned (its best member); None for the dataset's own incumbent.
     """
 
     dataset: str
@@ -109,11 +112,15 @@ class Incumbent:
     config_id: tuple[int, int, int]
     trials: int
     run_id: str
+    member: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "dataset_path": self.dataset_path, "config": dict(self.config),
-                "alc": self.alc, "budget": self.budget, "config_id": list(self.config_id),
-                "trials": self.trials, "run_id": self.run_id}
+        out = {"dataset": self.dataset, "dataset_path": self.dataset_path, "config": dict(self.config),
+               "alc": self.alc, "budget": self.budget, "config_id": list(self.config_id),
+               "trials": self.trials, "run_id": self.run_id}
+        if self.member is not None:
+            out["member"] = self.member
+        return out
 
 
 @dataclass
@@ -300,7 +307,8 @@ def _parse_portfolio(data: Any, path: Path | None) -> Portfolio:
             config=dict(_need(row, "config", dict, path, where)),
             alc=float(_need(row, "alc", (int, float), path, where)), budget=budget,
             config_id=_config_id(_need(row, "config_id", list, path, where), path, f"{where}.config_id"),
-            trials=int(_need(row, "trials", int, path, where)), run_id=_need(row, "run_id", str, path, where)))
+            trials=int(_need(row, "trials", int, path, where)), run_id=_need(row, "run_id", str, path, where),
+            member=_need(row, "member", str, path, where, optional=True)))
     without = _need(data, "without_incumbent", list, path, "", optional=True) or []
     for i, row in enumerate(without):
         if not isinstance(row, Mapping):

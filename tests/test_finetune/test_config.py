@@ -32,10 +32,15 @@ HYPERPARAMETERS = {
     "probes", "probe_examples", "finetune", "min_input_size", "num_predictions",
     # input adaptation and video motion (issue 6)
     "channel_adapter", "temporal",
+    # a portfolio worth selecting from (the space): partial fine-tuning, the probes' share of the budget
+    "train_layers", "probe_share",
 }
 PRETRAINED = ["tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "resnet18"]
 FINETUNE_ONLY = {"optimizer", "batch_size", "learning_rate", "dropout", "weight_decay", "warmup_epochs", "lr_schedule",
                  "tau", "augmentation"}
+NEW_KNOBS = {"train_layers": "all", "probe_share": 1.0}
+"""The knobs added after the committed configurations were written, at the values that do what the
+learner did before them (what validate_config fills into those configurations)."""
 PYTHON_TYPES = (str, int, float, bool)
 BATCH_SIZES = ["16", "32", "64", "128"]
 
@@ -57,9 +62,16 @@ def test_space_has_exactly_the_issue_hyperparameters(space: ConfigurationSpace) 
     assert DEFAULT_SPACE_PATH == REPO / "configs" / "space" / "finetune.yaml"
     assert set(space.keys()) == HYPERPARAMETERS
     # conditional (issue 16): training options only when fine-tuning, pretrained only for networks that
-    # have weights, probe_examples only for the embedding probe; never neither probes nor fine-tuning
-    assert {c.child.name: c.parent.name for c in space.conditions} == {
-        **{name: "finetune" for name in FINETUNE_ONLY}, "pretrained": "backbone", "probe_examples": "probes"}
+    # have weights, probe_examples only for the embedding probe; never neither probes nor fine-tuning;
+    # train_layers only for a pretrained network that is fine-tuned, probe_share only for probes
+    # followed by fine-tuning (both parents must hold: an and-conjunction)
+    parents: dict[str, set[str]] = {}
+    for condition in space.conditions:
+        for part in getattr(condition, "components", [condition]):
+            parents.setdefault(part.child.name, set()).add(part.parent.name)
+    assert parents == {**{name: {"finetune"} for name in FINETUNE_ONLY}, "pretrained": {"backbone"},
+                       "probe_examples": {"probes"}, "train_layers": {"finetune", "pretrained"},
+                       "probe_share": {"finetune", "probes"}}
     assert [str(f) for f in space.forbidden_clauses] == [
         "(Forbidden: probes == 'none' && Forbidden: finetune == False)"]
     assert list(space["backbone"].choices) == [*PRETRAINED, "scratch_cnn"]
@@ -459,10 +471,40 @@ def test_older_configurations_read_back_unchanged() -> None:
     for name in GRID:
         config = grid_config(name)
         assert set(config) == HYPERPARAMETERS and validate_config(config) == config
+        assert {k: config[k] for k in NEW_KNOBS} == NEW_KNOBS, name
+    # written before train_layers and probe_share: every value reads back as written, and the two
+    # knobs are filled with the values that do what the learner did before them
     portfolio = REPO / "portfolio" / "default" / "portfolio.json"
     if portfolio.is_file():
         for inc in json.loads(portfolio.read_text())["incumbents"]:
-            assert validate_config(inc["config"]) == inc["config"], inc["dataset"]
+            assert validate_config(inc["config"]) == {**inc["config"], **NEW_KNOBS}, inc["dataset"]
+
+
+def test_train_layers_and_probe_share_are_inactive_where_the_learner_ignores_them() -> None:
+    """train_layers matters only for a pretrained network that is fine-tuned, probe_share only for
+    probes followed by fine-tuning; where inactive they hold all and 1.0 (what the learner did before)."""
+    from finetune.config import active_hyperparameters
+
+    def active(config: dict) -> set[str]:
+        return set(active_hyperparameters(validate_config(config)))
+
+    assert {"train_layers", "probe_share"} <= active({"train_layers": "head", "probe_share": 0.1})
+    probes_only = validate_config({"finetune": False})
+    assert not {"train_layers", "probe_share"} & active(probes_only)
+    assert {k: probes_only[k] for k in NEW_KNOBS} == NEW_KNOBS
+    scratch = validate_config({"backbone": "scratch_cnn"})
+    assert "train_layers" not in active(scratch) and scratch["train_layers"] == "all"
+    assert "probe_share" in active(scratch)  # its probes still precede its fine-tuning
+    assert "train_layers" not in active({"pretrained": False})  # from random weights: everything trains
+    assert "probe_share" not in active({"probes": "none"})
+    assert default_config()["train_layers"] == "all" and default_config()["probe_share"] == 1.0
+    with pytest.raises(ConfigError) as info:
+        validate_config({"train_layers": "backbone"})
+    assert info.value.field == "train_layers" and "last_blocks" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        validate_config({"probe_share": 0.3})
+    assert info.value.field == "probe_share" and "0.35" in str(info.value)
+    assert validate_config({"probe_share": 1})["probe_share"] == 1.0
 
 
 def test_a_configuration_that_never_predicts_is_refused() -> None:

@@ -59,19 +59,19 @@ def test_with_the_default_settings_most_samples_after_the_first_bracket_are_mode
         counts = sample_counts(run_dir)
         samples = _samples(run_dir)
         assert counts == {k: v for k, v in summary["runs"][name].items() if k != "bohb_seed"}
-        assert counts["samples"] == len(samples) == 24  # 4 brackets: 9 + 3 + 3 + 9 samples
+        assert counts["samples"] == len(samples) == 15  # 3 brackets: 9 + 3 + 3 samples
         assert counts["model_based"] == sum(c["info"]["model_based_pick"] for c in samples)
-        assert counts["after_first"] == 15
+        assert counts["after_first"] == 6
         assert counts["share_after_first"] >= 0.5, (name, counts)
         assert {c["info"].get("why") for c in samples if not c["info"]["model_based_pick"]} <= {
             "random fraction", "no model yet"}
         run = RunFolder(run_dir).read_run()
-        assert run["iterations"] == settings.iterations == 4 and run["bohb"]["random_fraction"] == 0.2
+        assert run["iterations"] == settings.iterations == 3 and run["bohb"]["random_fraction"] == 0.2
     assert summary["all"]["share_after_first"] >= 0.5 and summary["all"]["lowest_share_after_first"] >= 0.5
 
 
 def test_the_warm_start_runs_first_at_full_budget_and_no_incumbent_is_weaker(rehearsal):
-    from finetune.grid import GRID
+    from finetune.grid import CORE, GRID
     from portfolio.incumbents import select_incumbent
 
     out, _, _ = rehearsal
@@ -80,7 +80,7 @@ def test_the_warm_start_runs_first_at_full_budget_and_no_incumbent_is_weaker(reh
         trials = folder.trials()
         warm = [t for t in trials if t["config_id"][0] == 0]
         names = [c["info"]["warm_start"] for c in folder.configs() if c["info"].get("warm_start")]
-        assert names == list(GRID) and len(warm) == len(GRID) == 21  # baseline:default among them
+        assert names == [n for n in GRID if n in CORE] and len(warm) == len(CORE) == 7  # baseline:default among them (grid-core)
         assert {t["budget"] for t in warm} == {1.0}
         # the warm start came first (the first bracket starts once its last jobs are out to the workers)
         assert all(t["config_id"][0] == 0 for t in trials[:len(warm) - 2])
@@ -88,15 +88,15 @@ def test_the_warm_start_runs_first_at_full_budget_and_no_incumbent_is_weaker(reh
         incumbent = select_incumbent(trials)
         assert incumbent["budget"] == 1.0 and incumbent["alc"] >= best_warm
         # BOHB's brackets come after it: iteration 1 is the first bracket (9 configurations at 1/9)
-        assert sorted({t["config_id"][0] for t in trials}) == [0, 1, 2, 3, 4]
+        assert sorted({t["config_id"][0] for t in trials}) == [0, 1, 2, 3]
         assert sum(1 for t in trials if t["config_id"][0] == 1 and t["budget"] < 0.2) == 9
 
 
 def test_what_is_sampled_respects_the_conditions_and_the_datasets_shape(rehearsal):
     out, _, _ = rehearsal
     runs = {name: RunFolder(out / "runs" / name) for name in ("squares", "clips")}
-    assert runs["squares"].read_run()["space"]["dimensions"] == 18
-    assert runs["clips"].read_run()["space"]["dimensions"] == 20
+    assert runs["squares"].read_run()["space"]["dimensions"] == 20
+    assert runs["clips"].read_run()["space"]["dimensions"] == 22
     assert runs["squares"].read_run()["space"]["data"] == {"video": False, "channels": 3}
     seen_probes_only = seen_scratch = 0
     for name, folder in runs.items():
@@ -115,7 +115,7 @@ def test_what_is_sampled_respects_the_conditions_and_the_datasets_shape(rehearsa
                 seen_scratch += 1
                 assert "pretrained" not in encoded  # scratch_cnn is never pretrained
         for t in folder.trials():  # what a trial evaluates is complete: every hyperparameter of the space
-            assert len(t["config"]) == 21
+            assert len(t["config"]) == 23
             if t["config"]["backbone"] == "scratch_cnn" and t["config_id"][0] > 0:
                 assert t["config"]["pretrained"] is False
     assert seen_probes_only and seen_scratch
@@ -128,7 +128,7 @@ def test_a_second_pass_repeats_nothing(rehearsal):
     settings = BuildSettings()
     run_dir = out / "runs" / "squares"
     run = RunFolder(run_dir).read_run()
-    assert run_complete(run_dir, settings) and planned_trials(run) == 21 + 13 + 4 + 3 + 13
+    assert run_complete(run_dir, settings) and planned_trials(run) == 7 + 13 + 4 + 3
     spec = bohb_spec(settings, "squares", datasets["squares"], "rehearse_search")
     spec.objective, spec.objective_args = "offline_bohb.synthetic:synthetic_evaluator", {"seconds": 0.0}
     again = run_local(spec, run_dir, workers=1, ping_interval=1)
@@ -144,6 +144,6 @@ def test_bohb_show_reports_seeds_warm_start_and_model_based_samples(rehearsal, c
     text = capsys.readouterr().out
     counts = summary["runs"]["clips"]
     assert f"BOHB {derive_seed(0, 'clips')} (derived from build seed 0 and 'clips')" in text
-    assert "20 dimensions searched (video True, 3 channels)" in text
-    assert (f"warm start: 21 configurations; BOHB sampled 24, {counts['model_based']} by its model; after the "
-            f"first bracket {counts['model_based_after_first']} of 15") in text
+    assert "22 dimensions searched (video True, 3 channels)" in text
+    assert (f"warm start: 7 configurations; BOHB sampled 15, {counts['model_based']} by its model; after the "
+            f"first bracket {counts['model_based_after_first']} of 6") in text

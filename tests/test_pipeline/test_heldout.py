@@ -169,3 +169,18 @@ def test_run_resumes_and_evaluates_each_unit_once(tmp_path: Path) -> None:
     s = heldout_summary(list(read_results(results).values()), methods, ["tiny"], seeds=(0,))
     assert s["simulated"]["tiny"][SUBMISSION].mean is not None
     assert s["simulated"]["tiny"][ORACLE].mean >= s["simulated"]["tiny"][SINGLE_BEST].mean
+
+    # rows of an earlier learner version (rows without learner_version count as version 1) are
+    # neither reused nor read back: the run computes them again
+    from finetune.learner import LEARNER_VERSION
+
+    assert LEARNER_VERSION > 1
+    old = [json.loads(line) for line in results.read_text().splitlines()]
+    assert {r["learner_version"] for r in old} == {LEARNER_VERSION}
+    results.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "learner_version"}) + "\n"
+                               for r in old))
+    assert read_results(results) == {} and len(read_results(results, 1)) == 3
+    fresh = run_heldout(results, [("tiny", data)], methods, protocol=str(protocol), seeds=(0,), workers=0)
+    assert len(fresh) == 3 and all(r["learner_version"] == LEARNER_VERSION for r in fresh)
+    assert len(results.read_text().splitlines()) == 6 and len(read_results(results, all_versions=True)) == 6
+    assert [r["alc"] for r in fresh] == [r["alc"] for r in again]  # the tiny set gets no quick start

@@ -37,17 +37,30 @@ def test_build_a_small_portfolio_then_resume_computing_nothing(tmp_path: Path):
     out = tmp_path / "portfolio"
     events = []
     manifest = build(out, settings, command="test", on_event=lambda e, i: events.append((e, i.get("dataset"))))
-    assert [e for e, _ in events] == ["collection", "bohb", "bohb", "incumbents", "cost matrix", "done"]
+    assert [e for e, _ in events] == ["collection", "bohb", "bohb", "pool", "pool matrix", "portfolio", "cost matrix",
+                                      "done"]
+    # the pool: each run's best full-budget trial (no fixed configuration: the tiny space has no warm start),
+    # on both datasets and both seeds; the runs' own full-budget trials of seed 0 are copied, not computed
+    pool = json.loads((out / "pool" / "pool.json").read_text())["candidates"]
+    assert 1 <= len(pool) <= 2 and all(c["origin"]["kind"] == "searched" for c in pool)
+    pool_cells = read_jsonl(out / "pool" / "cells.jsonl")
+    assert len(pool_cells) == len(pool) * 2 * 2 and all(c["status"] == "ok" for c in pool_cells)
+    copied = [c for c in pool_cells if str(c.get("reused_from", "")).startswith("trial:")]
+    assert copied and all(c["seed"] == 0 for c in copied)
+    analysis = json.loads((out / "pool" / "greedy.json").read_text())
+    assert (out / "pool" / "oracle_vs_k.png").is_file() and analysis["k"] >= 1
     portfolio = json.loads((out / "portfolio.json").read_text())
-    assert sorted(i["dataset"] for i in portfolio["incumbents"]) == ["digits_a", "digits_b"]
+    assert sorted(i["dataset"] for i in portfolio["incumbents"]) == sorted(analysis["used"])
     for inc in portfolio["incumbents"]:
         assert inc["config"]["backbone"] == "scratch_cnn" and inc["budget"] == 1.0
-    cells = read_jsonl(out / "cells.jsonl")
-    assert len(cells) == 4 and all(c["status"] == "ok" for c in cells)
+        assert inc["member"] in analysis["members"]
+    cells = read_jsonl(out / "cells.jsonl")  # the cost matrix: every cell copied from the pool's
+    assert len(cells) == len(analysis["used"]) ** 2 * 2 and all(c["status"] == "ok" and c["reused_from"] for c in cells)
     assert (out / "cost_matrix.csv").is_file() and (out / "cost_matrix.png").is_file()
-    assert {"collection", "bohb digits_a", "bohb digits_b", "incumbents", "cost matrix"} <= {
+    assert {"collection", "bohb digits_a", "bohb digits_b", "pool", "pool matrix", "portfolio", "cost matrix"} <= {
         s["step"] for s in manifest["steps"]}
     assert "cells.jsonl" in manifest["files"] and "runs/digits_a/trials.jsonl" in manifest["files"]
+    assert "pool/greedy.md" in manifest["files"]
     # each dataset's run samples with its own seed; the manifest says how many samples its model picked
     from offline_bohb.run import derive_seed
 
@@ -62,5 +75,6 @@ def test_build_a_small_portfolio_then_resume_computing_nothing(tmp_path: Path):
     events.clear()
     again = build(out, settings, command="test again", on_event=lambda e, i: events.append((e, i.get("dataset"))))
     assert "bohb" not in [e for e, _ in events]  # complete runs are not started again
-    assert read_jsonl(out / "cells.jsonl") == cells
+    assert read_jsonl(out / "cells.jsonl") == cells and read_jsonl(out / "pool" / "cells.jsonl") == pool_cells
     assert again["steps"][-1]["computed"] == 0
+    assert next(s for s in reversed(again["steps"]) if s["step"] == "pool matrix")["computed"] == 0

@@ -108,17 +108,21 @@ def _tag_values(tags: tuple[str, ...]) -> dict[str, int]:
     return {t.split(":")[0]: int(t.split(":")[1]) for t in tags if ":" in t}
 
 
-def test_default_collection_is_wide_enough() -> None:
+@pytest.mark.parametrize("only", [None, ["tag:core"]], ids=["all", "core"])
+def test_default_collection_is_wide_enough(only: list[str] | None) -> None:
     """The counts the training collection promises, from its entries' tags (checked against the
-    built data by tests/test_autodl/test_sources_training.py)."""
+    built data by tests/test_autodl/test_sources_training.py), for the whole collection and for
+    the 30 datasets tagged `core` that the embedded default is built on."""
     coll = load_collection("default")
-    ds = coll.datasets
+    ds = coll.select(only)
+    if only:
+        assert len(ds) == 30
     for d in ds:
         kinds = {"real", "generated", "derived"} & set(d.tags)
         assert len(kinds) == 1, f"{d.name}: tag it real, generated or derived"
         assert {"side", "classes"} <= set(_tag_values(d.tags)), d.name
         assert set(d.tags) <= {"real", "generated", "derived", "colour", "variable-size", "few-shot", "multi-label",
-                               "video", "motion-only"} | {t for t in d.tags if ":" in t}, d.name
+                               "video", "motion-only", "core"} | {t for t in d.tags if ":" in t}, d.name
         if "motion-only" in d.tags:
             assert "video" in d.tags
     value = {d.name: _tag_values(d.tags) for d in ds}
@@ -695,3 +699,13 @@ def test_report_of_a_heldout_collection_keeps_other_blocks(tmp_path: Path, monke
     assert calls == ["scenes", "smp"]  # figures reused
     assert again.startswith("# Training collection `default`\n\nkept as it is\n")
     assert again.endswith("\n## Notes after the block\n")
+
+
+def test_select_by_tag() -> None:
+    coll = load_collection("default")
+    core = coll.select(["tag:core"])
+    assert core and all("core" in d.tags for d in core)
+    assert [d.name for d in coll.select(["tag:core", "fashion_20k"])] == [
+        d.name for d in coll.datasets if "core" in d.tags or d.name == "fashion_20k"]
+    with pytest.raises(CollectionError, match="tag:NAME"):
+        coll.select(["tag:nonesuch"])

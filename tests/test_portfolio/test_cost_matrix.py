@@ -25,6 +25,7 @@ from autodl.errors import AutoDLError
 from autodl.protocol import Protocol
 from autodl.records import read_jsonl
 from autodl.writer import write_arrays
+from finetune.learner import LEARNER_VERSION
 from portfolio.cost_matrix import (
     CELLS_FILE,
     CostMatrix,
@@ -198,6 +199,30 @@ def test_incumbents_of_the_same_configuration_share_one_evaluation_per_cell(coll
     assert sum(1 for r in fresh.cells if r.get("reused_from")) == 2
 
 
+def test_cells_of_another_learner_version_are_computed_again_and_never_reused(collection: Path, timing_file: Path,
+                                                                            tmp_path: Path):
+    """A cell records the learner version that computed it; a cell (or a known evaluation) of
+    another version, or without the field (version 1), is not counted, nor copied: computed again."""
+    assert LEARNER_VERSION > 1
+    portfolio = make_portfolio(collection, timing_file, {"bars": CONFIGS["bars"]})
+    targets = [f"bars={collection / 'bars'}"]
+    first = run_cost_matrix(portfolio, targets, tmp_path / "cm", workers=0, device="cpu")
+    assert [r["learner_version"] for r in first.computed] == [LEARNER_VERSION]
+    cell = first.computed[0]
+    old = {k: v for k, v in cell.items() if k != "learner_version"}
+    (tmp_path / "cm" / CELLS_FILE).write_text(json.dumps(old) + "\n")
+    again = run_cost_matrix(portfolio, targets, tmp_path / "cm", workers=0, device="cpu")
+    assert len(again.computed) == 1 and [r["learner_version"] for r in again.cells] == [LEARNER_VERSION]
+    assert again.computed[0]["alc"] == cell["alc"]
+    # a known evaluation (e.g. a BOHB trial) is copied only where the same learner version made it
+    trial = {**cell, "source": "trial:bars:0.0.0"}
+    stale = run_cost_matrix(portfolio, targets, tmp_path / "stale", workers=0, device="cpu",
+                            known=[{**trial, "learner_version": 1}])
+    assert len(stale.computed) == 1 and not stale.cells[0].get("reused_from")
+    same = run_cost_matrix(portfolio, targets, tmp_path / "same", workers=0, device="cpu", known=[trial])
+    assert same.computed == [] and same.cells[0]["reused_from"] == "trial:bars:0.0.0"
+
+
 def test_refusals_before_anything_runs(collection: Path, timing_file: Path, tmp_path: Path):
     portfolio = make_portfolio(collection, timing_file, {"bars": CONFIGS["bars"]})
     run_cost_matrix(portfolio, [("bars", collection / "bars")], tmp_path / "cm", workers=0, device="cpu")
@@ -272,7 +297,8 @@ def portfolio_dir(collection: Path, timing_file: Path, tmp_path: Path) -> Path:
         for inc in portfolio.incumbents:
             for target, alc in zip(CONFIGS, alcs[inc.dataset], strict=True):
                 f.write(json.dumps({"source": inc.dataset, "target": target, "seed": 0, "status": "ok", "alc": alc,
-                                    "config_digest": config_digest(inc.config), "wall_seconds": 1.0}) + "\n")
+                                    "config_digest": config_digest(inc.config), "wall_seconds": 1.0,
+                                    "learner_version": LEARNER_VERSION}) + "\n")
     result = run_cost_matrix(portfolio, collection, out, workers=0)
     assert result.computed == [] and result.summary["single_best"]["source"] == "dots"
     assert result.summary["oracle"]["rings"]["source"] == "bars"

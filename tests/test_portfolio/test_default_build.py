@@ -23,6 +23,7 @@ from metafeatures.embeddings import EmbeddingSpec
 from portfolio import default_build
 from portfolio.build import DEFAULT_ITERATIONS, BuildSettings, read_manifest
 from portfolio.default_build import (
+    DEFAULT_ONLY,
     DefaultBuildError,
     DefaultBuildSettings,
     SelectionSettings,
@@ -180,8 +181,9 @@ def test_a_second_build_skips_every_finished_step(copy):
 
 def test_changed_settings_are_refused_unless_the_step_output_is_absent(copy):
     out = copy / "out"
-    with pytest.raises(DefaultBuildError, match=rf"iterations \({DEFAULT_ITERATIONS} -> 3; BOHB runs") as info:
-        build_default(out, settings_for(copy, build={"iterations": 3, "seed": 1}))
+    changed = DEFAULT_ITERATIONS + 1
+    with pytest.raises(DefaultBuildError, match=rf"iterations \({DEFAULT_ITERATIONS} -> {changed}; BOHB runs") as info:
+        build_default(out, settings_for(copy, build={"iterations": changed, "seed": 1}))
     assert isinstance(info.value, AutoDLError) and "seed (0 -> 1" in str(info.value) and "manifest.json" in str(info.value)
     other = SelectionSettings(**{**SELECTION.__dict__, "n_queries": 3})
     with pytest.raises(DefaultBuildError, match=r"n_queries \(2 -> 3; selector comparison"):
@@ -230,7 +232,7 @@ def test_runner_up_is_the_best_learned_selector_besides_the_choice():
 
 def test_the_command_that_reproduces_a_build():
     assert reproduce_command(DefaultBuildSettings()) == "autodl-meta portfolio build-default --workers 2"
-    s = DefaultBuildSettings(build=BuildSettings(iterations=10, seed=3, workers=8, data="/scratch/d"),
+    s = DefaultBuildSettings(build=BuildSettings(iterations=10, seed=3, workers=8, data="/scratch/d", only=DEFAULT_ONLY),
                              features="/scratch/f")
     assert reproduce_command(s, "/scratch/p") == ("autodl-meta portfolio build-default --workers 8 --out /scratch/p "
                                                   "--data /scratch/d --features /scratch/f --iterations 10 --seed 3")
@@ -258,11 +260,12 @@ def test_the_command_line_prints_how_to_reproduce(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(default_build, "build_default", fake)
     assert main(["portfolio", "build-default", "--workers", "1", "--out", str(tmp_path / "x"),
-                 "--iterations", "3"]) == 0
+                 "--iterations", "5"]) == 0
     text = capsys.readouterr().out
-    assert seen["settings"].build.iterations == 3 and seen["settings"].build.workers == 1
+    assert seen["settings"].build.iterations == 5 and seen["settings"].build.workers == 1
+    assert seen["settings"].build.only == ("tag:core",) and seen["settings"].build.portfolio == "greedy"
     assert seen["settings"].features_dir == Path("data/metafeatures/default")
-    assert f"reproduce with: autodl-meta portfolio build-default --workers 1 --out {tmp_path / 'x'} --iterations 3" \
+    assert f"reproduce with: autodl-meta portfolio build-default --workers 1 --out {tmp_path / 'x'} --iterations 5" \
         in text
     assert "choice: single-best (mean leave-one-dataset-out ALC 0.7400)" in text and "2.50 MB" in text
     assert "fit the choice single-best into x/selector" in text
