@@ -58,6 +58,9 @@ from typing import Any
 import numpy as np
 
 from autodl.errors import ConversionError
+from autodl.compose import (
+    alpha_crop, check_int, paste, random_background, read_rgba, scaled_rgba, shuffled, smooth_background,
+)
 from autodl.sources import (
     HELD_OUT_FONT_DIRS,
     DataSource,
@@ -71,102 +74,6 @@ from autodl.sources import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def _check_int(key: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low or \
-            (high is not None and value > high):
-        bound = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
-        raise ConversionError(None, f"{key}={value!r}: expected {bound}", field=key)
-    return int(value)
-
-
-def _shuffled(xs: list[np.ndarray], ys: list[Any], rng: np.random.Generator, stack: bool,
-              empty_shape: tuple[int, ...]) -> tuple[Any, np.ndarray]:
-    """Examples and labels in a seeded random order (an array when ``stack``, else a list)."""
-    order = rng.permutation(len(ys))
-    y = np.asarray(ys, dtype=np.int64)[order] if ys else np.zeros((0,), np.int64)
-    if not stack:
-        return [xs[i] for i in order], y
-    x = np.stack([xs[i] for i in order]) if xs else np.zeros((0, *empty_shape), np.uint8)
-    return x.astype(np.uint8), y
-
-
-def _background(height: int, width: int, rng: np.random.Generator, noise: float = 6.0) -> np.ndarray:
-    """A random background ``[height, width, 3]`` uint8: a plain colour or a linear gradient of
-    two colours in a random direction, with a little Gaussian noise."""
-    c0 = rng.integers(0, 256, 3).astype(np.float64)
-    if rng.random() < 0.5:
-        img = np.broadcast_to(c0, (height, width, 3)).astype(np.float64)
-    else:
-        c1 = rng.integers(0, 256, 3).astype(np.float64)
-        angle = rng.uniform(0, 2 * np.pi)
-        yy, xx = np.mgrid[0:height, 0:width]
-        proj = (xx * np.cos(angle) + yy * np.sin(angle)).astype(np.float64)
-        proj = (proj - proj.min()) / max(np.ptp(proj), 1.0)
-        img = c0 + proj[..., None] * (c1 - c0)
-    img = img + rng.normal(0, noise, (height, width, 3))
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
-
-
-def _smooth_background(height: int, width: int, rng: np.random.Generator, cells: int = 3,
-                       noise: float = 5.0) -> np.ndarray:
-    """A smooth random field of muted colours: ``cells x cells`` random colours enlarged bicubically."""
-    from PIL import Image
-
-    base = rng.integers(20, 236, (cells, cells, 3)).astype(np.float64)
-    base = 0.4 * base + 0.6 * base.mean(axis=-1, keepdims=True)  # muted colours, like terrain
-    img = np.asarray(Image.fromarray(np.rint(base).astype(np.uint8)).resize((width, height), Image.Resampling.BICUBIC))
-    img = img.astype(np.float64)
-    img = img + rng.normal(0, noise, img.shape)
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
-
-
-def _alpha_crop(rgba: np.ndarray) -> np.ndarray:
-    """An RGBA array cropped to the bounding box of its visible pixels (alpha > 8)."""
-    alpha = rgba[..., 3] > 8
-    if not alpha.any():
-        return rgba
-    rows, cols = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
-    return rgba[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-
-
-def _read_rgba(path: Path, max_side: int | None = None) -> np.ndarray:
-    """A picture file as RGBA uint8 ``[H, W, 4]``, shrunk so its longer side is at most ``max_side``."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            rgba = img.convert("RGBA")
-    except OSError as exc:
-        raise ConversionError(path, f"cannot be read as a picture ({exc})") from None
-    if max_side is not None and max(rgba.size) > max_side:
-        rgba.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    return np.asarray(rgba)
-
-
-def _paste(canvas: np.ndarray, rgba: np.ndarray, top: int, left: int) -> np.ndarray:
-    """``rgba`` alpha-composited onto ``canvas`` (``[H, W, 3]`` uint8) at ``(top, left)``, clipped."""
-    out = canvas.astype(np.float64)
-    h, w = rgba.shape[:2]
-    r0, c0 = max(top, 0), max(left, 0)
-    r1, c1 = min(top + h, canvas.shape[0]), min(left + w, canvas.shape[1])
-    if r1 <= r0 or c1 <= c0:
-        return canvas
-    part = rgba[r0 - top:r1 - top, c0 - left:c1 - left].astype(np.float64)
-    a = part[..., 3:4] / 255.0
-    out[r0:r1, c0:c1] = part[..., :3] * a + out[r0:r1, c0:c1] * (1 - a)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def _scaled_rgba(rgba: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize RGBA with premultiplied alpha (no dark fringes), Lanczos down, bilinear up."""
-    from PIL import Image
-
-    img = Image.fromarray(rgba, "RGBA")
-    down = height * width < rgba.shape[0] * rgba.shape[1]
-    method = Image.Resampling.LANCZOS if down else Image.Resampling.BILINEAR
-    return np.asarray(img.convert("RGBa").resize((max(1, width), max(1, height)), method).convert("RGBA"))
 
 
 # --- Greek letters (symbols, unseen fonts in test) ---------------------------------------------
@@ -284,7 +191,7 @@ def load_greek_letters(seed: int = 0, characters: str = GREEK_LETTERS, n_train_p
         fonts = [f for fam in fams for f in families[fam]]
         xs = [_draw_glyph(fonts, c, size, rng)[..., None] for c in characters for _ in range(n)]
         ys = [k for k in range(len(characters)) for _ in range(n)]
-        out += list(_shuffled(xs, ys, rng, True, (size, size, 1)))
+        out += list(shuffled(xs, ys, rng, True, (size, size, 1)))
     return out[0], out[1], out[2], out[3], list(characters)
 
 
@@ -327,15 +234,15 @@ def _stamp_example(rgba: np.ndarray, rng: np.random.Generator, min_side: int, ma
     aspect = float(np.exp(rng.uniform(np.log(0.75), np.log(4 / 3))))
     h, w = (longer, max(min_side, round(longer / aspect))) if aspect >= 1 else (max(min_side, round(longer * aspect)),
                                                                                longer)
-    stamp = _alpha_crop(rgba)
+    stamp = alpha_crop(rgba)
     fill = float(rng.uniform(0.6, 0.95))
     scale = fill * min(h / stamp.shape[0], w / stamp.shape[1])
     sh, sw = max(1, round(stamp.shape[0] * scale)), max(1, round(stamp.shape[1] * scale))
-    stamp = _scaled_rgba(stamp, sh, sw)
+    stamp = scaled_rgba(stamp, sh, sw)
     if rng.random() < 0.5:
         stamp = stamp[:, ::-1]
     top, left = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
-    return _paste(_background(h, w, rng), stamp, top, left)
+    return paste(random_background(h, w, rng), stamp, top, left)
 
 
 def _tuxpaint_missing(stamps_dir: str | Path = TUXPAINT_DIR) -> str | None:
@@ -385,9 +292,9 @@ def load_tuxpaint_stamps(seed: int = 0, categories: Sequence[str] = TUXPAINT_CAT
     reason = _tuxpaint_missing(stamps_dir)
     if reason is not None:
         raise ConversionError(Path(stamps_dir), reason)
-    _check_int("max_stamps", max_stamps, 2)
-    _check_int("min_side", min_side, 8)
-    _check_int("max_side", max_side, min_side)
+    check_int("max_stamps", max_stamps, 2)
+    check_int("min_side", min_side, 8)
+    check_int("max_side", max_side, min_side)
     files = {}
     for c in categories:
         found = tuxpaint_files(c, stamps_dir)
@@ -408,10 +315,10 @@ def load_tuxpaint_stamps(seed: int = 0, categories: Sequence[str] = TUXPAINT_CAT
             for i in range(n):
                 path = paths[int(order[i % len(paths)])]
                 if path not in cache:
-                    cache[path] = _read_rgba(path, max_side=2 * max_side)
+                    cache[path] = read_rgba(path, max_side=2 * max_side)
                 xs.append(_stamp_example(cache[path], rng, min_side, max_side))
                 ys.append(label)
-        out += list(_shuffled(xs, ys, rng, False, ()))
+        out += list(shuffled(xs, ys, rng, False, ()))
     return out[0], out[1], out[2], out[3], list(categories)
 
 
@@ -544,8 +451,8 @@ def load_gimp_patterns(seed: int = 0, categories: Sequence[str] = GIMP_CATEGORIE
     reason = _gimp_missing(patterns_dir)
     if reason is not None:
         raise ConversionError(Path(patterns_dir), reason)
-    _check_int("min_crop", min_crop, 2)
-    _check_int("max_crop", max_crop, min_crop)
+    check_int("min_crop", min_crop, 2)
+    check_int("max_crop", max_crop, min_crop)
     patterns = gimp_patterns(categories, patterns_dir)
     if len(patterns) < 2:
         raise ConversionError(Path(patterns_dir), f"{len(patterns)} pattern(s) in {list(categories)}; expected "
@@ -556,7 +463,7 @@ def load_gimp_patterns(seed: int = 0, categories: Sequence[str] = GIMP_CATEGORIE
     for n, mirror in ((n_train_per_class, False), (n_test_per_class, True)):
         xs = [_texture_view(tile, rng, size, min_crop, max_crop, mirror) for tile in tiles.values() for _ in range(n)]
         ys = [k for k in range(len(tiles)) for _ in range(n)]
-        out += list(_shuffled(xs, ys, rng, True, (size, size, 3)))
+        out += list(shuffled(xs, ys, rng, True, (size, size, 3)))
     return out[0], out[1], out[2], out[3], list(tiles)
 
 
@@ -593,18 +500,18 @@ def split_portraits(races: Sequence[str], seed: int, test_fraction: float, image
 def _portrait_example(rgba: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
     """A portrait on a random background: cropped to its figure, the top 80-100 % of it kept,
     scaled to fill 80-100 % of the square, maybe mirrored."""
-    fig = _alpha_crop(rgba)
+    fig = alpha_crop(rgba)
     keep = int(round(fig.shape[0] * rng.uniform(0.8, 1.0)))
     fig = fig[:max(1, keep)]
     fill = float(rng.uniform(0.8, 1.0)) * size
     scale = fill / max(fig.shape[:2])
     h, w = max(1, round(fig.shape[0] * scale)), max(1, round(fig.shape[1] * scale))
-    fig = _scaled_rgba(fig, h, w)
+    fig = scaled_rgba(fig, h, w)
     if rng.random() < 0.5:
         fig = fig[:, ::-1]
     top = size - h if rng.random() < 0.7 else int(rng.integers(0, size - h + 1))  # busts mostly stand on the edge
     left = int(rng.integers(0, size - w + 1))
-    return _paste(_background(size, size, rng), fig, top, left)
+    return paste(random_background(size, size, rng), fig, top, left)
 
 
 def _wesnoth_missing(images_dir: str | Path = WESNOTH_IMAGES) -> str | None:
@@ -653,7 +560,7 @@ def load_wesnoth_portraits(seed: int = 0, races: Sequence[str] = PORTRAIT_RACES,
     reason = _wesnoth_missing(images_dir)
     if reason is not None:
         raise ConversionError(Path(images_dir), reason)
-    _check_int("n_train_per_class", n_train_per_class, 1, 20)
+    check_int("n_train_per_class", n_train_per_class, 1, 20)
     train_files, test_files = split_portraits(races, seed, test_fraction, images_dir)
     rng = np.random.default_rng(seed)
     out: list[Any] = []
@@ -665,13 +572,13 @@ def load_wesnoth_portraits(seed: int = 0, races: Sequence[str] = PORTRAIT_RACES,
             for i in range(n):
                 xs.append(_portrait_example(_cached_rgba(paths[int(order[i % len(paths)])], 4 * size), rng, size))
                 ys.append(label)
-        out += list(_shuffled(xs, ys, rng, True, (size, size, 3)))
+        out += list(shuffled(xs, ys, rng, True, (size, size, 3)))
     return out[0], out[1], out[2], out[3], list(races)
 
 
 @lru_cache(maxsize=4096)
 def _cached_rgba(path: Path, max_side: int | None = None) -> np.ndarray:
-    arr = _read_rgba(path, max_side)
+    arr = read_rgba(path, max_side)
     arr.setflags(write=False)
     return arr
 
@@ -737,18 +644,18 @@ def _animation_clip(files: Sequence[Path], rng: np.random.Generator, frames: int
     side = int(rng.integers(sprite[0], sprite[1] + 1))
     scale = side / max(padded[0].shape[:2])
     sh, sw = max(1, round(padded[0].shape[0] * scale)), max(1, round(padded[0].shape[1] * scale))
-    sprites = [_scaled_rgba(p, sh, sw) for p in padded]
+    sprites = [scaled_rgba(p, sh, sw) for p in padded]
     if rng.random() < 0.5:
         sprites = [s[:, ::-1] for s in sprites]
     span = np.array([max(size - sh, 0), max(size - sw, 0)], np.float64)
     pos = rng.uniform(0, 1, 2) * span
     angle = rng.uniform(0, 2 * np.pi)
     vel = np.array([np.sin(angle), np.cos(angle)]) * rng.uniform(0.5, 1.0) * max_speed
-    background = _smooth_background(size, size, rng)
+    background = smooth_background(size, size, rng)
     start = int(rng.integers(len(sprites)))
     clip = np.zeros((frames, size, size, 3), np.uint8)
     for t in range(frames):
-        clip[t] = _paste(background, sprites[(start + t) % len(sprites)], int(round(pos[0])), int(round(pos[1])))
+        clip[t] = paste(background, sprites[(start + t) % len(sprites)], int(round(pos[0])), int(round(pos[1])))
         nxt = pos + vel
         for d in range(2):
             if nxt[d] < 0 or nxt[d] > span[d]:
@@ -802,7 +709,7 @@ def load_wesnoth_animations(seed: int = 0, races: Sequence[str] = UNIT_RACES, n_
     reason = _wesnoth_missing(images_dir)
     if reason is not None:
         raise ConversionError(Path(images_dir), reason)
-    _check_int("frames", frames, 1)
+    check_int("frames", frames, 1)
     lo, hi = (int(v) for v in sprite)
     if not 1 <= lo <= hi <= size:
         raise ConversionError(None, f"sprite={list(sprite)}: expected 1 <= smallest <= largest <= size={size}",
@@ -825,7 +732,7 @@ def load_wesnoth_animations(seed: int = 0, races: Sequence[str] = UNIT_RACES, n_
                 files = list(seqs.values())[int(rng.integers(len(seqs)))]
                 xs.append(_animation_clip(files, rng, frames, size, (lo, hi), max_speed))
                 ys.append(label)
-        out += list(_shuffled(xs, ys, rng, True, (frames, size, size, 3)))
+        out += list(shuffled(xs, ys, rng, True, (frames, size, size, 3)))
     return out[0], out[1], out[2], out[3], list(races)
 
 
@@ -881,7 +788,7 @@ def _shape_scene(kinds: Sequence[str], size: int, rng: np.random.Generator, supe
     from PIL import Image
 
     big = size * supersample
-    background = _background(big, big, rng, noise=0.0).astype(np.float64)
+    background = random_background(big, big, rng, noise=0.0).astype(np.float64)
     background = 0.35 * background + 0.65 * background.mean(axis=-1, keepdims=True)  # desaturated
     img = background
     placed: list[tuple[float, float, float]] = []
@@ -934,7 +841,7 @@ def load_shape_scenes(seed: int = 0, shapes: Sequence[str] = SHAPES, n_train: in
     if unknown or len(set(shapes)) != len(shapes) or len(shapes) < 2:
         raise ConversionError(None, f"shapes={list(shapes)!r}: expected at least 2 distinct of {', '.join(SHAPES)}",
                               field="shapes")
-    _check_int("max_labels", max_labels, 1, len(shapes))
+    check_int("max_labels", max_labels, 1, len(shapes))
     rng = np.random.default_rng(seed)
     out: list[Any] = []
     for n in (n_train, n_test):
@@ -1066,10 +973,10 @@ def load_spin_zoom(seed: int = 0, n_train_per_class: int = 100, n_test_per_class
         ``x_train [4*n_train_per_class, frames, size, size, 1]`` uint8, ``y_train``, ``x_test``,
         ``y_test``, :data:`SPIN_ZOOM_CLASSES`.
     """
-    _check_int("frames", frames, 2)
-    _check_int("size", size, 4)
-    _check_int("step", step, 1)
-    n_r, n_t = (_check_int("grid", int(g), 4) for g in grid)
+    check_int("frames", frames, 2)
+    check_int("size", size, 4)
+    check_int("step", step, 1)
+    n_r, n_t = (check_int("grid", int(g), 4) for g in grid)
     rng = np.random.default_rng(seed)
     out: list[Any] = []
     for n in (n_train_per_class, n_test_per_class):
@@ -1170,8 +1077,8 @@ def load_earth_landcover(seed: int = 0, n_train_per_class: int = 100, n_test_per
     reason = _earth_missing(image)
     if reason is not None:
         raise ConversionError(Path(image), reason)
-    _check_int("min_crop", min_crop, 2)
-    _check_int("max_crop", max_crop, min_crop)
+    check_int("min_crop", min_crop, 2)
+    check_int("max_crop", max_crop, min_crop)
     pixels = _earth_pixels(Path(image))
     rng = np.random.default_rng(seed)
     out: list[Any] = []
@@ -1189,7 +1096,7 @@ def load_earth_landcover(seed: int = 0, n_train_per_class: int = 100, n_test_per
                     crop = crop[:, ::-1]
                 xs.append(_resize(np.ascontiguousarray(crop), size, size))
                 ys.append(label)
-        out += list(_shuffled(xs, ys, rng, True, (size, size, 3)))
+        out += list(shuffled(xs, ys, rng, True, (size, size, 3)))
     return out[0], out[1], out[2], out[3], list(EARTH_REGIONS)
 
 

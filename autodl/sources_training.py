@@ -66,8 +66,8 @@ from typing import Any
 import numpy as np
 
 from autodl.errors import ConversionError
+from autodl.compose import alpha_crop, check_int, paste, random_background, scaled_rgba, shuffled
 from autodl.sources import DataSource, SourceArrays, _resize, _split_by_group, register_source
-from autodl.sources_heldout import _alpha_crop, _background, _check_int, _paste, _scaled_rgba, _shuffled
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ def _check_float(key: str, value: Any, low: float, high: float | None = None) ->
 
 def _per_class_counts(n_train_per_class: Any, n_test_per_class: Any) -> tuple[int, int]:
     """The two per-class counts, checked (integers >= 0)."""
-    return (_check_int("n_train_per_class", n_train_per_class, 0),
-            _check_int("n_test_per_class", n_test_per_class, 0))
+    return (check_int("n_train_per_class", n_train_per_class, 0),
+            check_int("n_test_per_class", n_test_per_class, 0))
 
 
 def _load_rgb(path: Path, short_side: int | None = None) -> np.ndarray:
@@ -130,10 +130,10 @@ def _column_crops(images: dict[str, np.ndarray], seed: int, n_train_per_class: i
     (:func:`_crop_out`). Crops flatter than ``min_std`` grey levels are drawn again (up to 20
     times); mirrored at random when ``mirror``.
     """
-    _check_int("n_train_per_class", n_train_per_class, 0)
-    _check_int("n_test_per_class", n_test_per_class, 0)
+    check_int("n_train_per_class", n_train_per_class, 0)
+    check_int("n_test_per_class", n_test_per_class, 0)
     if size is not None:
-        _check_int("size", size, 8)
+        check_int("size", size, 8)
     rng = np.random.default_rng(seed)
     xs: dict[str, list[np.ndarray]] = {"train": [], "test": []}
     ys: dict[str, list[int]] = {"train": [], "test": []}
@@ -161,7 +161,7 @@ def _column_crops(images: dict[str, np.ndarray], seed: int, n_train_per_class: i
     out: list = []
     shape = (size or 1, size or 1, 3)
     for subset in ("train", "test"):
-        out += list(_shuffled(xs[subset], ys[subset], rng, size is not None, shape))
+        out += list(shuffled(xs[subset], ys[subset], rng, size is not None, shape))
     return out[0], out[1], out[2], out[3], list(images)
 
 
@@ -232,10 +232,10 @@ def load_kde_wallpapers(seed: int = 0, wallpapers: Sequence[str] | None = None, 
         ``x_test``, ``y_test``, the wallpapers' names.
     """
     chosen = _chosen_wallpapers(wallpapers, wallpaper_dir)
-    _check_int("min_side", min_side, 8)
-    _check_int("max_side", max_side, min_side)
-    _check_int("min_crop", min_crop, 8)
-    _check_int("max_crop", max_crop, min_crop)
+    check_int("min_side", min_side, 8)
+    check_int("max_side", max_side, min_side)
+    check_int("min_crop", min_crop, 8)
+    check_int("max_crop", max_crop, min_crop)
     images = _wallpaper_images(chosen, str(wallpaper_dir))
     return _column_crops(images, seed, n_train_per_class, n_test_per_class, size, min_crop, max_crop,
                          var_side=(min_side, max_side))
@@ -305,7 +305,7 @@ def load_gnome_backgrounds(seed: int = 0, patterns: Sequence[str] | None = None,
     for i in (0, 2):
         xs = list(parts[0][i]) + list(parts[1][i])
         ys = list(parts[0][i + 1]) + list(parts[1][i + 1])
-        out += list(_shuffled(xs, ys, rng, size is not None, (size or 1, size or 1, 3)))
+        out += list(shuffled(xs, ys, rng, size is not None, (size or 1, size or 1, 3)))
     return out[0], out[1], out[2], out[3], chosen
 
 
@@ -346,7 +346,7 @@ def _chosen_flags(n_flags: int, seed: int, flag_dir: str | Path) -> list[str]:
     if reason is not None:
         raise ConversionError(flag_dir, reason)
     files = flag_files(flag_dir)
-    _check_int("n_flags", n_flags, 2, len(files))
+    check_int("n_flags", n_flags, 2, len(files))
     picks = np.random.default_rng(seed).choice(len(files), size=n_flags, replace=False)
     return [list(files)[i] for i in sorted(picks.tolist())]
 
@@ -356,7 +356,7 @@ def _flag_rgba(path: str) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as img:
-        return _alpha_crop(np.asarray(img.convert("RGBA")))
+        return alpha_crop(np.asarray(img.convert("RGBA")))
 
 
 def _flag_drawing(rgba: np.ndarray, size: int, rng: np.random.Generator, background: np.ndarray | None = None
@@ -367,16 +367,16 @@ def _flag_drawing(rgba: np.ndarray, size: int, rng: np.random.Generator, backgro
 
     scale = float(rng.uniform(0.55, 0.9)) * size / max(rgba.shape[:2])
     h, w = max(1, round(rgba.shape[0] * scale)), max(1, round(rgba.shape[1] * scale))
-    img = Image.fromarray(_scaled_rgba(rgba, h, w), "RGBA")
+    img = Image.fromarray(scaled_rgba(rgba, h, w), "RGBA")
     img = img.rotate(float(rng.uniform(-12, 12)), resample=Image.Resampling.BICUBIC, expand=True)
     arr = np.asarray(img).astype(np.float64)
     gain, offset = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
     arr[..., :3] = np.clip(arr[..., :3] * gain + offset, 0, 255)
     arr = np.rint(arr).astype(np.uint8)
-    canvas = _background(size, size, rng) if background is None else background
+    canvas = random_background(size, size, rng) if background is None else background
     top = (size - arr.shape[0]) // 2 + int(rng.integers(-size // 10, size // 10 + 1))
     left = (size - arr.shape[1]) // 2 + int(rng.integers(-size // 10, size // 10 + 1))
-    return _paste(canvas, arr, top, left)
+    return paste(canvas, arr, top, left)
 
 
 def load_freeciv_flags(seed: int = 0, n_flags: int = 100, n_train_per_class: int = 6, n_test_per_class: int = 4,
@@ -395,7 +395,7 @@ def load_freeciv_flags(seed: int = 0, n_flags: int = 100, n_train_per_class: int
         ``x_train [n_flags*n_train_per_class, size, size, 3]`` uint8, ``y_train``, ``x_test``,
         ``y_test``, the flags' names.
     """
-    _check_int("size", size, 16)
+    check_int("size", size, 16)
     names = _chosen_flags(n_flags, seed, flag_dir)
     files = flag_files(flag_dir)
     rng = np.random.default_rng(seed + 1)
@@ -406,7 +406,7 @@ def load_freeciv_flags(seed: int = 0, n_flags: int = 100, n_train_per_class: int
             for _ in range(n):
                 xs.append(_flag_drawing(_flag_rgba(str(files[name])), size, rng))
                 ys.append(label)
-        out += list(_shuffled(xs, ys, rng, True, (size, size, 3)))
+        out += list(shuffled(xs, ys, rng, True, (size, size, 3)))
     return out[0], out[1], out[2], out[3], names
 
 
@@ -424,15 +424,15 @@ def load_flag_grid(seed: int = 0, n_flags: int = 20, n_train: int = 1000, n_test
         ``x_train [n_train, grid*cell, grid*cell, 3]`` uint8, ``y_train [n_train, n_flags]``
         0/1, ``x_test``, ``y_test``, the flags' names.
     """
-    _check_int("cell", cell, 16)
-    _check_int("grid", grid, 1)
+    check_int("cell", cell, 16)
+    check_int("grid", grid, 1)
     names = _chosen_flags(n_flags, seed, flag_dir)
-    _check_int("max_labels", max_labels, 1, min(grid * grid, len(names)))
+    check_int("max_labels", max_labels, 1, min(grid * grid, len(names)))
     files = flag_files(flag_dir)
     rng = np.random.default_rng(seed + 1)
     side = grid * cell
     out: list = []
-    for n in (_check_int("n_train", n_train, 0), _check_int("n_test", n_test, 0)):
+    for n in (check_int("n_train", n_train, 0), check_int("n_test", n_test, 0)):
         x = np.zeros((n, side, side, 3), np.uint8)
         y = np.zeros((n, len(names)), np.int64)
         for i in range(n):
@@ -446,7 +446,7 @@ def load_flag_grid(seed: int = 0, n_flags: int = 20, n_train: int = 1000, n_test
                     tile = _flag_drawing(_flag_rgba(str(files[names[filled[where]]])), cell, rng)
                     y[i, filled[where]] = 1
                 else:
-                    tile = _background(cell, cell, rng)
+                    tile = random_background(cell, cell, rng)
                 x[i, r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = tile
         out += [x, y]
     return out[0], out[1], out[2], out[3], names
@@ -487,13 +487,13 @@ def _oxygen_missing(theme_dir: str | Path = OXYGEN_DIR) -> str | None:
 def _icon_on_background(png: Path, side: int, rng: np.random.Generator, fill: tuple[float, float] = (0.7, 0.95)
                         ) -> np.ndarray:
     """An icon scaled to fill part of a ``side`` square, on a random background: ``[side, side, 3]``."""
-    rgba = _alpha_crop(_cached_icon(str(png)))
+    rgba = alpha_crop(_cached_icon(str(png)))
     scale = float(rng.uniform(*fill)) * side / max(rgba.shape[:2])
     h, w = max(1, round(rgba.shape[0] * scale)), max(1, round(rgba.shape[1] * scale))
-    scaled = _scaled_rgba(rgba, h, w)
+    scaled = scaled_rgba(rgba, h, w)
     top = (side - h) // 2 + int(rng.integers(-side // 16, side // 16 + 1))
     left = (side - w) // 2 + int(rng.integers(-side // 16, side // 16 + 1))
-    return _paste(_background(side, side, rng), scaled, top, left)
+    return paste(random_background(side, side, rng), scaled, top, left)
 
 
 @lru_cache(maxsize=4096)
@@ -556,24 +556,24 @@ def load_oxygen_icons(seed: int = 0, task: str = "context", contexts: Sequence[s
                     if s in files[keys[i]]:
                         xs.append(_icon_on_background(files[keys[i]][s], s, rng))
                         ys.append(int(strata[i]))
-            out += list(_shuffled(xs, ys, rng, False, (1, 1, 3)))
+            out += list(shuffled(xs, ys, rng, False, (1, 1, 3)))
         return out[0], out[1], out[2], out[3], list(contexts)
-    _check_int("size", size, 16)
+    check_int("size", size, 16)
     eligible = sorted(k for k, v in files.items() if k[0] in OXYGEN_CONTEXTS
                       and all(s in v for s in OXYGEN_SMALL_SIZES) and any(s in v for s in OXYGEN_LARGE_SIZES))
-    _check_int("n_icons", n_icons, 2, len(eligible))
+    check_int("n_icons", n_icons, 2, len(eligible))
     picks = rng.choice(len(eligible), size=n_icons, replace=False)
     chosen = [eligible[i] for i in sorted(picks.tolist())]
     out = []
-    for group, n in ((OXYGEN_SMALL_SIZES, _check_int("n_train_per_class", n_train_per_class, 0)),
-                     (OXYGEN_LARGE_SIZES, _check_int("n_test_per_class", n_test_per_class, 0))):
+    for group, n in ((OXYGEN_SMALL_SIZES, check_int("n_train_per_class", n_train_per_class, 0)),
+                     (OXYGEN_LARGE_SIZES, check_int("n_test_per_class", n_test_per_class, 0))):
         xs, ys = [], []
         for label, key in enumerate(chosen):
             have = [s for s in group if s in files[key]]
             for j in range(n):
                 xs.append(_icon_on_background(files[key][have[j % len(have)]], size, rng, fill=(0.6, 0.95)))
                 ys.append(label)
-        out += list(_shuffled(xs, ys, rng, True, (size, size, 3)))
+        out += list(shuffled(xs, ys, rng, True, (size, size, 3)))
     return out[0], out[1], out[2], out[3], [f"{c}/{n}" for c, n in chosen]
 
 
@@ -722,7 +722,7 @@ def load_blob_scenes(seed: int = 0, families: Sequence[str] = TEXTURE_FAMILIES, 
     if unknown or len(families) < 2 or len(set(families)) != len(families):
         raise ConversionError(None, f"families={list(families)!r}: expected 2 or more distinct of "
                                     f"{', '.join(TEXTURE_FAMILIES)}", field="families")
-    _check_int("size", size, 16)
+    check_int("size", size, 16)
     rng = np.random.default_rng(seed)
     out: list = []
     for n in _per_class_counts(n_train_per_class, n_test_per_class):
@@ -742,7 +742,7 @@ def load_blob_scenes(seed: int = 0, families: Sequence[str] = TEXTURE_FAMILIES, 
                 img = img + rng.normal(0, 4, img.shape)
                 xs.append(np.clip(np.rint(img), 0, 255).astype(np.uint8))
                 ys.append(label)
-        out += list(_shuffled(xs, ys, rng, True, (size, size, 3)))
+        out += list(shuffled(xs, ys, rng, True, (size, size, 3)))
     return out[0], out[1], out[2], out[3], list(families)
 
 
@@ -753,7 +753,7 @@ def _procedural_scene(size: int, rng: np.random.Generator) -> np.ndarray:
     (no anti-aliasing, so that sharpness is the generator's, not the drawing's)."""
     from PIL import Image, ImageDraw
 
-    img = Image.fromarray(_background(size, size, rng, noise=0.0))
+    img = Image.fromarray(random_background(size, size, rng, noise=0.0))
     draw = ImageDraw.Draw(img)
     for _ in range(int(rng.integers(4, 10))):
         colour = tuple(int(v) for v in rng.integers(0, 256, 3))
@@ -792,9 +792,9 @@ def load_degradations(seed: int = 0, content: str = "procedural", blur_radii: Se
     sigmas = [_check_float("noise_levels", s, 0.0) for s in noise_levels]
     if len(radii) * len(sigmas) < 2:
         raise ConversionError(None, "expected at least 2 (blur, noise) classes", field="blur_radii")
-    _check_int("size", size, 16)
-    n_train = _check_int("n_train_per_class", n_train_per_class, 0)
-    n_test = _check_int("n_test_per_class", n_test_per_class, 0)
+    check_int("size", size, 16)
+    n_train = check_int("n_train_per_class", n_train_per_class, 0)
+    n_test = check_int("n_test_per_class", n_test_per_class, 0)
     classes = [(r, s) for r in radii for s in sigmas]
     names = [f"blur{r:g}-noise{s:g}" for r, s in classes]
     rng = np.random.default_rng(seed)
@@ -822,7 +822,7 @@ def load_degradations(seed: int = 0, content: str = "procedural", blur_radii: Se
                     arr = arr + rng.normal(0, sigma, arr.shape)
                 xs.append(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
                 ys.append(label)
-        out += list(_shuffled(xs, ys, rng, True, (size, size, 3)))
+        out += list(shuffled(xs, ys, rng, True, (size, size, 3)))
     return out[0], out[1], out[2], out[3], names
 
 
@@ -862,9 +862,9 @@ def load_texture_speed(seed: int = 0, speeds: Sequence[int] = TEXTURE_SPEEDS, n_
     if len(speeds) < 2 or len(set(speeds)) != len(speeds):
         raise ConversionError(None, f"speeds={list(speeds)!r}: expected 2 or more distinct integers", field="speeds")
     for s in speeds:
-        _check_int("speeds", s, 1, size // 2)
-    _check_int("frames", frames, 2)
-    _check_int("size", size, 8)
+        check_int("speeds", s, 1, size // 2)
+    check_int("frames", frames, 2)
+    check_int("size", size, 8)
     rng = np.random.default_rng(seed)
     out: list = []
     for n in _per_class_counts(n_train_per_class, n_test_per_class):
@@ -879,7 +879,7 @@ def load_texture_speed(seed: int = 0, speeds: Sequence[int] = TEXTURE_SPEEDS, n_
                 clip = clip + rng.normal(0, 3, clip.shape)
                 xs.append(np.clip(np.rint(clip), 0, 255).astype(np.uint8))
                 ys.append(label)
-        out += list(_shuffled(xs, ys, rng, True, (frames, size, size, 3)))
+        out += list(shuffled(xs, ys, rng, True, (frames, size, size, 3)))
     return out[0], out[1], out[2], out[3], [f"{s}px" for s in speeds]
 
 
@@ -907,8 +907,8 @@ def load_flicker(seed: int = 0, periods: Sequence[float] = FLICKER_PERIODS, n_tr
     for p in periods:
         _check_float("periods", p, 2.0)
     depth = _check_float("depth", depth, 0.0, 1.0)
-    _check_int("frames", frames, 2)
-    _check_int("size", size, 8)
+    check_int("frames", frames, 2)
+    check_int("size", size, 8)
     rng = np.random.default_rng(seed)
     out: list = []
     t = np.arange(frames, dtype=np.float64)
@@ -925,7 +925,7 @@ def load_flicker(seed: int = 0, periods: Sequence[float] = FLICKER_PERIODS, n_tr
                 clip = clip + rng.normal(0, 3, clip.shape)
                 xs.append(np.clip(np.rint(clip), 0, 255).astype(np.uint8))
                 ys.append(label)
-        out += list(_shuffled(xs, ys, rng, True, (frames, size, size, 3)))
+        out += list(shuffled(xs, ys, rng, True, (frames, size, size, 3)))
     return out[0], out[1], out[2], out[3], [f"period{p:.3g}" for p in periods]
 
 

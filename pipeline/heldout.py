@@ -125,8 +125,8 @@ class MethodSet:
 def portfolio_members(portfolio: str | Path) -> tuple[dict[str, dict[str, Any]], str]:
     """The distinct configurations of a portfolio folder, by name, and the single best's name.
 
-    A portfolio with a ``members`` list (issue 11's greedy portfolio: ``{name, config}``)
-    gives those; otherwise the incumbents, one member per distinct configuration, named
+    A greedy portfolio (:mod:`portfolio.pool`: ``provenance.members``, ``{name, config, ...}``,
+    each dataset's ``member`` naming its own) gives its K members by pool name; otherwise the incumbents, one member per distinct configuration, named
     ``member:<first training dataset whose incumbent it is>``. The single best is the member
     of ``summary.json``'s ``single_best.source``.
 
@@ -151,13 +151,16 @@ def portfolio_members(portfolio: str | Path) -> tuple[dict[str, dict[str, Any]],
     members: dict[str, dict[str, Any]] = {}
     by_digest: dict[str, str] = {}
     source_of: dict[str, str] = {}
-    if isinstance(port.get("members"), list):
-        for i, m in enumerate(port["members"]):
+    listed = (port.get("provenance") or {}).get("members")
+    if isinstance(listed, list):  # a greedy portfolio (portfolio.pool): its K members, by pool name
+        for i, m in enumerate(listed):
             if not isinstance(m, Mapping) or not isinstance(m.get("config"), Mapping):
-                raise AutoDLError(folder / "portfolio.json", f"{m!r}: expected {{name, config}}", field=f"members[{i}]")
+                raise AutoDLError(folder / "portfolio.json", f"{m!r}: expected {{name, config}}",
+                                  field=f"provenance.members[{i}]")
             members[str(m.get("name", f"member-{i}"))] = dict(m["config"])
-            for src in m.get("sources", []):
-                source_of[src] = str(m.get("name", f"member-{i}"))
+        for inc in port.get("incumbents") or []:
+            if isinstance(inc, Mapping) and inc.get("member") in members:
+                source_of[str(inc["dataset"])] = str(inc["member"])
     else:
         for i, inc in enumerate(port.get("incumbents") or []):
             if not isinstance(inc, Mapping) or not isinstance(inc.get("config"), Mapping):

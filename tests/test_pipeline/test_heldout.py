@@ -35,6 +35,20 @@ def test_members_are_distinct_configurations_and_single_best_is_one_of_them(tmp_
     assert single == "member:a"  # c's incumbent is a's configuration
 
 
+def test_greedy_portfolio_members_are_named_by_the_pool(tmp_path: Path) -> None:
+    """A greedy portfolio (portfolio.pool) lists its K members; each dataset names its member."""
+    folder = _portfolio(tmp_path / "p", [], single="b")
+    port = {"format": "autodl-meta-portfolio/1",
+            "incumbents": [{"dataset": "a", "config": CHEAP, "member": "fixed:lite0"},
+                           {"dataset": "b", "config": CHEAP_B, "member": "searched:x"}],
+            "provenance": {"members": [{"name": "fixed:lite0", "config": CHEAP}, {"name": "searched:x", "config": CHEAP_B},
+                                       {"name": "searched:y", "config": {**CHEAP, "input_size": 64}}]}}
+    (folder / "portfolio.json").write_text(json.dumps(port))
+    members, single = portfolio_members(folder)
+    assert list(members) == ["fixed:lite0", "searched:x", "searched:y"]  # a member no dataset got counts too
+    assert single == "searched:x"
+
+
 def test_single_best_outside_the_members_is_refused(tmp_path: Path) -> None:
     from autodl.errors import AutoDLError
 
