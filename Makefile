@@ -19,7 +19,7 @@ TRAINING_SYSDEPS := plasma-workspace-wallpapers
 HELDOUT_SYSDEPS := tuxpaint-stamps-default wesnoth-1.16-data
 PYTEST_ARGS ?=
 
-.PHONY: install sysdeps test test-slow demo benchmark training-data heldout-data clean
+.PHONY: install sysdeps test test-slow test-faults demo benchmark training-data heldout-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ test: install sysdeps
 # Every test, the slow end-to-end runs included.
 test-slow: install sysdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fault tests: processes killed mid-run, a full disk, a read-only folder (docs/reliability.md,
+# "Faults in the offline build"; the mounts need root, else those tests skip). Slow: about 20 min.
+test-faults: install sysdeps
+	$(BIN)/python -m pytest -m faults $(PYTEST_ARGS)
 
 # The main job: the shipped submission (portfolio/default and its selector) on the bundled
 # demo dataset demo/miniciao (the organizers' CIFAR-like sample, held out of the training

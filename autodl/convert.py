@@ -27,7 +27,12 @@ optional ``label.name`` file (one class name per line) names the classes and fix
 
 Every row is checked before anything is written, and the dataset is written into a
 temporary folder and renamed into place (:func:`autodl.writer.write_dataset`), so a bad
-input leaves nothing behind.
+input leaves nothing behind. Each image is decoded once on the way (a JPEG at reduced
+scale), so that a damaged file is refused here; images above :data:`MAX_IMAGE_PIXELS`
+are refused. A row that repeats an earlier one (same file, labels and subset) is dropped
+with a warning; a file listed again with other labels or another subset is refused, and
+so are labelled rows that all have the same single class. Greyscale, RGB and RGBA images
+may be mixed: the dataset then has 3 channels (each image converted when it is read).
 """
 
 from __future__ import annotations
@@ -56,6 +61,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv")
 LABEL_COLUMNS = ("Labels", "LabelConfidencePairs")
 VIDEO_FRAME_FORMAT = "JPEG"
+MAX_IMAGE_PIXELS = 89_478_485
+"""Images above this many pixels are refused (Pillow's default decompression-bomb limit,
+``PIL.Image.MAX_IMAGE_PIXELS``: a 10000x10000 PNG of one colour is a few KB on disk but
+300 MB decoded)."""
 
 # Pillow image mode -> channels after decoding (palette images decode to RGB).
 _MODE_CHANNELS = {"1": 1, "L": 1, "I": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "F": 1, "LA": 2,
@@ -179,18 +188,55 @@ def _resolve(folder: Path, name: str, row: _Row, csv_path: Path) -> Path:
 
 
 def _image_channels(path: Path, row: _Row, csv_path: Path) -> int:
-    """Open the image header (no decoding) and return its channel count after decoding."""
+    """Check that the image decodes (a JPEG at reduced scale) and is at most
+    :data:`MAX_IMAGE_PIXELS`; return its channel count after decoding."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            mode = img.mode
-            if mode == "P" and "transparency" in img.info:
-                return 4
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, in one line
+            with Image.open(path) as img:
+                mode, (width, height) = img.mode, img.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise ConversionError(csv_path, f"{row.where()}: {row.file_name!r} is {width}x{height} pixels, "
+                                                    f"more than {MAX_IMAGE_PIXELS} (Pillow's decompression-bomb "
+                                                    f"limit); resize it first", field="FileName")
+                transparent = mode == "P" and "transparency" in img.info
+                img.draft(mode, (64, 64))  # a JPEG decodes at 1/8 scale, still reading all of its data
+                img.load()  # a truncated or damaged file fails here, not in a model's first epoch
+    except ConversionError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ConversionError(csv_path, f"{row.where()}: {row.file_name!r} is not an image Pillow can "
                                         f"read ({exc})", field="FileName") from None
-    return _MODE_CHANNELS.get(mode, 3)
+    return 4 if transparent else _MODE_CHANNELS.get(mode, 3)
+
+
+def _label_text(labels: dict[int, float]) -> str:
+    return " ".join(str(i) if s == 1.0 else f"{i} {s:g}" for i, s in sorted(labels.items())) or "none"
+
+
+def _is_repeat(row: _Row, seen: dict[Path, _Row], csv_path: Path, label_column: str) -> bool:
+    """Whether ``row`` names a file an earlier row named with the same labels and subset (it is
+    then dropped, with a warning); a file named again with other labels or another subset is refused."""
+    key = row.path.resolve()
+    first = seen.setdefault(key, row)
+    if first is row:
+        return False
+    if first.labels == row.labels and first.subset == row.subset:
+        logger.warning("%s %s: %r repeats %s; the duplicate row is dropped", csv_path, row.where(), row.file_name,
+                       first.where())
+        return True
+    if first.labels != row.labels:
+        raise ConversionError(csv_path, f"{row.where()}: {row.file_name!r} is listed again with the label "
+                                        f"{_label_text(row.labels)!r}, {first.where()} gives "
+                                        f"{_label_text(first.labels)!r}; a file is one example with one set of "
+                                        f"labels", field=label_column)
+    raise ConversionError(csv_path, f"{row.where()}: {row.file_name!r} is listed again in subset {row.subset!r}, "
+                                    f"{first.where()} puts it in {first.subset!r}; a file is one example in one "
+                                    f"subset", field="subset")
 
 
 def _check_media(row: _Row, csv_path: Path) -> None:
@@ -203,6 +249,12 @@ def _check_media(row: _Row, csv_path: Path) -> None:
             raise ConversionError(csv_path, f"{row.where()}: the folder {row.file_name!r} holds no image "
                                             f"file ({', '.join(IMAGE_EXTENSIONS)}); a folder is one "
                                             f"video, its frames in sorted order", field="FileName")
+        root = csv_path.parent.resolve()
+        outside = [p for p in frames if not p.resolve().is_relative_to(root)]
+        if outside:  # a frame that is a symbolic link leading out of the dataset's folder
+            raise ConversionError(csv_path, f"{row.where()}: the frame {outside[0].name!r} of {row.file_name!r} "
+                                            f"points outside {root}; file names must stay inside the folder",
+                                  field="FileName")
         row.kind, row.frame_paths = "frames", frames
         channels = {_image_channels(p, row, csv_path) for p in frames}
         row.channels = channels.pop() if len(channels) == 1 else 3
@@ -356,6 +408,7 @@ def convert_image_folder(folder: str | Path, out_root: str | Path, name: str | N
         raise ConversionError(csv_path, "has no data row; expected one row per example", field="FileName")
 
     rows: list[_Row] = []
+    seen: dict[Path, _Row] = {}
     for number, (line, cells) in enumerate(raw_rows, start=1):
         def cell(c: str, cells: list[str] = cells) -> str:
             i = col[c]
@@ -372,6 +425,8 @@ def convert_image_folder(folder: str | Path, out_root: str | Path, name: str | N
                                                 f"{row.file_name!r}; expected one of "
                                                 f"{', '.join(SUBSET_VALUES)}", field="subset")
             row.subset = value
+        if _is_repeat(row, seen, csv_path, label_column):
+            continue
         _check_media(row, csv_path)
         rows.append(row)
 
@@ -410,6 +465,10 @@ def convert_image_folder(folder: str | Path, out_root: str | Path, name: str | N
                    "test": [r for i, r in enumerate(rows) if i in test_ids],
                    "unlabelled": [r for r in rows if not r.labels]}
 
+    used = sorted({i for s in ("train", "test") for r in subsets[s] for i in r.labels})
+    if len(used) == 1:
+        raise ConversionError(csv_path, f"every labelled row has the class {used[0]}; a classification dataset "
+                                        f"needs at least 2 classes", field=label_column)
     if label_names is not None:
         output_dim = len(label_names)
     else:

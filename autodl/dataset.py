@@ -209,7 +209,7 @@ def decode_frame(data: bytes, channels: int, size: tuple[int, int] | None = None
             if size is not None and img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             arr = np.asarray(img)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise FormatError(path, f"record {index}: a frame does not decode as an image ({exc})",
                           field="0_compressed") from None
     return arr.reshape(arr.shape[0], arr.shape[1], channels)
@@ -297,7 +297,14 @@ class AutoDLDataset:
             d = self.subset_dir(subset)
             if not d.is_dir():
                 raise FormatError(d, f"not found; this dataset has {self.subsets}")
-            self._metadata[subset] = read_metadata(d)
+            meta = read_metadata(d)
+            if subset != "train" and (self.data_dir / "train").is_dir():
+                train = self.metadata("train")
+                if meta.output_dim != train.output_dim:
+                    raise FormatError(d / "metadata.textproto",
+                                      f"{meta.output_dim}, but the train subset's says {train.output_dim}; every "
+                                      f"subset has the same classes", field="output_dim")
+            self._metadata[subset] = meta
         return self._metadata[subset]
 
     @cached_property
@@ -308,7 +315,11 @@ class AutoDLDataset:
         """Class names from ``<name>_label.name``, else from the label map, else None."""
         path = self.root / f"{self.name}_label.name"
         if path.is_file():
-            return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise FormatError(path, "not UTF-8 text; expected one class name per line") from None
+            return [line.strip() for line in text.splitlines() if line.strip()]
         return self.metadata("train").label_names()
 
     def solution(self) -> np.ndarray:
@@ -501,23 +512,77 @@ class AutoDLDataset:
                                      "positions", field="indices")
         return wanted
 
-    def shape_summary(self, subset: str = "train", limit: int = 100) -> dict[str, Any]:
-        """Median, min and max frame shape over the first ``limit`` examples (decoded headers only)."""
-        from PIL import Image
+    def shape_summary(self, subset: str = "train", limit: int = 100, *,
+                      check_metadata: bool = False) -> dict[str, Any]:
+        """Median, min and max frame shape over the first ``limit`` examples (decoded headers only).
+
+        ``(T, H, W)`` each; ``None`` for a subset without examples. A frame whose header does
+        not read as an image is a :class:`FormatError`; with ``check_metadata``, so is a
+        frame whose size contradicts a fixed ``row_count`` / ``col_count`` of the metadata.
+        """
+        from PIL import Image, UnidentifiedImageError
 
         meta = self.metadata(subset)
+        rows, cols = meta.get_matrix_size(0)
+        md = self.subset_dir(subset) / "metadata.textproto"
         shapes = []
-        for r in self.iter_raw(subset, limit=limit):
+        for path, i, raw in self._records(subset, limit):
+            r = parse_record(raw, meta, path, i)
             f = r.frames[0]
             if isinstance(f, bytes):
-                with Image.open(io.BytesIO(f)) as img:
-                    shapes.append((len(r.frames), img.size[1], img.size[0]))
+                try:
+                    with Image.open(io.BytesIO(f)) as img:
+                        shape = (len(r.frames), img.size[1], img.size[0])
+                except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+                    raise FormatError(path, f"record {i}: a frame does not decode as an image ({exc})",
+                                      field="0_compressed") from None
             else:
-                shapes.append((len(r.frames), *f.shape[:2]))
+                shape = (len(r.frames), *f.shape[:2])
+            if check_metadata:
+                for name, fixed, got in (("row_count", rows, shape[1]), ("col_count", cols, shape[2])):
+                    if fixed > 0 and got != fixed:
+                        raise FormatError(md, f"{fixed}, but record {i} of {path.name} has a frame of {shape[1]}x"
+                                              f"{shape[2]} pixels (rows x columns)", field=f"matrix_spec[0].{name}")
+            shapes.append(shape)
+        if not shapes:
+            return {"examples_seen": 0, "median": None, "min": None, "max": None,
+                    "channels": meta.get_num_channels(0)}
         arr = np.asarray(shapes)
         return {"examples_seen": len(shapes), "median": tuple(int(v) for v in np.median(arr, 0)),
                 "min": tuple(int(v) for v in arr.min(0)), "max": tuple(int(v) for v in arr.max(0)),
                 "channels": meta.get_num_channels(0)}
+
+    def check(self, subsets: Sequence[str] = ("train", "test"), *, solution: bool = True) -> dict[str, int]:
+        """Read every record of ``subsets`` (those present; train and test are required) and,
+        with ``solution``, the solution, without decoding a frame, before a model is run on
+        the dataset.
+
+        Checks each TFRecord's framing and checksums, that every record parses and its labels
+        are in range, that the counts agree with ``sample_count``, that train and test are not
+        empty, and the ``.solution`` against the test subset. Returns the record count of
+        each subset checked.
+
+        Raises
+        ------
+        FormatError
+            The first problem found, naming the file and the field.
+        """
+        counts = {}
+        for subset in subsets:
+            if subset not in ("train", "test") and subset not in self.subsets:
+                continue  # an optional subset (unlabelled) this dataset does not have
+            meta = self.metadata(subset)
+            counts[subset] = 0
+            for path, i, raw in self._records(subset):  # framing, checksums and, at the end, the count
+                parse_labels(raw, meta, path, i)  # the record parses and its labels are in range
+                counts[subset] += 1
+            if subset in ("train", "test") and counts[subset] == 0:
+                raise FormatError(self.subset_dir(subset) / "metadata.textproto",
+                                  f"0 examples in the {subset} subset; a model needs at least one "
+                                  f"{'training' if subset == 'train' else 'test'} example", field="sample_count")
+        if solution and "test" in counts:
+            self.solution()
+        return counts
 
     # --- tf.data view -------------------------------------------------------------------
     def tf_dataset(self, subset: str = "train") -> Any:

@@ -270,6 +270,7 @@ def evaluate_model(factory: ModelFactory, dataset: str | Path | AutoDLDataset, p
     """
     ds = dataset if isinstance(dataset, AutoDLDataset) else AutoDLDataset(dataset)
     proto = shortened(protocol, budget)
+    ds.check()  # a damaged or empty subset fails here, in one line, before anything runs or is written
     solution = ds.solution()  # a bad solution fails here, before the budget is spent
     simulated = clock_name == "simulated"
     factor = SIMULATED_WALL_LIMIT_FACTOR if simulated else WALL_LIMIT_FACTOR
@@ -389,6 +390,7 @@ def run_local(dataset: str | Path, command: Sequence[str], protocol: Protocol, o
         Variables added to the child's environment (which is this process's otherwise).
     """
     ds = AutoDLDataset(dataset)
+    ds.check()  # a damaged or empty subset fails here, in one line, before anything runs or is written
     solution = ds.solution()  # fail early on a bad solution, before spending the budget
     out = Path(out)
     pred_dir, score_dir = out / "predictions", out / "scores"

@@ -41,18 +41,38 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 def append_jsonl(path: str | Path, row: Mapping[str, Any]) -> None:
-    """Append ``row`` as one JSON line and flush it to disk."""
+    """Append ``row`` as one JSON line and flush it to disk.
+
+    Raises
+    ------
+    OSError
+        The line cannot be written (a full disk, a read-only folder), with ``filename`` set to
+        ``path``; the file is cut back to its size before the call, so that no half-written
+        line is left behind and every line before stays as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cut = False
-    if path.is_file() and path.stat().st_size:
-        with path.open("rb") as f:
-            f.seek(-1, os.SEEK_END)
-            cut = f.read(1) != b"\n"
-    with path.open("a") as f:
-        f.write(("\n" if cut else "") + json.dumps(dict(row)) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    line = json.dumps(dict(row)) + "\n"  # a row that cannot be written as JSON fails before the file is touched
+    size = 0
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cut = False
+        if path.is_file():
+            size = path.stat().st_size
+            if size:
+                with path.open("rb") as f:
+                    f.seek(-1, os.SEEK_END)
+                    cut = f.read(1) != b"\n"
+        with path.open("a") as f:
+            f.write(("\n" if cut else "") + line)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        try:
+            if path.is_file() and path.stat().st_size > size:
+                os.truncate(path, size)
+        except OSError:
+            pass
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def to_plain(value: Any, leaf: Callable[[Any], Any] | None = None) -> Any:

@@ -597,7 +597,10 @@ def _load_yaml(path: Path) -> dict[Any, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise PredictionError(path, f"is not valid YAML ({exc})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = getattr(exc, "problem", None) or " ".join(str(exc).split())  # one line
+        raise PredictionError(path, f"is not valid YAML ({where}{what}); expected 'key: value' lines") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -7,15 +7,18 @@ with exit code 2, never a traceback; a traceback means a bug.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from autodl.errors import AutoDLError
+from autodl.parallel import apply_tls_arguments
 from autodl_meta import (
     cli_bohb,
     cli_collection,
+    cli_fidelity_budget,
     cli_heldout,
     cli_metafeatures,
     cli_portfolio,
@@ -74,9 +77,12 @@ def _show(path: Path | str, grid: str | None) -> int:
     if names:
         shown = ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
         print(f"  classes    {shown}")
-    summary = ds.shape_summary("train")
-    print(f"  train frame size (first {summary['examples_seen']}): median {summary['median'][1:]} "
-          f"min {summary['min'][1:]} max {summary['max'][1:]}, {summary['channels']} channels")
+    summary = ds.shape_summary("train", check_metadata=True)
+    if summary["examples_seen"]:
+        print(f"  train frame size (first {summary['examples_seen']}): median {summary['median'][1:]} "
+              f"min {summary['min'][1:]} max {summary['max'][1:]}, {summary['channels']} channels")
+    else:
+        print("  train frame size: no training example (a model cannot be run on this dataset)")
     if grid:
         from autodl.plots import example_grid
 
@@ -499,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_selector.register_benchmark(bsub, fmt)
     cli_submission.register_benchmark(bsub, fmt)
     cli_heldout.register_benchmark(bsub, fmt)
+    cli_fidelity_budget.register_benchmark(bsub, fmt)
 
     ft = sub.add_parser("finetune", help="fine-tuning tools")
     fsub = ft.add_subparsers(dest="finetune_command", required=True, metavar="ACTION")
@@ -527,12 +534,19 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
+        apply_tls_arguments(args)  # --tls-ca-file/--tls-cert/--tls-key of the Dask commands
         return args.func(args)
     except AutoDLError as exc:
         print(f"autodl-meta: error: {exc}", file=sys.stderr)
         return 2
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         print(f"autodl-meta: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a read-only folder: one line, naming the file where known
+        if exc.filename is None and exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"autodl-meta: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("autodl-meta: interrupted", file=sys.stderr)

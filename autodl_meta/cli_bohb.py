@@ -138,7 +138,7 @@ def cmd_bohb_master(args: argparse.Namespace) -> int:
     RunFolder(args.shared_dir).start(spec)
     ns = start_nameserver(args.run_id, args.shared_dir, interface=args.interface) if args.with_nameserver else None
     try:
-        address = (ns.host, ns.port) if ns else read_credentials(args.shared_dir, args.run_id, wait=args.wait)
+        address = ns.address if ns else read_credentials(args.shared_dir, args.run_id, wait=args.wait)
         bar, progress = _progress_bar(spec)
         with bar:
             summary = run_master(args.shared_dir, address, min_workers=args.min_workers, interface=args.interface,

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from autodl.parallel import add_tls_arguments
+
 
 def _selectors(values: list[str] | None) -> dict[str, str]:
     from autodl.errors import AutoDLError
@@ -134,5 +136,6 @@ def register_benchmark(bsub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--workers", type=int, default=2,
                    help="simulated-clock evaluations side by side (Dask processes, one PyTorch thread each)")
     p.add_argument("--scheduler", default=None, help="a Dask scheduler address instead of a local cluster")
+    add_tls_arguments(p)
     p.add_argument("--report-only", action="store_true", help="evaluate nothing: report what --results holds")
     p.set_defaults(func=cmd_benchmark_heldout)

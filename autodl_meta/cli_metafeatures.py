@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.errors import AutoDLError
+from autodl.parallel import add_tls_arguments
 
 DEFAULT_DATA = "data/collections"
 """A collection NAME is read from ``DEFAULT_DATA/NAME`` unless ``--data`` says otherwise."""
@@ -125,6 +126,7 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     ex.add_argument("--scheduler", default=None,
                     help="address of a running Dask scheduler instead of a LocalCluster (e.g. tcp://10.1.2.3:8786 "
                          "from dask-jobqueue); the workers must see the datasets and --out at the same paths")
+    add_tls_arguments(ex)
     ex.add_argument("--device", default=None, help="cpu or cuda (default: CUDA where available)")
     ex.set_defaults(func=cmd_metafeatures_extract)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.errors import AutoDLError
+from autodl.parallel import add_tls_arguments
 from autodl_meta.cli_bohb import _fraction
 
 
@@ -246,6 +247,7 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
                     help="address of a running Dask scheduler instead of a LocalCluster, e.g. tcp://10.1.2.3:8786 "
                          "from dask-jobqueue: SLURMCluster(cores=1, processes=1, memory='8GB', ...).scale(jobs=N) "
                          "(see portfolio/cost_matrix.py); its workers must see the datasets' paths")
+    add_tls_arguments(cm)
     cm.add_argument("--timing", default=None,
                     help="price the cells with this timing table instead of the one the BOHB runs used")
     cm.add_argument("--device", default=None, help="cpu or cuda (default: cuda where available)")
@@ -270,6 +272,7 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     bd.add_argument("--matrix-seeds", default="0,1",
                     help="comma-separated seeds of the pool's and the cost matrix's cells (the first: --seed)")
     bd.add_argument("--scheduler", default=None, help="a running Dask scheduler for the cost matrix")
+    add_tls_arguments(bd)
     bd.add_argument("--only", default=None,
                     help="comma-separated datasets of the collection or tag:NAME (default: all)")
     _design_arguments(bd)

@@ -102,7 +102,8 @@ def cmd_selector_compare(args: argparse.Namespace) -> int:
                           cost_batch_sizes=_ints(args.cost_batch_sizes, "--cost-batch-sizes")
                           if args.cost_batch_sizes else None,
                           timing_repeats=args.repeats, time_embedding=not args.no_embedding_timing,
-                          command=_command(), progress=bars)
+                          command=_command(), nested=not args.no_nested_fallback, inner_queries=args.inner_queries,
+                          baselines=not args.no_baselines, progress=bars)
     finally:
         bars.close()
     print(summary_table(summary))
@@ -164,7 +165,18 @@ def cmd_selector_fit(args: argparse.Namespace) -> int:
     sel = make_selector(args.selector, **params)
     if "seed" in sel.get_params() and "seed" not in params:
         sel.set_params(seed=args.seed)
-    sel.fit(with_incumbent, src.matrix) if sel.needs_cost else sel.fit(with_incumbent)
+    if getattr(sel, "outputs", "datasets") == "members":
+        from selector.members import load_members
+
+        mm = load_members(args.portfolio, src.matrix)
+        with_incumbent = [d for d in with_incumbent if d.name in mm.member_of]
+        sel.fit(with_incumbent, src.matrix, members=mm.restrict(mm.members, [d.name for d in with_incumbent]))
+        print(f"note: {args.selector} names portfolio members, not training datasets: the submission cannot ship it "
+              "yet (it maps a training dataset to its configuration)", file=sys.stderr)
+    elif sel.needs_cost:
+        sel.fit(with_incumbent, src.matrix)
+    else:
+        sel.fit(with_incumbent)
     extra: dict[str, Any] = {
         "command": _command(), "date": _dt.datetime.now().isoformat(timespec="seconds"),
         "features": str(args.features), "portfolio": str(args.portfolio), "cost_matrix": src.path,
@@ -271,6 +283,14 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     c.add_argument("--repeats", type=int, default=3, help="timed repetitions (median) in the selection-cost table")
     c.add_argument("--no-embedding-timing", action="store_true",
                    help="time the selection alone (the embedding needs PyTorch and the backbone's weights)")
+    c.add_argument("--no-nested-fallback", action="store_true",
+                   help="score the single-best fallback only with thresholds chosen on the scored folds (optimistic); "
+                        "by default it is also scored by nested leave-one-dataset-out (one more fit per pair of "
+                        "groups and selector)")
+    c.add_argument("--inner-queries", type=int, default=None,
+                   help="queries per inner held-out dataset of the nested fallback; when not given, --n-queries")
+    c.add_argument("--no-baselines", action="store_true",
+                   help="do not add the trivial baselines (single-best, size-rule) the --selectors lack")
     c.add_argument("--out", required=True, help="report folder (report.md/.html, pictures, CSV, summary.json)")
     c.set_defaults(func=cmd_selector_compare)
 

@@ -31,6 +31,7 @@ def cmd_submission_check(args: argparse.Namespace) -> int:
     from submission.package import extract_submission, run_isolated
 
     ds = AutoDLDataset(args.data)  # a bad dataset fails here, in one line
+    ds.check()  # and so does a damaged or empty subset, or a solution that does not match
     if args.organizers_kit:
         return _check_under_organizers_ingestion(args, ds)
     with tempfile.TemporaryDirectory(prefix="autodl-meta-check-") as tmp:

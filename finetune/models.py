@@ -128,19 +128,30 @@ def unpack_submission(archive: str | Path, dest: str | Path) -> Path:
     Raises
     ------
     AutoDLError
-        The file is not a zip, or has no ``model.py`` at its root (as the challenge requires).
+        The file is not a zip, has no ``model.py`` at its root (as the challenge requires), has a
+        member whose path would leave ``dest`` (zip-slip), or differs from the ``<zip>.sha256``
+        beside it or a member from the zip's ``artifacts/checksums.json`` (an
+        :class:`autodl.integrity.IntegrityError`).
     """
+    from autodl.integrity import extract_zip, verify_sha256_file
+
     archive, dest = Path(archive), Path(dest)
     try:
+        verify_sha256_file(archive)  # <zip>.sha256 beside it, where there is one
         with zipfile.ZipFile(archive) as zf:
             names = zf.namelist()
             if "model.py" not in names:
                 raise AutoDLError(archive, "has no model.py at its root; a submission zip holds model.py at its "
                                            "root (as the challenge requires)", field="model.py")
-            if dest.exists():
-                shutil.rmtree(dest)
-            dest.mkdir(parents=True)
-            zf.extractall(dest)  # zipfile drops absolute paths and '..' from member names
+        if dest.is_symlink():
+            raise AutoDLError(dest, "is a symbolic link; a submission is extracted into a folder of its own",
+                              field="--model")
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        # members that would leave dest (absolute, '..', links) are refused before anything is
+        # written, and so are members that differ from the zip's artifacts/checksums.json
+        extract_zip(archive, dest, verify="artifacts/checksums.json")
     except zipfile.BadZipFile as exc:
         raise AutoDLError(archive, f"is not a zip file ({exc}); expected a submission .zip or a folder "
                                    "holding model.py", field="--model") from None
@@ -312,6 +323,8 @@ def portfolio_config(name: str, portfolio: str | Path | None, dataset: Any = Non
         No portfolio given, its files missing or unreadable, no single best yet (no complete
         column), or a dataset that is not a column of the matrix (the columns listed).
     """
+    from autodl.integrity import read_checked_json
+
     if portfolio is None:
         raise AutoDLError(None, f"{name} needs a portfolio: --portfolio DIR (a folder written by `autodl-meta "
                                 "portfolio cost-matrix --out DIR`)", field="--portfolio")
@@ -320,14 +333,19 @@ def portfolio_config(name: str, portfolio: str | Path | None, dataset: Any = Non
     data: dict[str, Any] = {}
     for file in ("portfolio.json", "summary.json"):
         path = folder / file
-        try:
-            data[file] = json.loads(path.read_text())
+        try:  # checked against the folder's manifest.json / checksums.json where it lists the file
+            data[file] = read_checked_json(folder, file)
         except FileNotFoundError:
             raise AutoDLError(path, "not found: a portfolio folder holds portfolio.json and the cost matrix's "
                                     "summary.json (`autodl-meta portfolio cost-matrix --out DIR` writes both)",
                               field="--portfolio") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise AutoDLError(path, f"cannot be read ({exc})", field="--portfolio") from None
+    for file in ("portfolio.json", "summary.json"):
+        if not isinstance(data[file], Mapping):
+            raise AutoDLError(folder / file, f"holds a JSON {type(data[file]).__name__}; expected an object "
+                                             f"(`autodl-meta portfolio cost-matrix --out DIR` writes it)",
+                              field="--portfolio")
     summary, summary_path = data["summary.json"], folder / "summary.json"
     if name == "baseline:single-best":
         choice = summary.get("single_best")
@@ -352,8 +370,16 @@ def portfolio_config(name: str, portfolio: str | Path | None, dataset: Any = Non
         if not choice.get("complete", True):
             logger.warning("%s: not every incumbent has been measured on %s: the oracle is the best of those that "
                            "have", summary_path, dataset.name)
+    if not isinstance(choice, Mapping) or not isinstance(choice.get("source"), str):
+        raise AutoDLError(summary_path, f"{choice!r:.80}: expected an object naming the incumbent's training "
+                                        f"dataset under 'source'", field="single_best" if name == "baseline:single-best"
+                          else "oracle")
     source = choice["source"]
-    configs = {inc.get("dataset"): inc.get("config") for inc in data["portfolio.json"].get("incumbents", [])}
+    incumbents = data["portfolio.json"].get("incumbents", [])
+    if not isinstance(incumbents, list) or not all(isinstance(inc, Mapping) for inc in incumbents):
+        raise AutoDLError(folder / "portfolio.json", "expected a list of objects (dataset, config, ...)",
+                          field="incumbents")
+    configs = {inc.get("dataset"): inc.get("config") for inc in incumbents}
     if not isinstance(configs.get(source), Mapping):
         raise AutoDLError(folder / "portfolio.json", f"no incumbent configuration for {source!r}, which "
                                                      f"summary.json names for {name}", field="incumbents")
@@ -391,7 +417,8 @@ def resolve_model(name: str | Mapping[str, Any], *, portfolio: str | Path | None
         return LearnerFactory(check_runnable(baseline_config(name), source=name), **learner_kwargs)
     if kind == "baseline" and rest in PORTFOLIO_BASELINES:
         config, source = portfolio_config(name, portfolio, dataset)
-        where = f"{name} (the incumbent of {source})"
+        folder = Path(portfolio).parent if Path(portfolio).is_file() else Path(portfolio)  # type: ignore[arg-type]
+        where = f"{folder / 'portfolio.json'}, the incumbent of {source} ({name})"
         return LearnerFactory(check_runnable(validate_config(config, source=where), source=where), **learner_kwargs)
     if kind == "baseline" and rest in BASELINES:
         factory = BASELINES[rest][0]

@@ -236,7 +236,8 @@ def extract_collection(datasets: Sequence[tuple[str, str | Path, str | None]], s
             paths[row["name"]] = Path(row["path"])
         else:
             failures[row["name"]] = row["error"]
-            logger.error("%s: extraction failed: %s\n%s", row["name"], row["error"], row.get("traceback") or "")
+            logger.error("%s: extraction failed: %s", row["name"], row["error"])
+            logger.info("%s: the traceback of the failure:\n%s", row["name"], row.get("traceback") or "")
         run.step(row["name"])
 
     logger.info("meta-features of %d datasets: %d cached, %d to compute (spec %s)", len(items),

@@ -6,7 +6,8 @@ specification, the selectors (:mod:`selector`) are fitted on a list of them, and
 dataset reaches a selector as a :class:`Query` (a batch of its training samples).
 
 Stored as ``<name>.npz`` (arrays only, ``allow_pickle=False``) beside ``<name>.json``
-(the card: name, source, descriptors, how the embeddings were made).
+(the card: name, source, descriptors, how the embeddings were made, and the ``.npz``'s
+SHA-256, ``npz_sha256``, checked on load: a file that differs is refused).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from autodl.errors import AutoDLError
+from autodl.records import file_sha256
 
 FEATURES_FORMAT = "autodl-meta-features/1"
 
@@ -114,7 +116,7 @@ class DatasetFeatures:
         tmp.replace(npz)
         card = {"format": FEATURES_FORMAT, "name": self.name, "source": self.source,
                 "descriptors": self.descriptors, "card": self.card,
-                "shapes": {k: list(v.shape) for k, v in arrays.items()}}
+                "shapes": {k: list(v.shape) for k, v in arrays.items()}, "npz_sha256": file_sha256(npz)}
         tmp_json = folder / f".{self.name}.tmp.json"
         tmp_json.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
         tmp_json.replace(folder / f"{self.name}.json")
@@ -133,9 +135,15 @@ class DatasetFeatures:
             card = json.loads(js.read_text())
         except json.JSONDecodeError as exc:
             raise FeaturesError(js, f"not valid JSON ({exc})") from None
-        if card.get("format") != FEATURES_FORMAT:
-            raise FeaturesError(js, f"format is {card.get('format')!r}, expected {FEATURES_FORMAT!r}",
-                                field="format")
+        if not isinstance(card, dict) or card.get("format") != FEATURES_FORMAT:
+            found = card.get("format") if isinstance(card, dict) else type(card).__name__
+            raise FeaturesError(js, f"format is {found!r}, expected {FEATURES_FORMAT!r}", field="format")
+        want = card.get("npz_sha256")
+        if want is not None:  # cards written before the field existed are read unchecked
+            digest = file_sha256(npz)
+            if digest != want:
+                raise FeaturesError(npz, f"SHA-256 {digest[:12]}... differs from its card's {str(want)[:12]}...: "
+                                         "the file is corrupted or was replaced", field="npz_sha256")
         try:
             with np.load(npz, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}

@@ -5,7 +5,16 @@ Everything BOHB-specific that the rest of the project needs goes through here:
 :class:`TrialWorker` (a worker whose ``compute`` is :func:`finetune.evaluate.evaluate`),
 :class:`ResumableBOHB` (the master, which replays finished trials instead of running them
 again), :func:`start_nameserver` / :func:`read_credentials` (a JSON credentials file in the
-shared folder, never hpbandster's pickle).
+shared folder, never hpbandster's pickle, readable by its owner only: it holds the run's HMAC
+key).
+
+Security: every Pyro4 message of a run (nameserver, dispatcher, workers) is authenticated with
+a per-run HMAC key (:func:`new_hmac_key`, written into the credentials file with mode 0600;
+:func:`use_hmac_key` makes Pyro4's message layer sign and check with it, since hpbandster
+creates its proxies and daemons where no key can be handed to them); a client without the key,
+or with another, is refused. Daemons accept the serpent serializer only, bind to loopback unless
+an interface is named, and the nameserver answers no UDP broadcast. HMAC authenticates, it
+does not encrypt: on a shared network, name an interface of a private one.
 
 hpbandster's known quirks, each handled here and tested in ``tests/test_offline_bohb``:
 
@@ -26,7 +35,9 @@ hpbandster's known quirks, each handled here and tested in ``tests/test_offline_
    written as they finish (by the caller's ``on_trial``), and :class:`ResumableBOHB` replays
    a finished run: each iteration gets the configurations it sampled before (by config id)
    and the jobs that finished are answered from the record instead of being run; jobs
-   that were running when the master died run again.
+   that were running when the master died run again. A replayed sample is drawn again
+   and dropped, so that the samples after the replay are those of the undisturbed run (for
+   samples from BOHB's model, as far as the order in which results came in allows).
 5. Warm-starting from results holding crashed trials fails (their loss is ``None``, which
    ``np.isfinite`` refuses): crashed trials are handed to BOHB with a loss of ``+inf``,
    as hpbandster itself does for a job that raised.
@@ -46,6 +57,13 @@ hpbandster's known quirks, each handled here and tested in ``tests/test_offline_
    configuration generator with the paper's rule instead, a density without that refusal
    (:class:`ProductKDE`), picks that are configurations, and the imputation fixed (the
    settings and why: :mod:`offline_bohb`).
+9. A nameserver that dies (a cluster's ``bohb nameserver`` process): the dispatcher's
+   discovery loop raised ``NamingError`` with its lock held, and every result after that
+   waited for the lock: the master hung (checked here). :func:`_patch_dispatcher` replaces
+   that loop and the dispatcher's start and shutdown with ones that survive an unreachable
+   nameserver or worker; the master stops, its trials kept, when the nameserver has not
+   answered for :data:`NAMESERVER_GRACE` seconds (:func:`offline_bohb.run.run_master`);
+   the same commands, the nameserver's first, resume the run.
 
 :func:`make_master` also runs a run's *warm start*: known configurations evaluated at the
 full budget as iteration 0, before BOHB's brackets.
@@ -57,6 +75,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -72,7 +91,8 @@ from autodl.records import to_plain as plain  # numpy values -> Python values, r
 
 logger = logging.getLogger(__name__)
 
-CREDENTIALS_FORMAT = "autodl-meta-bohb-nameserver/1"
+CREDENTIALS_FORMAT = "autodl-meta-bohb-nameserver/2"
+"""Version 2 holds the run's HMAC key (``hmac_key``); version 1 had none."""
 LOOPBACK = "127.0.0.1"
 WORKER_DIED = "Worker died unexpectedly."
 
@@ -214,19 +234,110 @@ def interface_address(interface: str | None) -> str:
 
 
 def credentials_path(shared_dir: str | Path, run_id: str) -> Path:
-    """Where the nameserver of run ``run_id`` writes its address."""
+    """Where the nameserver of run ``run_id`` writes its address and the run's HMAC key."""
     return Path(shared_dir) / f"nameserver-{run_id}.json"
+
+
+# --- 3b. the run's HMAC key -----------------------------------------------------------------------
+_HMAC: dict[str, bytes | None] = {"key": None}
+"""The HMAC key of the run this process takes part in (:func:`use_hmac_key`)."""
+
+
+def new_hmac_key() -> str:
+    """A fresh per-run HMAC key (64 hex digits, :func:`secrets.token_hex`)."""
+    return secrets.token_hex(32)
+
+
+def _keyed_message_layer() -> None:
+    """Make Pyro4 sign and check every message of this process with :data:`_HMAC`'s key where the
+    proxy or daemon that sends or receives it has none of its own (idempotent).
+
+    hpbandster creates its Pyro4 objects (the dispatcher's and the workers' daemons, their
+    proxies, the nameserver lookups, the callback proxy a worker answers through) deep in its
+    own code, with no way to hand them a key. Pyro4's HMAC lives in its message layer
+    (``Pyro4.message.Message``: a message carries an ``HMAC`` annotation over its data, checked
+    on receipt; a message without one where a key is set, or with one where none is, is
+    refused); giving that layer the run's key as the default covers every object at once. The
+    key never travels: a proxy that is sent over the wire carries its own key, which stays None.
+    """
+    import Pyro4.message
+
+    msg = Pyro4.message.Message
+    if getattr(msg, "_autodl_meta_keyed", False):
+        return
+    init, recv = msg.__init__, msg.recv.__func__
+
+    def keyed_init(self: Any, msgType: int, databytes: bytes, serializer_id: int, flags: int, seq: int,
+                   annotations: Any = None, hmac_key: bytes | None = None) -> None:
+        init(self, msgType, databytes, serializer_id, flags, seq, annotations,
+             hmac_key if hmac_key is not None else _HMAC["key"])
+
+    def keyed_recv(cls: Any, connection: Any, requiredMsgTypes: Any = None, hmac_key: bytes | None = None) -> Any:
+        return recv(cls, connection, requiredMsgTypes, hmac_key if hmac_key is not None else _HMAC["key"])
+
+    msg.__init__ = keyed_init
+    msg.recv = classmethod(keyed_recv)
+    msg._autodl_meta_keyed = True
+
+
+def use_hmac_key(key: str | bytes | None) -> None:
+    """Authenticate this process's Pyro4 traffic with ``key`` (the run's, from its credentials):
+    every message it sends is signed with it and every message it receives must be (None: no
+    key, Pyro4's default). One key per process: a process takes part in one run at a time."""
+    _keyed_message_layer()
+    _HMAC["key"] = key.encode("ascii") if isinstance(key, str) else key
+
+
+def _accept_serpent_only() -> None:
+    """Pyro4 daemons of this process accept the serpent serializer only (never pickle, dill or
+    marshal): serpent reads Python literals, nothing that runs code."""
+    import Pyro4
+
+    Pyro4.config.SERIALIZER = "serpent"
+    Pyro4.config.SERIALIZERS_ACCEPTED = {"serpent"}
+
+
+_accept_serpent_only()
+
+
+class NameserverAddress(tuple):
+    """``(host, port)`` of a run's nameserver, with the run's HMAC key as ``hmac_key``.
+
+    A 2-tuple (it unpacks and compares as ``(host, port)``); the key is left out of its repr,
+    so that logging an address does not log the key.
+    """
+
+    hmac_key: str | None
+
+    def __new__(cls, host: str, port: int, hmac_key: str | None = None) -> NameserverAddress:
+        self = super().__new__(cls, (str(host), int(port)))
+        self.hmac_key = hmac_key
+        return self
+
+
+def _hmac_key_of(nameserver: Any, hmac_key: str | None) -> str | None:
+    return hmac_key if hmac_key is not None else getattr(nameserver, "hmac_key", None)
 
 
 @dataclass
 class Nameserver:
-    """A running Pyro4 nameserver (in a thread of this process)."""
+    """A running Pyro4 nameserver (in a thread of this process), its messages authenticated with
+    the run's HMAC key ``hmac_key``."""
 
     host: str
     port: int
     credentials: Path | None
     _daemon: Any
     _thread: threading.Thread
+    hmac_key: str | None = None
+
+    def __repr__(self) -> str:  # never the key
+        return f"Nameserver({self.host}:{self.port}, credentials={self.credentials})"
+
+    @property
+    def address(self) -> NameserverAddress:
+        """``(host, port)`` with the key, for :func:`make_master` / :func:`serve_worker`."""
+        return NameserverAddress(self.host, self.port, self.hmac_key)
 
     def shutdown(self) -> None:
         """Stop it and remove its credentials file."""
@@ -238,17 +349,36 @@ class Nameserver:
             self.credentials.unlink()
 
 
-def start_nameserver(run_id: str, shared_dir: str | Path | None = None, *, interface: str | None = None,
-                     port: int = 0) -> Nameserver:
-    """Start a Pyro4 nameserver in a thread, bound to loopback unless ``interface`` is named.
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable and writable by its owner only (mode 0600), atomically."""
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask, and a file left by an earlier try
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    tmp.replace(path)
 
-    Writes ``nameserver-<run_id>.json`` (host, port, run id, host name, pid, time) in
-    ``shared_dir`` when one is given, so that workers on other nodes find it.
+
+def start_nameserver(run_id: str, shared_dir: str | Path | None = None, *, interface: str | None = None,
+                     port: int = 0, hmac_key: str | None = None) -> Nameserver:
+    """Start a Pyro4 nameserver in a thread, bound to loopback unless ``interface`` is named,
+    its messages authenticated with the run's HMAC key.
+
+    ``hmac_key`` (default: a new one, :func:`new_hmac_key`) becomes this process's key too
+    (:func:`use_hmac_key`: a master in the same process uses it). Writes
+    ``nameserver-<run_id>.json`` (host, port, run id, the key, host name, pid, time) in
+    ``shared_dir`` when one is given, readable by its owner only (mode 0600), so that workers
+    on other nodes (run by the same user) find it. No UDP broadcast responder is started:
+    workers find the nameserver through that file.
     """
     import Pyro4.naming
 
     host = interface_address(interface)
-    _, daemon, _ = Pyro4.naming.startNS(host=host, port=port)
+    key = hmac_key or new_hmac_key()
+    use_hmac_key(key)
+    _, daemon, _ = Pyro4.naming.startNS(host=host, port=port, enableBroadcast=False, hmac=key.encode("ascii"))
     host, port_s = daemon.locationStr.rsplit(":", 1)
     thread = threading.Thread(target=daemon.requestLoop, name=f"nameserver {run_id}", daemon=True)
     thread.start()
@@ -256,18 +386,26 @@ def start_nameserver(run_id: str, shared_dir: str | Path | None = None, *, inter
     if shared_dir is not None:
         path = credentials_path(shared_dir, run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"format": CREDENTIALS_FORMAT, "run_id": run_id, "host": host,
-                                   "port": int(port_s), "hostname": socket.gethostname(), "pid": os.getpid(),
-                                   "started": _now()}, indent=1))
-        tmp.replace(path)
-    logger.info("nameserver of run %s at %s:%s", run_id, host, port_s)
-    return Nameserver(host, int(port_s), path, daemon, thread)
+        _write_private(path, json.dumps({"format": CREDENTIALS_FORMAT, "run_id": run_id, "host": host,
+                                         "port": int(port_s), "hmac_key": key, "hostname": socket.gethostname(),
+                                         "pid": os.getpid(), "started": _now()}, indent=1))
+    logger.info("nameserver of run %s at %s:%s (HMAC-authenticated)", run_id, host, port_s)
+    return Nameserver(host, int(port_s), path, daemon, thread, key)
 
 
 def read_credentials(shared_dir: str | Path, run_id: str, *, wait: float = 0.0,
-                     interval: float = 1.0) -> tuple[str, int]:
-    """The nameserver's ``(host, port)`` from its credentials file, waiting up to ``wait`` s."""
+                     interval: float = 1.0) -> NameserverAddress:
+    """The nameserver's ``(host, port)`` (and the run's HMAC key, ``.hmac_key``) from its
+    credentials file, waiting up to ``wait`` s.
+
+    Raises
+    ------
+    BOHBError
+        No file (after ``wait``), another format or run id, no key, or a file that others than
+        its owner can read (the key would not be secret: ``chmod 600`` it).
+    """
+    from autodl.integrity import private_file_mode_problem
+
     path = credentials_path(shared_dir, run_id)
     deadline = time.monotonic() + wait
     while True:
@@ -280,7 +418,13 @@ def read_credentials(shared_dir: str | Path, run_id: str, *, wait: float = 0.0,
                 if data.get("run_id") != run_id:
                     raise BOHBError(path, f"expected run id {run_id!r}, found {data.get('run_id')!r}",
                                     field="run_id")
-                return str(data["host"]), int(data["port"])
+                key = data["hmac_key"]
+                if not isinstance(key, str) or len(key) < 32:
+                    raise BOHBError(path, "hmac_key: expected the run's key (hex digits)", field="hmac_key")
+                problem = private_file_mode_problem(path)
+                if problem:
+                    raise BOHBError(path, problem, field="mode")
+                return NameserverAddress(data["host"], int(data["port"]), key)
             except (json.JSONDecodeError, KeyError) as exc:
                 if time.monotonic() >= deadline:
                     raise BOHBError(path, f"unreadable nameserver credentials ({exc})", field="host") from None
@@ -322,10 +466,160 @@ def _robust_job_runner(self: Any) -> None:
             self.running_jobs[job.id] = job
 
 
+# --- 9. a nameserver that goes away ---------------------------------------------------------------
+NAMESERVER_GRACE = 30.0
+"""Seconds a master waits for a nameserver that stopped answering before it stops (its trials
+kept): the workers' watchdogs (:mod:`offline_bohb.local`) give up after as long. The
+environment variable ``AUTODL_BOHB_NAMESERVER_GRACE`` overrides it (:func:`nameserver_grace`;
+the fault tests set a few seconds)."""
+
+
+def nameserver_grace() -> float:
+    """:data:`NAMESERVER_GRACE`, or ``AUTODL_BOHB_NAMESERVER_GRACE`` where set to a positive number."""
+    try:
+        value = float(os.environ.get("AUTODL_BOHB_NAMESERVER_GRACE", ""))
+    except ValueError:
+        return NAMESERVER_GRACE
+    return value if value > 0 else NAMESERVER_GRACE
+
+
+def _locate_ns(self: Any) -> Any:
+    import Pyro4
+
+    return Pyro4.locateNS(host=self.nameserver, port=self.nameserver_port)
+
+
+def _nameserver_missed(self: Any, exc: BaseException) -> None:
+    if getattr(self, "nameserver_unreachable_since", None) is None:
+        self.nameserver_unreachable_since = time.monotonic()
+        logger.warning("the nameserver %s:%s cannot be reached (%s); the master stops if it has not answered "
+                       "within %.0f s", self.nameserver, self.nameserver_port, exc, nameserver_grace())
+
+
+def _robust_discover_workers(self: Any) -> None:
+    """hpbandster's ``Dispatcher.discover_workers`` loop, except that a nameserver or a worker that
+    cannot be reached does not end it. hpbandster's loop died with the dispatcher's lock held
+    (checked here: the nameserver killed after the first trial), and every result after that
+    waited for the lock forever: the master hung. Here the time since the nameserver last
+    answered is kept in ``nameserver_unreachable_since`` (None while it answers), which
+    :func:`offline_bohb.run.run_master` watches (:data:`NAMESERVER_GRACE`)."""
+    import Pyro4.errors
+    from hpbandster.core.dispatcher import Worker
+
+    self.nameserver_unreachable_since = None
+    with self.discover_cond:
+        while True:
+            update = False
+            try:
+                with _locate_ns(self) as ns:
+                    worker_names = ns.list(prefix=f"hpbandster.run_{self.run_id}.worker.")
+                self.nameserver_unreachable_since = None
+            except Pyro4.errors.PyroError as exc:
+                _nameserver_missed(self, exc)
+                worker_names = {}
+            for wn, uri in worker_names.items():
+                if wn not in self.worker_pool:
+                    w = Worker(wn, uri)
+                    try:
+                        if not w.is_alive():
+                            continue
+                    except Pyro4.errors.PyroError:
+                        continue
+                    update = True
+                    logger.info("dispatcher: discovered worker %s", wn)
+                    self.worker_pool[wn] = w
+            crashed_jobs = set()
+            for wn in list(self.worker_pool):
+                worker = self.worker_pool[wn]
+                try:
+                    alive = worker.is_alive()
+                    busy = alive and worker.is_busy()
+                except Pyro4.errors.PyroError:
+                    alive = busy = False
+                if not alive:
+                    logger.info("dispatcher: removing dead worker %s", wn)
+                    update = True
+                    if worker.runs_job is not None:
+                        crashed_jobs.add(worker.runs_job)
+                    del self.worker_pool[wn]
+                    self.idle_workers.discard(wn)
+                elif not busy:
+                    self.idle_workers.add(wn)
+            if update:
+                if self.queue_callback is not None:
+                    self.discover_cond.release()
+                    try:
+                        self.queue_callback(len(self.worker_pool))
+                    finally:
+                        self.discover_cond.acquire()
+                self.runner_cond.notify()
+            for job in crashed_jobs:
+                self.discover_cond.release()
+                try:
+                    self.register_result(job, {"result": None, "exception": WORKER_DIED})
+                finally:
+                    self.discover_cond.acquire()
+            self.discover_cond.wait(self.ping_interval)
+            if self.shutdown_all_threads:
+                self.runner_cond.notify()
+                return
+
+
+def _robust_run(self: Any) -> None:
+    """hpbandster's ``Dispatcher.run``, except that a nameserver that cannot be reached when the
+    dispatcher registers or unregisters is a warning (and starts the grace), not a traceback."""
+    import Pyro4
+    import Pyro4.errors
+
+    with self.discover_cond:
+        t1 = threading.Thread(target=self.discover_workers, name="discover_workers")
+        t1.start()
+        t2 = threading.Thread(target=self.job_runner, name="job_runner")
+        t2.start()
+        self.pyro_daemon = Pyro4.core.Daemon(host=self.host)
+        uri = self.pyro_daemon.register(self, self.pyro_id)
+        try:
+            with _locate_ns(self) as ns:
+                ns.register(self.pyro_id, uri)
+        except Pyro4.errors.PyroError as exc:
+            _nameserver_missed(self, exc)
+    self.pyro_daemon.requestLoop()
+    with self.discover_cond:
+        self.shutdown_all_threads = True
+        self.runner_cond.notify_all()
+        self.discover_cond.notify_all()
+    try:
+        with _locate_ns(self) as ns:
+            ns.remove(self.pyro_id)
+    except Pyro4.errors.PyroError as exc:
+        logger.info("dispatcher: not unregistered from the nameserver (%s)", exc)
+    t1.join()
+    t2.join()
+
+
+def _robust_shutdown_all_workers(self: Any, rediscover: bool = False) -> None:
+    """hpbandster's ``Dispatcher.shutdown_all_workers``, except that a worker that has gone
+    already is skipped instead of ending the master's shutdown with an error."""
+    import Pyro4.errors
+
+    with self.discover_cond:
+        for name, worker in list(self.worker_pool.items()):
+            try:
+                worker.shutdown()
+            except Pyro4.errors.PyroError as exc:
+                logger.info("worker %s not shut down (%s): gone already", name, exc)
+        if rediscover:
+            time.sleep(1)
+            self.discover_cond.notify()
+
+
 def _patch_dispatcher() -> None:
     from hpbandster.core.dispatcher import Dispatcher
 
     Dispatcher.job_runner = _robust_job_runner
+    Dispatcher.discover_workers = _robust_discover_workers
+    Dispatcher.run = _robust_run
+    Dispatcher.shutdown_all_workers = _robust_shutdown_all_workers
 
 
 # --- 8. the model: the paper's rule, and picks that respect forbidden clauses ----------------------
@@ -571,7 +865,7 @@ def _worker_class() -> type:
 def serve_worker(run_id: str, nameserver: tuple[str, int],
                  evaluate_trial: Callable[[dict[str, Any], float, Any], dict[str, Any]], *,
                  interface: str | None = None, worker_id: str | None = None,
-                 idle_timeout: float | None = None) -> None:
+                 idle_timeout: float | None = None, hmac_key: str | None = None) -> None:
     """Serve trials of run ``run_id`` in this process until the master shuts the worker down.
 
     Parameters
@@ -589,13 +883,33 @@ def serve_worker(run_id: str, nameserver: tuple[str, int],
         Distinguishes several workers in one process.
     idle_timeout:
         Shut down after this many seconds without a job (None: wait for the master).
+    hmac_key:
+        The run's HMAC key (default: ``nameserver.hmac_key``, a :class:`NameserverAddress`
+        from :func:`read_credentials`); this process's Pyro4 traffic is authenticated with it.
     """
+    key = _hmac_key_of(nameserver, hmac_key)
+    if key is not None:
+        use_hmac_key(key)
     cls = _worker_class()
     worker = cls(evaluate_trial, run_id=run_id, nameserver=nameserver[0], nameserver_port=nameserver[1],
                  host=interface_address(interface), id=worker_id, timeout=idle_timeout,
                  logger=logging.getLogger("hpbandster.worker"))
     logger.info("worker %s of run %s serving (nameserver %s:%d)", worker.worker_id, run_id, *nameserver)
-    worker.run(background=False)
+    import Pyro4.errors
+
+    try:
+        worker.run(background=False)
+    except (Pyro4.errors.NamingError, RuntimeError) as exc:
+        daemon = getattr(worker, "pyro_daemon", None)
+        if daemon is not None and worker.worker_id in getattr(daemon, "objectsById", {}):
+            # served until the master shut it down; the nameserver is gone (quirk 9)
+            logger.warning("worker %s: shut down, not unregistered from the nameserver %s:%d (%s)",
+                           worker.worker_id, *nameserver, exc)
+            return
+        if isinstance(exc, RuntimeError) and "nameserver" not in str(exc):
+            raise
+        raise BOHBError(None, f"the nameserver of run {run_id!r} at {nameserver[0]}:{nameserver[1]} cannot be "
+                              "reached: start it (or the master with --with-nameserver) first", field="run_id") from None
 
 
 # --- the master ----------------------------------------------------------------------------------
@@ -636,7 +950,8 @@ def make_master(space: Any, *, run_id: str, nameserver: tuple[str, int], min_bud
                 | None = None,
                 on_sample: Callable[[tuple[int, int, int], dict[str, Any], dict[str, Any]], None] | None = None,
                 interface: str | None = None, ping_interval: float = 10.0, bohb_kwargs: Mapping[str, Any]
-                | None = None, warm_start: list[tuple[str, Mapping[str, Any]]] | None = None) -> Any:
+                | None = None, warm_start: list[tuple[str, Mapping[str, Any]]] | None = None,
+                hmac_key: str | None = None) -> Any:
     """An hpbandster BOHB master that resumes a finished or stopped run.
 
     Parameters
@@ -662,12 +977,18 @@ def make_master(space: Any, *, run_id: str, nameserver: tuple[str, int], min_bud
         ``(name, encoded config)`` evaluated at ``max_budget`` before BOHB's brackets, as an
         iteration of their own (iteration 0: config ids ``(0, 0, i)``); BOHB's bracket ``k``
         is then iteration ``k + 1``. Their results enter BOHB's model like any other.
+    hmac_key:
+        The run's HMAC key (default: ``nameserver.hmac_key``, as :func:`serve_worker`; None
+        there too: this process's key, set by :func:`start_nameserver` in the same process).
     """
     from hpbandster.core.dispatcher import Job
     from hpbandster.optimizers import BOHB
     from hpbandster.optimizers.iterations import SuccessiveHalving
 
     _patch_dispatcher()
+    key = _hmac_key_of(nameserver, hmac_key)
+    if key is not None:
+        use_hmac_key(key)
     replay = dict(replay or {})
     sampled = dict(sampled or {})
     warm = [(str(name), dict(plain(config))) for name, config in (warm_start or [])]
@@ -695,7 +1016,16 @@ def make_master(space: Any, *, run_id: str, nameserver: tuple[str, int], min_bud
             def sampler(budget: float) -> tuple[dict[str, Any], dict[str, Any]]:
                 cid = (it.HPB_iter, it.stage, it.actual_num_configs[it.stage])
                 if cid in sampled:
-                    return dict(sampled[cid]), {"replayed": True}
+                    # draw (and drop) the sample the first run drew here, so that the generators'
+                    # random streams stand where they stood and what is sampled after the
+                    # replay is what the undisturbed run sampled (quirk 4)
+                    replayed = dict(sampled[cid])
+                    generator = getattr(self, "config_generator", None)
+                    seen = set(getattr(generator, "_seen", ()))
+                    plain_sampler(budget)
+                    if hasattr(generator, "_seen"):
+                        generator._seen = seen | {generator._key(replayed)}
+                    return replayed, {"replayed": True}
                 config, info = plain_sampler(budget)
                 config, info = plain(config), plain(info)
                 if on_sample is not None:

@@ -1,6 +1,7 @@
 """Running BOHB: all of it on this machine (:func:`run_local`), or its parts on a cluster.
 
-- :func:`run_local`: a Pyro4 nameserver (a thread of this process, bound to loopback),
+- :func:`run_local`: a Pyro4 nameserver (a thread of this process, bound to loopback, its
+  traffic authenticated with the run's HMAC key from the credentials file, as on a cluster),
   N worker processes (``python -m offline_bohb.local worker``, one PyTorch thread each) and
   the master (this process). Every trial is appended to ``trials.jsonl`` as it finishes;
   on return, on an error or on Ctrl-C the master, the workers and the nameserver are shut
@@ -48,7 +49,8 @@ def _watchdog(parent_pid: int | None, nameserver: tuple[str, int], interval: flo
             logger.warning("worker %d: parent %d is gone; exiting", os.getpid(), parent_pid)
             os._exit(0)
         try:
-            with Pyro4.locateNS(host=nameserver[0], port=nameserver[1]) as ns:
+            with Pyro4.locateNS(host=nameserver[0], port=nameserver[1],
+                                hmac_key=_key_bytes(getattr(nameserver, "hmac_key", None))) as ns:
                 ns.ping()
             failed = 0
         except Exception:  # any failure to reach it counts as a miss
@@ -57,6 +59,10 @@ def _watchdog(parent_pid: int | None, nameserver: tuple[str, int], interval: flo
                 logger.warning("worker %d: the nameserver %s:%d has not answered for %.0f s; exiting", os.getpid(),
                                *nameserver, failed * interval)
                 os._exit(0)
+
+
+def _key_bytes(key: str | None) -> bytes | None:
+    return key.encode("ascii") if key else None
 
 
 def serve_run_worker(shared_dir: str | Path, run_id: str, *, interface: str | None = None, wait: float = 600.0,
@@ -127,6 +133,7 @@ def run_local(spec: RunSpec, out: str | Path, workers: int = 2, *, ping_interval
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1])]
                                          + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
     procs: list[subprocess.Popen] = []
+    stopped_by: list[str] = []
     try:
         for i in range(workers):
             log = open(logs / f"worker-{i}.log", "ab")
@@ -137,13 +144,15 @@ def run_local(spec: RunSpec, out: str | Path, workers: int = 2, *, ping_interval
             on_workers(procs)
 
         def all_dead() -> bool:
-            return all(p.poll() is not None for p in procs)
+            dead = all(p.poll() is not None for p in procs)
+            stopped_by.extend(["workers"] if dead else [])
+            return dead
 
-        summary = run_master(out, (ns.host, ns.port), min_workers=1, ping_interval=ping_interval,
+        summary = run_master(out, ns.address, min_workers=1, ping_interval=ping_interval,
                              progress=progress, stop=all_dead)
         return summary
     except BOHBError as exc:
-        if procs and all(p.poll() is not None for p in procs):
+        if stopped_by:  # not when the master stopped for another reason and shut them down
             raise BOHBError(logs, f"every worker process exited (see the logs in {logs}); {exc.message} ",
                             field="workers") from None
         raise

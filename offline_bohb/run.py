@@ -50,7 +50,7 @@ from typing import Any
 
 from autodl.dataset import dataset_fingerprint
 from autodl.records import append_jsonl, file_sha256, from_repo, read_jsonl, repo_relative
-from offline_bohb.hpb import BOHBError, budget_key, plain
+from offline_bohb.hpb import BOHBError, budget_key, nameserver_grace, plain
 
 logger = logging.getLogger(__name__)
 
@@ -307,6 +307,8 @@ class RunSpec:
         self.check()
         try:
             name, fingerprint = AutoDLDataset(self.dataset).name, dataset_fingerprint(self.dataset)
+            if self.objective == DEFAULT_OBJECTIVE:
+                AutoDLDataset(self.dataset).check()  # a damaged dataset fails here, not in every trial
         except FormatError:
             if self.objective == DEFAULT_OBJECTIVE or not Path(self.dataset).exists():
                 raise
@@ -446,8 +448,15 @@ class RunFolder:
 
     def _write_run(self, data: Mapping[str, Any]) -> None:
         tmp = self.run_json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.replace(self.run_json)
+        try:
+            tmp.write_text(json.dumps(data, indent=1))
+            tmp.replace(self.run_json)
+        except OSError as exc:  # a full disk, a read-only folder: named, the run.json before kept
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.run_json)) from exc
 
     def trials(self) -> list[dict[str, Any]]:
         return read_jsonl(self.trials_path)
@@ -643,6 +652,8 @@ def run_master(run_dir: str | Path, nameserver: tuple[str, int], *, min_workers:
     start = time.perf_counter()
     lock = threading.Lock()
 
+    unwritten: list[OSError] = []  # a trial that could not be recorded (a full disk): the master stops
+
     def on_sample(cid: tuple[int, int, int], encoded: dict[str, Any], info: dict[str, Any]) -> None:
         folder.append_config({"config_id": list(cid), "bracket": None if info.get("warm_start") else cid[0] - offset,
                               "encoded": encoded, "config": decode(encoded), "info": info, "sampled": now()})
@@ -654,7 +665,11 @@ def run_master(run_dir: str | Path, nameserver: tuple[str, int], *, min_workers:
             if replayed:
                 summary.replayed += 1
             else:
-                folder.append_trial(row)
+                try:
+                    folder.append_trial(row)
+                except OSError as exc:  # raising here would leave hpbandster waiting for this job forever
+                    unwritten.append(exc)
+                    return
                 summary.new_trials += 1
             status = row.get("status")
             summary.crashed += status in ("crashed", "timeout")
@@ -689,19 +704,36 @@ def run_master(run_dir: str | Path, nameserver: tuple[str, int], *, min_workers:
 
     thread = threading.Thread(target=target, name="bohb master", daemon=True)
     thread.start()
+    why = "the run was stopped before its iterations were done; run the same command again to resume it"
+    grace = nameserver_grace()
     try:
         while not done.wait(0.5):
             if stop is not None and stop():
                 logger.warning("stopping the master of %s: %d trials kept", run_dir, summary.new_trials)
                 break
+            if unwritten:
+                break
+            since = getattr(master.dispatcher, "nameserver_unreachable_since", None)
+            if since is not None and time.monotonic() - since >= grace:
+                why = (f"the nameserver at {nameserver[0]}:{nameserver[1]} has not answered for "
+                       f"{grace:.0f} s: the master stopped ({summary.new_trials} new trials kept in "
+                       f"{folder.trials_path}); start the nameserver again, then the same master and workers, "
+                       "to resume the run")
+                logger.warning("%s", why)
+                break
     finally:
         master.shutdown(shutdown_workers=True)
         summary.wall_seconds = time.perf_counter() - start
+    for exc in [*unwritten, *failure]:
+        if isinstance(exc, OSError) and exc.filename:
+            raise BOHBError(exc.filename, f"cannot be written ({exc.strerror}): the master stopped; the "
+                                          f"{summary.new_trials} trials finished before are kept; free space or make "
+                                          "the folder writable, then run the same command again to resume "
+                                          "the run") from exc
     if failure:
         raise failure[0]
     if not done.is_set():
-        raise BOHBError(folder.run_json, "the run was stopped before its iterations were done; run the same "
-                                         "command again to resume it", field="iterations")
+        raise BOHBError(folder.run_json, why, field="iterations")
     summary.samples = sample_counts(run_dir)
     logger.info("%s: %d samples, %d model-based; after the first bracket %d of %d", run_dir,
                 summary.samples["samples"], summary.samples["model_based"],

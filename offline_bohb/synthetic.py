@@ -11,6 +11,9 @@ against). ``objective_args``:
 - ``seconds``: wall seconds a full-budget trial sleeps (default 0);
 - ``crash_if``: ``{hyperparameter: value}``: a trial of a configuration with all of these
   values raises (recorded as ``crashed`` with its traceback).
+- ``started_dir``: a folder where every trial writes ``<i>-<j>-<k>@<budget>.started`` (its
+  config id and budget; the worker's process id inside) as it starts, before it sleeps: what
+  the fault tests wait for to kill a worker in the middle of a trial.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -52,10 +56,16 @@ def synthetic_evaluator(run: Mapping[str, Any]) -> Callable[[dict[str, Any], flo
     seconds = float(args.get("seconds", 0.0))
     crash_if = dict(args.get("crash_if") or {})
     decode = config_decoder(run)
+    started_dir = args.get("started_dir")
 
     def evaluate_trial(encoded: dict[str, Any], budget: float, config_id: Any) -> dict[str, Any]:
         started, t0 = now(), time.perf_counter()
         config = decode(encoded)
+        if started_dir:
+            mark = Path(started_dir) / f"{'-'.join(map(str, config_id))}@{budget:.6f}.started"
+            tmp = mark.with_suffix(".tmp")
+            tmp.write_text(str(os.getpid()))
+            tmp.replace(mark)
         time.sleep(seconds * budget)
         info: dict[str, Any] = {"status": "ok", "error": None, "traceback": None, "final_nauc": None, "curve": None}
         try:

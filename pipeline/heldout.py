@@ -136,12 +136,14 @@ def portfolio_members(portfolio: str | Path) -> tuple[dict[str, dict[str, Any]],
         A missing or unreadable ``portfolio.json`` / ``summary.json``, or a single best that is
         none of the members.
     """
+    from autodl.integrity import read_checked_json
+
     folder = Path(portfolio)
     data = {}
     for name in ("portfolio.json", "summary.json"):
         path = folder / name
-        try:
-            data[name] = json.loads(path.read_text())
+        try:  # checked against the folder's manifest.json where it lists the file
+            data[name] = read_checked_json(folder, name)
         except FileNotFoundError:
             raise AutoDLError(path, "not found: a portfolio folder holds portfolio.json and summary.json "
                                     "(autodl-meta portfolio build-default writes both)", field="--portfolio") from None

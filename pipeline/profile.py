@@ -97,7 +97,7 @@ def profile_markdown(result: Mapping[str, Any], command: str, machine: str) -> s
     lines = [f"## Profile of one submission run: {result['dataset']}, protocol `{result['protocol']}`, wall clock", "",
              f"- Command: `{command}`", f"- Machine: {machine}",
              f"- Run: {result['seconds']:.1f} s in all (construction included), status {result['status']}, ALC "
-             f"{'n/a' if result['alc'] is None else f'{result['alc']:.4f}'}, {result['predictions']} predictions, "
+             f"{'n/a' if result['alc'] is None else format(result['alc'], '.4f')}, {result['predictions']} predictions, "
              f"first prediction at {result['first_prediction_s'] if result['first_prediction_s'] is None else round(result['first_prediction_s'], 3)} s; "
              f"configuration: {result.get('configuration_source')}", "",
              "Cumulative seconds per phase (cProfile `cumtime`; nested phases overlap: embedding passes run "

@@ -24,6 +24,7 @@ The file::
         seed: 0                            # optional (default 0): source and derivations
         tags: [real, few-shot]             # optional: metadata only, not part of the recipe hash
         params: {}                         # optional: keyword arguments of the source's loader
+                                           # (not those naming files or folders: path, *_dir, ...)
         classes: [0, 1, 2]                 # derivations, all optional, applied in this order:
         max_train: 300
         max_test: 200
@@ -129,7 +130,12 @@ TRANSFORMS = ("classes", "max_train", "max_test", "color", "rotate", "random_rot
 TFDS_TRANSFORMS = ("max_train", "max_test")
 TFDS_PARAMS = ("split_train", "split_test", "image_key", "label_key")
 ENTRY_KEYS = ("name", "source", "doc", "seed", "params", "tags") + TRANSFORMS
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+"""A dataset's or sample's name: it names a folder under the build's output (no leading '.',
+so never '.' or '..', and no separator: a name cannot lead outside that folder)."""
+PATH_PARAM = re.compile(r"(^|_)(path|paths|dir|dirs|file|files|root)$")
+"""Source parameters that name places on disk (``path``, ``theme_dir``, ``font_dirs``, ...): a
+collection file may not set them, so that a recipe cannot point a source at another folder."""
 
 Arrays = tuple[Any, np.ndarray, Any, np.ndarray, list[str]]
 
@@ -391,7 +397,8 @@ def _parse_entry(entry: Any, i: int, path: Path, source_names: set[str]) -> Data
             raise CollectionError(path, f"{entry.get(key)!r}: expected a non-empty string", field=f"{where}.{key}")
     name = entry["name"]
     if not NAME_PATTERN.match(name):
-        raise CollectionError(path, f"{name!r}: expected letters, digits, '_', '.', '-'", field=f"{where}.name")
+        raise CollectionError(path, f"{name!r}: expected letters, digits, '_', '.', '-' (not starting with '.')",
+                              field=f"{where}.name")
     where = f"datasets[{i}] ({name})"
     source = entry["source"]
     if source not in source_names:
@@ -401,6 +408,11 @@ def _parse_entry(entry: Any, i: int, path: Path, source_names: set[str]) -> Data
     if not isinstance(params, Mapping):
         raise CollectionError(path, f"{params!r}: expected a mapping of the source's parameters",
                               field=f"{where}.params")
+    places = sorted(str(k) for k in params if PATH_PARAM.search(str(k)))
+    if places:
+        raise CollectionError(path, f"{places[0]!r} names a place on disk; a collection file cannot point a source "
+                                    "at another file or folder (the source reads its own, see `autodl-meta data "
+                                    "sources`)", field=f"{where}.params.{places[0]}")
     seed = _int(entry.get("seed", 0), path, f"{where}.seed")
     transforms = {k: _check_transform(k, entry[k], path, f"{where}.{k}") for k in TRANSFORMS if k in entry}
     if source.startswith("tfds:"):
@@ -552,8 +564,8 @@ def _parse_sample(entry: Any, i: int, path: Path) -> SampleRef:
         if not isinstance(entry.get(key), str) or not entry[key].strip():
             raise CollectionError(path, f"{entry.get(key)!r}: expected a non-empty string", field=f"{where}.{key}")
     if not NAME_PATTERN.match(entry["name"]):
-        raise CollectionError(path, f"{entry['name']!r}: expected letters, digits, '_', '.', '-'",
-                              field=f"{where}.name")
+        raise CollectionError(path, f"{entry['name']!r}: expected letters, digits, '_', '.', '-' (not starting "
+                                    "with '.')", field=f"{where}.name")
     return SampleRef(name=entry["name"], path=entry["path"].strip(), doc=" ".join(entry["doc"].split()),
                      origin=" ".join(entry["origin"].split()), licence=" ".join(entry["licence"].split()))
 
@@ -961,8 +973,11 @@ def build_dataset(recipe: DatasetRecipe, collection: Collection, out: str | Path
     """
     out = Path(out)
     target = out / recipe.name
-    state = _state(recipe, target)
     where = f"datasets[{recipe.index}] ({recipe.name})"
+    if target.is_symlink():  # it would read (and rebuilding would write) wherever the link leads
+        raise CollectionError(target, f"is a symbolic link (to {os.readlink(target)}); a built dataset is a folder "
+                                      f"inside {out}: remove the link", field=where)
+    state = _state(recipe, target)
     if state == "same":
         stored = read_recipe(target) or {}
         counts = stored.get("counts", {})

@@ -713,7 +713,12 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
     recorded: list[dict[str, Any]] = []
 
     def write(row: dict[str, Any]) -> None:
-        append_jsonl(cells_path, row)
+        try:
+            append_jsonl(cells_path, row)
+        except OSError as exc:  # a full disk, a read-only folder: what is recorded stays as it is
+            raise CostMatrixError(cells_path, f"cannot be written ({exc.strerror}): stopped; the {len(done)} cells "
+                                              "recorded before are kept; free space or make the folder writable, "
+                                              "then run the same command again to compute the rest") from exc
         done[(row["source"], row["target"], int(row["seed"]))] = row
         recorded.append(row)
         if progress is not None:

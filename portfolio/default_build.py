@@ -73,7 +73,7 @@ SIZE_LIMIT = 20_000_000
 """The most bytes ``OUT`` may hold at the end of a build (the committed artifacts: 20 MB)."""
 SELECTION_DIR, SELECTOR_DIR, RUNNER_UP_DIR = "selection", "selector", "selector-runner-up"
 INPUTS_FILE = "inputs.json"
-REFERENCES = frozenset({"single-best", "random", "oracle"})
+REFERENCES = frozenset({"single-best", "random", "oracle", "size-rule"})
 """Reference selectors: never the runner-up (the single best may be the choice)."""
 DEFAULT_EMBEDDING = EmbeddingSpec(train_samples=512, test_samples=512)
 """The features of the embedded default: EfficientNet-Lite0 at 64 px, 512 training / 512 test samples."""
@@ -96,7 +96,10 @@ class SelectionSettings:
 
     ``selectors`` empty: every registered selector (resolved when the build runs; the resolved
     list is what is recorded and compared). ``params``: hyperparameters per selector name.
-    ``fit_seed``: the seed of the fitted selectors that take one.
+    ``fit_seed``: the seed of the fitted selectors that take one. ``nested``: also score the
+    single-best fallback with thresholds chosen inside the training folds only (off in the
+    build: about 66 more fits per selector on 12 source groups, hours on 2 cores; ``autodl-meta
+    selector compare`` does it by default).
     """
 
     selectors: tuple[str, ...] = ()
@@ -111,6 +114,7 @@ class SelectionSettings:
     timing_repeats: int = 3
     time_embedding: bool = True
     fit_seed: int = 0
+    nested: bool = False
 
     def resolved(self) -> dict[str, Any]:
         """The settings as recorded (selectors resolved, tuples as lists); what is compared on resume."""
@@ -330,7 +334,8 @@ def comparison_step(features: Path, out: Path, settings: SelectionSettings, *, c
     summary = compare(specs, features, out, folder, batch_sizes=r["batch_sizes"], n_batches=r["n_batches"],
                       query_size=r["query_size"], n_queries=r["n_queries"], seeds=r["seeds"],
                       cost_batch_sizes=r["cost_batch_sizes"], timing_repeats=r["timing_repeats"],
-                      time_embedding=r["time_embedding"], command=command, progress=progress)
+                      time_embedding=r["time_embedding"], nested=bool(r.get("nested", False)), command=command,
+                      progress=progress)
     (folder / INPUTS_FILE).write_text(json.dumps(to_plain(inputs), indent=1) + "\n")
     summary.pop("paths", None)
     return summary, True
@@ -344,7 +349,8 @@ def runner_up(summary: Mapping[str, Any]) -> dict[str, Any] | None:
     specs = {s["label"]: s for s in summary["settings"]["selectors"]}
     choice = (summary.get("choice") or {}).get("selector")
     excluded = set(summary.get("evaluation_only") or []) | {choice} | {
-        k for k in per if specs.get(k, {"name": k})["name"] in REFERENCES}
+        k for k in per if specs.get(k, {"name": k})["name"] in REFERENCES} | {
+        k for k, v in (summary.get("outputs") or {}).items() if v == "members"}  # not shippable yet
     pool = {k: v for k, v in per.items() if k not in excluded and v.get("mean_alc") is not None
             and not (isinstance(v["mean_alc"], float) and math.isnan(v["mean_alc"]))}
     pool = {k: v for k, v in pool.items() if not v.get("failed")} or pool

@@ -270,6 +270,17 @@ def _config_id(value: Any, path: Path | None, where: str) -> tuple[int, int, int
     return (int(value[0]), int(value[1]), int(value[2]))
 
 
+def _dataset_name(name: str, path: Path | None, where: str) -> str:
+    """A training dataset's name: one path component (features, runs and reports are files named
+    after it, so a name like ``../x`` would read or write outside their folder)."""
+    from autodl.integrity import name_problem
+
+    problem = name_problem(name)
+    if problem:
+        raise PortfolioError(path, f"{problem}; a dataset's name is one folder or file name", field=where)
+    return name
+
+
 def _parse_portfolio(data: Any, path: Path | None) -> Portfolio:
     from autodl.clock import CLOCKS
 
@@ -293,7 +304,7 @@ def _parse_portfolio(data: Any, path: Path | None) -> Portfolio:
         where = f"incumbents[{i}]"
         if not isinstance(row, Mapping):
             raise PortfolioError(path, f"{row!r}: expected a mapping", field=where)
-        name = _need(row, "dataset", str, path, where)
+        name = _dataset_name(_need(row, "dataset", str, path, where), path, f"{where}.dataset")
         if name in seen:
             raise PortfolioError(path, f"dataset {name!r} appears twice (incumbents[{seen[name]}] and {where}); "
                                        "one incumbent per training dataset", field=f"{where}.dataset")
@@ -313,7 +324,8 @@ def _parse_portfolio(data: Any, path: Path | None) -> Portfolio:
     for i, row in enumerate(without):
         if not isinstance(row, Mapping):
             raise PortfolioError(path, f"{row!r}: expected a mapping", field=f"without_incumbent[{i}]")
-        _need(row, "dataset", str, path, f"without_incumbent[{i}]")
+        _dataset_name(_need(row, "dataset", str, path, f"without_incumbent[{i}]"), path,
+                      f"without_incumbent[{i}].dataset")
     provenance = _need(data, "provenance", dict, path, "")
     return Portfolio(protocol=protocol, clock=clock, timing=timing, space=space, incumbents=incumbents,
                      provenance=dict(provenance), without_incumbent=[dict(r) for r in without], path=path)

@@ -69,8 +69,15 @@ class Selector(BaseEstimator):
     needs_query:
         Whether :meth:`predict_proba` reads the query at all (``single-best`` does not:
         it accepts None, and a submission shipping it embeds nothing).
+    outputs:
+        What the scores are over: ``datasets`` (the training datasets; a pick stands for the
+        dataset's configuration in the portfolio, i.e. its member) or ``members`` (the
+        portfolio's members themselves: :mod:`selector.member_selectors`, fitted with
+        ``fit(datasets, cost, members=MemberMatrix)``, see :mod:`selector.members`).
     classes_:
-        The training datasets' names, in the order of the scores (set by :meth:`fit`).
+        The training datasets' names, in the order of the scores (set by :meth:`fit`); for a
+        selector whose ``outputs`` are ``members``, the members' names (its training datasets
+        are then ``datasets_``).
     embedding_card_:
         How the training datasets' embeddings were made (from their features' card):
         a query must be embedded the same way.
@@ -80,6 +87,7 @@ class Selector(BaseEstimator):
     needs_labels: ClassVar[bool] = False
     needs_cost: ClassVar[bool] = False
     needs_query: ClassVar[bool] = True
+    outputs: ClassVar[str] = "datasets"
 
     # --- to implement -------------------------------------------------------------------------
     def fit(self, datasets: Sequence[DatasetFeatures], cost: CostMatrix | None = None) -> Selector:
@@ -99,7 +107,7 @@ class Selector(BaseEstimator):
 
     # --- derived ------------------------------------------------------------------------------
     def predict(self, query: Query) -> str:
-        """The training dataset whose incumbent to use."""
+        """The training dataset whose incumbent to use (the member, for ``outputs = "members"``)."""
         return self.classes_[int(np.argmax(self.predict_proba(query)))]
 
     def rank(self, query: Query) -> list[str]:
@@ -185,8 +193,11 @@ def load_selector(folder: str | Path) -> Selector:
             raise SelectorError(p, "not found; expected a folder written by Selector.save")
     try:
         card = json.loads(card_path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SelectorError(card_path, f"not valid JSON ({exc})") from None
+    if not isinstance(card, dict):
+        raise SelectorError(card_path, f"holds a JSON {type(card).__name__}; expected the selector's card (an object)",
+                            field="format")
     if card.get("format") != SELECTOR_FORMAT:
         raise SelectorError(card_path, f"format is {card.get('format')!r}, expected {SELECTOR_FORMAT!r}",
                             field="format")
@@ -197,8 +208,12 @@ def load_selector(folder: str | Path) -> Selector:
                                          "was replaced", field="arrays_sha256")
     cls = selector_class(card.get("selector", ""))
     try:
+        arrays = load_file(str(arrays_path))  # safetensors: arrays only, never a pickle
+    except Exception as exc:  # safetensors' own error type: a file that is not safetensors (a pickle, say)
+        raise SelectorError(arrays_path, f"not a safetensors file of arrays ({type(exc).__name__}: {exc})",
+                            field="arrays") from None
+    try:
         sel = cls(**card.get("params", {}))
-        arrays = load_file(str(arrays_path))
         sel.classes_ = list(card["classes"])
         sel.n_features_in_ = int(card["n_features_in"])
         sel.embedding_card_ = dict(card.get("embedding") or {})
@@ -226,6 +241,7 @@ def _load_builtin() -> None:
     # the built-in selectors register themselves on import
     import selector.baselines  # noqa: F401
     import selector.learned  # noqa: F401
+    import selector.member_selectors  # noqa: F401
     import selector.similarity  # noqa: F401
 
 

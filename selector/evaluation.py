@@ -46,6 +46,7 @@ from selector.base import Selector, SelectorError, make_selector
 if TYPE_CHECKING:
     from autodl.protocol import Protocol
     from portfolio.cost_matrix import CostMatrix
+    from selector.members import MemberMatrix
 
 logger = logging.getLogger(__name__)
 
@@ -229,8 +230,9 @@ def identification_accuracy(selectors: Iterable[SelectorSpec | str | tuple[str, 
       from the other (``split = "train-holdout"`` in the rows). Their accuracies are
       therefore measured on half the training data and on training-split samples: compare
       them with each other rather than with the other selectors'.
-    - Evaluation-only selectors (the oracle) are skipped, and selectors that need the cost
-      matrix are skipped when ``cost`` is None; :attr:`Identification.skipped` says why.
+    - Evaluation-only selectors (the oracle) and selectors that name members rather than
+      datasets are skipped, and selectors that need the cost matrix are skipped when ``cost``
+      is None; :attr:`Identification.skipped` says why.
     - A batch the selector cannot answer (it raises: e.g. a transferability measure given a
       batch of one class) counts as wrong and is counted in ``failed``; a selector whose fit
       or every batch fails is skipped with the error (logged); the others go on.
@@ -277,6 +279,10 @@ def identification_accuracy(selectors: Iterable[SelectorSpec | str | tuple[str, 
             continue
         if is_evaluation_only(sel):
             skipped[spec.label] = "evaluation only (it looks at the true cost-matrix column): nothing to identify"
+            logger.info("identification: %s skipped: %s", spec.label, skipped[spec.label])
+            continue
+        if outputs_members(sel):
+            skipped[spec.label] = "it names portfolio members (configurations), not datasets: nothing to identify"
             logger.info("identification: %s skipped: %s", spec.label, skipped[spec.label])
             continue
         if sel.needs_cost and cost is None:
@@ -381,9 +387,14 @@ class Lodo:
     rows: list[dict[str, Any]]
     summary: dict[str, Any]
     queries: list[dict[str, Any]] = field(default_factory=list)
-    """One record per (selector, held-out dataset, seed, query batch): ``confidence``,
-    ``novelty`` (NaN for a selector without :meth:`novelty`), ``alc`` of the pick and the
-    fold's ``single_best_alc``: what :func:`fallback_threshold` chooses from."""
+    """One record per (selector, held-out dataset, seed, query batch): ``group`` (the fold's),
+    ``confidence``, ``novelty`` (NaN for a selector without :meth:`novelty`), ``member`` picked,
+    ``alc`` of the pick, ``hit`` (the pick is within the dataset's seed noise of the best
+    candidate member) and the fold's ``single_best_alc``: what :func:`fallback_threshold`
+    chooses from."""
+    inner_queries: list[dict[str, Any]] = field(default_factory=list)
+    """With ``nested_fallback``: the same records from the inner folds, each with the
+    ``outer_group`` whose training datasets alone produced it (:func:`nested_fallback`)."""
 
 
 def restrict(cost: CostMatrix, sources: Sequence[str], targets: Sequence[str]) -> CostMatrix:
@@ -445,58 +456,103 @@ def kendall_tau(scores: Sequence[float], alcs: Sequence[float]) -> float:
     return float(kendalltau(s, a).statistic)
 
 
+def outputs_members(sel: Selector) -> bool:
+    """Whether ``sel`` scores the portfolio's members rather than the training datasets."""
+    return getattr(sel, "outputs", "datasets") == "members"
+
+
 @dataclass
 class _Fold:
     target: str
     group: str
     candidates: list[str]
+    """The fold's training datasets: other groups, with features, a row and a member measured on
+    the target."""
     train_targets: list[str]
+    """The candidates that are columns: what a cost-aware selector sees."""
+    members: list[str] = field(default_factory=list)
+    """The candidate members: those of the candidates, then the members available without one
+    (a fixed configuration, one searched on a dataset outside the held-out groups)."""
+    blocked: frozenset[str] = frozenset()
+    """The groups held out (the target's, and for an inner fold the outer fold's)."""
 
 
-def lodo_folds(datasets: Sequence[DatasetFeatures], cost: CostMatrix) -> tuple[list[_Fold], dict[str, str]]:
-    """The folds: one per dataset with features and a cost-matrix column. Candidates are the
-    datasets of other groups with features, an incumbent (a row) and an ALC on the held-out
-    column: the fold's training datasets. Their columns are the fold's training columns (what
-    a cost-aware selector sees, and where the single best is judged).
+def _available(origins: list[str] | None, groups: Mapping[str, str], blocked: Iterable[str]) -> bool:
+    if origins is None:  # it stands for the datasets assigned to it
+        return False
+    if not origins:  # a fixed configuration
+        return True
+    return any(groups.get(o, o) not in blocked for o in origins)
+
+
+def lodo_folds(datasets: Sequence[DatasetFeatures], cost: CostMatrix, members: MemberMatrix | None = None, *,
+               exclude_groups: Iterable[str] = ()) -> tuple[list[_Fold], dict[str, str]]:
+    """The folds: one per dataset with features and a column, outside ``exclude_groups``.
+    Candidates are the datasets of other groups (and not of ``exclude_groups``) with features,
+    a row of the cost matrix and a member with an ALC on the held-out column: the fold's
+    training datasets. Their columns are the fold's training columns (what a cost-aware
+    selector sees, and where the single best is judged). Candidate members: see :class:`_Fold`.
+    ``members`` None: one member per row (:func:`selector.members.trivial_members`).
 
     Returns the folds and, per dataset left out, why.
     """
+    from selector.members import trivial_members
+
+    mm = members if members is not None else trivial_members(cost)
     groups = {d.name: group_of(d) for d in datasets}
+    excluded = frozenset(exclude_groups)
     left_out: dict[str, str] = {}
     folds = []
     for d in datasets:
-        if d.name not in cost.targets:
+        g = groups[d.name]
+        if g in excluded:
+            continue
+        if d.name not in mm.targets:
             left_out[d.name] = "not a column of the cost matrix"
             continue
-        g = groups[d.name]
-        cands = [e.name for e in datasets if groups[e.name] != g and e.name in cost.sources]
-        missing = [c for c in cands if cost.value(c, d.name) is None]
+        blocked = excluded | {g}
+        cands = [e.name for e in datasets if groups[e.name] not in blocked and e.name in cost.sources]
+        unmapped = [c for c in cands if c not in mm.member_of]
+        if unmapped:
+            logger.info("%s: %s have no member; they are not candidates", d.name, unmapped)
+        missing = [c for c in cands if c in mm.member_of and mm.value(mm.member_of[c], d.name) is None]
         if missing:
             logger.info("%s: no ALC of the incumbents of %s on it; they are not candidates", d.name, missing)
-        cands = [c for c in cands if c not in missing]
+        cands = [c for c in cands if c in mm.member_of and c not in missing]
         if len(cands) < 1:
             left_out[d.name] = "no candidate incumbent from another group with an ALC on it"
             continue
-        folds.append(_Fold(d.name, g, cands, [c for c in cands if c in cost.targets]))
+        via = list(dict.fromkeys(mm.member_of[c] for c in cands))
+        free = [m for m in mm.members if m not in via and mm.value(m, d.name) is not None
+                and _available(mm.origins.get(m), groups, blocked)]
+        folds.append(_Fold(d.name, g, cands, [c for c in cands if c in mm.targets], via + free, blocked))
     return folds, left_out
 
 
 def leave_one_dataset_out(selectors: Iterable[SelectorSpec | str | tuple[str, Mapping[str, Any]]],
                           datasets: Sequence[DatasetFeatures], cost: CostMatrix, *, query_size: int = 64,
-                          n_queries: int = 10, seed: int = 0, progress: Progress | None = None) -> Lodo:
-    """Leave-one-dataset-out selection scored by the cost matrix.
+                          n_queries: int = 10, seed: int = 0, members: MemberMatrix | None = None,
+                          nested_fallback: bool = False, inner_queries: int | None = None,
+                          progress: Progress | None = None) -> Lodo:
+    """Leave-one-dataset-out selection scored by the portfolio's members.
 
-    For each dataset ``h`` with features and a cost-matrix column, every selector is fitted on
-    the *candidates*: the other datasets that have an incumbent (a row) and an ALC on ``h``,
-    leaving out every dataset of ``h``'s group (:func:`group_of`: derived variants of one
-    source are held out together, so a sibling's incumbent is never a candidate). Selectors
-    that need the cost matrix get it restricted to the candidates' rows and columns; an
-    evaluation-only selector (the oracle) also gets ``h``'s column. The single best of the
-    fold is the candidate with the best mean ALC over the candidates' columns
-    (:func:`single_best_of`).
-    The selector is then asked about ``n_queries`` random labelled batches of ``query_size``
+    For each dataset ``h`` with features and a column, every selector is fitted on the
+    *candidates*: the other datasets that have a row of the cost matrix and whose member has an
+    ALC on ``h``, leaving out every dataset of ``h``'s group (:func:`group_of`: derived variants
+    of one source are held out together, so a sibling's incumbent is never a candidate).
+    Selectors that need the cost matrix get it restricted to the candidates' rows and columns;
+    an evaluation-only selector (the oracle) also gets ``h``'s column. Selectors whose outputs
+    are members (:func:`outputs_members`) also get the member matrix restricted to the fold's
+    candidate members and training columns (``fit(datasets, cost, members=...)``).
+    A pick is worth its member's ALC on ``h``: a dataset selector's pick is the training dataset
+    whose member (configuration) is used (the seed paper's design: the nearest dataset, then its
+    configuration), a member selector's pick is the member. The single best of the fold is the
+    candidate member with the best mean ALC over the candidates' columns (:func:`single_best_of`);
+    the oracle the best candidate member on ``h``; the *acceptable* members those within ``h``'s
+    seed noise of the oracle (:func:`selector.members.acceptable_members`).
+    The selector is asked about ``n_queries`` random labelled batches of ``query_size``
     samples of ``h``'s training split (a new dataset's training data is labelled); each pick
-    is scored by ``cost.value(pick, h)`` and the figures are averaged over the batches.
+    is scored and the figures are averaged over the batches.
 
     Parameters
     ----------
@@ -505,35 +561,55 @@ def leave_one_dataset_out(selectors: Iterable[SelectorSpec | str | tuple[str, Ma
     datasets:
         Features of the datasets (their ``source`` gives the groups).
     cost:
-        The cost matrix: rows are incumbents named by their dataset, columns datasets.
+        The cost matrix: rows are training datasets (each standing for its configuration),
+        columns datasets.
     query_size, n_queries:
         Samples per query batch and batches per held-out dataset.
     seed:
         Seeds the batches (and a selector's ``seed`` hyperparameter where not given).
+    members:
+        The member view (:func:`selector.members.load_members`); None: one member per row of
+        ``cost`` (the figures of the seed design, as before members existed).
+    nested_fallback:
+        Also run, for every selector that reads the query and is not evaluation-only, the inner
+        folds of each outer fold (the outer fold's group held out as well), recording what
+        :func:`nested_fallback` chooses thresholds from: ``Lodo.inner_queries``. Fits whose
+        inner training datasets coincide are shared (an inner fold of outer group ``a`` holding
+        out ``b`` is fitted on what the inner fold of ``b`` holding out ``a`` is).
+    inner_queries:
+        Query batches per inner held-out dataset (default ``n_queries``).
     progress:
-        See :data:`Progress` (stage ``leave-one-dataset-out``, one step per fold).
+        See :data:`Progress` (stage ``leave-one-dataset-out``, one step per fold; ``nested
+        fallback <label>``, one step per inner fit).
 
     Returns
     -------
     Lodo
         ``rows``: per (selector, held-out dataset): ``selector``, ``dataset``, ``group``,
-        ``seed``, ``n_candidates``, ``selected`` (the most frequent pick), ``selected_group``,
-        ``distinct_picks``, ``alc`` (mean ALC of the picks), ``alc_expected`` (mean over the
-        batches of the ALC expected under the selector's probabilities, sum of p_i * ALC_i),
-        ``oracle``, ``oracle_alc``, ``single_best``, ``single_best_alc``,
-        ``expected_random_alc``, ``regret`` (oracle - alc), ``delta_single_best``
+        ``seed``, ``n_candidates`` (training datasets), ``n_members`` (candidate members),
+        ``selected`` (the most frequent pick: a dataset, or a member), ``selected_member``,
+        ``selected_group`` (a dataset pick's group), ``distinct_picks``, ``alc`` (mean ALC of
+        the picks), ``hit_rate`` (share of picks among the acceptable members),
+        ``alc_expected`` (mean over the batches of the ALC expected under the selector's
+        probabilities, sum of p_i * ALC_i), ``oracle``, ``oracle_alc``, ``acceptable``
+        (``;``-joined), ``n_acceptable``, ``noise`` (the dataset's seed noise),
+        ``single_best``, ``single_best_alc``, ``expected_random_alc`` (a uniformly random
+        candidate dataset's member), ``regret`` (oracle - alc), ``delta_single_best``
         (alc - single best), ``gap_closed`` (:func:`gap_closed`), ``kendall_tau`` (mean over
         the batches, :func:`kendall_tau`), ``confidence`` (mean), ``fit_seconds``,
         ``predict_seconds`` (per batch), ``queries``, ``error`` (None, or why the selector
         failed on this fold: its figures are then NaN). ``summary``: :func:`summarize_lodo`.
     """
+    from selector.members import acceptable_members, trivial_members
+
     specs = as_specs(selectors)
     if query_size < 1 or n_queries < 1:
         raise SelectorError(None, f"query_size={query_size}, n_queries={n_queries}: expected >= 1")
     names = [d.name for d in datasets]
     if len(set(names)) != len(names):
         raise SelectorError(None, f"datasets named twice: {sorted(names)}")
-    folds, left_out = lodo_folds(datasets, cost)
+    mm = members if members is not None else trivial_members(cost)
+    folds, left_out = lodo_folds(datasets, cost, mm)
     for name, why in left_out.items():
         logger.warning("leave-one-dataset-out: %s left out: %s", name, why)
     if not folds:
@@ -542,90 +618,199 @@ def leave_one_dataset_out(selectors: Iterable[SelectorSpec | str | tuple[str, Ma
     by_name = {d.name: d for d in datasets}
     rows: list[dict[str, Any]] = []
     query_rows: list[dict[str, Any]] = []
+    query_cache: dict[tuple[str, int], list[Query]] = {}
+
+    def queries_of(h: str, n: int) -> list[Query]:
+        if (h, n) not in query_cache:
+            q_seeds = _seeds(seed, _key(h), 11, n=n)
+            query_cache[(h, n)] = [by_name[h].query(query_size, split="train", seed=s) for s in q_seeds]
+        return query_cache[(h, n)]
+
     if progress is not None:
         progress("leave-one-dataset-out", 0, len(folds))
     for k, fold in enumerate(folds):
         h = fold.target
-        held = by_name[h]
-        true = np.array([cost.value(c, h) for c in fold.candidates], dtype=float)
+        true = np.array([mm.value(m, h) for m in fold.members], dtype=float)
         oracle_i = int(np.argmax(true))
-        fold_cost = restrict(cost, fold.candidates, fold.train_targets)
-        sb = single_best_of(fold_cost)
-        if sb is None:  # no training column with a value: judge the single best on nothing -> the first
-            sb = fold.candidates[0]
-            logger.warning("%s: no ALC of the candidates outside its group; single best = %s", h, sb)
-        sb_alc = float(cost.value(sb, h))
+        sb, sb_alc = _fold_single_best(mm, fold)
+        accept = acceptable_members(mm, h, fold.members)
         base = {"dataset": h, "group": fold.group, "seed": int(seed), "n_candidates": len(fold.candidates),
-                "oracle": fold.candidates[oracle_i], "oracle_alc": float(true[oracle_i]), "single_best": sb,
-                "single_best_alc": sb_alc, "expected_random_alc": expected_random(cost, fold.candidates, h)}
-        q_seeds = _seeds(seed, _key(h), 11, n=n_queries)
-        queries = [held.query(query_size, split="train", seed=s) for s in q_seeds]
+                "n_members": len(fold.members), "oracle": fold.members[oracle_i], "oracle_alc": float(true[oracle_i]),
+                "acceptable": ";".join(accept), "n_acceptable": len(accept), "noise": mm.noise_of(h),
+                "single_best": sb, "single_best_alc": sb_alc,
+                "expected_random_alc": float(np.mean([mm.value(mm.member_of[c], h) for c in fold.candidates]))}
+        queries = queries_of(h, n_queries)
         train = [by_name[c] for c in fold.candidates]
         for spec in specs:
-            row = {"selector": spec.label, **base, **_lodo_one(spec, train, queries, cost, fold, seed, by_name)}
+            row = {"selector": spec.label, **base,
+                   **_lodo_one(spec, train, queries, cost, fold, seed, by_name, mm, set(accept))}
             for i, rec in enumerate(row.pop("query_records", None) or []):
-                query_rows.append({"selector": spec.label, "dataset": h, "seed": int(seed), "query": i, **rec,
-                                   "single_best_alc": sb_alc})
+                query_rows.append({"selector": spec.label, "dataset": h, "group": fold.group, "seed": int(seed),
+                                   "query": i, **rec, "single_best_alc": sb_alc})
             a = row["alc"]
             row.update(regret=base["oracle_alc"] - a, delta_single_best=a - sb_alc,
                        gap_closed=gap_closed(a, sb_alc, base["oracle_alc"]) if not np.isnan(a) else float("nan"))
             rows.append(row)
         if progress is not None:
             progress("leave-one-dataset-out", k + 1, len(folds))
-    return Lodo(rows, summarize_lodo(rows), query_rows)
+    inner: list[dict[str, Any]] = []
+    if nested_fallback:
+        n_inner = int(inner_queries or n_queries)
+        if n_inner < 1:
+            raise SelectorError(None, f"inner_queries={inner_queries}: expected >= 1")
+        inner = _inner_records(specs, datasets, cost, mm, folds, lambda h: queries_of(h, n_inner), seed, by_name,
+                               progress)
+    return Lodo(rows, summarize_lodo(rows), query_rows, inner)
+
+
+def _fold_single_best(mm: MemberMatrix, fold: _Fold) -> tuple[str, float]:
+    """The fold's single best member (best mean over its training columns) and its ALC on the target."""
+    sb = single_best_of(mm.restrict(fold.members, fold.train_targets).as_cost())
+    if sb is None:  # no training column with a value: judge the single best on nothing -> the first
+        sb = fold.members[0]
+        logger.warning("%s: no ALC of the candidates outside its group; single best = %s", fold.target, sb)
+    return sb, float(mm.value(sb, fold.target))
+
+
+def _fit(spec: SelectorSpec, train: Sequence[DatasetFeatures], cost: CostMatrix, fold: _Fold, seed: int,
+         mm: MemberMatrix) -> Selector:
+    """``spec``'s selector fitted on the fold's training datasets (see :func:`leave_one_dataset_out`)."""
+    sel = spec.make(seed)
+    h = fold.target
+    extra = [h] if is_evaluation_only(sel) and h not in fold.train_targets else []
+    cost_targets = [t for t in fold.train_targets + extra if t in cost.targets]
+    if outputs_members(sel):
+        sel.fit(train, restrict(cost, fold.candidates, cost_targets),
+                members=mm.restrict(fold.members, fold.train_targets + extra))
+        expected = fold.members
+    else:
+        if sel.needs_cost:
+            sel.fit(train, restrict(cost, fold.candidates, cost_targets))
+        else:
+            sel.fit(train)
+        expected = fold.candidates
+    classes = list(sel.classes_)
+    if sorted(classes) != sorted(expected):
+        raise SelectorError(None, f"{spec.label}: fitted classes {classes} are not the candidates {expected}")
+    return sel
+
+
+def _ask(sel: Selector, label: str, queries: Sequence[Query], fold: _Fold, mm: MemberMatrix,
+         accept: set[str]) -> dict[str, Any]:
+    """The fitted ``sel`` asked about ``queries`` of the fold's target: picks, their members and
+    ALCs, and the per-query figures."""
+    h = fold.target
+    nan = float("nan")
+    classes = list(sel.classes_)
+    as_member = (lambda c: c) if outputs_members(sel) else (lambda c: mm.member_of[c])
+    alc_of = np.array([mm.value(as_member(c), h) for c in classes], dtype=float)
+    picks, members, alcs, expected, taus, confs, secs, novelties = [], [], [], [], [], [], [], []
+    novelty = getattr(sel, "novelty", None)
+    for q in queries:
+        t1 = time.perf_counter()
+        p = np.asarray(sel.predict_proba(q), dtype=float)
+        chosen = pick(sel, q, p)
+        secs.append(time.perf_counter() - t1)
+        if p.shape != (len(classes),) or not np.isfinite(p).all():
+            raise SelectorError(None, f"{label}: predict_proba returned shape {p.shape} with "
+                                      f"{int((~np.isfinite(p)).sum())} non-finite values; expected "
+                                      f"{len(classes)} finite scores")
+        picks.append(chosen)
+        members.append(as_member(chosen))
+        alcs.append(float(mm.value(members[-1], h)))
+        w = p / p.sum() if p.sum() > 0 else np.full(len(p), 1.0 / len(p))
+        expected.append(float(w @ alc_of))
+        taus.append(kendall_tau(p, alc_of))
+        confs.append(_confidence(sel, q, p))
+        novelties.append(float(novelty(q)) if callable(novelty) else nan)
+    hits = [float(m in accept) for m in members]
+    return {"picks": picks, "members": members, "alcs": alcs, "expected": expected, "taus": taus, "confs": confs,
+            "secs": secs, "hits": hits,
+            "records": [{"confidence": c, "novelty": v, "member": m, "alc": a, "hit": x}
+                        for c, v, m, a, x in zip(confs, novelties, members, alcs, hits, strict=True)]}
 
 
 def _lodo_one(spec: SelectorSpec, train: Sequence[DatasetFeatures], queries: Sequence[Query], cost: CostMatrix,
-              fold: _Fold, seed: int, by_name: Mapping[str, DatasetFeatures]) -> dict[str, Any]:
+              fold: _Fold, seed: int, by_name: Mapping[str, DatasetFeatures], mm: MemberMatrix,
+              accept: set[str]) -> dict[str, Any]:
     """One selector on one fold: its figures (NaN with ``error`` when it raises)."""
     h = fold.target
     nan = float("nan")
-    out: dict[str, Any] = {"selected": None, "selected_group": None, "distinct_picks": 0, "alc": nan,
-                           "alc_expected": nan, "kendall_tau": nan, "confidence": nan, "fit_seconds": nan,
-                           "predict_seconds": nan, "queries": len(queries), "error": None}
+    out: dict[str, Any] = {"selected": None, "selected_member": None, "selected_group": None, "distinct_picks": 0,
+                           "alc": nan, "hit_rate": nan, "alc_expected": nan, "kendall_tau": nan, "confidence": nan,
+                           "fit_seconds": nan, "predict_seconds": nan, "queries": len(queries), "error": None}
     try:
-        sel = spec.make(seed)
-        targets = fold.train_targets + ([h] if is_evaluation_only(sel) and h not in fold.train_targets else [])
         t0 = time.perf_counter()
-        if sel.needs_cost:
-            sel.fit(train, restrict(cost, fold.candidates, targets))
-        else:
-            sel.fit(train)
+        sel = _fit(spec, train, cost, fold, seed, mm)
         out["fit_seconds"] = time.perf_counter() - t0
-        classes = list(sel.classes_)
-        if sorted(classes) != sorted(fold.candidates):
-            raise SelectorError(None, f"{spec.label}: fitted classes {classes} are not the candidates "
-                                      f"{fold.candidates}")
-        alc_of = np.array([cost.value(c, h) for c in classes], dtype=float)
-        picks, alcs, expected, taus, confs, secs, novelties = [], [], [], [], [], [], []
-        novelty = getattr(sel, "novelty", None)
-        for q in queries:
-            t1 = time.perf_counter()
-            p = np.asarray(sel.predict_proba(q), dtype=float)
-            chosen = pick(sel, q, p)
-            secs.append(time.perf_counter() - t1)
-            if p.shape != (len(classes),) or not np.isfinite(p).all():
-                raise SelectorError(None, f"{spec.label}: predict_proba returned shape {p.shape} with "
-                                          f"{int((~np.isfinite(p)).sum())} non-finite values; expected "
-                                          f"{len(classes)} finite scores")
-            picks.append(chosen)
-            alcs.append(float(cost.value(chosen, h)))
-            w = p / p.sum() if p.sum() > 0 else np.full(len(p), 1.0 / len(p))
-            expected.append(float(w @ alc_of))
-            taus.append(kendall_tau(p, alc_of))
-            confs.append(_confidence(sel, q, p))
-            novelties.append(float(novelty(q)) if callable(novelty) else nan)
-        most = Counter(picks).most_common(1)[0][0]
+        got = _ask(sel, spec.label, queries, fold, mm, accept)
+        most = Counter(got["picks"]).most_common(1)[0][0]
         with np.errstate(all="ignore"):
-            tau = float(np.nanmean(taus)) if not np.isnan(taus).all() else nan
-        out.update(selected=most, selected_group=group_of(by_name[most]), distinct_picks=len(set(picks)),
-                   alc=float(np.mean(alcs)), alc_expected=float(np.mean(expected)), kendall_tau=tau,
-                   confidence=float(np.mean(confs)), predict_seconds=float(np.mean(secs)),
-                   query_records=[{"confidence": c, "novelty": v, "alc": a} for c, v, a in zip(confs, novelties, alcs)])
+            tau = float(np.nanmean(got["taus"])) if not np.isnan(got["taus"]).all() else nan
+        out.update(selected=most, selected_member=Counter(got["members"]).most_common(1)[0][0],
+                   selected_group=None if outputs_members(sel) else group_of(by_name[most]),
+                   distinct_picks=len(set(got["picks"])), alc=float(np.mean(got["alcs"])),
+                   hit_rate=float(np.mean(got["hits"])), alc_expected=float(np.mean(got["expected"])),
+                   kendall_tau=tau, confidence=float(np.mean(got["confs"])),
+                   predict_seconds=float(np.mean(got["secs"])), query_records=got["records"])
     except Exception as exc:  # one broken selector never ends the comparison
         out["error"] = f"{type(exc).__name__}: {exc}"
         logger.warning("leave-one-dataset-out: %s on %s failed: %s", spec.label, h, out["error"],
                        exc_info=not isinstance(exc, SelectorError))
+    return out
+
+
+def _inner_records(specs: Sequence[SelectorSpec], datasets: Sequence[DatasetFeatures], cost: CostMatrix,
+                   mm: MemberMatrix, folds: Sequence[_Fold], queries_of: Callable[[str], list[Query]], seed: int,
+                   by_name: Mapping[str, DatasetFeatures], progress: Progress | None) -> list[dict[str, Any]]:
+    """The query records of every outer fold's inner folds (see :func:`leave_one_dataset_out`)."""
+    from selector.members import acceptable_members
+
+    outer_groups = list(dict.fromkeys(f.group for f in folds))
+    inner_folds = {g: lodo_folds(datasets, cost, mm, exclude_groups=[g])[0] for g in outer_groups}
+    jobs: dict[tuple[Any, ...], list[tuple[str, _Fold]]] = {}
+    for g, fs in inner_folds.items():
+        for f in fs:
+            jobs.setdefault((tuple(f.candidates), tuple(f.train_targets), tuple(f.members)), []).append((g, f))
+    out: list[dict[str, Any]] = []
+    for spec in specs:
+        try:
+            probe = spec.make(seed)
+        except SelectorError as exc:
+            logger.warning("nested fallback: %s skipped: %s", spec.label, exc)
+            continue
+        if is_evaluation_only(probe) or not probe.needs_query:
+            continue
+        stage = f"nested fallback {spec.label}"
+        if progress is not None:
+            progress(stage, 0, len(jobs))
+        failed = 0
+        for n, items in enumerate(jobs.values()):
+            first = items[0][1]
+            try:
+                sel = _fit(spec, [by_name[c] for c in first.candidates], cost, first, seed, mm)
+            except Exception as exc:  # a fold it cannot fit gives no record; the others go on
+                failed += 1
+                logger.info("nested fallback: %s cannot be fitted without %s: %s", spec.label,
+                            sorted(first.blocked), exc)
+                continue
+            for g, f in items:
+                _, sb_alc = _fold_single_best(mm, f)
+                try:
+                    got = _ask(sel, spec.label, queries_of(f.target), f, mm, set(acceptable_members(mm, f.target,
+                                                                                                   f.members)))
+                except Exception as exc:
+                    failed += 1
+                    logger.info("nested fallback: %s on %s (outer %s): %s", spec.label, f.target, g, exc)
+                    continue
+                for i, rec in enumerate(got["records"]):
+                    out.append({"selector": spec.label, "outer_group": g, "dataset": f.target, "group": f.group,
+                                "seed": int(seed), "query": i, **rec, "single_best_alc": sb_alc})
+            if progress is not None:
+                progress(stage, n + 1, len(jobs))
+        if failed:
+            logger.warning("nested fallback: %s failed on %d inner fits or folds (they give no records)", spec.label,
+                           failed)
     return out
 
 
@@ -647,15 +832,21 @@ def per_dataset(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         first = rs[0]
         row: dict[str, Any] = {"selector": label, "dataset": ds, "group": first["group"], "seeds": len(rs),
                                "failed": len(rs) - len(ok), "n_candidates": first["n_candidates"],
+                               "n_members": first.get("n_members", first["n_candidates"]),
                                "error": next((r["error"] for r in rs if r.get("error")), None)}
         for key in ("oracle_alc", "single_best_alc", "expected_random_alc"):
             row[key] = float(np.mean([r[key] for r in rs]))
         row["oracle"], row["single_best"] = first["oracle"], first["single_best"]
+        row["acceptable"] = first.get("acceptable") or first["oracle"]
+        row["noise"] = first.get("noise", 0.0)
         picks = Counter(r["selected"] for r in ok)
         row["selected"] = picks.most_common(1)[0][0] if picks else None
         row["selected_group"] = next((r["selected_group"] for r in ok if r["selected"] == row["selected"]), None)
+        members = Counter(r.get("selected_member", r["selected"]) for r in ok)
+        row["selected_member"] = members.most_common(1)[0][0] if members else None
         for key in ("alc", "alc_expected", "kendall_tau", "confidence", "fit_seconds", "predict_seconds"):
             row[key] = _nanmean(r[key] for r in ok)
+        row["hit_rate"] = _nanmean(r.get("hit_rate", float("nan")) for r in ok)
         a, o, s = row["alc"], row["oracle_alc"], row["single_best_alc"]
         row["regret"] = o - a
         row["delta_single_best"] = a - s
@@ -674,10 +865,12 @@ def summarize_lodo(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         ``mean_alc``, ``mean_alc_expected``, ``mean_regret``, ``mean_delta_single_best``,
         ``mean_gap_closed`` (over the datasets where the gap is not 0), ``gap_undefined``
         (datasets where it is), ``mean_kendall_tau`` (over the defined ones), ``tau_undefined``,
-        ``mean_confidence``, ``fit_seconds``, ``predict_seconds``, ``datasets``, ``failed``,
-        ``errors``), ``per_dataset`` (dataset -> ``group``, ``n_candidates``, ``oracle``,
-        ``oracle_alc``, ``single_best``, ``single_best_alc``, ``expected_random_alc``, ``alc``
-        and ``regret`` per selector), ``oracle_mean_alc``, ``single_best_mean_alc``,
+        ``mean_confidence``, ``mean_hit_rate`` (share of picks among the acceptable members),
+        ``fit_seconds``, ``predict_seconds``, ``datasets``, ``failed``, ``errors``),
+        ``per_dataset`` (dataset -> ``group``, ``n_candidates``, ``n_members``, ``oracle``,
+        ``oracle_alc``, ``acceptable``, ``noise``, ``single_best``, ``single_best_alc``,
+        ``expected_random_alc``, ``alc``, ``regret``, ``selected`` and ``selected_member`` per
+        selector), ``oracle_mean_alc``, ``single_best_mean_alc``,
         ``expected_random_alc`` (the exact mean ALC of a uniformly random pick), ``seeds``.
     """
     table = per_dataset(rows)
@@ -696,6 +889,7 @@ def summarize_lodo(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "mean_gap_closed": _nanmean(gaps), "gap_undefined": int(sum(np.isnan(g) for g in gaps)),
             "mean_kendall_tau": _nanmean(taus), "tau_undefined": int(sum(np.isnan(t) for t in taus)),
             "mean_confidence": _nanmean(r["confidence"] for r in ok),
+            "mean_hit_rate": _nanmean(r.get("hit_rate", float("nan")) for r in ok),
             "fit_seconds": _nanmean(r["fit_seconds"] for r in ok),
             "predict_seconds": _nanmean(r["predict_seconds"] for r in ok),
             "datasets": len(ok), "failed": len(rs) - len(ok),
@@ -704,11 +898,13 @@ def summarize_lodo(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for ds in datasets:
         rs = [r for r in table if r["dataset"] == ds]
         f = rs[0]
-        per_ds[ds] = {"group": f["group"], "n_candidates": f["n_candidates"], "oracle": f["oracle"],
-                      "oracle_alc": f["oracle_alc"], "single_best": f["single_best"],
+        per_ds[ds] = {"group": f["group"], "n_candidates": f["n_candidates"], "n_members": f["n_members"],
+                      "oracle": f["oracle"], "oracle_alc": f["oracle_alc"], "acceptable": f["acceptable"],
+                      "noise": f["noise"], "single_best": f["single_best"],
                       "single_best_alc": f["single_best_alc"], "expected_random_alc": f["expected_random_alc"],
                       "alc": {r["selector"]: r["alc"] for r in rs}, "regret": {r["selector"]: r["regret"] for r in rs},
-                      "selected": {r["selector"]: r["selected"] for r in rs}}
+                      "selected": {r["selector"]: r["selected"] for r in rs},
+                      "selected_member": {r["selector"]: r["selected_member"] for r in rs}}
     return {"selectors": labels, "datasets": datasets, "per_selector": per_sel, "per_dataset": per_ds,
             "oracle_mean_alc": _nanmean(v["oracle_alc"] for v in per_ds.values()),
             "single_best_mean_alc": _nanmean(v["single_best_alc"] for v in per_ds.values()),
@@ -720,6 +916,11 @@ def summarize_lodo(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def fallback_threshold(queries: Sequence[Mapping[str, Any]], selector: str) -> dict[str, Any] | None:
     """The confidence and novelty thresholds below / above which ``selector``'s pick is
     replaced by the single-best configuration, chosen by leave-one-dataset-out.
+
+    Given the records of every fold (:attr:`Lodo.queries`), these are the thresholds to ship
+    (chosen on every training dataset), but their ``mean_alc`` is optimistic as an estimate:
+    the thresholds were chosen on the very folds it averages. :func:`nested_fallback` gives the
+    honest figure, each fold scored with thresholds chosen without it.
 
     Every pair of candidate thresholds (each observed confidence, and "never"; each observed
     novelty, and "never") is scored by the mean ALC that the rule "use the pick when
@@ -775,6 +976,74 @@ def fallback_threshold(queries: Sequence[Mapping[str, Any]], selector: str) -> d
             "mean_alc_without": mean_alc(np.ones(len(recs), bool)), "mean_alc_single_best": mean_alc(np.zeros(len(recs), bool)),
             "fallback_share": float(1.0 - use.mean()), "queries": len(recs), "datasets": len(datasets),
             "has_novelty": has_novelty}
+
+
+def nested_fallback(queries: Sequence[Mapping[str, Any]], inner_queries: Sequence[Mapping[str, Any]],
+                    selector: str) -> dict[str, Any] | None:
+    """The fallback rule scored by nested leave-one-dataset-out: each outer fold's thresholds are
+    chosen (:func:`fallback_threshold`) on its inner folds' records only (``inner_queries`` whose
+    ``outer_group`` is the fold's group: selectors fitted and scored without that group), then
+    applied to the outer fold's own records (``queries``). Nothing of the scored fold (its
+    features, its cost-matrix column, its queries) enters the choice of its thresholds.
+
+    A fold without inner records (a group whose removal leaves nothing to hold out) never falls
+    back (``confidence >= 0``, no novelty rule).
+
+    Parameters
+    ----------
+    queries:
+        :attr:`Lodo.queries` (any seeds), with their ``group``.
+    inner_queries:
+        :attr:`Lodo.inner_queries` (``leave_one_dataset_out(..., nested_fallback=True)``).
+    selector:
+        The selector's label.
+
+    Returns
+    -------
+    dict or None
+        ``mean_alc`` (each outer dataset weighted equally, its queries averaged),
+        ``mean_alc_without`` (never falling back), ``mean_alc_single_best`` (always),
+        ``fallback_share``, ``thresholds`` (group -> ``confidence_threshold``,
+        ``novelty_threshold``, ``inner_datasets``, ``inner_queries``), ``confidence_range``
+        (lowest and highest threshold over the folds), ``folds_without_inner`` (groups with no
+        inner record), ``queries``, ``datasets``; None without records of ``selector``.
+    """
+    recs = [q for q in queries if q["selector"] == selector and not is_nan(q.get("alc"))]
+    if not recs:
+        return None
+    inner = [r for r in inner_queries if r["selector"] == selector and not is_nan(r.get("alc"))]
+    by_group: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in inner:
+        by_group[str(r["outer_group"])].append(r)
+    thresholds: dict[str, dict[str, Any]] = {}
+    for g in dict.fromkeys(str(q.get("group") or q["dataset"]) for q in recs):
+        th = fallback_threshold(by_group.get(g, []), selector)
+        thresholds[g] = {"confidence_threshold": th["confidence_threshold"] if th else 0.0,
+                         "novelty_threshold": th["novelty_threshold"] if th else None,
+                         "inner_datasets": th["datasets"] if th else 0, "inner_queries": th["queries"] if th else 0}
+    names = [q["dataset"] for q in recs]
+    datasets = list(dict.fromkeys(names))
+    index = np.array([datasets.index(n) for n in names])
+    counts = np.bincount(index, minlength=len(datasets)).astype(float)
+    alc = np.array([float(q["alc"]) for q in recs])
+    sb = np.array([float(q["single_best_alc"]) for q in recs])
+    use = np.ones(len(recs), bool)
+    for i, q in enumerate(recs):
+        t = thresholds[str(q.get("group") or q["dataset"])]
+        nov = q.get("novelty")
+        use[i] = float(q["confidence"]) >= t["confidence_threshold"] and not (
+            t["novelty_threshold"] is not None and not is_nan(nov) and float(nov) > t["novelty_threshold"])
+
+    def mean_alc(mask: np.ndarray) -> float:
+        value = np.where(mask, alc, sb)
+        return float(np.mean(np.bincount(index, weights=value, minlength=len(datasets)) / counts))
+
+    confs = [t["confidence_threshold"] for t in thresholds.values()]
+    return {"mean_alc": mean_alc(use), "mean_alc_without": mean_alc(np.ones(len(recs), bool)),
+            "mean_alc_single_best": mean_alc(np.zeros(len(recs), bool)), "fallback_share": float(1.0 - use.mean()),
+            "thresholds": thresholds, "confidence_range": [float(min(confs)), float(max(confs))],
+            "folds_without_inner": [g for g, t in thresholds.items() if not t["inner_queries"]],
+            "queries": len(recs), "datasets": len(datasets)}
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -982,7 +1251,7 @@ def selection_cost(selectors: Iterable[SelectorSpec | str | tuple[str, Mapping[s
                    cost: CostMatrix | None = None, embedder: Any = None, image_size: int | None = None,
                    in_chans: int = 3, repeats: int = 3, seed: int = 0, time_embedding: bool = True,
                    protocols: Sequence[str] = ("mini", "autocv"), levels: Mapping[str, float] | None = None,
-                   progress: Progress | None = None) -> dict[str, Any]:
+                   members: MemberMatrix | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Seconds to embed and to select per batch size on this machine, and the ALC it can cost.
 
     Embedding: ``embedder.embed`` of a batch of synthetic images (``[B, 1, S, S, C]`` uint8,
@@ -1000,6 +1269,8 @@ def selection_cost(selectors: Iterable[SelectorSpec | str | tuple[str, Mapping[s
         ``embedding_error`` says why.
     time_embedding:
         False: time the selection alone.
+    members:
+        The member view for selectors that name members (default: one member per row of ``cost``).
 
     Returns
     -------
@@ -1056,7 +1327,16 @@ def selection_cost(selectors: Iterable[SelectorSpec | str | tuple[str, Mapping[s
                 out["skipped"][spec.label] = "needs the cost matrix and none was given"
                 continue
             fit_sets = [d for d in datasets if cost is None or not sel.needs_cost or d.name in cost.sources]
-            sel.fit(fit_sets, cost) if sel.needs_cost else sel.fit(fit_sets)
+            if outputs_members(sel):
+                from selector.members import trivial_members
+
+                mm = members if members is not None else trivial_members(cost)
+                fit_sets = [d for d in fit_sets if d.name in mm.member_of]
+                sel.fit(fit_sets, cost, members=mm.restrict(mm.members, [d.name for d in fit_sets]))
+            elif sel.needs_cost:
+                sel.fit(fit_sets, cost)
+            else:
+                sel.fit(fit_sets)
             if progress is not None:
                 progress(f"selection {spec.label}", 0, len(sizes))
             for n, b in enumerate(sizes):

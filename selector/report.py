@@ -48,6 +48,8 @@ from selector.evaluation import (
     identification_accuracy,
     identification_table,
     leave_one_dataset_out,
+    nested_fallback,
+    outputs_members,
     per_dataset,
     statistics,
     summarize_lodo,
@@ -59,6 +61,13 @@ SUMMARY_FORMAT = "autodl-meta-selector-comparison/1"
 REPORT_MD, REPORT_HTML, SUMMARY_JSON = "report.md", "report.html", "summary.json"
 IDENT_CSV, LODO_CSV, MAP_CSV = "identification.csv", "lodo.csv", "embedding_map.csv"
 LODO_QUERIES_CSV = "lodo_queries.csv"
+LODO_INNER_CSV = "lodo_inner_queries.csv"
+BASELINES = ("single-best", "single-best-member", "size-rule")
+"""The trivial baselines every selector is compared with (:func:`compare` adds them unless told
+not to): the member with the best mean ALC (``single-best``, or ``single-best-member`` where some
+member is available without a training dataset assigned to it, which ``single-best`` cannot
+name), and a decision rule on image side and training size."""
+RULE_DESCRIPTORS = ("height", "width", "train_samples")
 TABLE_BATCH_SIZES = (1, 8, 32, 128, 1024)
 """The identification table's columns (the picture shows every batch size measured)."""
 _TIE = 1e-9
@@ -138,9 +147,17 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
             batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, n_batches: int = 10, query_size: int = 64,
             n_queries: int = 10, seeds: Sequence[int] = (0,),
             cost_batch_sizes: Sequence[int] | None = None, timing_repeats: int = 3, time_embedding: bool = True,
-            embedder: Any = None, command: str | None = None,
+            embedder: Any = None, command: str | None = None, members: Any = "auto",
+            nested: bool = True, inner_queries: int | None = None, baselines: bool = True,
             progress: Progress | None = None) -> dict[str, Any]:
     """Compare selectors on a collection's features and a portfolio's cost matrix; write the report.
+
+    Every selector is scored through the portfolio's members (:mod:`selector.members`): a
+    dataset selector's pick by its dataset's member, a member selector's pick directly; the
+    single best and the oracle are members. The fallback rule of each selector is scored twice:
+    with thresholds chosen on the folds it is scored on (``fallback``: optimistic, and what a
+    fitted selector ships with) and by nested leave-one-dataset-out (``fallback_nested``: each
+    fold scored with thresholds chosen on its training datasets only).
 
     Parameters
     ----------
@@ -172,6 +189,18 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
         An embedder to time instead of the one the features' card describes.
     command:
         The command line to name in the report.
+    members:
+        The member view: ``"auto"`` (:func:`selector.members.load_members` of the portfolio
+        folder: the pool's cells where there are, else the cost matrix's rows grouped by
+        configuration), a :class:`~selector.members.MemberMatrix`, or None (one member per row).
+    nested:
+        Score the fallback rule by nested leave-one-dataset-out (one more fit per pair of
+        groups and selector that reads the query).
+    inner_queries:
+        Query batches per inner held-out dataset (default ``n_queries``).
+    baselines:
+        Add the trivial baselines of :data:`BASELINES` that ``selectors`` lack (``size-rule``
+        only where every dataset has the descriptors it reads).
     progress:
         ``progress(stage, done, total)``.
 
@@ -186,12 +215,17 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
     specs = as_specs(selectors)
     datasets, features_path = load_datasets(features)
     src = load_cost(cost)
+    mm = _members_for(src, members)
+    added, not_added, baseline_labels = [], {}, []
+    if baselines:
+        specs, baseline_labels, added, not_added = _with_baselines(specs, datasets, mm)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in seeds] or [0]
     ident_rows: list[dict[str, Any]] = []
     lodo_rows: list[dict[str, Any]] = []
     query_rows: list[dict[str, Any]] = []
+    inner_rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     for seed in seeds:
         ident = identification_accuracy(specs, datasets, batch_sizes=batch_sizes, n_batches=n_batches, seed=seed,
@@ -199,9 +233,11 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
         ident_rows += ident.rows
         skipped.update(ident.skipped)
         lodo = leave_one_dataset_out(specs, datasets, src.matrix, query_size=query_size, n_queries=n_queries,
-                                     seed=seed, progress=progress)
+                                     seed=seed, members=mm, nested_fallback=nested, inner_queries=inner_queries,
+                                     progress=progress)
         lodo_rows += lodo.rows
         query_rows += lodo.queries
+        inner_rows += lodo.inner_queries
     lodo_summary = summarize_lodo(lodo_rows)
     levels = {k: v["mean_alc"] for k, v in lodo_summary["per_selector"].items()}
     if cost_batch_sizes is None:
@@ -209,12 +245,14 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
     emb, emb_error = (embedder, None) if embedder is not None or not time_embedding else _embedder_for(datasets)
     sel_cost = selection_cost(specs, datasets, batch_sizes=cost_batch_sizes, cost=src.matrix, embedder=emb,
                               repeats=timing_repeats, seed=seeds[0], levels=levels, progress=progress,
-                              time_embedding=emb is not None)
+                              time_embedding=emb is not None, members=mm)
     if emb_error:
         sel_cost["embedding_error"] = emb_error
     card = dict(datasets[0].card) if datasets else {}
     evaluation_only = [s.label for s in specs if s.name in EVALUATION_ONLY
                        or getattr(s.factory, "evaluation_only", False)]
+    outputs = {s.label: _outputs(s) for s in specs}
+    fallback_specs = [s for s in specs if s.label not in evaluation_only]
     summary: dict[str, Any] = {
         "format": SUMMARY_FORMAT,
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -233,23 +271,120 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
         "settings": {"selectors": [{"label": s.label, "name": s.name, "params": dict(s.params)} for s in specs],
                      "batch_sizes": sorted({int(b) for b in batch_sizes}), "n_batches": n_batches,
                      "query_size": query_size, "n_queries": n_queries, "seeds": seeds,
-                     "cost_batch_sizes": list(cost_batch_sizes), "timing_repeats": timing_repeats},
+                     "cost_batch_sizes": list(cost_batch_sizes), "timing_repeats": timing_repeats,
+                     "nested_fallback": bool(nested), "inner_queries": int(inner_queries or n_queries)},
         "evaluation_only": evaluation_only,
+        "outputs": outputs,
+        "members": mm.summary(),
+        "baselines": {"labels": baseline_labels, "added": added, "not_added": not_added},
         "identification": {"table": identification_table(ident_rows), "skipped": skipped},
         "lodo": lodo_summary,
         "statistics": statistics(lodo_rows, "alc").to_dict(),
         "selection_cost": sel_cost,
-        "fallback": {s.label: fallback_threshold(query_rows, s.label) for s in specs
-                     if s.name not in EVALUATION_ONLY and not getattr(s.factory, "evaluation_only", False)},
+        "fallback": {s.label: fallback_threshold(query_rows, s.label) for s in fallback_specs},
+        "fallback_nested": ({s.label: nested_fallback(query_rows, inner_rows, s.label) if _reads_query(s) else None
+                             for s in fallback_specs} if nested else {}),
     }
+    summary["against_baselines"] = against_baselines(lodo_rows, summary["baselines"]["labels"])
     summary["choice"] = choose(summary)
     _write_csv(out / IDENT_CSV, ident_rows)
     _write_csv(out / LODO_CSV, lodo_rows)
     _write_csv(out / LODO_QUERIES_CSV, query_rows)
+    _write_csv(out / LODO_INNER_CSV, inner_rows)
     _write_csv(out / MAP_CSV, embedding_map(datasets))
     (out / SUMMARY_JSON).write_text(json.dumps(_jsonable(summary), indent=1, allow_nan=False) + "\n")
     paths = render(out)
     return {**summary, "paths": {k: str(v) for k, v in paths.items()}}
+
+
+def _members_for(src: CostSource, members: Any) -> Any:
+    """The member view :func:`compare` scores with (see its ``members``)."""
+    from selector.members import MemberMatrix, load_members, trivial_members
+
+    if isinstance(members, MemberMatrix):
+        return members
+    if members is None or src.folder is None:
+        return trivial_members(src.matrix)
+    if members != "auto":
+        raise ReportError(None, f"members={members!r}: expected 'auto', None or a MemberMatrix", field="members")
+    return load_members(src.folder, src.matrix)
+
+
+def _outputs(spec: SelectorSpec) -> str:
+    """``members`` or ``datasets``: what ``spec``'s selector scores (``datasets`` where it cannot be made)."""
+    try:
+        return "members" if outputs_members(spec.make()) else "datasets"
+    except Exception:  # a selector that cannot be built fails in the measurements, with the reason
+        return "datasets"
+
+
+def _reads_query(spec: SelectorSpec) -> bool:
+    """Whether ``spec``'s selector reads the query (the single best does not: no fallback rule to nest)."""
+    try:
+        return bool(spec.make().needs_query)
+    except Exception:
+        return True
+
+
+def _with_baselines(specs: list[SelectorSpec], datasets: Sequence[DatasetFeatures], mm: Any
+                    ) -> tuple[list[SelectorSpec], list[str], list[str], dict[str, str]]:
+    """``specs`` with the trivial baselines they lack (by registry name; see :data:`BASELINES`),
+    the baselines' labels, the labels added and why any was not."""
+    free = any(o is not None for o in mm.origins.values()) or bool(set(mm.members) - set(mm.member_of.values()))
+    wanted = ("single-best-member" if free else "single-best", "size-rule")
+    labels = {s.label for s in specs}
+    added, not_added, baseline_labels = [], {}, []
+    out = list(specs)
+    for name in wanted:
+        mine = next((s for s in specs if s.name == name), None)
+        if mine is not None:
+            baseline_labels.append(mine.label)
+            continue
+        if name == "size-rule":
+            lacking = [d.name for d in datasets if any(k not in (d.descriptors or {}) for k in RULE_DESCRIPTORS)]
+            if lacking:
+                not_added[name] = (f"the descriptors {', '.join(RULE_DESCRIPTORS)} are missing for "
+                                   f"{', '.join(lacking[:5])}{' ...' if len(lacking) > 5 else ''}")
+                logger.warning("baseline %s not added: %s", name, not_added[name])
+                continue
+        label = name if name not in labels else f"{name} (baseline)"
+        out.append(SelectorSpec(name, {}, label=label))
+        added.append(label)
+        baseline_labels.append(label)
+    if added:
+        logger.info("trivial baselines added to the comparison: %s", ", ".join(added))
+    return out, baseline_labels, added, not_added
+
+
+def against_baselines(rows: Sequence[Mapping[str, Any]], baselines: Sequence[str]) -> dict[str, Any]:
+    """Each selector against each trivial baseline, per held-out dataset (averaged over seeds):
+    mean ALC difference, and wins / ties / losses where a tie is a difference within the
+    dataset's seed noise (or 1e-9)."""
+    table = per_dataset(rows)
+    alc = {(r["selector"], r["dataset"]): r["alc"] for r in table}
+    noise = {r["dataset"]: float(r.get("noise") or 0.0) for r in table}
+    labels = list(dict.fromkeys(r["selector"] for r in table))
+    out: dict[str, Any] = {}
+    for b in baselines:
+        if b not in labels:
+            continue
+        per: dict[str, Any] = {}
+        for label in labels:
+            if label == b:
+                continue
+            diffs, w, t, lose = [], 0, 0, 0
+            for ds in noise:
+                a, c = alc.get((label, ds)), alc.get((b, ds))
+                if _isnan(a) or _isnan(c):
+                    continue
+                d = float(a) - float(c)
+                diffs.append(d)
+                tol = max(noise[ds], _TIE)
+                w, t, lose = w + (d > tol), t + (abs(d) <= tol), lose + (d < -tol)
+            per[label] = {"mean_difference": float(np.mean(diffs)) if diffs else float("nan"), "wins": int(w),
+                          "ties": int(t), "losses": int(lose), "datasets": len(diffs)}
+        out[b] = per
+    return out
 
 
 def _embedder_for(datasets: Sequence[DatasetFeatures]) -> tuple[Any, str | None]:
@@ -268,19 +403,22 @@ def _embedder_for(datasets: Sequence[DatasetFeatures]) -> tuple[Any, str | None]
         return None, why
 
 
-NOT_SHIPPED = frozenset({"random"})
+NOT_SHIPPED = frozenset({"random", "size-rule"})
 """References that are never chosen for shipping (beside the evaluation-only oracle): a random
-pick's ALC in a comparison is luck."""
+pick's ALC in a comparison is luck; the size rule is a trivial baseline."""
 
 
 def choose(summary: Mapping[str, Any]) -> dict[str, Any] | None:
     """The selector to ship: the best mean leave-one-dataset-out ALC among those that are not
-    references (evaluation-only, :data:`NOT_SHIPPED`) and ran on every dataset; ties (within
-    1e-9) go to the one with fewer seconds per selection (embedding and selection at the
-    query size, else its mean LODO prediction time)."""
+    references (evaluation-only, :data:`NOT_SHIPPED`), name training datasets (a submission maps
+    a dataset to its configuration; member selectors are compared, not shipped yet) and ran on
+    every dataset; ties (within 1e-9) go to the one with fewer seconds per selection (embedding
+    and selection at the query size, else its mean LODO prediction time)."""
     per = summary["lodo"]["per_selector"]
     names = {s["label"]: s["name"] for s in summary["settings"]["selectors"]}
-    excluded = set(summary.get("evaluation_only") or []) | {k for k in per if names.get(k, k) in NOT_SHIPPED}
+    members = {k for k, v in (summary.get("outputs") or {}).items() if v == "members"}
+    excluded = (set(summary.get("evaluation_only") or []) | {k for k in per if names.get(k, k) in NOT_SHIPPED}
+                | members)
     pool = {k: v for k, v in per.items() if k not in excluded and v.get("mean_alc") is not None
             and not _isnan(v["mean_alc"])}
     complete = {k: v for k, v in pool.items() if not v.get("failed")}
@@ -357,7 +495,7 @@ def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
 
 
 _TEXT_COLUMNS = {"selector", "dataset", "group", "selected", "selected_group", "oracle", "single_best", "error",
-                 "split"}
+                 "split", "selected_member", "acceptable", "member", "outer_group"}
 
 
 def read_csv_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -620,6 +758,83 @@ def render(out: str | Path) -> dict[str, Path]:
     return {"markdown": md, "html": page, "summary": path, **{k: v for k, v in pictures.items() if v is not None}}
 
 
+def _percent(v: Any) -> str:
+    return "n/a" if _isnan(v) else f"{100 * float(v):.0f}%"
+
+
+def _members_line(members: Mapping[str, Any]) -> str:
+    n = len(members.get("members") or [])
+    where = {"pool": "the pool's cells", "cost-matrix": "the cost matrix's rows grouped by configuration",
+             "rows": "one per row of the cost matrix"}.get(str(members.get("source")), str(members.get("source")))
+    note = members.get("note")
+    return f"Portfolio members: {n}, from {where}" + (f" ({note})" if note else "")
+
+
+def _baselines_section(doc: _Doc, summary: Mapping[str, Any]) -> None:
+    """Every selector against the trivial baselines (single best, size rule)."""
+    against = summary.get("against_baselines") or {}
+    base = summary.get("baselines") or {}
+    if not against:
+        if base.get("not_added"):
+            doc.p("Trivial baselines not compared: " + "; ".join(f"{k} ({v})" for k, v in base["not_added"].items()))
+        return
+    doc.h(3, "Against the trivial baselines")
+    doc.p("Each selector's mean ALC minus a trivial baseline's, and on how many held-out datasets it wins, ties or "
+          "loses (a tie: within the dataset's seed noise): the single best (the member with the best mean ALC over "
+          "the fold's training datasets) and `size-rule` (a depth-2 decision tree on image side and number of training "
+          "examples, fitted on the fold's training datasets, naming a member). A similarity or transferability "
+          "measure earns its place only where it beats both.")
+    names = list(against)
+    per_label = list(dict.fromkeys(k for v in against.values() for k in v))
+    rows = []
+    for label in per_label:
+        line = [label]
+        for b in names:
+            v = against[b].get(label)
+            line += ["" if v is None else _f(v["mean_difference"], signed=True),
+                     "" if v is None else f"{v['wins']}/{v['ties']}/{v['losses']}"]
+        rows.append(line)
+    head = ["selector"]
+    for b in names:
+        head += [f"vs {b}", "W/T/L"]
+    doc.table(head, rows, align="l" + "rl" * len(names))
+    if base.get("added"):
+        doc.p(f"Added to the comparison as baselines: {', '.join(base['added'])}.")
+    if base.get("not_added"):
+        doc.p("Not added: " + "; ".join(f"{k} ({v})" for k, v in base["not_added"].items()) + ".")
+
+
+def _fallback_section(doc: _Doc, summary: Mapping[str, Any]) -> None:
+    """The fallback rule: chosen on the scored folds (optimistic) and nested (honest)."""
+    fallback = {k: v for k, v in (summary.get("fallback") or {}).items() if v}
+    if not fallback:
+        return
+    nested = summary.get("fallback_nested") or {}
+    doc.h(3, "Falling back to the single best when unsure")
+    doc.p("Per selector, the confidence threshold (and, where the selector measures it, the novelty threshold: "
+          "the query's mean embedding's distance to the nearest training dataset in standard errors) below / above "
+          "which the submission uses the single-best configuration instead of the pick, chosen to maximise the "
+          "leave-one-dataset-out mean ALC of that rule. Two figures: **optimistic**, the thresholds chosen on the "
+          "very folds they are scored on (these thresholds are what a fitted selector ships with); **nested**, each "
+          "held-out dataset scored with thresholds chosen by an inner leave-one-dataset-out on its fold's training "
+          "datasets only, never on it: the honest estimate of the rule.")
+    rows = []
+    for lab, v in fallback.items():
+        n = nested.get(lab)
+        rng = "n/a" if not n else (f"{_f(n['confidence_range'][0], 3)}-{_f(n['confidence_range'][1], 3)}")
+        rows.append([lab, _f(v["confidence_threshold"], 3),
+                     "never" if v["novelty_threshold"] is None else _f(v["novelty_threshold"], 2),
+                     _f(v["mean_alc"]), _f(n["mean_alc"]) if n else ("not run" if not nested else "n/a"), rng,
+                     f"{100 * n['fallback_share']:.0f}%" if n else "n/a",
+                     _f(v["mean_alc_without"]), _f(v["mean_alc_single_best"]), f"{100 * v['fallback_share']:.0f}%"])
+    doc.table(["selector", "confidence >= (shipped)", "novelty <= (shipped)", "with the rule, optimistic",
+               "with the rule, nested", "nested thresholds (range)", "nested fallback share", "never falling back",
+               "always single best", "optimistic fallback share"], rows, align="l" + "r" * 9)
+    if not nested:
+        doc.p("The nested figure was not computed (`--no-nested-fallback`, or a comparison made before it existed): "
+              "the optimistic one overstates the rule.")
+
+
 def _report(summary: Mapping[str, Any], ident_rows: Sequence[Mapping[str, Any]],
             ident_table: Sequence[Mapping[str, Any]],
             table: Sequence[Mapping[str, Any]], stats: Any, pictures: Mapping[str, Path | None], out: Path) -> _Doc:
@@ -645,7 +860,8 @@ def _report(summary: Mapping[str, Any], ident_rows: Sequence[Mapping[str, Any]],
          f"{feats.get('test_samples')} test embeddings per dataset"),
         (f"Seeds {s['seeds']}; identification: {s['n_batches']} batches per dataset and batch size; "
          f"leave-one-dataset-out: {s['n_queries']} labelled training batches of {s['query_size']} per held-out "
-         "dataset")])
+         "dataset"),
+        *([_members_line(summary["members"])] if summary.get("members") else [])])
     choice = summary.get("choice")
     doc.h(2, "The choice for shipping")
     if choice:
@@ -661,52 +877,51 @@ def _report(summary: Mapping[str, Any], ident_rows: Sequence[Mapping[str, Any]],
     # leave one dataset out
     doc.h(2, "Leave-one-dataset-out selection")
     doc.p("Each dataset is held out with its derived variants (same source); the selector is fitted on the other "
-          "datasets and asked about labelled training batches of the held-out one; the incumbent it names is scored "
-          "by the cost matrix. Regret = oracle ALC - ALC; gap closed = (ALC - single best) / (oracle - single best), "
-          "undefined where the oracle is the single best (counted, left out of the mean); Kendall tau between the "
-          "selector's scores of the candidate incumbents and their true ALCs (undefined for constant scores). "
-          "Expected ALC: under the selector's probabilities.")
+          "datasets and asked about labelled training batches of the held-out one; its pick is scored by the ALC of "
+          "the portfolio member it stands for: a similarity selector names a training dataset and that dataset's "
+          "member is used (picks: `dataset -> member`), a member selector names the member (picks: `member`). "
+          "The oracle and the single best are members. Regret = oracle ALC - ALC; gap closed = (ALC - single best) / "
+          "(oracle - single best), undefined where the oracle is the single best (counted, left out of the mean); "
+          "acceptable picks: the share of picks within the held-out dataset's seed noise of the oracle (ties "
+          "kept as ties); Kendall tau between the selector's scores and the true ALCs of what it scores "
+          "(undefined for constant scores). Expected ALC: under the selector's probabilities.")
     doc.p(f"References: oracle mean ALC {_f(lodo['oracle_mean_alc'])}; single best (per fold) "
           f"{_f(lodo['single_best_mean_alc'])}; uniformly random pick (exact expectation) "
           f"{_f(lodo['expected_random_alc'])}.")
     rows = []
     per = lodo["per_selector"]
+    outputs = summary.get("outputs") or {}
     for label in sorted(per, key=lambda k: -(per[k]["mean_alc"] if not _isnan(per[k]["mean_alc"]) else -9)):
         v = per[label]
-        rows.append([label, _f(v["mean_alc"]), _f(v["mean_alc_expected"]), _f(v["mean_regret"]),
+        rows.append([label, "member" if outputs.get(label) == "members" else "dataset -> member",
+                     _f(v["mean_alc"]), _f(v["mean_alc_expected"]), _f(v["mean_regret"]),
                      _f(v["mean_delta_single_best"], signed=True),
                      f"{_f(v['mean_gap_closed'], 3)} ({v['gap_undefined']} undef.)",
+                     _percent(v.get("mean_hit_rate")),
                      f"{_f(v['mean_kendall_tau'], 3)} ({v['tau_undefined']} undef.)", _f(v["mean_confidence"], 3),
                      _seconds(v["fit_seconds"]), _seconds(v["predict_seconds"]),
                      f"{v['datasets']}" + (f" ({v['failed']} failed)" if v["failed"] else "")])
-    doc.table(["selector", "mean ALC", "expected ALC", "regret", "vs single best", "gap closed", "Kendall tau",
-               "confidence", "fit", "select", "datasets"], rows)
+    doc.table(["selector", "picks", "mean ALC", "expected ALC", "regret", "vs single best", "gap closed",
+               "acceptable picks", "Kendall tau", "confidence", "fit", "select", "datasets"], rows, align="ll" + "r" * 11)
     doc.img(pictures.get("regret"), "regret per held-out dataset and selector")
-    fallback = {k: v for k, v in (summary.get("fallback") or {}).items() if v}
-    if fallback:
-        doc.h(3, "Falling back to the single best when unsure")
-        doc.p("Per selector, the confidence threshold (and, where the selector measures it, the novelty threshold: "
-              "the query's mean embedding's distance to the nearest training dataset in standard errors) below / above "
-              "which the submission uses the single-best configuration instead of the pick, chosen to maximise the "
-              "leave-one-dataset-out mean ALC of that rule. Chosen on the same folds it is scored on: an optimistic "
-              "figure.")
-        doc.table(["selector", "confidence >=", "novelty <=", "mean ALC with the rule", "never falling back",
-                   "always single best", "fallback share"],
-                  [[lab, _f(v["confidence_threshold"], 3),
-                    "never" if v["novelty_threshold"] is None else _f(v["novelty_threshold"], 2),
-                    _f(v["mean_alc"]), _f(v["mean_alc_without"]), _f(v["mean_alc_single_best"]),
-                    f"{100 * v['fallback_share']:.0f}%"] for lab, v in fallback.items()], align="lrrrrrr")
+    _baselines_section(doc, summary)
+    _fallback_section(doc, summary)
     labels = list(per)
     datasets = lodo["datasets"]
     pd_rows = []
     for ds in datasets:
         d = lodo["per_dataset"][ds]
-        pd_rows.append([ds, d["group"], str(d["n_candidates"]), f"{d['oracle']} {_f(d['oracle_alc'], 3)}",
+        accept = str(d.get("acceptable") or d["oracle"]).split(";")
+        pd_rows.append([ds, d["group"], str(d["n_candidates"]), str(d.get("n_members", d["n_candidates"])),
+                        f"{d['oracle']} {_f(d['oracle_alc'], 3)}",
+                        f"{len(accept)} (noise {_f(d.get('noise'), 3)})",
                         f"{d['single_best']} {_f(d['single_best_alc'], 3)}",
                         *[_f(d["regret"].get(lab), 3) for lab in labels]])
     doc.h(3, "Regret per dataset")
-    doc.table(["dataset", "group", "candidates", "oracle (incumbent of, ALC)", "single best (ALC)", *labels], pd_rows,
-              align="llrll" + "r" * len(labels))
+    doc.p("Candidates: the training datasets of the fold; members: the members they stand for (and those available "
+          "without one); acceptable: the members within the dataset's seed noise of the oracle.")
+    doc.table(["dataset", "group", "candidates", "members", "oracle (member, ALC)", "acceptable", "single best (ALC)",
+               *labels], pd_rows, align="llrrllr" + "r" * len(labels))
     errors = {lab: v["errors"] for lab, v in per.items() if v.get("errors")}
     if errors:
         doc.p("Failures: " + "; ".join(f"{lab} on {', '.join(f'{d} ({e[:120]})' for d, e in errs.items())}"

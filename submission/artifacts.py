@@ -15,8 +15,9 @@ A folder of artifacts holds:
 
 :func:`verify` compares every listed file with its checksum. The submission reads each
 artifact through :meth:`Artifacts.read_json` / :meth:`Artifacts.checked`, which refuse a
-file whose checksum differs, so that a corrupted selector is noticed (and the single best
-used) rather than trusted.
+file whose checksum differs, a file the table does not list (where there is a table), and a
+path that leaves the folder (``..``, absolute, or a symbolic link leading out), so that a
+corrupted selector is noticed (and the single best used) rather than trusted.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.errors import AutoDLError
+from autodl.integrity import IntegrityError, inside
 from autodl.records import file_sha256
 
 logger = logging.getLogger(__name__)
@@ -142,12 +144,20 @@ class Artifacts:
         Raises
         ------
         ArtifactError
-            The file is missing, or its SHA-256 differs from the table's.
+            The file is missing, lies outside the root (``..``, an absolute path, a symbolic
+            link leading out), is not listed in the folder's table (where there is one), or its
+            SHA-256 differs from the table's.
         """
-        path = self.root / relative
+        try:
+            path = inside(self.root, relative, what="artifact")
+        except IntegrityError as exc:
+            raise ArtifactError(exc.path, exc.message, field="path") from None
         if not path.is_file():
             raise ArtifactError(path, "missing")
         entry = self.table.get(relative)
+        if entry is None and self.table_file is not None:
+            raise ArtifactError(path, f"is not listed in {self.table_file.name}: added or renamed after the build, "
+                                      "so its checksum cannot be verified", field="sha256")
         if entry is not None:
             digest = file_sha256(path)
             if digest != entry.get("sha256"):

@@ -10,14 +10,18 @@ The zip holds, and nothing else:
 - ``artifacts/``: ``portfolio.json``, ``summary.json``, ``selector/``,
   ``weights/<backbone>.pth`` (the pretrained weights of every backbone an incumbent or
   the selector's embedder uses), ``submission.json`` (settings) and ``checksums.json``
-  (SHA-256 of every artifact, verified by the submission on load);
+  (SHA-256 of every artifact, verified by the submission on load, and of every other file
+  of the zip, ``code``, verified when the zip is extracted);
 - ``requirements.txt``: the third-party packages (and versions) it was built and tested
   with: the challenge's environment must provide them.
 
 Every input is verified before anything is written: the portfolio's files against its
 build manifest, the selector's arrays against its card, the selector's training datasets
 against the portfolio's incumbents. A build from artifacts that fail is refused, naming
-the file. The zip must stay under :data:`MAX_BYTES` (the challenge's limit).
+the file. The zip must stay under :data:`MAX_BYTES` (the challenge's limit). Its own SHA-256
+is written beside it (``<zip>.sha256``) and checked by :func:`extract_submission`, which also
+refuses members that would land outside the folder (zip-slip) and members that differ from
+(or are missing in) ``checksums.json``.
 
 An unzipped submission runs through its own copy of the ingestion (:func:`run_isolated`) or
 under the organizers' 2019 ingestion program from their starting kit
@@ -37,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.errors import AutoDLError
+from autodl.integrity import write_sha256_file
 from autodl.tf1_compat import write_sitecustomize
 from submission.artifacts import (
     CHECKSUMS,
@@ -122,7 +127,6 @@ def stage_submission(portfolio: str | Path, out_dir: str | Path, *, selector: st
         A missing or corrupted input, a selector fitted on other datasets than the
         portfolio's, a backbone whose weights are not on this machine.
     """
-    from finetune.backbones import PretrainedWeightsNotFoundError, find_weights
     from selector.base import SelectorError, load_selector
 
     portfolio = Path(portfolio)
@@ -182,6 +186,8 @@ def stage_submission(portfolio: str | Path, out_dir: str | Path, *, selector: st
         (a / "selector").mkdir()
         for name in ("selector.json", "selector.safetensors"):
             shutil.copy2(sel_dir / name, a / "selector" / name)
+    from finetune.backbones import PretrainedWeightsNotFoundError, find_weights  # slow: after the checks above
+
     backbones = _backbones_needed(incumbents, card)
     (a / "weights").mkdir()
     weights = {}
@@ -197,7 +203,8 @@ def stage_submission(portfolio: str | Path, out_dir: str | Path, *, selector: st
                                          indent=1) + "\n")
     (out / "requirements.txt").write_text(_requirements())
     files = [p for p in a.rglob("*") if p.is_file()]
-    build = {"format": CHECKSUMS_FORMAT, "files": checksum_table(a, files),
+    code = [p for p in out.rglob("*") if p.is_file() and not p.is_relative_to(a)]
+    build = {"format": CHECKSUMS_FORMAT, "files": checksum_table(a, files), "code": checksum_table(out, code),
              "built": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
              "command": command, "portfolio": str(portfolio), "selector": None if card is None else str(sel_dir),
              "selector_name": None if card is None else card.get("selector"), "single_best": single,
@@ -233,24 +240,56 @@ def build_submission(portfolio: str | Path, out: str | Path, *, selector: str | 
             raise PackageError(out, f"{size / 1e6:.1f} MB exceeds the limit of {max_bytes / 1e6:.0f} MB (largest "
                                     f"file {biggest.relative_to(stage)}, {biggest.stat().st_size / 1e6:.1f} MB)")
         part.replace(out)
-    logger.info("wrote %s: %d files, %.1f MB", out, len(files), size / 1e6)
+    sidecar = write_sha256_file(out)
+    logger.info("wrote %s: %d files, %.1f MB (SHA-256 in %s)", out, len(files), size / 1e6, sidecar.name)
     return BuildResult(out, size, len(files), sorted(build["weights"]), build["selector_name"], build["single_best"])
 
 
+def zip_checksum_file(zip_path: str | Path) -> Path:
+    """Where :func:`build_submission` writes the zip's SHA-256 (``<zip>.sha256``, as ``sha256sum``)."""
+    from autodl.integrity import sha256_file_for
+
+    return sha256_file_for(zip_path)
+
+
+def verify_zip_checksum(zip_path: str | Path) -> bool:
+    """Check the zip against ``<zip>.sha256`` where that file exists; returns whether it did.
+
+    Raises
+    ------
+    PackageError
+        The SHA-256 differs, or the file is not ``sha256sum``'s format.
+    """
+    from autodl.integrity import IntegrityError, verify_sha256_file
+
+    try:
+        return verify_sha256_file(zip_path)
+    except IntegrityError as exc:
+        raise PackageError(exc.path, exc.message, exc.field) from None
+
+
 def extract_submission(zip_path: str | Path, out_dir: str | Path) -> Path:
-    """Unzip a submission into ``out_dir`` (refusing paths that leave it); returns ``out_dir``."""
+    """Unzip a submission into ``out_dir``; returns ``out_dir``.
+
+    Checked before anything is written: the zip against ``<zip>.sha256`` where there is one
+    (:func:`verify_zip_checksum`); every member's name (absolute paths, ``..``, symbolic links
+    and members that a link in ``out_dir`` would carry outside are refused: zip-slip); and
+    every member against the zip's ``artifacts/checksums.json`` (artifacts and code, with no
+    member it does not list), where the zip has one.
+    """
+    from autodl.integrity import IntegrityError, extract_zip
+
     zip_path, out_dir = Path(zip_path), Path(out_dir)
     try:
+        verify_zip_checksum(zip_path)
         with zipfile.ZipFile(zip_path) as zf:
-            for name in zf.namelist():
-                target = (out_dir / name).resolve()
-                if not target.is_relative_to(out_dir.resolve()):
-                    raise PackageError(zip_path, f"member {name!r} would be written outside {out_dir}")
             if "model.py" not in zf.namelist():
                 raise PackageError(zip_path, "has no model.py at its root; expected a submission zip")
-            zf.extractall(out_dir)
+        extract_zip(zip_path, out_dir, verify=f"artifacts/{CHECKSUMS}")
     except zipfile.BadZipFile as exc:
         raise PackageError(zip_path, f"not a zip file ({exc})") from None
+    except IntegrityError as exc:
+        raise PackageError(exc.path, exc.message, exc.field) from None
     return out_dir
 
 

@@ -349,6 +349,11 @@ def find_unlabelled(data: str | Path, dataset: AutoDLDataset, unlabelled: str | 
         folder = Path(data) / "unlabelled"
         if folder.is_dir():
             files, skipped = _media_files(folder)
+            root = Path(data).resolve()
+            outside = [f for f in files if not f.resolve().is_relative_to(root)]
+            if outside:  # a symbolic link out of the data folder, or unlabelled/ itself a link
+                raise AutoDLError(outside[0], f"points outside {root}; the files of the data's unlabelled/ folder "
+                                              "must stay inside it", field="unlabelled")
             files = [f for f in files if f.resolve() not in listed]
             if skipped:
                 logger.warning("%s: skipped %d files that are not images or videos", folder, len(skipped))
@@ -706,8 +711,8 @@ def run_selfservice(data: str | Path, out: str | Path, *, model: str = DEFAULT_M
         raise AutoDLError(unlabelled, "does not exist; expected a folder of image or video files, or an AutoDL "
                                       "dataset with an unlabelled subset", field="--unlabelled")
     dataset, formatted = open_data(data, out, progress)
+    dataset.check()  # a damaged or empty subset, or a bad solution, fails here, before anything runs
     out.mkdir(parents=True, exist_ok=True)
-    dataset.solution()  # a bad solution fails here
     models = [_prepare_model(model, out)] + ([_prepare_model(compare, out / COMPARE_DIR)] if compare else [])
     for name in models:  # an unknown or unrunnable model fails here, before anything runs
         check_model(name, portfolio=_portfolio_for(name, portfolio), dataset=dataset)

@@ -72,7 +72,8 @@ def portfolio_folder(root: Path, cost: CostMatrix) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     Portfolio(protocol={"name": "mini", "time_budget": 60.0, "t0": 3.0, "max_train_examples": 5000},
               clock="simulated", timing={"path": None, "sha256": None}, space={"path": "space.yaml", "sha256": "0"},
-              incumbents=[Incumbent(n, f"/data/{n}", {"lr": 0.1}, 0.5, 1.0, (0, 0, 0), 3, "run") for n in NAMES]
+              incumbents=[Incumbent(n, f"/data/{n}", {"lr": 0.1 * (i + 1)}, 0.5, 1.0, (0, 0, 0), 3, "run")
+                          for i, n in enumerate(NAMES)]
               ).save(root)
     cost.to_csv(root / "cost_matrix.csv")
     return root
@@ -108,8 +109,10 @@ def test_compare_writes_the_report(report):
     best = max(("test-centroid", "test-first"), key=lambda k: per[k]["mean_alc"])
     assert summary["choice"]["selector"] == best
     assert f"**{best}**" in md and "selector fit" in md
-    # two seeds x 6 held-out datasets x 3 selectors
-    assert len((out / "lodo.csv").read_text().splitlines()) == 1 + 2 * 6 * 3
+    # two seeds x 6 held-out datasets x 4 selectors: the 3 given and the single-best baseline that
+    # compare adds (not the size rule: these features have no image sizes)
+    assert summary["baselines"]["added"] == ["single-best"] and "size-rule" in summary["baselines"]["not_added"]
+    assert len((out / "lodo.csv").read_text().splitlines()) == 1 + 2 * 6 * 4
     assert summary["lodo"]["per_selector"]["test-oracle"]["mean_regret"] == pytest.approx(0.0)
     # d1a and d1b are held out together: neither is ever picked for the other
     saved = json.loads((out / "summary.json").read_text())

@@ -1,0 +1,440 @@
+"""The member-level view of a portfolio: what a selector chooses among is a configuration.
+
+A portfolio file maps each training dataset to one configuration: in the seed paper's design
+its own BOHB incumbent, in the greedy design (:mod:`portfolio.pool`) the portfolio *member*
+that is best on it (``member`` names it). Either way several datasets share a configuration,
+and what a selector's pick is worth is the configuration's ALC on the new dataset. This module
+gives that view, :class:`MemberMatrix`: members (the distinct configurations) x datasets, mean
+ALC over seeds, with each dataset's seed noise and each training dataset's member.
+
+Where it comes from (:func:`load_members`):
+
+- ``<portfolio>/pool/cells.jsonl`` (a greedy build's pool matrix, every candidate on every
+  dataset over 2 or more seeds): the rows are the portfolio's members (the greedy build's
+  ``provenance.members``, else the ``member`` of its incumbents); a dataset's seed noise is
+  :func:`portfolio.pool.analyse`'s: the mean over the pool's candidates of half the range of
+  their ALCs over seeds;
+- else the cost matrix itself, its rows grouped by configuration (the portfolio's ``member``
+  where it names one, else the configuration's digest): a member's ALC on a dataset is the
+  mean over its rows (rows of one configuration share their cells under the simulated clock,
+  so they agree); seed noise from the folder's ``cells.jsonl`` where it holds 2 or more seeds,
+  else 0 (one seed: only equal ALCs tie);
+- a bare cost matrix: one member per row (:func:`trivial_members`), which is the evaluation
+  of the seed design as it was before members existed.
+
+Labels (:func:`member_labels`): for each dataset, the members within its seed noise of the
+best one: a set, since a selector that picks any of them did as well as the data can tell.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from selector.base import SelectorError
+
+if TYPE_CHECKING:
+    from portfolio.cost_matrix import CostMatrix
+    from portfolio.incumbents import Portfolio
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MemberMatrix", "acceptable_members", "load_members", "member_labels", "members_from_cells",
+           "members_from_cost", "members_from_pool", "preferred_member", "seed_noise", "trivial_members"]
+
+_TIE = 1e-12
+SOURCES = ("pool", "cost-matrix", "rows")
+"""Where a :class:`MemberMatrix` came from (see the module docstring)."""
+
+
+@dataclass
+class MemberMatrix:
+    """Members (rows) x datasets (columns): mean ALC over seeds.
+
+    Attributes
+    ----------
+    members:
+        Member names, in a fixed order (ties anywhere go to the earlier one).
+    targets:
+        Dataset names (the columns).
+    alc:
+        ``[len(members), len(targets)]``; NaN where not every seed is measured and ``ok``.
+    noise:
+        Dataset -> its seed noise (half the range of ALCs over seeds, averaged over
+        configurations); 0 where unknown (one seed).
+    member_of:
+        Training dataset (a row of the cost matrix) -> its member.
+    origins:
+        Member -> where it comes from: None for a member that stands for the datasets assigned
+        to it (a per-dataset incumbent, or a row); ``[]`` for a fixed configuration (available in
+        every fold); ``[d, ...]`` for one found by searching on ``d`` (available in a fold only
+        where ``d``'s group is not held out, or through a training dataset assigned to it).
+    configs:
+        Member -> its configuration, where known.
+    source:
+        One of :data:`SOURCES`.
+    seeds:
+        The seeds averaged over (empty where unknown).
+    note:
+        How it was made, for reports.
+    """
+
+    members: list[str]
+    targets: list[str]
+    alc: np.ndarray
+    noise: dict[str, float] = field(default_factory=dict)
+    member_of: dict[str, str] = field(default_factory=dict)
+    origins: dict[str, list[str] | None] = field(default_factory=dict)
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = "rows"
+    seeds: list[int] = field(default_factory=list)
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        self.alc = np.asarray(self.alc, dtype=np.float64).reshape(len(self.members), len(self.targets))
+        if len(set(self.members)) != len(self.members):
+            raise SelectorError(None, f"members named twice: {sorted(self.members)}")
+        bad = {d: m for d, m in self.member_of.items() if m not in self.members}
+        if bad:
+            raise SelectorError(None, f"datasets assigned to members that are not rows: {bad}")
+
+    # --- look-ups ------------------------------------------------------------------------------
+    def value(self, member: str, target: str) -> float | None:
+        """The member's mean ALC on ``target``; None where not measured (or not a row/column)."""
+        if member not in self.members or target not in self.targets:
+            return None
+        v = self.alc[self.members.index(member), self.targets.index(target)]
+        return None if np.isnan(v) else float(v)
+
+    def noise_of(self, target: str) -> float:
+        return float(self.noise.get(target, 0.0) or 0.0)
+
+    def datasets_of(self, member: str) -> list[str]:
+        """The training datasets assigned to ``member``."""
+        return [d for d, m in self.member_of.items() if m == member]
+
+    # --- sub-matrices --------------------------------------------------------------------------
+    def restrict(self, members: Sequence[str], targets: Sequence[str]) -> MemberMatrix:
+        """These rows and columns (columns not in the matrix are left out); ``member_of`` keeps the
+        datasets among ``targets`` whose member is kept; ``noise`` only of the kept columns."""
+        members = list(members)
+        targets = [t for t in targets if t in self.targets]
+        ri = [self.members.index(m) for m in members]
+        ci = [self.targets.index(t) for t in targets]
+        alc = self.alc[np.ix_(ri, ci)].copy() if ri and ci else np.full((len(ri), len(ci)), np.nan)
+        keep = set(members)
+        return MemberMatrix(members, targets, alc, {t: self.noise_of(t) for t in targets},
+                            {d: m for d, m in self.member_of.items() if d in targets and m in keep},
+                            {m: self.origins.get(m) for m in members},
+                            {m: self.configs[m] for m in members if m in self.configs},
+                            self.source, list(self.seeds), self.note)
+
+    def as_cost(self) -> CostMatrix:
+        """The matrix as a :class:`~portfolio.cost_matrix.CostMatrix` whose rows are the members."""
+        from portfolio.cost_matrix import CostMatrix
+
+        status = [["missing" if np.isnan(v) else "ok" for v in row] for row in self.alc]
+        return CostMatrix(list(self.members), list(self.targets), self.alc.copy(), status, list(self.seeds))
+
+    def mean_alc(self, targets: Sequence[str] | None = None) -> np.ndarray:
+        """``[len(members)]`` each member's mean ALC over the columns among ``targets`` (default: all)
+        where every member has a value; over each member's own values where no such column exists."""
+        cols = [self.targets.index(t) for t in (targets if targets is not None else self.targets) if t in self.targets]
+        a = self.alc[:, cols]
+        if a.size == 0:
+            return np.full(len(self.members), np.nan)
+        complete = ~np.isnan(a).any(axis=0)
+        if complete.any():
+            return a[:, complete].mean(axis=1)
+        with np.errstate(all="ignore"):
+            return np.nanmean(a, axis=1)
+
+    def summary(self) -> dict[str, Any]:
+        """What reports record of it (plain values)."""
+        return {"source": self.source, "note": self.note, "members": list(self.members), "seeds": list(self.seeds),
+                "member_of": dict(self.member_of), "noise": {t: self.noise_of(t) for t in self.targets},
+                "origins": {m: self.origins.get(m) for m in self.members},
+                "assigned": {m: self.datasets_of(m) for m in self.members}}
+
+
+# --- labels -----------------------------------------------------------------------------------
+def acceptable_members(mm: MemberMatrix, target: str, candidates: Sequence[str] | None = None,
+                       tolerance: float | None = None) -> list[str]:
+    """The candidates (default: every member) within ``tolerance`` (default: the dataset's seed
+    noise) of the best candidate's ALC on ``target``, in member order; empty where none has one."""
+    cands = [m for m in (candidates if candidates is not None else mm.members) if mm.value(m, target) is not None]
+    if not cands:
+        return []
+    tol = mm.noise_of(target) if tolerance is None else float(tolerance)
+    vals = {m: mm.value(m, target) for m in cands}
+    best = max(vals.values())
+    order = {m: i for i, m in enumerate(mm.members)}
+    return sorted((m for m, v in vals.items() if v >= best - tol - _TIE), key=lambda m: order.get(m, len(order)))
+
+
+def member_labels(mm: MemberMatrix, targets: Sequence[str] | None = None,
+                  candidates: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """Dataset -> its acceptable members (:func:`acceptable_members`): the best member, and every
+    other within that dataset's seed noise of it (ties kept as ties)."""
+    return {t: acceptable_members(mm, t, candidates) for t in (targets if targets is not None else mm.targets)}
+
+
+def preferred_member(acceptable: Sequence[str], mean_alc: Mapping[str, float], order: Sequence[str]) -> str:
+    """One label out of a set of acceptable members: the one with the best mean ALC (the single
+    best wherever it is acceptable), ties to the earlier in ``order``."""
+    if not acceptable:
+        raise SelectorError(None, "no acceptable member to prefer")
+    idx = {m: i for i, m in enumerate(order)}
+    return min(acceptable, key=lambda m: (-float(mean_alc.get(m, -np.inf)), idx.get(m, len(idx))))
+
+
+# --- the views --------------------------------------------------------------------------------
+def trivial_members(cost: CostMatrix) -> MemberMatrix:
+    """One member per row of the cost matrix, named as the row (the seed design as evaluated before
+    members existed); no seed noise."""
+    return MemberMatrix(list(cost.sources), list(cost.targets), np.asarray(cost.alc, dtype=np.float64).copy(),
+                        {t: 0.0 for t in cost.targets}, {s: s for s in cost.sources},
+                        dict.fromkeys(cost.sources), {}, "rows", list(cost.seeds),
+                        "one member per row of the cost matrix (no portfolio file: configurations unknown)")
+
+
+def seed_noise(alcs: np.ndarray) -> np.ndarray:
+    """Per column of ``alcs`` ``[row, column, seed]``: the mean over the rows measured on every seed
+    of half the range of their ALCs over seeds (:func:`portfolio.pool.analyse`'s definition);
+    0 where fewer than 2 seeds or no such row."""
+    out = np.zeros(alcs.shape[1])
+    if alcs.ndim != 3 or alcs.shape[2] < 2:
+        return out
+    for j in range(alcs.shape[1]):
+        col = alcs[:, j, :]
+        ok = ~np.isnan(col).any(axis=1)
+        if ok.any():
+            out[j] = float(np.mean((col[ok].max(axis=1) - col[ok].min(axis=1)) / 2.0))
+    return out
+
+
+def _origins_from_name(name: str) -> list[str] | None:
+    """A pool candidate's origin from its name alone (``fixed:...`` -> ``[]``, ``searched:D#k`` -> ``[D]``)."""
+    if name.startswith("fixed:"):
+        return []
+    m = re.match(r"searched:(.+?)(#\d+)?$", name)
+    return [m.group(1)] if m else None
+
+
+def _member_origins(portfolio: Portfolio | None, names: Sequence[str],
+                    pool_candidates: Sequence[Any] = ()) -> dict[str, list[str] | None]:
+    """Member -> origins from the pool's candidates, the greedy portfolio's provenance, else the name."""
+    known: dict[str, dict[str, Any]] = {}
+    for c in pool_candidates:
+        known[c.name] = dict(c.origin)
+    for c in ((portfolio.provenance or {}).get("members") or []) if portfolio is not None else []:
+        if isinstance(c, Mapping) and isinstance(c.get("name"), str):
+            known.setdefault(c["name"], dict(c.get("origin") or {}))
+    out: dict[str, list[str] | None] = {}
+    for n in names:
+        o = known.get(n)
+        if o is not None and o.get("kind") == "fixed":
+            out[n] = []
+        elif o is not None and o.get("kind") == "searched" and o.get("dataset"):
+            out[n] = [str(o["dataset"])]
+        else:
+            out[n] = _origins_from_name(n)
+    return out
+
+
+def members_from_cells(cells: Sequence[Mapping[str, Any]], row_member: Mapping[str, str], members: Sequence[str],
+                       targets: Sequence[str], seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(alc, noise)`` of ``members`` x ``targets`` from cost-matrix cells whose ``source`` is a row
+    (mapped to its member by ``row_member``) over ``seeds``: a member's ALC on a seed is the mean of
+    its rows' (equal where rows share the configuration), its mean ALC the mean over seeds where
+    every seed is ``ok`` (NaN otherwise); noise per target as :func:`seed_noise`."""
+    mi = {m: i for i, m in enumerate(members)}
+    ti = {t: j for j, t in enumerate(targets)}
+    ki = {int(s): k for k, s in enumerate(seeds)}
+    last: dict[tuple[str, str, int], Mapping[str, Any]] = {}
+    for r in cells:
+        last[(str(r.get("source")), str(r.get("target")), int(r.get("seed", -1)))] = r
+    sums = np.zeros((len(members), len(targets), len(seeds)))
+    counts = np.zeros_like(sums)
+    bad = np.zeros_like(sums, dtype=bool)
+    for (src, tgt, seed), r in last.items():
+        m = row_member.get(src)
+        i, j, k = mi.get(m) if m is not None else None, ti.get(tgt), ki.get(seed)
+        if i is None or j is None or k is None:
+            continue
+        if r.get("status") == "ok" and r.get("alc") is not None:
+            sums[i, j, k] += float(r["alc"])
+            counts[i, j, k] += 1
+        else:
+            bad[i, j, k] = True
+    with np.errstate(all="ignore"):
+        per_seed = np.where((counts > 0) & ~bad, sums / np.maximum(counts, 1), np.nan)
+    alc = np.where(np.isnan(per_seed).any(axis=2), np.nan, per_seed.mean(axis=2)) if len(seeds) else \
+        np.full((len(members), len(targets)), np.nan)
+    return alc, seed_noise(per_seed)
+
+
+def members_from_cost(cost: CostMatrix, portfolio: Portfolio | None = None,
+                      cells: Sequence[Mapping[str, Any]] | None = None) -> MemberMatrix:
+    """The cost matrix's rows grouped by configuration (see the module docstring).
+
+    A row whose dataset the portfolio names a ``member`` for belongs to that member; other rows to
+    the member of their configuration's digest, named ``incumbent:<first row>`` (the order of the
+    cost matrix's rows). Without ``portfolio``: :func:`trivial_members`. ``cells`` (the cost
+    matrix's ``cells.jsonl`` rows) give the seed noise where they hold 2 or more seeds.
+    """
+    from portfolio.cost_matrix import config_digest
+
+    if portfolio is None:
+        return trivial_members(cost)
+    incs = {inc.dataset: inc for inc in portfolio.incumbents}
+    key_of: dict[str, tuple[str, str]] = {}
+    for row in cost.sources:
+        inc = incs.get(row)
+        if inc is None:
+            key_of[row] = ("row", row)
+        elif inc.member:
+            key_of[row] = ("member", inc.member)
+        else:
+            key_of[row] = ("config", config_digest(inc.config))
+    groups: dict[tuple[str, str], list[str]] = {}
+    for row in cost.sources:
+        groups.setdefault(key_of[row], []).append(row)
+    names: dict[tuple[str, str], str] = {}
+    for key, rows in groups.items():  # a greedy member by its name, a configuration by its first row
+        names[key] = key[1] if key[0] == "member" else rows[0] if key[0] == "row" else f"incumbent:{rows[0]}"
+    members = [names[k] for k in groups]
+    row_member = {row: names[key_of[row]] for row in cost.sources}
+    a = np.asarray(cost.alc, dtype=np.float64)
+    alc = np.full((len(members), len(cost.targets)), np.nan)
+    for i, (key, rows) in enumerate(groups.items()):
+        block = a[[cost.sources.index(r) for r in rows]]
+        with np.errstate(all="ignore"):
+            alc[i] = np.nanmean(block, axis=0) if len(rows) > 1 else block[0]
+        if len(rows) > 1:
+            spread = np.nanmax(block, axis=0) - np.nanmin(block, axis=0) if not np.isnan(block).all() else np.zeros(1)
+            if np.nanmax(np.where(np.isnan(spread), 0.0, spread)) > 1e-6:
+                logger.warning("member %s: its rows %s (one configuration) differ by up to %.4f ALC on a dataset; "
+                               "its ALC is their mean", names[key], rows, float(np.nanmax(spread)))
+    noise = {t: 0.0 for t in cost.targets}
+    seeds = list(cost.seeds)
+    cell_seeds = sorted({int(c["seed"]) for c in cells or [] if "seed" in c})
+    if cells and len(cell_seeds) >= 2:
+        _, nz = members_from_cells(cells, row_member, members, cost.targets, cell_seeds)
+        noise = {t: float(v) for t, v in zip(cost.targets, nz, strict=True)}
+        seeds = cell_seeds
+    configs = {names[k]: dict(incs[rows[0]].config) for k, rows in groups.items() if rows[0] in incs}
+    origins: dict[str, list[str] | None] = {}
+    greedy = {names[k] for k in groups if k[0] == "member"}
+    from_greedy = _member_origins(portfolio, sorted(greedy))
+    for m in members:
+        origins[m] = from_greedy.get(m) if m in greedy else None
+    distinct = len(members)
+    note = (f"{len(cost.sources)} rows of the cost matrix grouped by configuration: {distinct} members"
+            + ("" if len(cell_seeds) >= 2 else "; one seed: no seed noise, only equal ALCs tie"))
+    return MemberMatrix(members, list(cost.targets), alc, noise, row_member, origins, configs, "cost-matrix",
+                        seeds, note)
+
+
+def members_from_pool(pool_folder: str | Path, portfolio: Portfolio, cost: CostMatrix | None = None) -> MemberMatrix:
+    """The members of a greedy portfolio on every dataset of its pool's matrix (``pool/cells.jsonl``).
+
+    Rows: ``portfolio.provenance["members"]`` (the greedy build's), else the distinct ``member`` of
+    its incumbents; the training datasets (incumbents, and rows of ``cost``) map to their ``member``
+    (a row without one to the member of the same configuration). Seed noise over every candidate
+    of the pool (:func:`seed_noise`).
+    """
+    from autodl.records import read_jsonl
+    from portfolio.cost_matrix import CELLS_FILE, config_digest
+    from portfolio.pool import POOL_FILE, Candidate, load_pool
+
+    folder = Path(pool_folder)
+    cells = read_jsonl(folder / CELLS_FILE)
+    if not cells:
+        raise SelectorError(folder / CELLS_FILE, "no cells: the pool's matrix is not computed yet")
+    pool: list[Candidate] = load_pool(folder / POOL_FILE) if (folder / POOL_FILE).is_file() else []
+    declared = [c["name"] for c in ((portfolio.provenance or {}).get("members") or [])
+                if isinstance(c, Mapping) and isinstance(c.get("name"), str)]
+    assigned = list(dict.fromkeys(inc.member for inc in portfolio.incumbents if inc.member))
+    members = list(dict.fromkeys(declared + assigned))
+    if not members:
+        raise SelectorError(folder, "the portfolio names no member (not a greedy portfolio): use its cost matrix")
+    targets = list(dict.fromkeys(str(c["target"]) for c in cells))
+    seeds = sorted({int(c["seed"]) for c in cells})
+    candidates = list(dict.fromkeys([c.name for c in pool] + [str(c["source"]) for c in cells]))
+    alc_all, noise = members_from_cells(cells, {c: c for c in candidates}, candidates, targets, seeds)
+    missing = [m for m in members if m not in candidates]
+    if missing:
+        raise SelectorError(folder / CELLS_FILE, f"no cells of the members {missing}")
+    alc = alc_all[[candidates.index(m) for m in members]]
+    by_digest: dict[str, str] = {}
+    configs: dict[str, dict[str, Any]] = {}
+    for c in pool:
+        if c.name in members:
+            configs[c.name] = dict(c.config)
+            by_digest[config_digest(c.config)] = c.name
+    for c in (portfolio.provenance or {}).get("members") or []:
+        if isinstance(c, Mapping) and c.get("name") in members and isinstance(c.get("config"), Mapping):
+            configs.setdefault(c["name"], dict(c["config"]))
+            by_digest.setdefault(config_digest(c["config"]), c["name"])
+    member_of: dict[str, str] = {}
+    for inc in portfolio.incumbents:
+        m = inc.member if inc.member in members else by_digest.get(config_digest(inc.config))
+        if m is None:
+            logger.warning("%s: its configuration is no member of the portfolio; it is left out of the member view",
+                           inc.dataset)
+            continue
+        member_of[inc.dataset] = m
+    for row in (cost.sources if cost is not None else []):
+        if row not in member_of:
+            logger.warning("cost-matrix row %s has no member in the portfolio; it is left out of the member view", row)
+    origins = _member_origins(portfolio, members, pool)
+    note = (f"the pool's matrix ({len(candidates)} candidates x {len(targets)} datasets, seeds {seeds}): "
+            f"{len(members)} members; seed noise over the pool's candidates")
+    return MemberMatrix(members, targets, alc, {t: float(v) for t, v in zip(targets, noise, strict=True)},
+                        member_of, origins, configs, "pool", seeds, note)
+
+
+def load_members(source: Any, cost: CostMatrix | None = None) -> MemberMatrix:
+    """The member view of a portfolio folder (``source``: the folder, its ``cost_matrix.csv``, or a
+    :class:`~portfolio.cost_matrix.CostMatrix`), as the module docstring says: the pool's cells
+    where ``<folder>/pool/cells.jsonl`` exists, else ``cost``'s rows grouped by the configurations
+    of ``<folder>/portfolio.json``, else one member per row. ``cost``: the matrix already read
+    (else read from the folder)."""
+    from portfolio.cost_matrix import CELLS_FILE, CSV_FILE, CostMatrix
+    from portfolio.incumbents import PORTFOLIO_FILE, Portfolio
+    from portfolio.pool import POOL_DIR
+
+    if isinstance(source, CostMatrix):
+        return trivial_members(source)
+    path = Path(source)
+    folder = path if path.is_dir() else path.parent
+    if cost is None:
+        if (folder / CSV_FILE).is_file():
+            cost = CostMatrix.read_csv(folder / CSV_FILE)
+        else:
+            from selector.report import load_cost
+
+            cost = load_cost(folder).matrix
+    portfolio = Portfolio.load(folder / PORTFOLIO_FILE) if (folder / PORTFOLIO_FILE).is_file() else None
+    if portfolio is None:
+        return trivial_members(cost)
+    pool_cells = folder / POOL_DIR / CELLS_FILE
+    if pool_cells.is_file() and any(inc.member for inc in portfolio.incumbents):
+        try:
+            return members_from_pool(folder / POOL_DIR, portfolio, cost)
+        except SelectorError as exc:
+            logger.warning("the pool's cells cannot give the members (%s); grouping the cost matrix's rows instead",
+                           exc)
+    cells = None
+    if (folder / CELLS_FILE).is_file():
+        from autodl.records import read_jsonl
+
+        cells = read_jsonl(folder / CELLS_FILE)
+    return members_from_cost(cost, portfolio, cells)
