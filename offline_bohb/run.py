@@ -112,10 +112,14 @@ def is_space_file(ref: str | Path | None) -> bool:
 
 
 def declared_space(ref: str | Path | None) -> Any:
-    """The whole space of a space file, as declared (for completing configurations)."""
+    """The whole space of a space file, as declared (for completing configurations); a relative
+    path not found from here is read from the repository (:func:`autodl.records.from_repo`)."""
     from finetune.config import DEFAULT_SPACE_PATH, load_space
 
-    return load_space(DEFAULT_SPACE_PATH if ref is None else Path(str(ref)))
+    if ref is None:
+        return load_space(DEFAULT_SPACE_PATH)
+    path = Path(str(ref))
+    return load_space(path if path.exists() else from_repo(path))
 
 
 def resolve_space(ref: str | Path | None, data: Mapping[str, Any] | None = None) -> Any:
@@ -337,7 +341,8 @@ class RunSpec:
             "clock": self.clock,
             "timing": {"path": repo_relative(timing) if timing else None,
                        "sha256": file_sha256(timing) if timing else None},
-            "space": {"path": space_ref, "sha256": hashlib.sha256(json.dumps(space).encode()).hexdigest(),
+            "space": {"path": repo_relative(space_ref) if Path(space_ref).is_file() else space_ref,
+                      "sha256": hashlib.sha256(json.dumps(space).encode()).hexdigest(),
                       "hyperparameters": space, "data": data, "searched": list(searched.keys()),
                       "dimensions": len(list(searched.keys()))},
             "min_budget": float(self.min_budget), "max_budget": float(self.max_budget), "eta": int(self.eta),
