@@ -250,3 +250,14 @@ def write_squares(root: Path, n_train: int = 60, n_test: int = 24) -> Path:
 
     write_arrays(root, "squares", *images(n_train), *images(n_test), num_classes=3)
     return root
+
+
+def same_source_arrays(a: tuple, b: tuple) -> bool:
+    """Two source loader outputs are identical (arrays or lists of arrays)."""
+    for u, v in zip(a[:4], b[:4]):
+        if isinstance(u, list):
+            if len(u) != len(v) or not all(np.array_equal(p, q) for p, q in zip(u, v)):
+                return False
+        elif not np.array_equal(u, v):
+            return False
+    return a[4] == b[4]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import same_source_arrays
 
 from autodl import sources
 from autodl import sources_heldout as sh
@@ -23,17 +24,6 @@ needs_earth = pytest.mark.skipif(sh._earth_missing() is not None, reason="apt-ge
 
 TRAINING_SOURCES = {"digits", "glyphs", "multi_glyphs", "icons", "fashion_mnist", "emoji", "photos", "textures",
                     "faces", "microscopy", "moving_squares", "moving_digits"}
-
-
-def _same(a: tuple, b: tuple) -> bool:
-    """Two loader outputs are identical (arrays or lists of arrays)."""
-    for u, v in zip(a[:4], b[:4]):
-        if isinstance(u, list):
-            if len(u) != len(v) or not all(np.array_equal(p, q) for p, q in zip(u, v)):
-                return False
-        elif not np.array_equal(u, v):
-            return False
-    return a[4] == b[4]
 
 
 def _check(arrays: tuple, shape: tuple[int, ...], n_classes: int, n_train: int, n_test: int) -> None:
@@ -86,8 +76,8 @@ def test_greek_letters_unseen_typefaces_in_test() -> None:
     params = {"characters": "ΓΔΨω", "n_train_per_class": 3, "n_test_per_class": 2}
     arrays = sh.load_greek_letters(seed=1, **params)
     _check(arrays, (28, 28, 1), 4, 12, 8)
-    assert _same(arrays, sh.load_greek_letters(seed=1, **params))
-    assert not _same(arrays, sh.load_greek_letters(seed=2, **params))
+    assert same_source_arrays(arrays, sh.load_greek_letters(seed=1, **params))
+    assert not same_source_arrays(arrays, sh.load_greek_letters(seed=2, **params))
     families = sh.greek_fonts("ΓΔΨω")
     roots = tuple(str(d) for d in sh.GREEK_FONT_DIRS)
     assert len(families) >= 4 and all(str(p).startswith(roots) for fs in families.values() for p, _ in fs)
@@ -128,7 +118,7 @@ def test_tuxpaint_stamps_variable_size_and_unseen_stamps() -> None:
     for a in x + xt:
         assert a.dtype == np.uint8 and a.shape[2] == 3 and 128 <= max(a.shape[:2]) <= 160 and min(a.shape[:2]) >= 96
     assert len({a.shape for a in x}) > 1
-    assert _same(arrays, sh.load_tuxpaint_stamps(**params))
+    assert same_source_arrays(arrays, sh.load_tuxpaint_stamps(**params))
     files = {c: sh.tuxpaint_files(c) for c in ("food", "vehicles")}
     train, test = sh.split_stamps(files, 0, 6, 1 / 3)
     for c in files:
@@ -167,7 +157,7 @@ def test_gimp_patterns_from_a_folder(tmp_path: Path) -> None:
               "min_crop": 16, "max_crop": 24, "patterns_dir": tmp_path}
     arrays = sh.load_gimp_patterns(**params)
     _check(arrays, (16, 16, 3), 3, 6, 3)
-    assert arrays[4] == ["Stone/p0", "Stone/p1", "Wood/p0"] and _same(arrays, sh.load_gimp_patterns(**params))
+    assert arrays[4] == ["Stone/p0", "Stone/p1", "Wood/p0"] and same_source_arrays(arrays, sh.load_gimp_patterns(**params))
 
 
 @needs_gimp
@@ -184,7 +174,7 @@ def test_wesnoth_portraits_few_shot_unseen_units() -> None:
     params = {"races": ("drakes", "trolls"), "n_train_per_class": 3, "n_test_per_class": 2, "size": 32}
     arrays = sh.load_wesnoth_portraits(**params)
     _check(arrays, (32, 32, 3), 2, 6, 4)
-    assert _same(arrays, sh.load_wesnoth_portraits(**params))
+    assert same_source_arrays(arrays, sh.load_wesnoth_portraits(**params))
     train, test = sh.split_portraits(("drakes", "dwarves", "trolls"), 0, 0.4)
     for race in train:
         train_units = {sh.portrait_unit(p) for p in train[race]}
@@ -200,7 +190,7 @@ def test_wesnoth_animations_clips_of_unseen_units() -> None:
               "sprite": (20, 28)}
     x, y, xt, yt, names = arrays = sh.load_wesnoth_animations(**params)
     assert x.shape == (4, 4, 32, 32, 3) and xt.shape == (2, 4, 32, 32, 3) and names == ["trolls", "merfolk"]
-    assert np.bincount(y).tolist() == [2, 2] and _same(arrays, sh.load_wesnoth_animations(**params))
+    assert np.bincount(y).tolist() == [2, 2] and same_source_arrays(arrays, sh.load_wesnoth_animations(**params))
     assert any(not np.array_equal(x[i, 0], x[i, 1]) for i in range(len(x)))  # it moves
     animations = {r: sh.unit_animations(r) for r in ("trolls", "merfolk")}
     for units in animations.values():
@@ -218,7 +208,7 @@ def test_shape_scenes_multilabel() -> None:
     assert x.shape == (24, 32, 32, 3) and xt.shape == (8, 32, 32, 3) and names == list(sh.SHAPES)
     assert y.dtype == np.int64 and y.shape == (24, 8) and set(np.unique(y)) == {0, 1}
     assert y.sum(1).min() >= 1 and y.sum(1).max() <= 3 and (y.sum(1) > 1).any()
-    assert _same(arrays, sh.load_shape_scenes(n_train=24, n_test=8, size=32))
+    assert same_source_arrays(arrays, sh.load_shape_scenes(n_train=24, n_test=8, size=32))
     from autodl.labels import is_multilabel
 
     assert is_multilabel(np.concatenate([y, yt]).astype(np.float32))
@@ -298,7 +288,7 @@ def test_spin_zoom_frames_are_shifts_of_one_stationary_field() -> None:
             expected = np.clip(np.rint(128 + 48 * sh.spin_zoom_frame(rolled, (0, 0), 16)), 0, 255)
             assert np.array_equal(clip[t, ..., 0], expected.astype(np.uint8))
     a = sh.load_spin_zoom(n_train_per_class=2, n_test_per_class=1, size=16)
-    assert _same(a, sh.load_spin_zoom(n_train_per_class=2, n_test_per_class=1, size=16))
+    assert same_source_arrays(a, sh.load_spin_zoom(n_train_per_class=2, n_test_per_class=1, size=16))
 
 
 # --- Earth land cover -------------------------------------------------------------------------------------
@@ -307,7 +297,7 @@ def test_spin_zoom_frames_are_shifts_of_one_stationary_field() -> None:
 def test_earth_landcover_test_regions_elsewhere() -> None:
     arrays = sh.load_earth_landcover(n_train_per_class=3, n_test_per_class=2, size=24)
     _check(arrays, (24, 24, 3), len(sh.EARTH_REGIONS), 3 * len(sh.EARTH_REGIONS), 2 * len(sh.EARTH_REGIONS))
-    assert _same(arrays, sh.load_earth_landcover(n_train_per_class=3, n_test_per_class=2, size=24))
+    assert same_source_arrays(arrays, sh.load_earth_landcover(n_train_per_class=3, n_test_per_class=2, size=24))
     shape = (1024, 2048)
     for regions in sh.EARTH_REGIONS.values():
         boxes = {s: [sh._region_box(r, shape) for r in regions[s]] for s in ("train", "test")}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import same_source_arrays
 
 from autodl import sources
 from autodl import sources_heldout as sh
@@ -24,17 +25,6 @@ needs_marble = pytest.mark.skipif(st._marble_missing() is not None, reason="apt-
 
 REPO = Path(__file__).resolve().parents[2]
 BUILT = REPO / "data" / "collections" / "default"
-
-
-def _same(a: tuple, b: tuple) -> bool:
-    """Two loader outputs are identical (arrays or lists of arrays)."""
-    for u, v in zip(a[:4], b[:4]):
-        if isinstance(u, list):
-            if len(u) != len(v) or not all(np.array_equal(p, q) for p, q in zip(u, v)):
-                return False
-        elif not np.array_equal(u, v):
-            return False
-    return a[4] == b[4]
 
 
 def _check(arrays: tuple, shape: tuple[int, ...] | None, n_classes: int, n_train: int, n_test: int,
@@ -59,8 +49,8 @@ def _check(arrays: tuple, shape: tuple[int, ...] | None, n_classes: int, n_train
 
 def _deterministic(name: str, **params: object) -> None:
     a = sources.load_source(name, 0, **params)
-    assert _same(a, sources.load_source(name, 0, **params))
-    assert not _same(a, sources.load_source(name, 1, **params))
+    assert same_source_arrays(a, sources.load_source(name, 0, **params))
+    assert not same_source_arrays(a, sources.load_source(name, 1, **params))
 
 
 # --- registration ------------------------------------------------------------------------------------
