@@ -16,28 +16,67 @@ learner's decisions (how many steps fit, when to test) depend on nothing else.
 :class:`WatchedClock` wraps any of them and stops a model that runs far past its budget
 in wall time: the next time the model reads the clock, :class:`ClockTimeout` is raised
 (a ``BaseException``, so that a model's own ``except Exception`` does not swallow it).
+
+**Charging work.** A model reports the cost of what it has just done through one call,
+:meth:`Clock.charge`, whatever the clock: ``clock.charge("ridge fit", lambda: table.ridge_s(...))``.
+Only the simulated clock acts on it: it prices the work (calls the function) and advances by
+that many seconds; a real clock already moved while the work ran, so it neither calls the
+function nor needs the table that prices it. Where a decision needs a duration before the
+work is done, :meth:`Clock.estimate` chooses between the two sources the same way: the price
+(exact on a simulated clock, which will be advanced by it) or what a real clock's past
+measurements suggest. A model that charges and estimates through these two calls holds no
+``if simulated`` of its own: simulated, CPU and wall clocks differ here only.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
+
+Cost = float | Callable[[], float]
+"""What a piece of work costs, in seconds: a number, or a function that prices it (called
+only by a clock that advances by prices, i.e. a simulated one)."""
 
 
 @runtime_checkable
 class Clock(Protocol):
-    """Anything with ``now() -> float`` (seconds since the epoch) and ``sleep(seconds)``."""
+    """What a model reads time through and charges its work to.
+
+    ``now() -> float`` (seconds since the epoch), ``sleep(seconds)``, ``charge(what, cost)``
+    (see the module docstring) and ``estimate(priced, measured)``; ``simulated`` tells
+    whether the clock moves only by what it is charged.
+    """
+
+    simulated: bool
 
     def now(self) -> float: ...
 
     def sleep(self, seconds: float) -> None: ...
 
+    def charge(self, what: str, cost: Cost) -> None: ...
 
-class WallClock:
-    """The real time, as the organizers' ingestion reads it."""
+    def estimate(self, priced: Callable[[], float], measured: Callable[[], float]) -> float: ...
+
+
+class _MeasuredClock:
+    """A clock that moves by itself (wall or CPU time): charges are already on it."""
 
     simulated = False
+
+    def charge(self, what: str, cost: Cost) -> None:
+        """Nothing to do: the work took its time on this clock while it ran. ``cost`` is not
+        called (priced costs need a timing table, which a real clock never needs)."""
+
+    def estimate(self, priced: Callable[[], float], measured: Callable[[], float]) -> float:
+        """Seconds an operation is expected to take: ``measured()``, a figure from what this
+        clock has shown so far (``priced`` is not called)."""
+        return float(measured())
+
+
+class WallClock(_MeasuredClock):
+    """The real time, as the organizers' ingestion reads it."""
 
     def now(self) -> float:
         return time.time()
@@ -50,12 +89,17 @@ class WallClock:
 
 
 class SimulatedClock:
-    """A clock that moves only when advanced.
+    """A clock that moves only when advanced (or charged, or slept on).
 
     Parameters
     ----------
     start:
         The time it shows at first (seconds since the epoch).
+
+    Attributes
+    ----------
+    charged:
+        Seconds charged so far through :meth:`charge`, by what was charged.
     """
 
     simulated = True
@@ -63,6 +107,7 @@ class SimulatedClock:
     def __init__(self, start: float = 1_700_000_000.0):
         self._t = float(start)
         self._lock = threading.Lock()
+        self.charged: dict[str, float] = {}
 
     def now(self) -> float:
         with self._lock:
@@ -76,6 +121,19 @@ class SimulatedClock:
             self._t += float(seconds)
             return self._t
 
+    def charge(self, what: str, cost: Cost) -> None:
+        """Advance by the price of work just done: ``cost``, or ``cost()`` when it is a
+        function; the seconds are added to ``charged[what]``."""
+        seconds = cost() if callable(cost) else cost
+        self.advance(seconds)
+        with self._lock:
+            self.charged[what] = self.charged.get(what, 0.0) + float(seconds)
+
+    def estimate(self, priced: Callable[[], float], measured: Callable[[], float]) -> float:
+        """Seconds an operation is expected to take: ``priced()``, exactly what it will be
+        charged (``measured`` is not called)."""
+        return float(priced())
+
     def sleep(self, seconds: float) -> None:
         self.advance(max(0.0, seconds))
 
@@ -83,7 +141,7 @@ class SimulatedClock:
         return f"SimulatedClock(now={self._t:.3f})"
 
 
-class CpuClock:
+class CpuClock(_MeasuredClock):
     """CPU seconds of this process (all threads), shown as seconds since the epoch.
 
     Sleeping costs no CPU, so :meth:`sleep` charges the seconds without waiting: a model
@@ -94,8 +152,6 @@ class CpuClock:
     start:
         The time it shows at first (default: the wall time at construction).
     """
-
-    simulated = False
 
     def __init__(self, start: float | None = None):
         self._offset = (time.time() if start is None else float(start)) - time.process_time()
@@ -125,7 +181,7 @@ class WatchedClock:
     machine stretches its wall time several-fold, but hardly its CPU time, so the guard
     stops a model gone astray without stopping a sound one because others share the cores.
 
-    Everything else (``simulated``, ``advance``) is the wrapped clock's.
+    Everything else (``simulated``, ``advance``, ``charge``, ``estimate``) is the wrapped clock's.
     """
 
     def __init__(self, clock: Clock, wall_limit: float, cpu_limit: float | None = None):
@@ -172,6 +228,13 @@ class WatchedClock:
     def advance(self, seconds: float) -> float:
         self.check()
         return self.clock.advance(seconds)  # type: ignore[attr-defined]
+
+    def charge(self, what: str, cost: Cost) -> None:
+        self.check()
+        self.clock.charge(what, cost)
+
+    def estimate(self, priced: Callable[[], float], measured: Callable[[], float]) -> float:
+        return self.clock.estimate(priced, measured)
 
     @property
     def simulated(self) -> bool:

@@ -53,11 +53,10 @@ from autodl.dataset import AutoDLDataset
 from autodl.errors import AutoDLError
 from autodl.ingestion import ModelFactory, run_ingestion
 from autodl.protocol import Protocol
+from autodl.records import Status, to_plain
 from autodl.scoring import ScoreResult, plot_learning_curve, score_folder, write_scores
 
 logger = logging.getLogger(__name__)
-
-STATUSES = ("ok", "crashed", "timeout")
 
 WALL_LIMIT_FACTOR = 3.0
 """By default a model is stopped (status ``timeout``) after this many times its budget
@@ -149,7 +148,7 @@ class Evaluation:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == Status.OK
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of every field."""
@@ -308,19 +307,13 @@ def evaluate_model(factory: ModelFactory, dataset: str | Path | AutoDLDataset, p
             shutil.rmtree(tmp, ignore_errors=True)
     return Evaluation(
         status=ing.status,
-        alc=float(score.score) if ing.status == "ok" else None,
+        alc=float(score.score) if ing.status == Status.OK else None,
         final_nauc=float(score.nauc_scores[-1]) if score.nauc_scores else None,
         curve=LearningCurve([float(t) for t in score.timestamps], [float(s) for s in score.nauc_scores],
                             None if score.accuracy is None else [float(a) for a in score.accuracy]),
         wall_seconds=time.perf_counter() - t_wall, clock=clock_name, protocol=proto.to_dict(),
         budget=float(budget), metric=metric, model=model, seed=seed, dataset=str(ds.root),
-        error=ing.error, traceback=ing.traceback, history=_plain(history))
-
-
-def _plain(history: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
-    if history is None:
-        return None
-    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in h.items()} for h in history]
+        error=ing.error, traceback=ing.traceback, history=to_plain(history))
 
 
 def _empty_device_cache() -> None:
@@ -343,6 +336,14 @@ class RunResult:
     ingestion_success: bool | None = None
     end_written: bool = False
     error: str | None = None
+
+    @property
+    def status(self) -> Status:
+        """``ok`` (the model ended on its own), ``timeout`` (ended at the budget by the scoring
+        side) or ``crashed``."""
+        if self.ingestion_success:
+            return Status.OK
+        return Status.TIMEOUT if self.killed else Status.CRASHED
 
 
 def _read_yaml(path: Path, key: str) -> dict | None:

@@ -56,6 +56,7 @@ from autodl.clock import Clock, ClockTimeout, WallClock, WatchedClock
 from autodl.dataset import AutoDLDataset
 from autodl.errors import AutoDLError, PredictionError
 from autodl.metadata import AutoDLMetadata
+from autodl.records import Status, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +82,7 @@ def format_predictions(predictions: np.ndarray) -> str:
 
 def write_predictions(path: Path, predictions: np.ndarray) -> None:
     """Write a prediction file atomically (temporary name, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(format_predictions(predictions))
-    os.replace(tmp, path)
+    atomic_write_text(path, format_predictions(predictions))
 
 
 def _yaml_lines(items: dict[str, Any]) -> str:
@@ -98,7 +97,7 @@ class IngestionResult:
     task_name: str
     start_time: float
     timestamps: list[float] = field(default_factory=list)
-    status: str = "ok"
+    status: str = Status.OK
     error: str | None = None
     traceback: str | None = None
     duration: float = 0.0
@@ -106,7 +105,7 @@ class IngestionResult:
     @property
     def success(self) -> bool:
         """Whether the model ended on its own without an error (``ingestion_success``)."""
-        return self.status == "ok"
+        return self.status == Status.OK
 
     @property
     def num_predictions(self) -> int:
@@ -196,7 +195,7 @@ def run_ingestion(dataset: AutoDLDataset | str | Path, model_factory: ModelFacto
     try:
         model = model_factory(train_meta, watched or clock)
     except Exception as exc:
-        _record_failure(result, "crashed", exc, "constructing the model failed")
+        _record_failure(result, Status.CRASHED, exc, "constructing the model failed")
         now = clock.now()
         result.start_time = now
         _write_start(out, task, time_budget, now)
@@ -248,9 +247,9 @@ def run_ingestion(dataset: AutoDLDataset | str | Path, model_factory: ModelFacto
             if start + time_budget - clock.now() <= 0:
                 break
     except (ClockTimeout, _Stalled) as exc:
-        _record_failure(result, "timeout", exc, f"the model was stopped after {k} predictions")
+        _record_failure(result, Status.TIMEOUT, exc, f"the model was stopped after {k} predictions")
     except Exception as exc:
-        _record_failure(result, "crashed", exc, f"the model failed after {k} predictions")
+        _record_failure(result, Status.CRASHED, exc, f"the model failed after {k} predictions")
     del model  # memory goes back before the caller scores
     end = clock.now()
     result.duration = end - start
@@ -262,11 +261,11 @@ class _Stalled(Exception):
     """A model that never advances a simulated clock."""
 
 
-def _record_failure(result: IngestionResult, status: str, exc: BaseException, what: str) -> None:
+def _record_failure(result: IngestionResult, status: Status, exc: BaseException, what: str) -> None:
     result.status = status
-    result.error = f"{type(exc).__name__}: {exc}" if status == "crashed" else str(exc)
+    result.error = f"{type(exc).__name__}: {exc}" if status == Status.CRASHED else str(exc)
     result.traceback = traceback.format_exc()
-    log = logger.error if status == "crashed" else logger.warning
+    log = logger.error if status == Status.CRASHED else logger.warning
     log("%s: %s", what, result.error)
     logger.debug("%s", result.traceback)
 

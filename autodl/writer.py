@@ -17,8 +17,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from autodl.errors import ConversionError
 from autodl.labels import LabelsLike, labels_to_matrix
 from autodl.metadata import COMPRESSED, DENSE, AutoDLMetadata, MatrixSpec, write_metadata
 from autodl.proto import SequenceExample
+from autodl.records import atomic_folder
 from autodl.tfrecord import write_records
 
 logger = logging.getLogger(__name__)
@@ -238,8 +237,8 @@ def write_dataset(root: str | Path, name: str, subsets: dict[str, SubsetData], o
     label_map = {n: i for i, n in enumerate(label_names)} if label_names is not None else {}
 
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
+    with atomic_folder(root) as tmp:
+        tmp.mkdir(mode=0o700)  # owner-only, as the writer has always made dataset folders (mkdtemp)
         data_dir = tmp / f"{name}.data"
         counts = {}
         for subset in ("train", "test", "unlabelled"):
@@ -265,12 +264,6 @@ def write_dataset(root: str | Path, name: str, subsets: dict[str, SubsetData], o
             (tmp / f"{name}_label.name").write_text("".join(f"{n}\n" for n in label_names), encoding="utf-8")
         (tmp / f"{name}_public.info").write_text(
             f"domain : {domain}\nsample_num : {counts['train'] + counts['test']}\nlabel_num : {output_dim}\n")
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("wrote %s (%s)", root, ", ".join(f"{k}: {v}" for k, v in counts.items()))
     return root
 

@@ -7,7 +7,6 @@ the machine and the command written beside it.
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import os
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from autodl.machine import machine_description
+from autodl.records import utc_now_text
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def benchmark_io(n_images: int = 10_000, image_size: int = 32, doc: str | Path |
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    when = utc_now_text()
     lines = [f"## I/O: reading, decoding and writing AutoDL datasets ({when})", "",
              f"- Command: `autodl-meta benchmark io --n {n_images} --size {image_size}`",
              f"- Machine: {machine_description()}",
@@ -233,7 +233,7 @@ def benchmark_finetune(backbones: list[str] | None = None, sizes: tuple[int, ...
                     progress(1)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    when = utc_now_text()
     dev = rows[0]["device"] if rows else "?"
     lines = [f"## finetune: training speed, first prediction, memory ({when})", "",
              f"- Command: `autodl-meta benchmark finetune --steps {steps} --repeats {repeats}"

@@ -16,7 +16,6 @@ configuration of the benchmark; only the wall time around them is measured.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import shutil
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.machine import machine_description
-from autodl.records import append_jsonl
+from autodl.records import append_jsonl, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ def run_bohb_benchmark(out: str | Path, dataset: str | Path, matrix_datasets: Se
     result: dict[str, Any] = {"machine": machine_description(), "protocol": protocol, "clock": "simulated",
                               "dataset": str(dataset), "iterations": iterations, "min_budget": min_budget,
                               "objective": objective or DEFAULT_OBJECTIVE, "bohb": [], "cost_matrix": [],
-                              "date": _dt.datetime.now().isoformat(timespec="minutes")}
+                              "date": utc_now("minutes")}
     for workers in (1, 2):
         spec = RunSpec(dataset=str(dataset), protocol=protocol, timing=timing, min_budget=min_budget,
                        iterations=iterations, seed=seed, objective=objective or DEFAULT_OBJECTIVE,

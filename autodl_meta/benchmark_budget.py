@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from autodl.records import append_jsonl, read_jsonl, repo_relative
+from autodl.records import Status, append_jsonl, read_jsonl, repo_relative, utc_now, utc_now_text
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +54,6 @@ _BUSY = ("import os\n"
          "    for _ in range(200000):\n"
          "        pass\n")
 """A busy loop that ends by itself once the process that started it is gone."""
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 @contextmanager
@@ -140,7 +136,7 @@ def run_once(model: str, dataset: str | Path, condition: str, *, protocol: Any, 
             res = run_local(dataset, cmd, protocol, out, env=env)
         ts = [float(x) for x in res.score.timestamps]
         end = _end_info(pred_dir)
-        row.update(status="ok" if ts else "no-prediction", alc=float(res.score.score) if ts else None,
+        row.update(status=Status.OK if ts else Status.NO_PREDICTION, alc=float(res.score.score) if ts else None,
                    final_nauc=float(res.score.nauc_scores[-1]) if ts else None, predictions=len(ts),
                    timestamps=ts, first_prediction_s=ts[0] if ts else None,
                    last_prediction_s=ts[-1] if ts else None, overrun_s=(ts[-1] - T) if ts else None,
@@ -159,12 +155,12 @@ def run_once(model: str, dataset: str | Path, condition: str, *, protocol: Any, 
             row.update(chosen=d.get("chosen_dataset"), fallback=d.get("fallback"),
                        selection_seconds=d.get("selection_seconds"))
     except AutoDLError as exc:
-        row.update(status="failed", alc=None, predictions=0, timestamps=[], error=str(exc))
+        row.update(status=Status.FAILED, alc=None, predictions=0, timestamps=[], error=str(exc))
     except Exception as exc:  # noqa: BLE001 - one run failing is a row, the benchmark goes on
-        row.update(status="failed", alc=None, predictions=0, timestamps=[], error=f"{type(exc).__name__}: {exc}",
-                   traceback=traceback.format_exc())
+        row.update(status=Status.FAILED, alc=None, predictions=0, timestamps=[],
+                   error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
     row.update(wall_seconds=round(time.perf_counter() - t, 2), load_after=round(os.getloadavg()[0], 2),
-               finished=_now())
+               finished=utc_now())
     return row
 
 
@@ -183,7 +179,7 @@ def run_budget(results: str | Path, dataset: str | Path, *, models: Sequence[str
     if unknown:
         raise ValueError(f"unknown conditions {unknown}; known: {', '.join(CONDITIONS)}")
     proto = load_protocol(protocol)
-    session = _dt.datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    session = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     plan = [(r, c, m) for r in range(repeats) for c in conditions for m in models]
     rows = []
     for i, (rep, cond, model) in enumerate(plan, 1):
@@ -235,7 +231,7 @@ def budget_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                                 "worst_model": worst["model"] if worst else None,
                                 "after_budget": sum(int(r.get("after_budget") or 0) for r in rs),
                                 "killed": sum(1 for r in rs if r.get("killed")),
-                                "failed": sum(1 for r in rs if r.get("status") != "ok"),
+                                "failed": sum(1 for r in rs if r.get("status") != Status.OK),
                                 "first_prediction_s": firsts}
     return out
 
@@ -249,9 +245,11 @@ def budget_markdown(rows: Sequence[Mapping[str, Any]], *, command: str, machine:
     s = budget_summary(rows)
     T = r0["time_budget"]
     try:
-        when = _dt.datetime.strptime((r0.get("session") or "")[:15], "%Y%m%dT%H%M%S").strftime("%Y-%m-%d %H:%M")
+        # the session's name starts with its UTC start time
+        started = _dt.datetime.strptime((r0.get("session") or "")[:15], "%Y%m%dT%H%M%S")
+        when = started.strftime("%Y-%m-%d %H:%M UTC")
     except ValueError:
-        when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+        when = utc_now_text()
     slow = next((r["slow_io_s"] for r in rows if r.get("slow_io_s") is not None), None)
     busy = next((r["busy_processes"] for r in rows if r.get("busy_processes")), None)
     ran = r0.get("command")
@@ -278,7 +276,7 @@ def budget_markdown(rows: Sequence[Mapping[str, Any]], *, command: str, machine:
             vs = ""
         else:
             vs = f"{fp - idle:+.2f} s" + (f" ({fp / idle:.1f}x)" if idle > 0 else "")
-        if r.get("status") == "failed":
+        if r.get("status") == Status.FAILED:
             ended = f"failed: {r.get('error')}"
         elif r.get("killed"):
             ended = "ended at T"

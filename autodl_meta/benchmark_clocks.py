@@ -16,7 +16,6 @@ resumes where it stopped (pairs and clocks already measured are skipped).
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from autodl.machine import machine_description
-from autodl.records import append_jsonl, read_jsonl
+from autodl.records import append_jsonl, read_jsonl, utc_now, utc_now_text
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +131,7 @@ def run_clock_benchmark(results: str | Path, data_dir: str | Path, *, pairs: Seq
                    "final_nauc": ev.final_nauc, "predictions": len(ev.curve), "wall_seconds": ev.wall_seconds,
                    "timestamps": ev.curve.timestamps, "nauc": ev.curve.nauc, "error": ev.error,
                    "threads": threads, "protocol": protocol, "seed": seed,
-                   "when": _dt.datetime.now().isoformat(timespec="seconds")}
+                   "when": utc_now()}
             append_jsonl(results, row)
             done[(cfg_name, ds_name, clock)] = row
             logger.info("%s / %s / %s: %s ALC %s", cfg_name, ds_name, clock, ev.status, ev.alc)
@@ -165,7 +164,7 @@ def clock_report(rows: Sequence[dict[str, Any]], command: str, clocks: Sequence[
     by = {(r["config"], r["dataset"], r["clock"]): r for r in rows}
     pairs = sorted({(r["config"], r["dataset"]) for r in rows}, key=lambda p: (p[1], p[0]))
     proto = rows[0]["protocol"] if rows else "?"
-    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    when = utc_now_text()
     head = "| configuration | dataset | wall ALC | " + " | ".join(f"{c} ALC | {c} - wall" for c in clocks) + " |"
     lines = [f"## clocks: agreement with the wall clock ({when})", "",
              f"- Command: `{command}`",

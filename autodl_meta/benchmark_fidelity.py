@@ -34,7 +34,6 @@ of another learner version are computed again, never reused.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import math
@@ -48,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from autodl.records import append_jsonl, read_jsonl, repo_relative
+from autodl.records import Status, append_jsonl, read_jsonl, repo_relative, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +67,6 @@ DEFAULT_CONFIGS = 20
 DATASETS: tuple[str, ...] = ("digits", "textures", "fashion_3k", "photos", "emoji_animals", "moving_squares")
 """The datasets of the full measurement (``data/collections/default``): handwriting, textures,
 clothing, photos, emoji and a video dataset."""
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
@@ -146,7 +141,8 @@ def run_dirs(paths: Iterable[str | Path]) -> list[Path]:
 def run_fidelity(run_dir: str | Path, min_pairs: int = MIN_PAIRS) -> RunFidelity:
     """The budget pairs of one run: ``(b, full)`` for every lower budget ``b`` and ``(lowest, next)``."""
     run_dir = Path(run_dir)
-    rows = [r for r in read_jsonl(run_dir / "trials.jsonl") if r.get("status") == "ok" and r.get("alc") is not None]
+    rows = [r for r in read_jsonl(run_dir / "trials.jsonl")
+            if r.get("status") == Status.OK and r.get("alc") is not None]
     dataset = run_dir.name
     meta = run_dir / "run.json"
     if meta.is_file():
@@ -311,9 +307,9 @@ def _evaluate_task(task: Mapping[str, Any]) -> dict[str, Any]:
         row.update(status=ev.status, alc=ev.alc, final_nauc=ev.final_nauc, predictions=len(ev.curve),
                    wall_seconds=ev.wall_seconds, error=ev.error)
     except Exception as exc:  # noqa: BLE001 - a bad configuration is a row, the run goes on
-        row.update(status="failed", alc=None, final_nauc=None, predictions=0, wall_seconds=time.perf_counter() - t,
+        row.update(status=Status.FAILED, alc=None, final_nauc=None, predictions=0, wall_seconds=time.perf_counter() - t,
                    error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-    row.update(clock="simulated", finished=_now())
+    row.update(clock="simulated", finished=utc_now())
     return row
 
 
@@ -372,7 +368,7 @@ def run_fidelity_measurement(results: str | Path, datasets: Sequence[tuple[str, 
     Returns the rows of ``results`` of this learner version."""
     results = Path(results)
     results.parent.mkdir(parents=True, exist_ok=True)
-    done = {k: r for k, r in read_rows(results).items() if r.get("status") != "failed"}
+    done = {k: r for k, r in read_rows(results).items() if r.get("status") != Status.FAILED}
     tasks = fidelity_tasks(datasets, n_configs=n_configs, core=core, budgets=budgets, fidelities=fidelities,
                            data_budgets=data_budgets, seeds=seeds, protocol=protocol, timing=timing,
                            sample_seed=sample_seed, configs=configs)
@@ -417,7 +413,7 @@ def fidelity_summary(rows: Sequence[Mapping[str, Any]], budgets: Sequence[float]
             continue
         wall.setdefault(ds, {}).setdefault(key, []).append(float(r.get("wall_seconds") or 0.0))
         names.setdefault(ds, {})[r["digest"]] = r.get("name") or r["digest"]
-        if r.get("status") == "ok" and r.get("alc") is not None:
+        if r.get("status") == Status.OK and r.get("alc") is not None:
             by.setdefault(ds, {}).setdefault(key, {}).setdefault(r["digest"], []).append(float(r["alc"]))
     out: dict[str, Any] = {}
     for ds, levels in by.items():
@@ -504,7 +500,7 @@ def fidelity_markdown(summary: Mapping[str, Any], rows: Sequence[Mapping[str, An
             lines += ["", "The random configurations: " + "; ".join(
                 f"{n}: {_describe(c)}" for n, c in sorted(samples.items())) + "."]
         lines.append("")
-    failed = [r for r in rows if r.get("status") != "ok"]
+    failed = [r for r in rows if r.get("status") != Status.OK]
     if failed:
         lines.append(f"{len(failed)} evaluation(s) did not end `ok` and are left out: "
                      + "; ".join(f"{r['name']} on {r['dataset']} ({r['fidelity']} {_budget_label(r['budget'])}): "

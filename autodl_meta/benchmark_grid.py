@@ -15,7 +15,6 @@ seed 0 first), and a stopped run resumes where it stopped.
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import os
 import threading
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from autodl.machine import machine_description
-from autodl.records import append_jsonl, read_jsonl
+from autodl.records import Status, append_jsonl, read_jsonl, utc_now, utc_now_text
 from autodl_meta.benchmark_clocks import prepare_dataset
 from finetune.grid import GRID  # the configurations live in the library (BOHB's warm start uses them)
 
@@ -68,7 +67,7 @@ def _evaluate_one(config_name: str, dataset_name: str, path: str, seed: int, pro
     return {"config": config_name, "dataset": dataset_name, "seed": seed, "status": ev.status, "alc": ev.alc,
             "final_nauc": ev.final_nauc, "predictions": len(ev.curve), "wall_seconds": ev.wall_seconds,
             "timestamps": ev.curve.timestamps, "nauc": ev.curve.nauc, "error": ev.error, "protocol": protocol,
-            "clock": "simulated", "when": _dt.datetime.now().isoformat(timespec="seconds")}
+            "clock": "simulated", "when": utc_now()}
 
 
 def run_grid(results: str | Path, data_dir: str | Path, *, configs: Sequence[str] | None = None,
@@ -152,8 +151,8 @@ def grid_report(rows: Sequence[dict[str, Any]], command: str) -> str:
     seen = {c for d in datasets for c in table[d]["means"]}
     configs = [c for c in GRID if c in seen] + sorted(seen - set(GRID))
     proto = rows[0]["protocol"] if rows else "?"
-    crashed = [r for r in rows if r["status"] != "ok"]
-    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    crashed = [r for r in rows if r["status"] != Status.OK]
+    when = utc_now_text()
     seeds = sorted({int(r["seed"]) for r in rows})
 
     def f(v: float | None) -> str:

@@ -20,7 +20,6 @@ Speed targets are checked here, never in timed unit tests (see :mod:`autodl_meta
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import time
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from autodl.machine import machine_description
-from autodl.records import append_jsonl
+from autodl.records import Status, append_jsonl, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ def synthetic_cost(names: Sequence[str], seed: int = 0) -> Any:
     from portfolio.cost_matrix import CostMatrix
 
     alc = np.random.default_rng(seed).uniform(0.2, 0.9, (len(names), len(names)))
-    return CostMatrix(list(names), list(names), alc, [["ok"] * len(names) for _ in names], seeds=[0])
+    return CostMatrix(list(names), list(names), alc, [[Status.OK] * len(names) for _ in names], seeds=[0])
 
 
 def _measure_throughput(embedder: Any, n: int, repeats: int, device: str) -> dict[str, Any]:
@@ -154,7 +153,7 @@ def run_selector_benchmark(selectors: Sequence[str] | None = None, *, features: 
     if progress is not None:
         progress("embedder")
     embedder = Embedder(spec, in_chans=3, device=device)
-    result: dict[str, Any] = {"machine": machine_description(), "date": _dt.datetime.now().isoformat(timespec="minutes"),
+    result: dict[str, Any] = {"machine": machine_description(), "date": utc_now("minutes"),
                               "device": device, "threads": torch.get_num_threads(), "repeats": repeats,
                               "batch": batch, "spec": spec.to_dict(),
                               "embedder": {k: v for k, v in embedder.card.items() if k in

@@ -118,6 +118,7 @@ def _protocol(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from autodl.records import Status
     from finetune.evaluate import evaluate, run_local_model, torch_threads
 
     if args.data is not None or args.unlabelled is not None or args.compare is not None:
@@ -140,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             res = run_local_model(args.dataset, args.model, proto, args.out, device=args.device, seed=args.seed,
                                   threads=args.threads, on_tick=tick, portfolio=args.portfolio)
         s = res.score
-        status = "ok" if res.ingestion_success else ("timeout" if res.killed else "crashed")
+        status = res.status
         alc, curve_png, scores_dir, error = s.score, res.learning_curve, res.scores_dir, res.error
         if res.killed:
             print("ingestion outlived the budget and was ended by the scoring side")
@@ -152,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         status, alc, nauc, n, error = ev.status, ev.alc, ev.final_nauc, len(ev.curve), ev.error
         scores_dir = Path(args.out) / "scores"
         curve_png = scores_dir / "learning-curve.png"
-    if status == "crashed":
+    if status == Status.CRASHED:
         print(f"the model crashed after {n} predictions: {error or 'see the log'}", file=sys.stderr)
         print(f"log: {Path(args.out) / 'ingestion.log'}", file=sys.stderr)
         return 1
@@ -171,6 +172,7 @@ def cmd_selfservice(args: argparse.Namespace) -> int:
     """``run --data``: the self-service run (:func:`submission.selfservice.run_selfservice`)."""
     from tqdm import tqdm
 
+    from autodl.records import Status
     from submission.selfservice import DEFAULT_MODEL, run_selfservice
 
     if args.clock != "wall" or args.timing:
@@ -226,10 +228,10 @@ def cmd_selfservice(args: argparse.Namespace) -> int:
         print(f"learning curve: {res.curves}")
     print(f"report: {res.report}")
     for r in res.runs:
-        if r.status == "crashed":
+        if r.status == Status.CRASHED:
             print(f"{r.model} crashed after {r.num_predictions} predictions: {r.error or 'see the log'}; "
                   f"log: {r.log_file}", file=sys.stderr)
-    return 1 if res.main.status == "crashed" else 0
+    return 1 if res.main.status == Status.CRASHED else 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:

@@ -79,6 +79,7 @@ def _samples_line(c: Mapping[str, Any]) -> str:
 def cmd_bohb_show(args: argparse.Namespace) -> int:
     from collections import Counter
 
+    from autodl.records import Status
     from offline_bohb.run import RunFolder, planned_trials, sample_counts
 
     folder = RunFolder(args.out)
@@ -96,7 +97,7 @@ def cmd_bohb_show(args: argparse.Namespace) -> int:
           f"iterations; BOHB settings {run.get('bohb') or {}}")
     status = Counter(t.get("status") for t in trials)
     print(f"trials: {len(trials)} of {planned_trials(run)} planned ({', '.join(f'{k} {v}' for k, v in sorted(status.items()))})")
-    ok = [t for t in trials if t.get("status") == "ok" and t.get("alc") is not None]
+    ok = [t for t in trials if t.get("status") == Status.OK and t.get("alc") is not None]
     if ok:
         top = max(t["budget"] for t in ok)
         best = max((t for t in ok if t["budget"] == top), key=lambda t: t["alc"])

@@ -45,6 +45,7 @@ def cmd_build_collection(args: argparse.Namespace) -> int:
 def cmd_collection_report(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from autodl.records import Status
     from portfolio.collection import load_collection, write_report
 
     coll = load_collection(args.collection)
@@ -67,7 +68,7 @@ def cmd_collection_report(args: argparse.Namespace) -> int:
                                  clock=args.clock, seed=args.seed, threads=args.threads, command=command,
                                  note=args.note, on_start=start, on_done=done)
     print(f"wrote {doc} ({len(rows)} datasets)")
-    return 0 if all(r.status == "ok" for r in rows) else 1
+    return 0 if all(r.status == Status.OK for r in rows) else 1
 
 
 def register(dsub: Any, fmt: type[argparse.HelpFormatter]) -> None:

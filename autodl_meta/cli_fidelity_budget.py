@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,6 +70,7 @@ def _append_section(doc: str | Path, text: str) -> None:
 
 def cmd_benchmark_fidelity(args: argparse.Namespace) -> int:
     from autodl.machine import machine_description
+    from autodl.records import utc_now_text
     from autodl_meta.benchmark_fidelity import (fidelity_markdown, fidelity_summary, run_fidelity_measurement,
                                                 runs_fidelity, runs_markdown)
     from portfolio.cost_matrix import learner_version
@@ -127,7 +127,7 @@ def cmd_benchmark_fidelity(args: argparse.Namespace) -> int:
     if not parts:
         raise AutoDLError(None, "nothing to measure: give --runs DIR and/or --datasets", field="--datasets")
     if args.doc:
-        when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+        when = utc_now_text()
         lines = [f"## fidelity: do BOHB's low budgets rank configurations as the full budget does? ({when})", "",
                  f"- Command: `{_command()}`", f"- Machine: {machine_description()}"]
         if args.note:

@@ -43,6 +43,7 @@ def _seeds(text: str) -> list[int]:
 def cmd_portfolio_cost_matrix(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from autodl.records import Status
     from portfolio.cost_matrix import run_cost_matrix
 
     with tqdm(desc="cost matrix", unit="cell", disable=None) as bar:
@@ -63,7 +64,7 @@ def cmd_portfolio_cost_matrix(args: argparse.Namespace) -> int:
     print(f"{len(m.sources)} incumbents x {len(m.targets)} datasets x {len(m.seeds)} seed(s): {t['cells']} cells "
           f"computed now in {t['wall_seconds']:.0f} s ({t['workers']} worker(s)), "
           f"{len(result.cells) - t['cells']} were there already")
-    bad = [c for c in result.cells if c["status"] != "ok"]
+    bad = [c for c in result.cells if c["status"] != Status.OK]
     if bad:
         print(f"{len(bad)} cells not ok (see {result.paths['summary_md']}): "
               + "; ".join(f"{c['source']} on {c['target']}: {c['status']}" for c in bad[:5]), file=sys.stderr)

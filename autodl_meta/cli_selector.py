@@ -7,7 +7,6 @@ A thin layer over :mod:`selector.report` (the comparison report), :mod:`selector
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import math
 import sys
@@ -138,6 +137,7 @@ def summary_table(summary: dict[str, Any]) -> str:
 
 
 def cmd_selector_fit(args: argparse.Namespace) -> int:
+    from autodl.records import utc_now
     from metafeatures.features import load_features_folder
     from selector.base import make_selector
     from selector.evaluation import SelectorSpec
@@ -178,7 +178,7 @@ def cmd_selector_fit(args: argparse.Namespace) -> int:
     else:
         sel.fit(with_incumbent)
     extra: dict[str, Any] = {
-        "command": _command(), "date": _dt.datetime.now().isoformat(timespec="seconds"),
+        "command": _command(), "date": utc_now(),
         "features": str(args.features), "portfolio": str(args.portfolio), "cost_matrix": src.path,
         "protocol": src.protocol, "clock": src.clock}
     if tuned is not None:

@@ -30,14 +30,18 @@ portfolio (Stoll et al., AutoDL 2019), with ZAP's anytime knobs in the configura
    there is no validation split: the probes are chosen by their exact leave-one-out
    NAUC, and the network, which nothing could validate, is not fine-tuned.
 4. **Every decision depends on the clock only.** Durations are read from the clock the
-   learner is given; under a :class:`~autodl.clock.SimulatedClock` every operation
-   (decoding, each probe's fit and prediction, embedding passes, training steps with
-   the configuration's optimizer and augmentation, test passes, writing predictions)
-   advances it by what the timing table (:class:`finetune.timing.TimingTable`) says it
-   costs, so that a simulated run is the same, result for result, whatever the load of
-   the machine. A chunk starts only when it, its test pass and a safety margin fit in
-   what remains; ``done_training`` is set when nothing more fits, and a test call without
-   time for a pass returns the best predictions it already has.
+   learner is given, and every operation (decoding, each probe's fit and prediction,
+   embedding passes, training steps with the configuration's optimizer and augmentation,
+   test passes, writing predictions) is charged to it with :meth:`~autodl.clock.Clock.charge`
+   at what the timing table (:class:`finetune.timing.TimingTable`) says it costs, priced
+   lazily: a :class:`~autodl.clock.SimulatedClock` advances by the price, so that a
+   simulated run is the same, result for result, whatever the load of the machine; a
+   wall or CPU clock ignores it (and needs no table). Durations planned before the work
+   is done come from :meth:`~autodl.clock.Clock.estimate` likewise: the price on the
+   simulated clock, what was measured so far on the others. A chunk starts only when it,
+   its test pass and a safety margin fit in what remains; ``done_training`` is set when
+   nothing more fits, and a test call without time for a pass returns the best
+   predictions it already has.
 
 The learner changes no process-wide state: its random numbers come from its own
 generators (PyTorch's global generator is forked and restored around the calls that
@@ -48,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import logging
 import math
 from collections.abc import Iterator, Mapping
@@ -59,6 +64,7 @@ import numpy as np
 from autodl.clock import Clock, WallClock
 from autodl.metadata import AutoDLMetadata
 from finetune.data import load_arrays
+from finetune.probe import ProbeStage
 from finetune.schedule import AnytimeSchedule
 
 logger = logging.getLogger(__name__)
@@ -106,10 +112,6 @@ QUICK_START_MEGAVALUES = 2.0
 """The quick start only where the training set holds at least this many million stored values
 (examples x frames x height x width x channels, at the stored size): below, decoding it all
 costs little (about 0.05 s per million PNG values on the reference 2-core CPU)."""
-
-_PROBE_NAMES = {"raw": "raw pixels", "random": "raw pixels + random ReLU features (mean of two probes)",
-                "embedding": "embeddings"}
-
 
 class Stage(enum.Enum):
     """Where the learner is in its plan."""
@@ -196,14 +198,14 @@ class FineTuneLearner:
     config:
         A fine-tuning configuration (see :mod:`finetune.config`); validated here.
     clock:
-        The ingestion's clock; every duration the learner plans with is read from it.
-        Under a :class:`~autodl.clock.SimulatedClock` the learner advances it by
-        ``timing``'s costs.
+        The ingestion's clock; every duration the learner plans with is read from it, and
+        every operation is charged to it at ``timing``'s price (only a
+        :class:`~autodl.clock.SimulatedClock` advances by it; see the module docstring).
     t0:
         The ALC's t0 (seconds); default T/20 (the ratio of both protocols).
     timing:
         A :class:`~finetune.timing.TimingTable`; required with a simulated clock, which
-        it must be able to price (checked here).
+        it must be able to price (checked here); never consulted with another clock.
     device:
         ``"cuda"``, ``"cpu"`` or None (CUDA when available).
     num_predictions:
@@ -231,8 +233,10 @@ class FineTuneLearner:
         self.config = validate_config(config)
         self.metadata = metadata
         self.clock = clock or WallClock()
-        self.simulated = bool(getattr(self.clock, "simulated", False))
-        if self.simulated and timing is None:
+        # the one place the clock's kind matters outside the clock: a clock that advances by
+        # prices needs a table that can price this configuration, checked before anything runs
+        simulated = bool(getattr(self.clock, "simulated", False))
+        if simulated and timing is None:
             raise ValueError("a simulated clock needs a timing table (timing=TimingTable.load(...))")
         self.timing = timing
         self.t0 = t0
@@ -249,7 +253,7 @@ class FineTuneLearner:
         self.output_dim = metadata.get_output_size()
         self.in_chans = metadata.get_num_channels()
         self.frames = 1 if metadata.get_sequence_size() == 1 else int(self.config["frames_per_clip"])
-        if self.simulated:
+        if simulated:
             timing.check(self.config, frames=self.frames)
 
         with self._torch_rng():
@@ -262,10 +266,11 @@ class FineTuneLearner:
         # --- state of the run ----------------------------------------------------------------
         self.done_training = False
         self.stage = Stage.PROBES
-        self.probe_plan: list[str] = [] if self.config["probes"] == "none" else self.config["probes"].split("+")
-        self.pending_probe: str | None = None  # fitted by the last train call, tested by the next test call
+        self.probe_plan: list[ProbeStage] = ProbeStage.plan(self.config["probes"])
+        # fitted by the last train call, tested by the next test call
+        self.pending_probe: ProbeStage | None = None
         self._probe_started: float | None = None  # clock time the last probe's fit began (probe_share)
-        self.probes: dict[str, Any] = {}
+        self.probes: dict[ProbeStage, Any] = {}
         self._random_features: Any = None
         # the pending probe's (selection-set probabilities, labels): validation, or leave-one-out
         self._probe_select: tuple[np.ndarray, np.ndarray] | None = None
@@ -359,11 +364,6 @@ class FineTuneLearner:
         return contextlib.nullcontext()
 
     # --- time -------------------------------------------------------------------------------
-    def _spend(self, seconds: float) -> None:
-        """Under the simulated clock, advance it by ``seconds`` (a cost from the timing table)."""
-        if self.simulated:
-            self.clock.advance(seconds)  # type: ignore[attr-defined]
-
     def _start_call(self, remaining: float) -> None:
         """Anchor the budget: ``remaining`` seconds were left at the clock's present time."""
         self._anchor = (self.clock.now(), remaining)
@@ -374,8 +374,8 @@ class FineTuneLearner:
         return self.time_budget - (remaining - (self.clock.now() - start))
 
     def _forward_cost(self, images: int) -> float:
-        """Simulated seconds of an eval-mode forward pass over ``images`` frames."""
-        return self.timing.forward_s(self.config["backbone"], max(self.size)) * images if self.simulated else 0.0
+        """The timing table's seconds of an eval-mode forward pass over ``images`` frames."""
+        return self.timing.forward_s(self.config["backbone"], max(self.size)) * images
 
     # --- data -------------------------------------------------------------------------------
     def _inspect(self, dataset: Any) -> None:
@@ -394,13 +394,13 @@ class FineTuneLearner:
             if self.size is None:  # (the quick start may have looked and found it does not apply)
                 self._inspect(dataset)
             x, y = load_arrays(dataset, self.size, self.frames, limit=self.max_train_examples, seed=self.seed)
-            self._spend_decoding(len(x))
+            self._charge_decoding(len(x))
         else:  # the quick start decoded part of it: decode the rest, put the whole together
             records, part, x_part, y_part = self._quick
             self._quick = None
             rest = np.setdiff1d(np.arange(len(records)), part)
             x_rest, y_rest = load_arrays(dataset, self.size, self.frames, indices=records[rest])
-            self._spend_decoding(len(x_rest))
+            self._charge_decoding(len(x_rest))
             x = np.empty((len(records), *x_part.shape[1:]), x_part.dtype)
             y = np.empty((len(records), *y_part.shape[1:]), y_part.dtype)
             x[part], y[part], x[rest], y[rest] = x_part, y_part, x_rest, y_rest
@@ -415,16 +415,19 @@ class FineTuneLearner:
         if n_val:
             self.x_val, self.y_val = self._to_tensor(x[val]), y[val]
         else:
-            self.probe_plan = self.probe_plan or ["raw"]
+            self.probe_plan = self.probe_plan or [ProbeStage.RAW]
             logger.info("%d training examples (< %d): no validation split; probes chosen by leave-one-out, "
                         "no fine-tuning", n, MIN_VALIDATION)
         logger.info("train %d, validation %d examples at %dx%d, %d frame(s), %s", len(train), n_val,
                     *self.size, self.frames, "multi-label" if self.multilabel else "multi-class")
 
-    def _spend_decoding(self, n: int) -> None:
-        if self.simulated:
+    def _charge_decoding(self, n: int) -> None:
+        """Charge decoding ``n`` examples of the stored shape and format."""
+        def price() -> float:
             t, h, w = self.source_shape
-            self._spend(self.timing.decode_s(self.data_format, n, n * t * h * w * self.in_chans / 1e6))
+            return self.timing.decode_s(self.data_format, n, n * t * h * w * self.in_chans / 1e6)
+
+        self.clock.charge("decode", price)
 
     def _quick_start(self, dataset: Any) -> bool:
         """The quick start where it applies (see :data:`QUICK_START_PER_CLASS`): decode a
@@ -437,7 +440,8 @@ class FineTuneLearner:
         from finetune.data import decoded_indices
         from finetune.probe import RidgeProbe
 
-        if not self.probe_plan or self.probe_plan[0] != "raw" or not self.metadata.is_compressed():
+        if (not self.probe_plan or self.probe_plan[0] is not ProbeStage.RAW
+                or not self.metadata.is_compressed()):
             return False
         records = decoded_indices(dataset, self.max_train_examples, self.seed)
         if records is None:  # not this project's ingestion: the records cannot be chosen
@@ -453,13 +457,12 @@ class FineTuneLearner:
         labels = ds.labels(subset)[records]
         part = stratified_subset(labels, m, self.seed)  # positions among the records
         x, y = load_arrays(dataset, self.size, self.frames, indices=records[part])
-        self._spend_decoding(len(x))
+        self._charge_decoding(len(x))
         self.multilabel = is_multilabel(labels)
-        feats = self._probe_features("raw", self._to_tensor(x))
+        feats = self._probe_features(ProbeStage.RAW, self._to_tensor(x))
         probe = RidgeProbe(multilabel=self.multilabel).fit(feats, torch.from_numpy(y).to(self.device))
-        if self.simulated:
-            self._spend(self.timing.ridge_s(len(x), feats.shape[1], self.output_dim))
-        self._quick, self._quick_probe, self.pending_probe = (records, part, x, y), probe, "quick"
+        self.clock.charge("ridge fit", lambda: self.timing.ridge_s(len(x), feats.shape[1], self.output_dim))
+        self._quick, self._quick_probe, self.pending_probe = (records, part, x, y), probe, ProbeStage.QUICK
         logger.info("quick start: a ridge probe on raw pixels of %d of the %d training examples (leave-one-out "
                     "NAUC %.4f, penalty %g); the rest is decoded by the next call", len(x), n,
                     probe.validation_nauc_, probe.alpha_)
@@ -468,12 +471,12 @@ class FineTuneLearner:
     def _test_quick_probe(self) -> _Candidate:
         """The quick start's predictions: provisional (score -inf), so that any later model's
         replace them, in this learner and in the submission's choice among learners."""
-        feats = self._probe_features("raw", self.x_test)
+        feats = self._probe_features(ProbeStage.RAW, self.x_test)
         probs = self._quick_probe.predict_proba(feats)
-        if self.simulated:
-            self._spend(self.timing.ridge_s(0, feats.shape[1], self.output_dim, n_eval=len(feats)))
+        self.clock.charge("ridge predict",
+                          lambda: self.timing.ridge_s(0, feats.shape[1], self.output_dim, n_eval=len(feats)))
         self._quick_probe, self._quick_test_features = None, feats
-        return _Candidate(probs, None, -math.inf, "ridge on raw pixels of a subset (quick start)")
+        return _Candidate(probs, None, -math.inf, f"ridge on {ProbeStage.QUICK.description}")
 
     def _to_tensor(self, x: np.ndarray) -> Any:
         """``[N, T, H, W, C]`` numpy -> ``[N, T, C, H, W]`` tensor on the device (uint8 kept)."""
@@ -506,7 +509,7 @@ class FineTuneLearner:
             for xb in self._batches(x):
                 b, t = xb.shape[:2]
                 out.append(self.net.embed(xb.flatten(0, 1)).float().view(b, t, -1).mean(1))
-        self._spend(self._forward_cost(len(x) * self.frames))
+        self.clock.charge("forward", lambda: self._forward_cost(len(x) * self.frames))
         return torch.cat(out)
 
     def _logits(self, x: Any, stop_at: float | None = None) -> Any:
@@ -524,7 +527,7 @@ class FineTuneLearner:
                 if flips == 2:
                     logits = 0.5 * (logits + self.net(torch.flip(xb, dims=[-1])).float())
                 out.append(logits)
-                self._spend(self._forward_cost(len(xb) * self.frames * flips))
+                self.clock.charge("forward", lambda: self._forward_cost(len(xb) * self.frames * flips))
         return torch.cat(out)
 
     def _probabilities(self, logits: Any) -> np.ndarray:
@@ -535,7 +538,7 @@ class FineTuneLearner:
         z = logits / float(self.config["tau"])
         return (torch.sigmoid(z) if self.multilabel else torch.softmax(z, dim=1)).cpu().numpy()
 
-    def _fit_probe(self, stage: str) -> None:
+    def _fit_probe(self, stage: ProbeStage) -> None:
         """Fit the ridge probe of ``stage`` (``raw`` pixels, ``random`` ReLU features of them,
         or ``embedding``s of ``probe_examples`` examples), its penalty chosen on the
         validation split (leave-one-out without one)."""
@@ -543,60 +546,59 @@ class FineTuneLearner:
 
         from finetune.probe import RandomReLUFeatures, RidgeProbe
 
-        cap = int(self.config["probe_examples"]) if stage == "embedding" else RAW_PROBE_EXAMPLES
+        cap = int(self.config["probe_examples"]) if stage is ProbeStage.EMBEDDING else RAW_PROBE_EXAMPLES
         n = min(cap, len(self.x_train))
         idx = torch.from_numpy(np.sort(self._probe_rng.choice(len(self.x_train), n, replace=False)))
         idx = idx.to(self.device)
-        if stage == "random":
+        if stage is ProbeStage.RANDOM:
             self._random_features = RandomReLUFeatures(width=RANDOM_FEATURES, seed=self.seed)
-            raw = self._probe_features("raw", self.x_train[idx])
+            raw = self._probe_features(ProbeStage.RAW, self.x_train[idx])
             self._random_features.fit(raw)
-            if self.simulated:
-                self._spend(self.timing.random_features_s(0, raw.shape[1], RANDOM_FEATURES, n_fit=len(raw)))
+            self.clock.charge("random features fit", lambda: self.timing.random_features_s(
+                0, raw.shape[1], RANDOM_FEATURES, n_fit=len(raw)))
         feats = self._probe_features(stage, self.x_train[idx])
         val_feats = self._probe_features(stage, self.x_val) if self.x_val is not None else None
         probe = RidgeProbe(multilabel=self.multilabel).fit(feats, self.y_train[idx], val_feats, self.y_val)
-        if self.simulated:
-            self._spend(self.timing.ridge_s(n, feats.shape[1], self.output_dim,
-                                            n_eval=0 if val_feats is None else len(val_feats)))
+        self.clock.charge("ridge fit", lambda: self.timing.ridge_s(
+            n, feats.shape[1], self.output_dim, n_eval=0 if val_feats is None else len(val_feats)))
         self.probes[stage] = probe
         if self.tiny:  # leave-one-out probabilities of the training examples (all of them, in order)
             select = probe.loo_proba_
-            if stage == "random" and "raw" in self.probes:
-                select = 0.5 * (select + self.probes["raw"].loo_proba_)
+            if stage is ProbeStage.RANDOM and ProbeStage.RAW in self.probes:
+                select = 0.5 * (select + self.probes[ProbeStage.RAW].loo_proba_)
             self._probe_select = (select, self.y_train[idx].cpu().numpy())
         else:
             self._probe_select = (self._probe_predict(stage, self.x_val, val_feats), self.y_val)
         self.pending_probe = stage
-        logger.info("fitted a ridge probe on %s of %d examples (penalty %g)", _PROBE_NAMES[stage], n,
+        logger.info("fitted a ridge probe on %s of %d examples (penalty %g)", stage.description, n,
                     probe.alpha_)
 
-    def _probe_features(self, stage: str, x: Any) -> Any:
+    def _probe_features(self, stage: ProbeStage, x: Any) -> Any:
         from finetune.probe import raw_features
 
-        if stage == "embedding":
+        if stage is ProbeStage.EMBEDDING:
             return self._embed(x)
         raw = raw_features(x)
-        if self.simulated:
-            self._spend(self.timing.raw_features_s(len(x), x.shape[-2] * x.shape[-1], x.shape[1], x.shape[2]))
-        if stage == "random":
+        self.clock.charge("raw features", lambda: self.timing.raw_features_s(
+            len(x), x.shape[-2] * x.shape[-1], x.shape[1], x.shape[2]))
+        if stage is ProbeStage.RANDOM:
             feats = self._random_features.transform(raw)
-            if self.simulated:
-                self._spend(self.timing.random_features_s(len(raw), raw.shape[1], RANDOM_FEATURES))
+            self.clock.charge("random features",
+                              lambda: self.timing.random_features_s(len(raw), raw.shape[1], RANDOM_FEATURES))
             return feats
         return raw
 
-    def _probe_predict(self, stage: str, x: Any, feats: Any = None) -> np.ndarray:
+    def _probe_predict(self, stage: ProbeStage, x: Any, feats: Any = None) -> np.ndarray:
         """The probabilities of ``stage``'s probe; the random-feature probe is averaged with
         the raw-pixel one (on digits and Fashion-MNIST at 32 px the mean generalised better
         than either alone, while the small validation split preferred the random features
         on digits and was wrong: test NAUC 0.993 mean, 0.988 raw, 0.968 random)."""
         feats = self._probe_features(stage, x) if feats is None else feats
         probs = self.probes[stage].predict_proba(feats)
-        if self.simulated:
-            self._spend(self.timing.ridge_s(0, feats.shape[1], self.output_dim, n_eval=len(feats)))
-        if stage == "random" and "raw" in self.probes:
-            probs = 0.5 * (probs + self._probe_predict("raw", x))
+        self.clock.charge("ridge predict",
+                          lambda: self.timing.ridge_s(0, feats.shape[1], self.output_dim, n_eval=len(feats)))
+        if stage is ProbeStage.RANDOM and ProbeStage.RAW in self.probes:
+            probs = 0.5 * (probs + self._probe_predict(ProbeStage.RAW, x))
         return probs
 
     def _select_nauc(self, labels: np.ndarray | None, probabilities: np.ndarray | None) -> float:
@@ -647,7 +649,7 @@ class FineTuneLearner:
         # the chunk also stops early if steps turn out slower than estimated
         self._train_steps(steps, stop_at=self.schedule.latest_training_end(test_time))
 
-    def _within_probe_share(self, stage: str, elapsed: float) -> bool:
+    def _within_probe_share(self, stage: ProbeStage, elapsed: float) -> bool:
         """Whether the probe ``stage``, fitted now and tested by the next test call, is
         expected to end within ``probe_share`` of the budget (always, at 1.0).
 
@@ -659,38 +661,49 @@ class FineTuneLearner:
         share = float(self.config["probe_share"])
         if share >= 1.0 or not self.config["finetune"] or self.tiny:
             return True
-        estimate = self._probe_estimate(stage)
-        end = elapsed + (estimate if self.simulated else self.schedule.slack * estimate)
+        # the price is what the probe will be charged; a rough measured figure gets the schedule's slack
+        end = elapsed + self.clock.estimate(lambda: self._probe_price(stage),
+                                            lambda: self.schedule.slack * self._probe_guess(stage))
         if end <= share * self.time_budget:
             return True
         logger.info("probe_share %g: the %s probe would end at about %.2f s, after %.2f s of the budget: "
                     "it and the rest of the plan are skipped", share, stage, end, share * self.time_budget)
         return False
 
-    def _probe_estimate(self, stage: str) -> float:
+    def _probe_estimate(self, stage: ProbeStage) -> float:
         """Seconds that fitting the probe ``stage`` and its test pass (with writing the
-        predictions) are expected to take.
+        predictions) are expected to take, on the learner's clock (:meth:`Clock.estimate
+        <autodl.clock.Clock.estimate>`): :meth:`_probe_price` on the simulated clock,
+        :meth:`_probe_guess` on the others."""
+        return self.clock.estimate(lambda: self._probe_price(stage), lambda: self._probe_guess(stage))
 
-        On the simulated clock: what :meth:`_fit_probe`, :meth:`_test_probe` and
-        :meth:`_spend_writing` will charge, priced from the timing table term by term.
-        Otherwise a rough figure: for the embedding probe, its forward passes (training,
-        validation and test examples) at the measured seconds per example of a test pass
-        (0.01 s before one); for the raw-pixel and random-feature probes, how long the
-        previous probe took from its fit to now (they cost alike and little).
-        """
+    def _probe_examples(self, stage: ProbeStage) -> tuple[int, int, int]:
+        """Examples the probe ``stage`` is fitted on, and of the validation and test sets."""
+        cap = int(self.config["probe_examples"]) if stage is ProbeStage.EMBEDDING else RAW_PROBE_EXAMPLES
+        n_fit = min(cap, len(self.x_train))
+        n_val = len(self.x_val) if self.x_val is not None else 0
+        n_test = len(self.x_test) if self.x_test is not None else 0
+        return n_fit, n_val, n_test
+
+    def _probe_guess(self, stage: ProbeStage) -> float:
+        """A rough figure for :meth:`_probe_estimate` from what the clock has measured: for the
+        embedding probe, its forward passes (training, validation and test examples) at the
+        measured seconds per example of a test pass (0.01 s before one); for the raw-pixel
+        and random-feature probes, how long the previous probe took from its fit to now
+        (they cost alike and little)."""
+        if stage is ProbeStage.EMBEDDING:
+            per = self.test_example_time.value or 0.01
+            return per * sum(self._probe_examples(stage)) * self.frames
+        return 0.0 if self._probe_started is None else self.clock.now() - self._probe_started
+
+    def _probe_price(self, stage: ProbeStage) -> float:
+        """:meth:`_probe_estimate` from the timing table: what :meth:`_fit_probe`,
+        :meth:`_test_probe` and :meth:`_charge_writing` will charge, priced term by term."""
         import torch
 
         from finetune.probe import raw_features
 
-        n_fit = min(int(self.config["probe_examples"]) if stage == "embedding" else RAW_PROBE_EXAMPLES,
-                    len(self.x_train))
-        n_val = len(self.x_val) if self.x_val is not None else 0
-        n_test = len(self.x_test) if self.x_test is not None else 0
-        if not self.simulated:
-            if stage == "embedding":
-                per = self.test_example_time.value or 0.01
-                return per * (n_fit + n_val + n_test) * self.frames
-            return 0.0 if self._probe_started is None else self.clock.now() - self._probe_started
+        n_fit, n_val, n_test = self._probe_examples(stage)
         t, k = self.timing, self.output_dim
         frames, chans, h, w = self.x_train.shape[1:]
         d_raw = raw_features(torch.zeros(1, frames, chans, h, w)).shape[1]
@@ -698,12 +711,12 @@ class FineTuneLearner:
         def raw(n: int) -> float:  # nothing is computed (or charged) for an empty split
             return t.raw_features_s(n, h * w, frames, chans) if n else 0.0
 
-        if stage == "embedding":
+        if stage is ProbeStage.EMBEDDING:
             d = self.net.backbone.num_features
 
             def features(n: int) -> float:
                 return self._forward_cost(n * self.frames)
-        elif stage == "random":  # raw pixels plus random ReLU features of them
+        elif stage is ProbeStage.RANDOM:  # raw pixels plus random ReLU features of them
             d = d_raw + RANDOM_FEATURES
 
             def features(n: int) -> float:
@@ -714,12 +727,12 @@ class FineTuneLearner:
 
         def predict(n: int) -> float:  # _probe_predict on features already computed
             cost = t.ridge_s(0, d, k, n_eval=n)
-            if stage == "random" and "raw" in self.probes:  # averaged with the raw-pixel probe
+            if stage is ProbeStage.RANDOM and ProbeStage.RAW in self.probes:  # averaged with the raw probe
                 cost += raw(n) + t.ridge_s(0, d_raw, k, n_eval=n)
             return cost
 
         fit = features(n_fit) + t.ridge_s(n_fit, d, k, n_eval=n_val)
-        if stage == "random":  # the random features are fitted on the raw pixels first
+        if stage is ProbeStage.RANDOM:  # the random features are fitted on the raw pixels first
             fit += raw(n_fit) + t.random_features_s(0, d_raw, RANDOM_FEATURES, n_fit=n_fit)
         if n_val:  # the validation split's probabilities, which choose among the candidates
             fit += features(n_val) + predict(n_val)
@@ -732,7 +745,7 @@ class FineTuneLearner:
         self.done_training = True
 
     def _step_cost(self) -> float:
-        """Simulated seconds of one training step (the timing table's ``train_step_s``).
+        """The timing table's seconds of one training step (its ``train_step_s``).
 
         The table measures full steps only: forward and backward through the whole network
         and the optimizer step over all its parameters. A step with a frozen backbone
@@ -746,14 +759,14 @@ class FineTuneLearner:
                                         max(self.size), c["optimizer"], c["augmentation"], frames=self.frames)
 
     def _estimated_step_time(self) -> float:
-        """Seconds per training step: measured on the clock; before any step, the timing
-        table's figure (simulated clock) or a few forward passes' worth."""
+        """Seconds per training step: measured on the clock; before any step, the clock's
+        estimate: the timing table's price (simulated clock) or a few forward passes' worth
+        at the measured seconds per test example (0.01 s before a test pass)."""
         if self.step_time.value is not None:
             return self.step_time.value
-        if self.simulated:
-            return self._step_cost()
-        per = self.test_example_time.value or 0.01
-        return 3 * per * int(self.config["batch_size"]) * self.frames
+        return self.clock.estimate(
+            self._step_cost,
+            lambda: 3 * (self.test_example_time.value or 0.01) * int(self.config["batch_size"]) * self.frames)
 
     def _estimated_test_time(self) -> float:
         """Seconds of a network test pass (test and validation sets)."""
@@ -761,8 +774,8 @@ class FineTuneLearner:
         val = len(self.x_val) if self.x_val is not None else 0
         flips = 2 if self.config["test_time_flip"] else 1
         per = self.test_example_time.value
-        if per is None:
-            per = self._forward_cost(1) if self.simulated else 0.01
+        if per is None:  # before any test pass: the table's forward pass, or 0.01 s
+            per = self.clock.estimate(lambda: self._forward_cost(1), lambda: 0.01)
         return per * (n + val) * flips * self.frames
 
     def _learning_rate(self, steps_per_epoch: int) -> float:
@@ -801,7 +814,7 @@ class FineTuneLearner:
         steps_per_epoch = max(1, n // bs)
         remaining_steps = (self.time_budget - self._elapsed()) / max(self._estimated_step_time(), 1e-6)
         self._total_steps_estimate = self.steps_done + max(1.0, 0.8 * remaining_steps)
-        step_cost = self._step_cost() if self.simulated else 0.0
+        step_cost = functools.cache(self._step_cost)  # priced once, and only if a charge needs it
         self.net.train()
         t = self.clock.now()
         loss = None
@@ -820,7 +833,7 @@ class FineTuneLearner:
                 self.optimizer.step()
                 self.steps_done += 1
                 taken += 1
-                self._spend(step_cost)
+                self.clock.charge("train step", step_cost)
                 if stop_at is not None and taken < steps and self._elapsed() > stop_at:
                     logger.info("steps slower than estimated: chunk stopped after %d of %d steps", taken, steps)
                     break
@@ -839,7 +852,7 @@ class FineTuneLearner:
         self._start_call(remaining)
         if self.x_test is None:
             x, _ = load_arrays(dataset, self.size, self.frames)
-            self._spend_decoding(len(x))
+            self._charge_decoding(len(x))
             self.x_test = self._to_tensor(x)
         try:
             if self.pending_probe is not None:
@@ -854,7 +867,7 @@ class FineTuneLearner:
         improved = self.best is None or candidate.score >= self.best.score
         if improved:
             self.best = candidate
-        self._spend_writing()
+        self._charge_writing()
         self.history.append({"elapsed": self._elapsed(), "steps": self.steps_done,
                              "val_nauc": None if candidate.select is None else candidate.score,
                              "source": candidate.source, "returned": "this" if improved else "earlier best"})
@@ -862,21 +875,22 @@ class FineTuneLearner:
                     candidate.score, "" if improved else " (keeping an earlier, better one)")
         return self.best.test
 
-    def _test_probe(self, stage: str) -> _Candidate:
+    def _test_probe(self, stage: ProbeStage) -> _Candidate:
         self.pending_probe = None
-        if stage == "quick":
+        if stage is ProbeStage.QUICK:
             return self._test_quick_probe()
         if self.best is not None and not self.schedule.fits(self._elapsed(), self._estimated_test_time()):
             raise _OutOfTime("no time for a test pass")
         t = self.clock.now()
         # the raw pixels of the test set are computed once: the quick start's probe did already
-        feats, self._quick_test_features = (self._quick_test_features if stage == "raw" else None), None
+        feats = self._quick_test_features if stage is ProbeStage.RAW else None
+        self._quick_test_features = None
         probs = self._probe_predict(stage, self.x_test, feats)
-        if stage == "embedding":  # a forward pass per test example: what a network test pass costs
+        if stage is ProbeStage.EMBEDDING:  # a forward pass per test example: what a network test pass costs
             self.test_example_time.update((self.clock.now() - t) / max(1, len(self.x_test) * self.frames))
         select, labels = self._probe_select
         score = self._select_nauc(labels, select)
-        candidate = _Candidate(probs, select, score, f"ridge on {_PROBE_NAMES[stage]}")
+        candidate = _Candidate(probs, select, score, f"ridge on {stage.description}")
         if self.best_probe is None or score >= self.best_probe.score:
             self.best_probe = candidate
         return candidate
@@ -910,14 +924,14 @@ class FineTuneLearner:
                 candidate = _Candidate(mixed[1], mixed[0], mixed[2], candidate.source + " + ridge probe (blend)")
         return candidate
 
-    def _spend_writing(self) -> None:
-        """The ingestion writes every prediction it is handed: charge it to the simulated clock."""
-        if self.simulated:
-            self._spend(self.timing.write_predictions_s(len(self.x_test) * self.output_dim))
+    def _charge_writing(self) -> None:
+        """The ingestion writes every prediction it is handed: charge it to the clock."""
+        self.clock.charge("write predictions",
+                          lambda: self.timing.write_predictions_s(len(self.x_test) * self.output_dim))
 
     def _unchanged(self, why: str) -> np.ndarray:
         """Return the best predictions so far without a test pass (recorded in the history)."""
-        self._spend_writing()
+        self._charge_writing()
         logger.info("%s at %.1f s: returning the best predictions so far", why, self._elapsed())
         self.history.append({"elapsed": self._elapsed(), "steps": self.steps_done, "val_nauc": None,
                              "source": f"unchanged ({why})", "returned": "earlier best"})

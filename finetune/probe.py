@@ -11,9 +11,44 @@ fine-tuned network's predictions take over.
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import numpy as np
+
+
+class ProbeStage(enum.StrEnum):
+    """The ridge probes a configuration's ``probes`` plan is made of, in the words of the
+    configuration space (``probes: raw+random+embedding`` is ``[RAW, RANDOM, EMBEDDING]``):
+    each member equals its string, so plans parse with ``ProbeStage(name)`` and logs and
+    histories read as before."""
+
+    RAW = "raw"
+    """Ridge on downsampled raw pixels (:func:`raw_features`)."""
+    RANDOM = "random"
+    """Ridge on raw pixels plus random ReLU features of them (:class:`RandomReLUFeatures`),
+    averaged with the raw-pixel probe where there is one."""
+    EMBEDDING = "embedding"
+    """Ridge on the pretrained backbone's pooled embeddings."""
+    QUICK = "quick"
+    """The learner's quick start: the raw-pixel probe on a small stratified subset, fitted
+    before the rest of the training set is decoded (never named in a plan)."""
+
+    @classmethod
+    def plan(cls, probes: str) -> list[ProbeStage]:
+        """The stages of a configuration's ``probes`` value (``"none"``: none)."""
+        return [] if probes == "none" else [cls(name) for name in probes.split("+")]
+
+    @property
+    def description(self) -> str:
+        """What the probe is fitted on, as the learner's history names it."""
+        return _DESCRIPTIONS[self]
+
+
+_DESCRIPTIONS = {ProbeStage.RAW: "raw pixels",
+                 ProbeStage.RANDOM: "raw pixels + random ReLU features (mean of two probes)",
+                 ProbeStage.EMBEDDING: "embeddings",
+                 ProbeStage.QUICK: "raw pixels of a subset (quick start)"}
 
 
 class RidgeProbe:

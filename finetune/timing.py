@@ -57,7 +57,6 @@ naming the file and the field.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import math
@@ -72,6 +71,7 @@ from typing import Any
 import numpy as np
 
 from autodl.errors import AutoDLError
+from autodl.records import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -1114,7 +1114,7 @@ def measure_timings(backbones: Sequence[str], batch_sizes: Sequence[int] = (16, 
         torch.set_num_threads(old_threads)
     logger.info("timing table measured in %.0f s", time.perf_counter() - started)
     data = {"version": TIMING_VERSION, "machine": machine_description(), "device": device,
-            "threads": int(threads), "created": _dt.datetime.now().isoformat(timespec="seconds"),
+            "threads": int(threads), "created": utc_now(),
             "command": command, "torch": torch.__version__, "parameters": parameters,
             "backbones": table_backbones, "augmentation": augmentation, "decode": decode, **probes,
             "write_predictions": write, "measurements": measurements}

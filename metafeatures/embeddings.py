@@ -33,7 +33,6 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import functools
 import hashlib
 import json
@@ -47,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from autodl.errors import AutoDLError
-from autodl.records import file_sha256
+from autodl.records import file_sha256, utc_now
 from metafeatures.features import DatasetFeatures
 
 logger = logging.getLogger(__name__)
@@ -470,7 +469,7 @@ def extract_features(dataset: str | Path, spec: EmbeddingSpec, *, name: str | No
             "device": embedder.device,
             "seconds": {"decode": round(t_decode - t0, 3), "embed": round(t_embed - t_decode, 3),
                         "total": round(time.perf_counter() - t0, 3)},
-            "created": _dt.datetime.now().isoformat(timespec="seconds")}
+            "created": utc_now()}
     logger.info("%s: embedded %d train and %d test examples with %s at %d px in %.1f s", ds.name,
                 len(train_idx), card["samples"]["test"], spec.backbone, spec.input_size, card["seconds"]["total"])
     return DatasetFeatures(name=name or ds.name, train=emb_train, train_labels=train.y, test=emb_test,

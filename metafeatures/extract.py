@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autodl.records import Status
 from metafeatures.embeddings import Embedder, EmbeddingSpec, ExtractionError
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def extract_task(task: dict[str, Any]) -> dict[str, Any]:
         ``threads`` (PyTorch threads inside the task; None leaves them as they are).
     """
     start = time.perf_counter()
-    row: dict[str, Any] = {"name": task["name"], "status": "failed", "path": None, "error": None,
+    row: dict[str, Any] = {"name": task["name"], "status": Status.FAILED, "path": None, "error": None,
                            "traceback": None, "worker": os.getpid()}
     try:
         from autodl.dataset import AutoDLDataset
@@ -124,7 +125,7 @@ def extract_task(task: dict[str, Any]) -> dict[str, Any]:
             in_chans = AutoDLDataset(task["path"]).metadata("train").get_num_channels(0)
             feats = extract_features(task["path"], spec, name=task["name"], source=task["source"],
                                      embedder=_embedder(spec, in_chans, task.get("device")))
-        row.update(status="ok", path=str(feats.save(task["out"])))
+        row.update(status=Status.OK, path=str(feats.save(task["out"])))
     except Exception as exc:  # noqa: BLE001 (one bad dataset never ends the collection)
         row.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
     row["seconds"] = time.perf_counter() - start
@@ -158,7 +159,7 @@ def _run_dask(tasks: list[dict[str, Any]], record: Callable[[dict[str, Any]], No
                 record(future.result())
             else:  # the worker died (after Dask's retries) or the scheduler went away
                 exc = future.exception() if future.status == "error" else None
-                record({"name": task["name"], "status": "failed", "path": None,
+                record({"name": task["name"], "status": Status.FAILED, "path": None,
                         "error": f"{type(exc).__name__}: {exc}" if exc else f"task {future.status}",
                         "traceback": "".join(traceback.format_exception(exc)) if exc else None})
             future.release()
@@ -232,7 +233,7 @@ def extract_collection(datasets: Sequence[tuple[str, str | Path, str | None]], s
     failures: dict[str, str] = {}
 
     def record(row: dict[str, Any]) -> None:
-        if row["status"] == "ok":
+        if row["status"] == Status.OK:
             paths[row["name"]] = Path(row["path"])
         else:
             failures[row["name"]] = row["error"]

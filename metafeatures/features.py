@@ -12,7 +12,6 @@ SHA-256, ``npz_sha256``, checked on load: a file that differs is refused).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from autodl.errors import AutoDLError
-from autodl.records import file_sha256
+from autodl.records import atomic_path, file_sha256, read_versioned_json, write_json_atomic
 
 FEATURES_FORMAT = "autodl-meta-features/1"
 
@@ -111,15 +110,12 @@ class DatasetFeatures:
         if self.test is not None:
             arrays["test"] = self.test
         npz = folder / f"{self.name}.npz"
-        tmp = folder / f".{self.name}.tmp.npz"
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(npz)
+        with atomic_path(npz) as tmp, tmp.open("wb") as f:  # a file object: numpy adds no ".npz" to its name
+            np.savez_compressed(f, **arrays)
         card = {"format": FEATURES_FORMAT, "name": self.name, "source": self.source,
                 "descriptors": self.descriptors, "card": self.card,
                 "shapes": {k: list(v.shape) for k, v in arrays.items()}, "npz_sha256": file_sha256(npz)}
-        tmp_json = folder / f".{self.name}.tmp.json"
-        tmp_json.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
-        tmp_json.replace(folder / f"{self.name}.json")
+        write_json_atomic(folder / f"{self.name}.json", card, indent=1, sort_keys=True)
         return npz
 
     @classmethod
@@ -131,13 +127,7 @@ class DatasetFeatures:
         for p in (npz, js):
             if not p.is_file():
                 raise FeaturesError(p, "not found; expected the .npz and .json written by DatasetFeatures.save")
-        try:
-            card = json.loads(js.read_text())
-        except json.JSONDecodeError as exc:
-            raise FeaturesError(js, f"not valid JSON ({exc})") from None
-        if not isinstance(card, dict) or card.get("format") != FEATURES_FORMAT:
-            found = card.get("format") if isinstance(card, dict) else type(card).__name__
-            raise FeaturesError(js, f"format is {found!r}, expected {FEATURES_FORMAT!r}", field="format")
+        card = read_versioned_json(js, FEATURES_FORMAT, what="a features card", error=FeaturesError)
         want = card.get("npz_sha256")
         if want is not None:  # cards written before the field existed are read unchecked
             digest = file_sha256(npz)

@@ -71,7 +71,6 @@ full budget as iteration 0, before BOHB's brackets.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import os
@@ -87,6 +86,7 @@ from typing import Any
 import numpy as np
 
 from autodl.errors import AutoDLError
+from autodl.records import Status, atomic_write_text, check_format, utc_now
 from autodl.records import to_plain as plain  # numpy values -> Python values, recursively
 
 logger = logging.getLogger(__name__)
@@ -349,18 +349,6 @@ class Nameserver:
             self.credentials.unlink()
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable and writable by its owner only (mode 0600), atomically."""
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # whatever the umask, and a file left by an earlier try
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-
-
 def start_nameserver(run_id: str, shared_dir: str | Path | None = None, *, interface: str | None = None,
                      port: int = 0, hmac_key: str | None = None) -> Nameserver:
     """Start a Pyro4 nameserver in a thread, bound to loopback unless ``interface`` is named,
@@ -386,9 +374,10 @@ def start_nameserver(run_id: str, shared_dir: str | Path | None = None, *, inter
     if shared_dir is not None:
         path = credentials_path(shared_dir, run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_private(path, json.dumps({"format": CREDENTIALS_FORMAT, "run_id": run_id, "host": host,
-                                         "port": int(port_s), "hmac_key": key, "hostname": socket.gethostname(),
-                                         "pid": os.getpid(), "started": _now()}, indent=1))
+        # readable and writable by its owner only (mode 0600) from the moment it exists
+        atomic_write_text(path, json.dumps({"format": CREDENTIALS_FORMAT, "run_id": run_id, "host": host,
+                                            "port": int(port_s), "hmac_key": key, "hostname": socket.gethostname(),
+                                            "pid": os.getpid(), "started": utc_now()}, indent=1), mode=0o600)
     logger.info("nameserver of run %s at %s:%s (HMAC-authenticated)", run_id, host, port_s)
     return Nameserver(host, int(port_s), path, daemon, thread, key)
 
@@ -411,10 +400,8 @@ def read_credentials(shared_dir: str | Path, run_id: str, *, wait: float = 0.0,
     while True:
         if path.is_file():
             try:
-                data = json.loads(path.read_text())
-                if data.get("format") != CREDENTIALS_FORMAT:
-                    raise BOHBError(path, f"expected format {CREDENTIALS_FORMAT!r}, found "
-                                          f"{data.get('format')!r}", field="format")
+                data = check_format(json.loads(path.read_text()), CREDENTIALS_FORMAT, path=path,
+                                    what="a nameserver's credentials", error=BOHBError)
                 if data.get("run_id") != run_id:
                     raise BOHBError(path, f"expected run id {run_id!r}, found {data.get('run_id')!r}",
                                     field="run_id")
@@ -856,7 +843,7 @@ def _worker_class() -> type:
             info = plain(self._evaluate_trial(plain(config), float(budget), plain(config_id)))
             info.setdefault("worker", f"{socket.gethostname()}:{os.getpid()}")
             alc = info.get("alc")
-            loss = -float(alc) if info.get("status") == "ok" and alc is not None else float("inf")
+            loss = -float(alc) if info.get("status") == Status.OK and alc is not None else float("inf")
             return {"loss": loss, "info": info}
 
     return _TrialWorker
@@ -937,7 +924,7 @@ def _job_info(job: Any) -> dict[str, Any]:
     info = dict(result.get("info") or {})
     if job.result is None:
         died = (job.exception or "").strip() == WORKER_DIED
-        info.update(status="lost" if died else "crashed", alc=None,
+        info.update(status=Status.LOST if died else Status.CRASHED, alc=None,
                     error=WORKER_DIED if died else "the worker raised", traceback=job.exception)
     return info
 
@@ -1046,7 +1033,7 @@ def make_master(space: Any, *, run_id: str, nameserver: tuple[str, int], min_bud
                 job.time_it(stamp)
             status = record.get("status")
             alc = record.get("alc")
-            loss = -float(alc) if status == "ok" and alc is not None else float("inf")
+            loss = -float(alc) if status == Status.OK and alc is not None else float("inf")
             job.result = {"loss": loss, "info": dict(record)}
             job.exception = record.get("traceback")
             job.replayed = True
@@ -1078,7 +1065,3 @@ def make_master(space: Any, *, run_id: str, nameserver: tuple[str, int], min_bud
     master.config["budgets"] = [float(b) for b in master.budgets]
     master.budgets = np.asarray([float(b) for b in master.budgets])
     return master
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -34,12 +34,10 @@ budgets, seeds or warm start is refused with the differences named.
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import logging
 import os
-import platform
 import socket
 import time
 import traceback
@@ -49,14 +47,29 @@ from pathlib import Path
 from typing import Any
 
 from autodl.dataset import dataset_fingerprint
-from autodl.records import append_jsonl, file_sha256, from_repo, read_jsonl, repo_relative
+from autodl.records import (
+    FINISHED,
+    Status,
+    append_jsonl,
+    dotted_get,
+    file_sha256,
+    from_repo,
+    read_jsonl,
+    read_versioned_json,
+    repo_relative,
+    utc_now,
+    versions,
+    write_json_atomic,
+)
 from offline_bohb.hpb import BOHBError, budget_key, nameserver_grace, plain
 
 logger = logging.getLogger(__name__)
 
 RUN_FORMAT = "autodl-meta-bohb-run/1"
-FINISHED = ("ok", "crashed", "timeout")
-"""Statuses of a finished trial (replayed on resume); ``lost`` trials run again."""
+"""The format of ``run.json`` (read by :mod:`portfolio.incumbents` too)."""
+
+RUN_PACKAGES = ("autodl-meta", "torch", "timm", "hpbandster", "ConfigSpace", "numpy", "Pyro4", "serpent")
+"""The packages whose versions ``run.json`` records."""
 
 # What a resumed run must share with the run it continues.
 _COMPARED = ("dataset.name", "dataset.fingerprint", "protocol", "clock", "timing.sha256", "space.sha256", "space.data", "space.searched",
@@ -351,15 +364,9 @@ class RunSpec:
             "bohb": {**DEFAULT_BOHB, **self.bohb},
             "warm_start": {"source": self.warm_start, "configs": [{"name": n, "encoded": c} for n, c in warm]},
             "objective": self.objective, "objective_args": dict(self.objective_args),
-            "created": now(), "command": self.command, "host": socket.gethostname(), "versions": versions(),
+            "created": utc_now(), "command": self.command, "host": socket.gethostname(),
+            "versions": versions(RUN_PACKAGES),
         }
-
-
-def dotted_get(d: Mapping[str, Any], dotted: str) -> Any:
-    """``d['a']['b']`` for ``'a.b'`` (None where a part is missing)."""
-    for part in dotted.split("."):
-        d = d.get(part) if isinstance(d, Mapping) else None
-    return d
 
 
 def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -406,17 +413,9 @@ class RunFolder:
         return self.path / "configs.jsonl"
 
     def read_run(self) -> dict[str, Any]:
-        if not self.run_json.is_file():
-            raise BOHBError(self.run_json, "no BOHB run here (run.json missing): start one with "
-                                           "`autodl-meta bohb run` or `bohb master`", field="run.json")
-        try:
-            data = json.loads(self.run_json.read_text())
-        except json.JSONDecodeError as exc:
-            raise BOHBError(self.run_json, f"not valid JSON ({exc})") from None
-        if data.get("format") != RUN_FORMAT:
-            raise BOHBError(self.run_json, f"expected format {RUN_FORMAT!r}, found {data.get('format')!r}",
-                            field="format")
-        return data
+        return read_versioned_json(self.run_json, RUN_FORMAT, what="a BOHB run's record", error=BOHBError,
+                                   missing="no BOHB run here (run.json missing): start one with "
+                                           "`autodl-meta bohb run` or `bohb master`")
 
     def start(self, spec: RunSpec) -> tuple[dict[str, Any], bool]:
         """Write ``run.json`` for a new run, or check that ``spec`` continues the run here.
@@ -443,7 +442,7 @@ class RunFolder:
             old["dataset"]["path"] = new["dataset"]["path"]
             old["timing"]["path"] = new["timing"]["path"]
             old["space"]["path"] = new["space"]["path"]
-            old.setdefault("resumed", []).append({"at": now(), "command": spec.command})
+            old.setdefault("resumed", []).append({"at": utc_now(), "command": spec.command})
             old["run_id"] = new["run_id"] or old.get("run_id", "")
             self._write_run(old)
             return old, True
@@ -452,16 +451,8 @@ class RunFolder:
         return new, False
 
     def _write_run(self, data: Mapping[str, Any]) -> None:
-        tmp = self.run_json.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps(data, indent=1))
-            tmp.replace(self.run_json)
-        except OSError as exc:  # a full disk, a read-only folder: named, the run.json before kept
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
-            raise OSError(exc.errno, exc.strerror or str(exc), str(self.run_json)) from exc
+        # a full disk, a read-only folder: an OSError naming run.json, the run.json before kept
+        write_json_atomic(self.run_json, data, newline=False, indent=1)
 
     def trials(self) -> list[dict[str, Any]]:
         return read_jsonl(self.trials_path)
@@ -504,7 +495,7 @@ def trial_evaluator(run: Mapping[str, Any]) -> Callable[[dict[str, Any], float, 
     timing = None if run["timing"]["path"] is None else str(from_repo(run["timing"]["path"]))
 
     def evaluate_trial(encoded: dict[str, Any], budget: float, config_id: Any) -> dict[str, Any]:
-        started = now()
+        started = utc_now()
         t0 = time.perf_counter()
         try:
             config = decode(encoded)
@@ -515,12 +506,12 @@ def trial_evaluator(run: Mapping[str, Any]) -> Callable[[dict[str, Any], float, 
                     "curve": plain(ev.curve.__dict__), "wall_seconds": ev.wall_seconds, "error": ev.error,
                     "traceback": ev.traceback}
         except Exception as exc:  # a bad configuration or dataset: recorded, the run goes on
-            info = {"status": "crashed", "alc": None, "final_nauc": None, "curve": None,
+            info = {"status": Status.CRASHED, "alc": None, "final_nauc": None, "curve": None,
                     "wall_seconds": time.perf_counter() - t0, "error": f"{type(exc).__name__}: {exc}",
                     "traceback": traceback.format_exc()}
         from finetune.learner import LEARNER_VERSION
 
-        info.update(started=started, finished=now(), worker=f"{socket.gethostname()}:{os.getpid()}",
+        info.update(started=started, finished=utc_now(), worker=f"{socket.gethostname()}:{os.getpid()}",
                     learner_version=LEARNER_VERSION)
         logger.info("trial %s at budget %.3g: %s, ALC %s", config_id, budget, info["status"], info["alc"])
         return info
@@ -550,7 +541,7 @@ def trial_row(run: Mapping[str, Any], config_id: tuple[int, int, int], config: d
             "status": info.get("status"), "alc": info.get("alc"), "final_nauc": info.get("final_nauc"),
             "curve": info.get("curve"), "wall_seconds": info.get("wall_seconds"), "error": info.get("error"),
             "traceback": info.get("traceback"), "worker": info.get("worker"), "started": info.get("started"),
-            "finished": info.get("finished") or now(),
+            "finished": info.get("finished") or utc_now(),
             **({"learner_version": info["learner_version"]} if info.get("learner_version") is not None else {})}
 
 
@@ -661,7 +652,7 @@ def run_master(run_dir: str | Path, nameserver: tuple[str, int], *, min_workers:
 
     def on_sample(cid: tuple[int, int, int], encoded: dict[str, Any], info: dict[str, Any]) -> None:
         folder.append_config({"config_id": list(cid), "bracket": None if info.get("warm_start") else cid[0] - offset,
-                              "encoded": encoded, "config": decode(encoded), "info": info, "sampled": now()})
+                              "encoded": encoded, "config": decode(encoded), "info": info, "sampled": utc_now()})
 
     def on_trial(cid: tuple[int, int, int], encoded: dict[str, Any], budget: float, info: dict[str, Any],
                  replayed: bool) -> None:
@@ -677,9 +668,9 @@ def run_master(run_dir: str | Path, nameserver: tuple[str, int], *, min_workers:
                     return
                 summary.new_trials += 1
             status = row.get("status")
-            summary.crashed += status in ("crashed", "timeout")
-            summary.lost += status == "lost"
-            if status == "ok" and row.get("alc") is not None:
+            summary.crashed += status in (Status.CRASHED, Status.TIMEOUT)
+            summary.lost += status == Status.LOST
+            if status == Status.OK and row.get("alc") is not None:
                 b = budget_key(budget)
                 if b not in summary.best or row["alc"] > summary.best[b][0]:
                     summary.best[b] = (float(row["alc"]), list(cid))
@@ -744,22 +735,6 @@ def run_master(run_dir: str | Path, nameserver: tuple[str, int], *, min_workers:
                 summary.samples["samples"], summary.samples["model_based"],
                 summary.samples["model_based_after_first"], summary.samples["after_first"])
     return summary
-
-
-def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("autodl-meta", "torch", "timm", "hpbandster", "ConfigSpace", "numpy", "Pyro4", "serpent"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def default_run_id() -> str:

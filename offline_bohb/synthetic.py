@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from autodl.records import Status, atomic_write_text, utc_now
+
 
 class SyntheticCrash(RuntimeError):
     """Raised by a trial that ``crash_if`` names."""
@@ -50,7 +52,7 @@ def synthetic_alc(config: Mapping[str, Any], budget: float) -> float:
 
 def synthetic_evaluator(run: Mapping[str, Any]) -> Callable[[dict[str, Any], float, Any], dict[str, Any]]:
     """The synthetic objective's ``evaluate_trial`` for a run record (see the module docstring)."""
-    from offline_bohb.run import config_decoder, now
+    from offline_bohb.run import config_decoder
 
     args = dict(run.get("objective_args") or {})
     seconds = float(args.get("seconds", 0.0))
@@ -59,24 +61,23 @@ def synthetic_evaluator(run: Mapping[str, Any]) -> Callable[[dict[str, Any], flo
     started_dir = args.get("started_dir")
 
     def evaluate_trial(encoded: dict[str, Any], budget: float, config_id: Any) -> dict[str, Any]:
-        started, t0 = now(), time.perf_counter()
+        started, t0 = utc_now(), time.perf_counter()
         config = decode(encoded)
         if started_dir:
             mark = Path(started_dir) / f"{'-'.join(map(str, config_id))}@{budget:.6f}.started"
-            tmp = mark.with_suffix(".tmp")
-            tmp.write_text(str(os.getpid()))
-            tmp.replace(mark)
+            atomic_write_text(mark, str(os.getpid()))
         time.sleep(seconds * budget)
-        info: dict[str, Any] = {"status": "ok", "error": None, "traceback": None, "final_nauc": None, "curve": None}
+        info: dict[str, Any] = {"status": Status.OK, "error": None, "traceback": None, "final_nauc": None,
+                                "curve": None}
         try:
             if crash_if and all(config.get(k) == v for k, v in crash_if.items()):
                 raise SyntheticCrash(f"crash_if {crash_if} matches this configuration")
             info["alc"] = synthetic_alc(config, budget)
             info["final_nauc"] = info["alc"]
         except SyntheticCrash as exc:
-            info.update(status="crashed", alc=None, error=f"{type(exc).__name__}: {exc}",
+            info.update(status=Status.CRASHED, alc=None, error=f"{type(exc).__name__}: {exc}",
                         traceback=traceback.format_exc())
-        info.update(wall_seconds=time.perf_counter() - t0, started=started, finished=now(),
+        info.update(wall_seconds=time.perf_counter() - t0, started=started, finished=utc_now(),
                     worker=f"{socket.gethostname()}:{os.getpid()}")
         return info
 

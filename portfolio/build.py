@@ -31,7 +31,6 @@ collection file. :mod:`portfolio.default_build` adds the meta-features and the s
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import time
@@ -40,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autodl.records import file_sha256, read_jsonl
+from autodl.records import file_sha256, read_jsonl, utc_now, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -95,12 +94,12 @@ class BuildSettings:
 
 def run_complete(run_dir: Path, settings: BuildSettings) -> bool:
     """Whether a BOHB run folder holds a returned job for every job of its warm start and iterations."""
-    from offline_bohb.run import planned_trials
+    from offline_bohb.run import RunFolder, planned_trials
 
-    run_json = run_dir / "run.json"
-    if not run_json.is_file():
+    folder = RunFolder(run_dir)
+    if not folder.run_json.is_file():
         return False
-    run = json.loads(run_json.read_text())
+    run = folder.read_run()
     planned = planned_trials(run, max(int(run.get("iterations", 0)), settings.iterations))
     done = {(tuple(r["config_id"]), round(float(r["budget"]), 9)) for r in read_jsonl(run_dir / "trials.jsonl")}
     return len(done) >= planned
@@ -226,7 +225,7 @@ class Manifest:
         data.setdefault("format", "autodl-meta-portfolio-build/1")
         data.setdefault("steps", [])
         data["settings"] = settings_dict(settings) if isinstance(settings, BuildSettings) else dict(settings)
-        data.setdefault("commands", []).append({"command": command, "started": _now()})
+        data.setdefault("commands", []).append({"command": command, "started": utc_now()})
         self.data = data
         self.save()
 
@@ -236,7 +235,7 @@ class Manifest:
         return self.data["commands"][-1]
 
     def step(self, name: str, seconds: float, **info: Any) -> None:
-        self.data["steps"].append({"step": name, "seconds": round(seconds, 1), "finished": _now(), **info})
+        self.data["steps"].append({"step": name, "seconds": round(seconds, 1), "finished": utc_now(), **info})
         self.save()
 
     def checksums(self, out: Path) -> None:
@@ -247,9 +246,7 @@ class Manifest:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1))
-        tmp.replace(self.path)
+        write_json_atomic(self.path, self.data, newline=False, indent=1)
 
 
 def committed_files(out: str | Path) -> list[Path]:
@@ -382,7 +379,3 @@ def run_steps(out: Path, settings: BuildSettings, manifest: Manifest, *, command
     manifest.step("cost matrix", time.perf_counter() - t, computed=len(result.computed),
                   single_best=result.summary.get("single_best"))
     return built
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")

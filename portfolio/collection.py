@@ -89,7 +89,6 @@ import logging
 import math
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -99,6 +98,7 @@ from typing import Any
 import numpy as np
 
 from autodl.errors import AutoDLError
+from autodl.records import Status, atomic_folder, to_plain, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ class DatasetRecipe:
     def recipe(self) -> dict[str, Any]:
         """What the built data depends on (the hashed part): source, seed, params, derivations."""
         return {"version": RECIPE_VERSION, "source": self.source, "seed": self.seed,
-                "params": _plain(dict(self.params)), "transforms": _plain(dict(self.transforms))}
+                "params": to_plain(dict(self.params)), "transforms": to_plain(dict(self.transforms))}
 
     def recipe_hash(self) -> str:
         """SHA-256 (first 16 hex digits) of the canonical JSON of :meth:`recipe`."""
@@ -292,15 +292,6 @@ class Collection:
     def select_samples(self, only: Sequence[str] | None = None) -> list[SampleRef]:
         """The samples named in ``only`` (all when None), in the file's order."""
         return [s for s in self.samples if not only or s.name in set(only)]
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists (recursively), so that recipes compare and hash like their JSON."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def available_collections() -> list[str]:
@@ -987,23 +978,15 @@ def build_dataset(recipe: DatasetRecipe, collection: Collection, out: str | Path
         raise CollectionError(target, _refusal(recipe, target, state), field=where)
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{recipe.name}.building-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_folder(target) as tmp:
         n_train, n_test = _write(recipe, collection, tmp, tfds_data_dir, progress)
         source = collection.source(recipe.source)
         card = {"name": recipe.name, "collection": collection.name, "collection_file": str(collection.path),
                 "hash": recipe.recipe_hash(), "recipe": recipe.recipe(), "doc": recipe.doc,
                 "origin": source.origin, "licence": source.licence,
                 "counts": {"train": n_train, "test": n_test},
-                "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                "built": utc_now()}
         (tmp / RECIPE_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     seconds = time.perf_counter() - start
     logger.info("built %s (%d train, %d test) in %.1f s", target, n_train, n_test, seconds)
     return BuildResult(recipe.name, target, "built" if state == "new" else "rebuilt", n_train, n_test, seconds)
@@ -1167,7 +1150,7 @@ def linear_baseline(path: str | Path, *, protocol: str = "mini", clock: str = "c
         ev = evaluate("baseline:linear", path, protocol, clock=clock, seed=seed)
     data = {"key": key, "status": ev.status, "nauc": ev.final_nauc, "alc": ev.alc,
             "wall_seconds": ev.wall_seconds, "predictions": len(ev.curve), "error": ev.error,
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "date": utc_now()}
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return data, False
@@ -1272,7 +1255,7 @@ def report_markdown(collection: Collection, rows: Sequence[ReportRow], *, protoc
          f"one run each."),
         f"- Machine: {machine}" + (f" ({note})." if note else "."),
         f"- Command: `{command}`.",
-        f"- Date: {time.strftime('%Y-%m-%d')}.",
+        f"- Date: {utc_now()[:10]} (UTC).",
         "",
         ("A linear NAUC near 1 marks a dataset that every configuration solves (it tells configurations "
          "apart by little); low ones leave room for pretrained or from-scratch networks."),
@@ -1283,7 +1266,7 @@ def report_markdown(collection: Collection, rows: Sequence[ReportRow], *, protoc
     ]
     for row in rows:
         s = row.summary
-        status = "" if row.status == "ok" else f" ({row.status})"
+        status = "" if row.status == Status.OK else f" ({row.status})"
         source = (f"`{row.source}` ({licences[row.source]})" if row.source in licences else f"`{row.source}`"
                   ) if row.source else ""
         lines.append(f"| {s.name} | {s.classes} | {s.train} | {s.test} | {s.shape} | {s.channels} | "

@@ -64,7 +64,6 @@ mean ALC over seeds, empty where not every seed is ``ok``), ``cost_matrix.png`` 
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import hashlib
 import json
 import logging
@@ -80,7 +79,7 @@ from typing import Any
 
 import numpy as np
 
-from autodl.records import append_jsonl, file_sha256, read_jsonl
+from autodl.records import FINISHED, Status, append_jsonl, file_sha256, read_jsonl, utc_now
 from portfolio.incumbents import PORTFOLIO_FILE, Portfolio, PortfolioError, portfolio_file
 
 logger = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
 SUMMARY_FORMAT = "autodl-meta-cost-matrix-summary/1"
 
-CELL_STATUSES = ("ok", "crashed", "timeout", "failed")
+CELL_STATUSES = (*FINISHED, Status.FAILED)
 """A cell's status: the evaluation's (``ok``, ``crashed``, ``timeout``), or ``failed`` when
 the evaluation itself raised (a configuration or dataset refused, a worker lost)."""
 
@@ -194,10 +193,6 @@ def row_learner_version(row: Mapping[str, Any]) -> int:
     return int(row.get("learner_version") or 1)
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def _cell_row(task: Mapping[str, Any]) -> dict[str, Any]:
     return {"source": task["source"], "target": task["target"], "seed": int(task["seed"]),
             "config_digest": task["config_digest"], "target_path": task["target_path"],
@@ -208,9 +203,9 @@ def _cell_row(task: Mapping[str, Any]) -> dict[str, Any]:
 def failed_row(task: Mapping[str, Any], error: str, *, trace: str | None = None,
                wall_seconds: float = 0.0, worker: str | None = None) -> dict[str, Any]:
     """The ``failed`` row of a cell whose evaluation raised or whose worker was lost."""
-    return {**_cell_row(task), "status": "failed", "alc": None, "final_nauc": None, "predictions": 0,
+    return {**_cell_row(task), "status": Status.FAILED, "alc": None, "final_nauc": None, "predictions": 0,
             "wall_seconds": wall_seconds, "task_seconds": wall_seconds, "error": error, "traceback": trace,
-            "worker": worker, "finished": _now()}
+            "worker": worker, "finished": utc_now()}
 
 
 def evaluate_cell(task: Mapping[str, Any]) -> dict[str, Any]:
@@ -249,7 +244,7 @@ def evaluate_cell(task: Mapping[str, Any]) -> dict[str, Any]:
         row = {**_cell_row(task), "status": ev.status, "alc": ev.alc, "final_nauc": ev.final_nauc,
                "predictions": len(ev.curve), "wall_seconds": ev.wall_seconds,
                "task_seconds": time.perf_counter() - start, "error": ev.error, "traceback": ev.traceback,
-               "worker": worker, "finished": _now()}
+               "worker": worker, "finished": utc_now()}
     except Exception as exc:  # one bad cell never ends the matrix
         elapsed = time.perf_counter() - start
         row = failed_row(task, f"{type(exc).__name__}: {exc}", trace=traceback.format_exc(),
@@ -282,6 +277,12 @@ class CostMatrix:
     alc: np.ndarray
     status: list[list[str]] = field(default_factory=list)
     seeds: list[int] = field(default_factory=lambda: [0])
+
+    @staticmethod
+    def value_statuses(alc: np.ndarray) -> list[list[Status]]:
+        """The statuses of a matrix known by its values only: ``ok`` where there is a value, else
+        ``missing``."""
+        return [[Status.MISSING if np.isnan(v) else Status.OK for v in row] for row in alc]
 
     def value(self, source: str, target: str) -> float | None:
         v = self.alc[self.sources.index(source), self.targets.index(target)]
@@ -317,11 +318,10 @@ class CostMatrix:
             except ValueError as exc:
                 raise CostMatrixError(path, f"line {n}: {exc}", field=row[0]) from None
         alc = np.array(values, dtype=float).reshape(len(sources), len(targets))
-        status = [["missing" if np.isnan(v) else "ok" for v in r] for r in alc]
-        return cls(sources, targets, alc, status, seeds=[])
+        return cls(sources, targets, alc, cls.value_statuses(alc), seeds=[])
 
 
-_SEVERITY = {"failed": 3, "crashed": 2, "timeout": 1}
+_SEVERITY = {Status.FAILED: 3, Status.CRASHED: 2, Status.TIMEOUT: 1}
 
 
 def matrix_from_cells(rows: Sequence[Mapping[str, Any]], sources: Sequence[str], targets: Sequence[str],
@@ -331,18 +331,18 @@ def matrix_from_cells(rows: Sequence[Mapping[str, Any]], sources: Sequence[str],
     for row in rows:
         last[(row["source"], row["target"], int(row["seed"]))] = row
     alc = np.full((len(sources), len(targets)), np.nan)
-    status = [["missing"] * len(targets) for _ in sources]
+    status = [[Status.MISSING] * len(targets) for _ in sources]
     for i, s in enumerate(sources):
         for j, t in enumerate(targets):
             got = [last[(s, t, int(seed))] for seed in seeds if (s, t, int(seed)) in last]
-            bad = [r["status"] for r in got if r["status"] != "ok"]
+            bad = [r["status"] for r in got if r["status"] != Status.OK]
             if bad:
                 status[i][j] = max(bad, key=lambda b: _SEVERITY.get(b, 4))
             elif len(got) == len(seeds) and got:
                 alc[i, j] = float(np.mean([float(r["alc"]) for r in got]))
-                status[i][j] = "ok"
+                status[i][j] = Status.OK
             elif got:
-                status[i][j] = "partial"
+                status[i][j] = Status.PARTIAL
     return CostMatrix(list(sources), list(targets), alc, status, [int(s) for s in seeds])
 
 
@@ -444,7 +444,7 @@ def summary_markdown(summary: Mapping[str, Any], matrix: CostMatrix, *, protocol
         own = summary["own_incumbent"].get(t, {}).get("alc")
         lines.append(f"| {t} | {o['source'] if o else ''} | {_f(o['alc'] if o else None)} | {_f(single)} | "
                      f"{_f(head)} | {_f(own)} |")
-    bad = [c for c in cells if c["status"] != "ok"]
+    bad = [c for c in cells if c["status"] != Status.OK]
     if bad:
         lines += ["", f"Cells not ok ({len(bad)}):", ""]
         lines += [f"- {c['source']} on {c['target']}, seed {c['seed']}: {c['status']} "
@@ -465,7 +465,8 @@ def heatmap(matrix: CostMatrix, path: str | Path, summary: Mapping[str, Any] | N
     summary = summary if summary is not None else summarize(matrix)
     sb = (summary.get("single_best") or {}).get("source")
     rows = [f"{s} (single best)" if s == sb else s for s in matrix.sources]
-    empty = [[("" if (matrix.status[i][j] if matrix.status else "missing") == "missing" else matrix.status[i][j])
+    status = matrix.status or CostMatrix.value_statuses(matrix.alc)
+    empty = [[("" if status[i][j] == Status.MISSING else status[i][j])
               for j in range(len(matrix.targets))] for i in range(len(matrix.sources))]
     framed = [(matrix.sources.index(o["source"]), matrix.targets.index(t)) for t, o in summary.get("oracle", {}).items()]
     return alc_heatmap(matrix.alc, rows, matrix.targets, path, framed=framed, empty_text=empty,
@@ -677,7 +678,7 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
 
     done = {(r["source"], r["target"], int(r["seed"])): r for r in read_jsonl(cells_path) if current(r)}
     if retry_failed:
-        done = {k: r for k, r in done.items() if r["status"] != "failed"}
+        done = {k: r for k, r in done.items() if r["status"] != Status.FAILED}
     paths = dict(collection)
     base = {"protocol": dict(portfolio.protocol), "clock": portfolio.clock,
             "timing": None if table is None else table.to_dict(), "device": device, "wall_limit": wall_limit}
@@ -690,10 +691,10 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
     # same configuration share one evaluation per cell, copied with ``reused_from``.
     shared = portfolio.clock == "simulated"
     measured = {(r["config_digest"], r["target"], int(r["seed"])): r for r in known
-                if r.get("status") == "ok" and r.get("target") in targets
+                if r.get("status") == Status.OK and r.get("target") in targets
                 and row_learner_version(r) == version} if shared else {}
     measured.update({(r["config_digest"], r["target"], int(r["seed"])): r for r in done.values()
-                     if r["status"] == "ok" and not r.get("reused_from")} if shared else {})
+                     if r["status"] == Status.OK and not r.get("reused_from")} if shared else {})
     tasks: list[dict[str, Any]] = []
     waiting: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for task in missing:
@@ -726,13 +727,13 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
 
     def reuse(row: Mapping[str, Any], task: Mapping[str, Any]) -> None:
         write({**row, "source": task["source"], "target_path": task["target_path"], "reused_from": row["source"],
-               "finished": _now()})
+               "finished": utc_now()})
 
     def record(row: dict[str, Any]) -> None:
         computed.append(row)
         write(row)
         siblings = waiting.pop((row["config_digest"], row["target"], int(row["seed"])), [])
-        if row["status"] == "ok":
+        if row["status"] == Status.OK:
             for task in siblings:
                 reuse(row, task)
         elif siblings:
@@ -759,7 +760,7 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
     summary = summarize(matrix)
     summary.update(protocol=portfolio.protocol["name"], clock=portfolio.clock,
                    timing_table=None if table is None or table.path is None else str(table.path),
-                   date=_now(), cells=dict(Counter(matrix.status[i][j] for i in range(len(sources))
+                   date=utc_now(), cells=dict(Counter(matrix.status[i][j] for i in range(len(sources))
                                                    for j in range(len(targets)))))
     written = {"cells": cells_path, "portfolio": copy, "csv": matrix.to_csv(out / CSV_FILE),
                "heatmap": heatmap(matrix, out / HEATMAP_FILE, summary,

@@ -35,7 +35,6 @@ number of workers are not settings: the same build may continue elsewhere, on mo
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import logging
@@ -47,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autodl.records import file_sha256, to_plain
+from autodl.records import file_sha256, to_plain, utc_now, versions
 from metafeatures.embeddings import EmbeddingSpec
 from portfolio.build import (
     MANIFEST,
@@ -414,7 +413,7 @@ def fit_for_shipping(pick: Mapping[str, Any], features: Path, portfolio: Path, f
     sel.fit(with_incumbent, src.matrix) if sel.needs_cost else sel.fit(with_incumbent)
     if folder.exists():
         shutil.rmtree(folder)
-    extra = {"command": command, "date": _dt.datetime.now().isoformat(timespec="seconds"),
+    extra = {"command": command, "date": utc_now(),
              "features": str(features), "portfolio": str(portfolio), "cost_matrix": src.path,
              "protocol": src.protocol, "clock": src.clock, "role": role,
              "scores": lodo_scores(summary, pick["selector"], summary_path), "build": to_plain(key)}
@@ -422,22 +421,6 @@ def fit_for_shipping(pick: Mapping[str, Any], features: Path, portfolio: Path, f
 
 
 # --- the whole build --------------------------------------------------------------------------
-def versions() -> dict[str, str]:
-    """Python and the versions of the packages the build's results depend on."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("autodl-meta", "torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "hpbandster",
-                "ConfigSpace", "dask", "distributed", "safetensors", "autorank", "POT", "tensorflow-cpu",
-                "protobuf", "Pillow", "matplotlib"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 def size_report(out: Path) -> tuple[int, list[tuple[str, int]]]:
     """Total bytes of ``out``'s committed files and the manifest, and the files by size, largest first."""
     files = committed_files(out) + ([out / MANIFEST] if (out / MANIFEST).is_file() else [])
@@ -547,7 +530,7 @@ def build_default(out: str | Path = DEFAULT_OUT, settings: DefaultBuildSettings 
     from autodl.machine import machine_description
 
     manifest.data["machine"] = machine_description()
-    manifest.command.update(seconds=round(time.perf_counter() - start, 1), finished=_now())
+    manifest.command.update(seconds=round(time.perf_counter() - start, 1), finished=utc_now())
     manifest.data["total_seconds"] = round(sum(float(s.get("seconds") or 0) for s in manifest.data["steps"]), 1)
     manifest.checksums(out)
     total, _ = size_report(out)
@@ -556,7 +539,3 @@ def build_default(out: str | Path = DEFAULT_OUT, settings: DefaultBuildSettings 
     check_size(out, settings.max_bytes)
     notify("done", {"bytes": total})
     return manifest.data
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")

@@ -44,7 +44,6 @@ runs and the differences named.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import math
 import sys
@@ -55,19 +54,23 @@ from pathlib import Path
 from typing import Any
 
 from autodl.errors import AutoDLError
-from autodl.records import read_jsonl
-from offline_bohb.run import dotted_get
+from autodl.records import (
+    FINISHED,
+    Status,
+    check_format,
+    dotted_get,
+    read_jsonl,
+    read_versioned_json,
+    utc_now,
+    write_json_atomic,
+)
+from offline_bohb.run import RUN_FORMAT
 
 logger = logging.getLogger(__name__)
 
 PORTFOLIO_FORMAT = "autodl-meta-portfolio/1"
-RUN_FORMAT = "autodl-meta-bohb-run/1"
 PORTFOLIO_FILE = "portfolio.json"
 """The portfolio's file name inside a portfolio folder."""
-
-FINISHED = ("ok", "crashed", "timeout")
-"""Statuses of a finished trial; others (``lost``: its worker died, it runs again on
-resume) are not counted as trials."""
 
 COMPARED = ("protocol", "clock", "timing.sha256", "space.sha256", "objective")
 """What every run of one portfolio must share (dotted paths into ``run.json``)."""
@@ -189,9 +192,7 @@ class Portfolio:
         if path.is_dir():
             path = path / PORTFOLIO_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
-        tmp.replace(path)
+        write_json_atomic(path, self.to_dict(), indent=1, allow_nan=False)
         self.path = path
         return path
 
@@ -199,15 +200,9 @@ class Portfolio:
     def load(cls, path: str | Path) -> Portfolio:
         """Read and validate ``portfolio.json`` (or a folder holding one)."""
         path = portfolio_file(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise PortfolioError(path, "portfolio not found; make one with `autodl-meta portfolio incumbents "
-                                       "--runs DIR --out portfolio.json`") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PortfolioError(path, f"cannot be read ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise PortfolioError(path, f"not valid JSON ({exc})") from None
+        data = read_versioned_json(path, PORTFOLIO_FORMAT, what="a portfolio", error=PortfolioError,
+                                   missing="portfolio not found; make one with `autodl-meta portfolio incumbents "
+                                           "--runs DIR --out portfolio.json`")
         return cls.from_dict(data, path)
 
 
@@ -284,10 +279,7 @@ def _dataset_name(name: str, path: Path | None, where: str) -> str:
 def _parse_portfolio(data: Any, path: Path | None) -> Portfolio:
     from autodl.clock import CLOCKS
 
-    if not isinstance(data, Mapping):
-        raise PortfolioError(path, f"expected a JSON object (format {PORTFOLIO_FORMAT!r})")
-    if data.get("format") != PORTFOLIO_FORMAT:
-        raise PortfolioError(path, f"expected {PORTFOLIO_FORMAT!r}, found {data.get('format')!r}", field="format")
+    data = check_format(data, PORTFOLIO_FORMAT, path=path, what="a portfolio", error=PortfolioError)
     known = {"format", "protocol", "clock", "timing", "space", "incumbents", "without_incumbent", "provenance"}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -366,18 +358,8 @@ def read_run(folder: str | Path) -> BOHBRun:
 
     folder = Path(folder)
     path = folder / "run.json"
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PortfolioError(path, "missing: not a BOHB run folder (`autodl-meta bohb run` writes one)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PortfolioError(path, f"cannot be read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise PortfolioError(path, f"not valid JSON ({exc})") from None
-    if not isinstance(record, dict):
-        raise PortfolioError(path, "expected a JSON object")
-    if record.get("format") != RUN_FORMAT:
-        raise PortfolioError(path, f"expected {RUN_FORMAT!r}, found {record.get('format')!r}", field="format")
+    record = read_versioned_json(path, RUN_FORMAT, what="a BOHB run's record", error=PortfolioError,
+                                 missing="missing: not a BOHB run folder (`autodl-meta bohb run` writes one)")
     _need(record, "run_id", str, path, "")
     dataset = _need(record, "dataset", dict, path, "")
     _need(dataset, "name", str, path, "dataset")
@@ -400,7 +382,7 @@ def read_run(folder: str | Path) -> BOHBRun:
         _need(trial, "config", dict, trials_path, where)
         _need(trial, "budget", (int, float), trials_path, where)
         status = _need(trial, "status", str, trials_path, where)
-        if status == "ok":
+        if status == Status.OK:
             _need(trial, "alc", (int, float), trials_path, where)
     return BOHBRun(folder, record, trials)
 
@@ -482,7 +464,7 @@ def select_incumbent(trials: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] |
     """The incumbent trial: among the ``ok`` trials at the largest budget that has any, the
     highest ALC; ties go to the one that finished first (then to the earlier line). None
     when no trial is ``ok``."""
-    ok = [(i, t) for i, t in enumerate(trials) if t.get("status") == "ok" and t.get("alc") is not None]
+    ok = [(i, t) for i, t in enumerate(trials) if t.get("status") == Status.OK and t.get("alc") is not None]
     if not ok:
         return None
     top = max(float(t["budget"]) for _, t in ok)
@@ -551,7 +533,7 @@ def incumbents_from_runs(runs: str | Path | Iterable[str | Path], *, command: st
     provenance = {
         "versions": _merged_versions(found),
         "seeds": {run.dataset: run.record["seed"] for run in found},
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now(),
         "command": command if command is not None else " ".join(sys.argv),
         "objective": first.get("objective"),
         "runs": [{"dataset": run.dataset, "run_id": run.run_id, "folder": str(run.folder),

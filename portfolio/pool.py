@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from autodl.records import read_jsonl
+from autodl.records import Status, read_jsonl, read_versioned_json, write_json_atomic
 from portfolio.incumbents import Incumbent, Portfolio, PortfolioError, find_runs, incumbents_from_runs
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def fixed_candidates(warm_start: str, runs: str | Path | Iterable[str | Path] | 
 
 
 def _full_ok(trials: Iterable[Mapping[str, Any]], max_budget: float, seed: int | None = None) -> list[Mapping[str, Any]]:
-    return [t for t in trials if t.get("status") == "ok" and t.get("alc") is not None
+    return [t for t in trials if t.get("status") == Status.OK and t.get("alc") is not None
             and math.isclose(float(t["budget"]), max_budget, rel_tol=1e-9)
             and (seed is None or int(t.get("seed", -1)) == seed)]
 
@@ -188,11 +188,8 @@ def assemble_pool(runs: str | Path | Iterable[str | Path], warm_start: str, *, p
 def save_pool(candidates: Sequence[Candidate], path: str | Path, **provenance: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"format": POOL_FORMAT, "candidates": [c.to_dict() for c in candidates],
-                               "provenance": provenance}, indent=1, allow_nan=False) + "\n")
-    tmp.replace(path)
-    return path
+    return write_json_atomic(path, {"format": POOL_FORMAT, "candidates": [c.to_dict() for c in candidates],
+                                    "provenance": provenance}, indent=1, allow_nan=False)
 
 
 def load_pool(path: str | Path) -> list[Candidate]:
@@ -200,14 +197,8 @@ def load_pool(path: str | Path) -> list[Candidate]:
     path = Path(path)
     if path.is_dir():
         path = path / POOL_FILE
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PoolError(path, "no pool here (`autodl-meta portfolio build` writes OUT/pool/pool.json)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PoolError(path, f"cannot be read ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != POOL_FORMAT:
-        raise PoolError(path, f"expected an object of format {POOL_FORMAT!r}", field="format")
+    data = read_versioned_json(path, POOL_FORMAT, what="a candidate pool", error=PoolError,
+                               missing="no pool here (`autodl-meta portfolio build` writes OUT/pool/pool.json)")
     out = []
     for i, c in enumerate(data.get("candidates") or []):
         if not (isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("config"), dict)):
@@ -252,7 +243,7 @@ def trial_cells(runs: str | Path | Iterable[str | Path], seed: int) -> list[dict
         for t in _full_ok(run.trials, float(run.record.get("max_budget", 1.0)), seed):
             rows.append({"source": f"trial:{run.dataset}:{'.'.join(map(str, t['config_id']))}",
                          "target": run.dataset, "seed": int(seed), "config_digest": digest(t["config"]),
-                         "target_path": run.record["dataset"]["path"], "status": "ok", "alc": float(t["alc"]),
+                         "target_path": run.record["dataset"]["path"], "status": Status.OK, "alc": float(t["alc"]),
                          "final_nauc": t.get("final_nauc"),
                          "predictions": len((t.get("curve") or {}).get("timestamps") or []),
                          "wall_seconds": t.get("wall_seconds"), "task_seconds": t.get("wall_seconds"),
@@ -288,7 +279,7 @@ def seed_alcs(cells: Sequence[Mapping[str, Any]], sources: Sequence[str], target
         i, j, k = si.get(r.get("source")), ti.get(r.get("target")), ki.get(int(r.get("seed", -1)))
         if i is None or j is None or k is None:
             continue
-        a[i, j, k] = float(r["alc"]) if r.get("status") == "ok" and r.get("alc") is not None else np.nan
+        a[i, j, k] = float(r["alc"]) if r.get("status") == Status.OK and r.get("alc") is not None else np.nan
     return a
 
 

@@ -31,8 +31,6 @@ metadata, scores added by the caller) and ``<folder>/selector.safetensors`` (its
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
@@ -40,7 +38,14 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from autodl.errors import AutoDLError
-from autodl.records import file_sha256, to_plain  # file_sha256: selector.tuning imports it from here
+from autodl.records import (
+    atomic_write_bytes,
+    file_sha256,
+    read_versioned_json,
+    to_plain,
+    utc_now,
+    write_json_atomic,
+)
 from metafeatures.features import DatasetFeatures, Query
 
 if TYPE_CHECKING:
@@ -159,7 +164,7 @@ class Selector(BaseEstimator):
     # --- files --------------------------------------------------------------------------------
     def save(self, folder: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
         """Write the card and the arrays to ``folder``; returns the card's path."""
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
         if not hasattr(self, "classes_"):
             raise SelectorError(folder, f"{self.name}: not fitted; nothing to save")
@@ -167,19 +172,14 @@ class Selector(BaseEstimator):
         folder.mkdir(parents=True, exist_ok=True)
         arrays, meta = self._state()
         arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-        tmp = folder / f".{ARRAYS_FILE}.tmp"
-        save_file(arrays, str(tmp))
-        tmp.replace(folder / ARRAYS_FILE)
+        atomic_write_bytes(folder / ARRAYS_FILE, save(arrays))
         card = {"format": SELECTOR_FORMAT, "selector": self.name, "params": to_plain(self.get_params()),
                 "classes": list(self.classes_), "n_features_in": int(self.n_features_in_),
                 "embedding": self.embedding_card_, "state": to_plain(meta),
                 "arrays_sha256": file_sha256(folder / ARRAYS_FILE),
-                "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "saved": utc_now(),
                 **dict(extra or {})}
-        tmp_card = folder / f".{CARD_FILE}.tmp"
-        tmp_card.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
-        tmp_card.replace(folder / CARD_FILE)
-        return folder / CARD_FILE
+        return write_json_atomic(folder / CARD_FILE, card, indent=1, sort_keys=True)
 
 
 def load_selector(folder: str | Path) -> Selector:
@@ -191,16 +191,7 @@ def load_selector(folder: str | Path) -> Selector:
     for p in (card_path, arrays_path):
         if not p.is_file():
             raise SelectorError(p, "not found; expected a folder written by Selector.save")
-    try:
-        card = json.loads(card_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SelectorError(card_path, f"not valid JSON ({exc})") from None
-    if not isinstance(card, dict):
-        raise SelectorError(card_path, f"holds a JSON {type(card).__name__}; expected the selector's card (an object)",
-                            field="format")
-    if card.get("format") != SELECTOR_FORMAT:
-        raise SelectorError(card_path, f"format is {card.get('format')!r}, expected {SELECTOR_FORMAT!r}",
-                            field="format")
+    card = read_versioned_json(card_path, SELECTOR_FORMAT, what="the selector's card", error=SelectorError)
     digest = file_sha256(arrays_path)
     if card.get("arrays_sha256") != digest:
         raise SelectorError(arrays_path, f"SHA-256 {digest[:12]}... differs from the card's "

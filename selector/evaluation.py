@@ -404,8 +404,7 @@ def restrict(cost: CostMatrix, sources: Sequence[str], targets: Sequence[str]) -
     ri = [cost.sources.index(s) for s in sources]
     ci = [cost.targets.index(t) for t in targets]
     alc = cost.alc[np.ix_(ri, ci)].copy() if ri and ci else np.full((len(ri), len(ci)), np.nan)
-    status = [[cost.status[i][j] for j in ci] for i in ri] if cost.status else \
-        [["missing" if np.isnan(v) else "ok" for v in row] for row in alc]
+    status = [[cost.status[i][j] for j in ci] for i in ri] if cost.status else CostMatrix.value_statuses(alc)
     return CostMatrix(list(sources), list(targets), alc, status, list(cost.seeds))
 
 

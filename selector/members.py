@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from autodl.records import Status
 from selector.base import SelectorError
 
 if TYPE_CHECKING:
@@ -139,8 +140,8 @@ class MemberMatrix:
         """The matrix as a :class:`~portfolio.cost_matrix.CostMatrix` whose rows are the members."""
         from portfolio.cost_matrix import CostMatrix
 
-        status = [["missing" if np.isnan(v) else "ok" for v in row] for row in self.alc]
-        return CostMatrix(list(self.members), list(self.targets), self.alc.copy(), status, list(self.seeds))
+        return CostMatrix(list(self.members), list(self.targets), self.alc.copy(),
+                          CostMatrix.value_statuses(self.alc), list(self.seeds))
 
     def mean_alc(self, targets: Sequence[str] | None = None) -> np.ndarray:
         """``[len(members)]`` each member's mean ALC over the columns among ``targets`` (default: all)
@@ -268,7 +269,7 @@ def members_from_cells(cells: Sequence[Mapping[str, Any]], row_member: Mapping[s
         i, j, k = mi.get(m) if m is not None else None, ti.get(tgt), ki.get(seed)
         if i is None or j is None or k is None:
             continue
-        if r.get("status") == "ok" and r.get("alc") is not None:
+        if r.get("status") == Status.OK and r.get("alc") is not None:
             sums[i, j, k] += float(r["alc"])
             counts[i, j, k] += 1
         else:

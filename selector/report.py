@@ -22,7 +22,6 @@ ties to the faster one.
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import html
 import json
 import logging
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from autodl.errors import AutoDLError
-from autodl.records import to_plain
+from autodl.records import Status, read_versioned_json, to_plain, utc_now
 from metafeatures.features import DatasetFeatures, load_features_folder
 from selector.evaluation import (
     DEFAULT_BATCH_SIZES,
@@ -124,7 +123,7 @@ def load_cost(source: Any) -> CostSource:
         seeds = sorted({int(c["seed"]) for c in cells})
         matrix = matrix_from_cells(cells, portfolio.datasets, targets, seeds)
         csv_path = folder / CELLS_FILE
-        note = (f"made from {CELLS_FILE} ({sum(1 for row in matrix.status for s in row if s == 'ok')} of "
+        note = (f"made from {CELLS_FILE} ({sum(1 for row in matrix.status for s in row if s == Status.OK)} of "
                 f"{len(matrix.sources) * len(matrix.targets)} cells measured): the portfolio's cost_matrix.csv "
                 "is not written yet")
         logger.warning("%s: %s", folder, note)
@@ -255,7 +254,7 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
     fallback_specs = [s for s in specs if s.label not in evaluation_only]
     summary: dict[str, Any] = {
         "format": SUMMARY_FORMAT,
-        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+        "date": utc_now(),
         "command": command, "machine": machine_description(),
         "protocol": src.protocol, "clock": src.clock,
         "cost_matrix": {"path": src.path, "portfolio": src.folder, "note": src.note, "sources": len(src.matrix.sources),
@@ -727,11 +726,8 @@ def render(out: str | Path) -> dict[str, Path]:
     ``summary.json`` updated where it changes)."""
     out = Path(out)
     path = out / SUMMARY_JSON
-    if not path.is_file():
-        raise ReportError(path, "not found; expected a folder written by selector.report.compare")
-    summary = json.loads(path.read_text())
-    if summary.get("format") != SUMMARY_FORMAT:
-        raise ReportError(path, f"format is {summary.get('format')!r}, expected {SUMMARY_FORMAT!r}", field="format")
+    summary = read_versioned_json(path, SUMMARY_FORMAT, what="a selector comparison's summary", error=ReportError,
+                                  missing="not found; expected a folder written by selector.report.compare")
     choice = choose(summary)  # derived: the rule of this version of choose() applies
     if choice != summary.get("choice"):
         summary["choice"] = choice

@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from autodl.records import Status, file_sha256, utc_now
+
 logger = logging.getLogger(__name__)
 
 OBJECTIVE = "selector.tuning:selector_objective"
@@ -62,7 +64,7 @@ def selector_objective(run: Mapping[str, Any]) -> Callable[[dict[str, Any], floa
     """
     from metafeatures.features import load_features_folder
     from offline_bohb.hpb import decode_config
-    from offline_bohb.run import now, resolve_space
+    from offline_bohb.run import resolve_space
     from selector.evaluation import SelectorSpec, leave_one_dataset_out
     from selector.report import load_cost
 
@@ -75,7 +77,7 @@ def selector_objective(run: Mapping[str, Any]) -> Callable[[dict[str, Any], floa
     seed = int(args.get("seed", run.get("seed", 0)))
 
     def evaluate_trial(encoded: dict[str, Any], budget: float, config_id: Any) -> dict[str, Any]:
-        started, t0 = now(), time.perf_counter()
+        started, t0 = utc_now(), time.perf_counter()
         try:
             import torch
 
@@ -91,14 +93,14 @@ def selector_objective(run: Mapping[str, Any]) -> Callable[[dict[str, Any], floa
             mean = lodo.summary["per_selector"][label]
             alc = mean.get("mean_alc")
             ok = alc is not None and alc == alc and not mean.get("failed")
-            info = {"status": "ok" if ok else "crashed", "alc": float(alc) if ok else None,
+            info = {"status": Status.OK if ok else Status.CRASHED, "alc": float(alc) if ok else None,
                     "final_nauc": None, "curve": None,
                     "error": None if ok else f"leave-one-dataset-out failed: {mean.get('errors')}",
                     "traceback": None}
         except Exception as exc:  # a configuration that cannot fit is recorded, the run goes on
-            info = {"status": "crashed", "alc": None, "final_nauc": None, "curve": None,
+            info = {"status": Status.CRASHED, "alc": None, "final_nauc": None, "curve": None,
                     "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-        info.update(wall_seconds=time.perf_counter() - t0, started=started, finished=now(),
+        info.update(wall_seconds=time.perf_counter() - t0, started=started, finished=utc_now(),
                     worker=f"{socket.gethostname()}:{os.getpid()}")
         logger.info("selector %s trial %s at budget %.3g: %s, ALC %s", name, config_id, budget, info["status"],
                     info["alc"])
@@ -120,7 +122,7 @@ def tune_selector(selector: str, features: str | Path, portfolio: str | Path, ou
     """
     from offline_bohb.local import run_local
     from offline_bohb.run import RunSpec
-    from selector.base import SelectorError, file_sha256
+    from selector.base import SelectorError
     from selector.report import load_cost
     from selector.space import tunable_selectors
 
@@ -143,7 +145,7 @@ def best_params(run_dir: str | Path) -> tuple[dict[str, Any], float] | None:
 
     folder = RunFolder(run_dir)
     run = folder.read_run()
-    ok = [t for t in folder.trials() if t.get("status") == "ok" and t.get("alc") is not None]
+    ok = [t for t in folder.trials() if t.get("status") == Status.OK and t.get("alc") is not None]
     if not ok:
         return None
     top = max(t["budget"] for t in ok)

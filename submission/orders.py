@@ -19,12 +19,12 @@ budget; ``before-selection`` builds one only when the pick differs from the sing
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from autodl.records import utc_now
 from submission.artifacts import FIRST_PREDICTION, SubmissionSettings
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def compare_orders(datasets: Sequence[str | Path], artifacts: str | Path, *, sel
     return {"records": records, "mean_alc": means, "better": better, "pairs": len(complete),
             "protocol": proto.to_dict(), "clock": clock, "timing": None if table is None else str(timing or DEFAULT_TIMING),
             "artifacts": str(artifacts), "selector": None if selector is None else str(selector),
-            "seeds": list(seeds), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            "seeds": list(seeds), "date": utc_now()}
 
 
 def orders_report(result: dict[str, Any], command: str, machine: str) -> str:

@@ -30,7 +30,6 @@ under the organizers' 2019 ingestion program from their starting kit
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import shutil
@@ -42,6 +41,7 @@ from typing import Any
 
 from autodl.errors import AutoDLError
 from autodl.integrity import write_sha256_file
+from autodl.records import utc_now
 from autodl.tf1_compat import write_sitecustomize
 from submission.artifacts import (
     CHECKSUMS,
@@ -205,7 +205,7 @@ def stage_submission(portfolio: str | Path, out_dir: str | Path, *, selector: st
     files = [p for p in a.rglob("*") if p.is_file()]
     code = [p for p in out.rglob("*") if p.is_file() and not p.is_relative_to(a)]
     build = {"format": CHECKSUMS_FORMAT, "files": checksum_table(a, files), "code": checksum_table(out, code),
-             "built": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+             "built": utc_now(),
              "command": command, "portfolio": str(portfolio), "selector": None if card is None else str(sel_dir),
              "selector_name": None if card is None else card.get("selector"), "single_best": single,
              "weights": weights, "settings": settings.to_dict()}

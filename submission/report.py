@@ -16,13 +16,13 @@ import csv
 import html
 import logging
 import math
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autodl.protocol import Protocol
+from autodl.records import Status, utc_now_text
 from autodl.scoring import ScoreResult, time_ticks, transform_time
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class ScoredMixin:
     @property
     def alc(self) -> float | None:
         """The ALC, None for a model that crashed (never an ALC of 0)."""
-        return None if self.status == "crashed" else float(self.score.score)
+        return None if self.status == Status.CRASHED else float(self.score.score)
 
     @property
     def final_nauc(self) -> float | None:
@@ -174,9 +174,9 @@ def _scores_table(runs: Sequence[RunSummary]) -> str:
     rows = []
     for r in runs:
         s = r.score
-        status = {"ok": "ok", "timeout": "ended at the budget by the scoring side",
-                  "crashed": "crashed"}.get(r.status, r.status)
-        if r.error and r.status == "crashed":
+        status = {Status.OK: "ok", Status.TIMEOUT: "ended at the budget by the scoring side",
+                  Status.CRASHED: "crashed"}.get(r.status, r.status)
+        if r.error and r.status == Status.CRASHED:
             status += f": {r.error}"
         rows.append(f"<tr><td><code>{_e(r.model)}</code></td><td class=num>{_num(r.alc)}</td>"
                     f"<td class=num>{_num(r.final_nauc)}</td><td class=num>{len(s.timestamps)}</td>"
@@ -284,7 +284,7 @@ def render_report(*, dataset: Any, data: Path, formatted: bool, protocol: Protoc
 <style>{_STYLE}</style></head><body>
 <h1>Self-service run: {models} on {_e(dataset.name)}</h1>
 <p>Protocol <b>{_e(protocol.describe())}</b>, wall clock (the organizers' local test: ingestion in a child
-process, ended at the budget). Written {_e(time.strftime("%Y-%m-%d %H:%M:%S"))} by <code>autodl-meta run</code>.</p>
+process, ended at the budget). Written {_e(utc_now_text())} by <code>autodl-meta run</code>.</p>
 <h2>Scores</h2>
 {_scores_table(runs)}
 <p class=note>ALC: area under the learning curve of the NAUC (2*AUC-1) over the transformed time; a model that

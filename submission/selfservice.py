@@ -80,6 +80,7 @@ from autodl.evaluation import RunResult
 from autodl.ingestion import UNLABELLED_PREDICT
 from autodl.metadata import COMPRESSED, DENSE
 from autodl.protocol import Protocol, load_protocol
+from autodl.records import Status, atomic_folder
 from autodl.scoring import ScoreResult, load_prediction, nauc
 from submission.report import ScoredMixin
 
@@ -393,12 +394,8 @@ def build_run_dataset(dataset: AutoDLDataset, unlabelled: UnlabelledSet, dest: s
     test_meta = dataset.metadata("test")
     n_test = test_meta.sample_count
     fmt = COMPRESSED if test_meta.format == COMPRESSED else DENSE
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    for old in (tmp, dest):
-        if old.exists():
-            shutil.rmtree(old)
-    data_dir = tmp / f"{dataset.name}.data"
-    try:
+    with atomic_folder(dest) as tmp:
+        data_dir = tmp / f"{dataset.name}.data"
         data_dir.mkdir(parents=True)
         shutil.copytree(dataset.subset_dir("train"), data_dir / "train", copy_function=_link_or_copy)
 
@@ -418,10 +415,6 @@ def build_run_dataset(dataset: AutoDLDataset, unlabelled: UnlabelledSet, dest: s
                      dataset.root / f"{dataset.name}_public.info"):
             if file.is_file():
                 shutil.copy2(file, tmp / file.name)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("wrote %s: test = %d test + %d unlabelled examples", dest, n_test, len(unlabelled))
     return dest
 
@@ -588,10 +581,10 @@ def run_model(model: str, dataset: AutoDLDataset, protocol: Protocol, out: str |
         empty = ScoreResult(task_name=dataset.name, time_budget=budget, t0=protocol.t0, start_time=0.0,
                             timestamps=[], nauc_scores=[], accuracy=None, score=0.0, duration=0.0)
         decision, note = read_decision(decision_path)
-        return ModelRun(label, out, "crashed", empty, None, decision, note and f"{note} (model {label})",
+        return ModelRun(label, out, Status.CRASHED, empty, None, decision, note and f"{note} (model {label})",
                         error=str(exc), wall_seconds=time.perf_counter() - t0)
     s = res.score
-    status = "ok" if res.ingestion_success else ("timeout" if res.killed else "crashed")
+    status = res.status
     progress(Progress("scoring", label, budget, min(s.duration, budget), len(s.timestamps),
                       s.nauc_scores[-1] if s.nauc_scores else None))
     decision, note = read_decision(decision_path)

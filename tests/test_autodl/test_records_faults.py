@@ -1,6 +1,7 @@
 """``autodl.records``' JSON-lines files under faults: a line cut by a killed process, a full disk, a
 read-only folder. Every record of the offline build (BOHB trials, cost-matrix cells) is written
-by :func:`append_jsonl` and read by :func:`read_jsonl`."""
+by :func:`append_jsonl` and read by :func:`read_jsonl`; the files written whole (``run.json``,
+``portfolio.json``, the manifests) by :func:`write_json_atomic`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from faultlib import fill, read_only, small_disk
 
-from autodl.records import append_jsonl, read_jsonl
+from autodl.records import append_jsonl, read_jsonl, write_json_atomic
 
 pytestmark = pytest.mark.faults
 
@@ -68,3 +69,27 @@ def test_a_read_only_folder_names_the_file_and_changes_nothing(tmp_path: Path):
             append_jsonl(folder / "new" / "cells.jsonl", ROWS[1])
         assert str(folder / "new") in str(info.value.filename)
     assert read_jsonl(path) == ROWS[:1]
+
+
+def test_an_atomic_write_on_a_full_disk_names_the_file_and_keeps_the_one_before(tmp_path: Path):
+    with small_disk(tmp_path / "disk", 2) as disk:
+        path = write_json_atomic(disk / "run.json", {"iterations": 1}, indent=1)
+        before = path.read_bytes()
+        fill(disk)
+        with pytest.raises(OSError, match="No space left on device") as info:
+            write_json_atomic(path, {"iterations": 2, "note": "x" * 8192}, indent=1)
+        assert info.value.filename == str(path)
+        assert path.read_bytes() == before
+        assert not [p.name for p in disk.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_atomic_write_in_a_read_only_folder_names_the_file_and_changes_nothing(tmp_path: Path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = write_json_atomic(folder / "run.json", {"iterations": 1})
+    with read_only(folder):
+        with pytest.raises(OSError, match="Read-only file system") as info:
+            write_json_atomic(path, {"iterations": 2})
+        assert info.value.filename == str(path)
+    assert path.read_text() == '{"iterations": 1}\n'
+    assert sorted(p.name for p in folder.iterdir()) == ["run.json"]
