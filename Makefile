@@ -19,7 +19,7 @@ TRAINING_SYSDEPS := plasma-workspace-wallpapers
 HELDOUT_SYSDEPS := tuxpaint-stamps-default wesnoth-1.16-data
 PYTEST_ARGS ?=
 
-.PHONY: install sysdeps test test-slow test-faults demo benchmark training-data heldout-data clean
+.PHONY: install sysdeps lint-imports test test-slow test-faults demo benchmark training-data heldout-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,14 @@ $(SYSDEPS_STAMP):
 
 sysdeps: $(SYSDEPS_STAMP)
 
-# The default run: unit tests plus the representative end-to-end ones (marker 'smoke').
-test: install sysdeps
+# The layer contracts of pyproject.toml ([tool.importlinter]): no package imports one above it
+# (README, "Layout"); imports inside functions count.
+lint-imports: install
+	$(BIN)/lint-imports --no-cache
+
+# The default run: the layer contracts, then unit tests plus the representative end-to-end ones
+# (marker 'smoke').
+test: install sysdeps lint-imports
 	$(BIN)/python -m pytest -m "not slow or smoke" $(PYTEST_ARGS)
 
 # Every test, the slow end-to-end runs included.

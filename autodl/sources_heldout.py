@@ -61,17 +61,10 @@ from autodl.errors import ConversionError
 from autodl.compose import (
     alpha_crop, check_int, paste, random_background, read_rgba, scaled_rgba, shuffled, smooth_background,
 )
-from autodl.sources import (
-    HELD_OUT_FONT_DIRS,
-    DataSource,
-    SourceArrays,
-    _draw_glyph,
-    _glyph_fonts,
-    _resize,
-    _split_by_group,
-    find_fonts,
-    register_source,
-)
+from autodl.fonts import HELD_OUT_FONT_DIRS, draw_glyph, find_fonts, glyph_fonts
+from autodl.images import resize_image, split_by_group
+from autodl.source_types import DataSource, SourceArrays
+from autodl.sources import register_source
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +112,7 @@ def greek_fonts(characters: str = GREEK_LETTERS, font_dirs: Sequence[str | Path]
     files = find_fonts(GREEK_FONT_DIRS if font_dirs is None else font_dirs)
     designs: dict[str, list[tuple[Path, object]]] = {}
     for path in files:
-        for loaded in _glyph_fonts([path], characters, 96):
+        for loaded in glyph_fonts([path], characters, 96):
             designs.setdefault(font_design(path), []).append(loaded)
     return dict(sorted(designs.items()))
 
@@ -127,7 +120,7 @@ def greek_fonts(characters: str = GREEK_LETTERS, font_dirs: Sequence[str | Path]
 def split_font_families(families: Sequence[str], seed: int, test_fraction: float) -> tuple[list[str], list[str]]:
     """A seeded split of font designs (or families) into training and test ones (each non-empty
     when there are two or more)."""
-    train_mask, test_mask = _split_by_group(np.arange(len(families)), np.zeros(len(families)), test_fraction, seed)
+    train_mask, test_mask = split_by_group(np.arange(len(families)), np.zeros(len(families)), test_fraction, seed)
     return [families[i] for i in np.flatnonzero(train_mask)], [families[i] for i in np.flatnonzero(test_mask)]
 
 
@@ -144,7 +137,7 @@ def load_greek_letters(seed: int = 0, characters: str = GREEK_LETTERS, n_train_p
                        font_dirs: Sequence[str | Path] | None = None) -> SourceArrays:
     """Greek letters drawn from fonts no training dataset uses; test fonts never seen in training.
 
-    Each example is one letter drawn white on black as :func:`autodl.sources.load_glyphs` draws
+    Each example is one letter drawn white on black as :func:`autodl.sources_core.load_glyphs` draws
     one (rotated up to 15 degrees, scaled to 55-85 % of the image, shifted up to 3 pixels), in
     a font of GNU FreeFont (Debian ``fonts-freefont-ttf``, GPL-3+ with the font exception) or
     the URW base35 fonts (``fonts-urw-base35``, AGPL-3 with the font exception). Typeface
@@ -189,7 +182,7 @@ def load_greek_letters(seed: int = 0, characters: str = GREEK_LETTERS, n_train_p
     out: list[Any] = []
     for fams, n in ((train_fams, n_train_per_class), (test_fams, n_test_per_class)):
         fonts = [f for fam in fams for f in families[fam]]
-        xs = [_draw_glyph(fonts, c, size, rng)[..., None] for c in characters for _ in range(n)]
+        xs = [draw_glyph(fonts, c, size, rng)[..., None] for c in characters for _ in range(n)]
         ys = [k for k in range(len(characters)) for _ in range(n)]
         out += list(shuffled(xs, ys, rng, True, (size, size, 1)))
     return out[0], out[1], out[2], out[3], list(characters)
@@ -221,7 +214,7 @@ def split_stamps(files: dict[str, list[Path]], seed: int, max_stamps: int, test_
     train, test = {}, {}
     for k, (category, paths) in enumerate(files.items()):
         chosen = [paths[i] for i in sorted(rng.permutation(len(paths))[:max_stamps])]
-        tr, te = _split_by_group(np.arange(len(chosen)), np.zeros(len(chosen)), test_fraction, seed + 1 + k)
+        tr, te = split_by_group(np.arange(len(chosen)), np.zeros(len(chosen)), test_fraction, seed + 1 + k)
         train[category] = [chosen[i] for i in np.flatnonzero(tr)]
         test[category] = [chosen[i] for i in np.flatnonzero(te)]
     return train, test
@@ -402,7 +395,7 @@ def _texture_view(tile: np.ndarray, rng: np.random.Generator, size: int, min_cro
     crop = turned[m:m + side, m:m + side]
     if mirror:
         crop = crop[:, ::-1]
-    view = _resize(np.ascontiguousarray(crop), size, size).astype(np.float64)
+    view = resize_image(np.ascontiguousarray(crop), size, size).astype(np.float64)
     mean = view.mean()
     view = (view - mean) * rng.uniform(0.9, 1.1) + mean * rng.uniform(0.9, 1.1)
     return np.clip(np.rint(view), 0, 255).astype(np.uint8)
@@ -490,7 +483,7 @@ def split_portraits(races: Sequence[str], seed: int, test_fraction: float, image
         if len(units) < 2:
             raise ConversionError(Path(images_dir) / "portraits" / race,
                                   f"holds {len(units)} unit portrait(s); expected at least 2", field="races")
-        tr, _te = _split_by_group(np.arange(len(units)), np.zeros(len(units)), test_fraction, seed + k)
+        tr, _te = split_by_group(np.arange(len(units)), np.zeros(len(units)), test_fraction, seed + k)
         train_units = {units[i] for i in np.flatnonzero(tr)}
         train[race] = [f for f in files if portrait_unit(f) in train_units]
         test[race] = [f for f in files if portrait_unit(f) not in train_units]
@@ -617,7 +610,7 @@ def split_units(animations: dict[str, dict[str, dict[str, list[Path]]]], seed: i
     train, test = {}, {}
     for k, (race, units) in enumerate(animations.items()):
         names = sorted(units)
-        tr, te = _split_by_group(np.arange(len(names)), np.zeros(len(names)), test_fraction, seed + k)
+        tr, te = split_by_group(np.arange(len(names)), np.zeros(len(names)), test_fraction, seed + k)
         train[race] = [names[i] for i in np.flatnonzero(tr)]
         test[race] = [names[i] for i in np.flatnonzero(te)]
     return train, test
@@ -1094,7 +1087,7 @@ def load_earth_landcover(seed: int = 0, n_train_per_class: int = 100, n_test_per
                 crop = np.rot90(pixels[top:top + side, left:left + side], k=int(rng.integers(4)))
                 if rng.random() < 0.5:
                     crop = crop[:, ::-1]
-                xs.append(_resize(np.ascontiguousarray(crop), size, size))
+                xs.append(resize_image(np.ascontiguousarray(crop), size, size))
                 ys.append(label)
         out += list(shuffled(xs, ys, rng, True, (size, size, 3)))
     return out[0], out[1], out[2], out[3], list(EARTH_REGIONS)

@@ -67,7 +67,9 @@ import numpy as np
 
 from autodl.errors import ConversionError
 from autodl.compose import alpha_crop, check_int, paste, random_background, scaled_rgba, shuffled
-from autodl.sources import DataSource, SourceArrays, _resize, _split_by_group, register_source
+from autodl.images import resize_image, split_by_group
+from autodl.source_types import DataSource, SourceArrays
+from autodl.sources import register_source
 
 logger = logging.getLogger(__name__)
 
@@ -111,11 +113,11 @@ def _load_rgb(path: Path, short_side: int | None = None) -> np.ndarray:
 def _crop_out(crop: np.ndarray, rng: np.random.Generator, size: int | None, var_side: tuple[int, int]) -> np.ndarray:
     """A crop resized to ``size x size``, or (``size=None``) so that its longer side is drawn in ``var_side``."""
     if size is not None:
-        return _resize(crop, size, size)
+        return resize_image(crop, size, size)
     longer = int(rng.integers(var_side[0], var_side[1] + 1))
     h, w = crop.shape[:2]
     scale = longer / max(h, w)
-    return _resize(crop, max(1, round(h * scale)), max(1, round(w * scale)))
+    return resize_image(crop, max(1, round(h * scale)), max(1, round(w * scale)))
 
 
 def _column_crops(images: dict[str, np.ndarray], seed: int, n_train_per_class: int, n_test_per_class: int,
@@ -547,7 +549,7 @@ def load_oxygen_icons(seed: int = 0, task: str = "context", contexts: Sequence[s
             picks = rng.choice(len(have), size=min(max_icons, len(have)), replace=False)
             keys += [have[i] for i in sorted(picks.tolist())]
         strata = np.asarray([list(contexts).index(k[0]) for k in keys])
-        train_mask, test_mask = _split_by_group(np.arange(len(keys)), strata, test_fraction, seed)
+        train_mask, test_mask = split_by_group(np.arange(len(keys)), strata, test_fraction, seed)
         out: list = []
         for mask in (train_mask, test_mask):
             xs, ys = [], []
@@ -613,7 +615,7 @@ def _marble_map(name: str, maps_dir: str) -> np.ndarray:
             raise ConversionError(level, "holds no map tiles")
         img = np.concatenate([np.concatenate([_load_rgb(t) for t in sorted(r.glob("*.jpg"))], axis=1)
                               for r in rows], axis=0)
-    return _resize(img, MARBLE_WIDTH // 2, MARBLE_WIDTH)
+    return resize_image(img, MARBLE_WIDTH // 2, MARBLE_WIDTH)
 
 
 def load_marble_maps(seed: int = 0, maps: Sequence[str] = tuple(MARBLE_MAPS), n_train_per_class: int = 80,

@@ -20,7 +20,7 @@ def run_benchmark(args: argparse.Namespace, desc: str, run: Callable[[Callable[[
     """
     from tqdm import tqdm
 
-    from autodl_meta.benchmark import _append
+    from pipeline.benchmarks.report_doc import append_report
 
     with tqdm(desc=desc, unit="step", disable=None, leave=leave) as bar:
         def step(what: str) -> None:
@@ -33,6 +33,6 @@ def run_benchmark(args: argparse.Namespace, desc: str, run: Callable[[Callable[[
     if args.results:
         save_result(args.results, {**result, "command": command})
     if args.doc:
-        _append(args.doc, text)
+        append_report(args.doc, text)
     print(text)
     return 0

@@ -119,7 +119,7 @@ def _protocol(args: argparse.Namespace) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from autodl.records import Status
-    from finetune.evaluate import evaluate, run_local_model, torch_threads
+    from finetune.config_runs import evaluate, run_local_model, torch_threads
 
     if args.data is not None or args.unlabelled is not None or args.compare is not None:
         return cmd_selfservice(args)
@@ -250,7 +250,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 # --- benchmark ------------------------------------------------------------------------------
 def cmd_benchmark_io(args: argparse.Namespace) -> int:
-    from autodl_meta.benchmark import benchmark_io
+    from pipeline.benchmarks.speed import benchmark_io
 
     report = benchmark_io(n_images=args.n, image_size=args.size, doc=args.doc)
     print(report)
@@ -260,7 +260,7 @@ def cmd_benchmark_io(args: argparse.Namespace) -> int:
 def cmd_benchmark_finetune(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from autodl_meta.benchmark import benchmark_finetune
+    from pipeline.benchmarks.speed import benchmark_finetune
 
     backbones = args.backbones.split(",") if args.backbones else None
     sizes = tuple(int(s) for s in args.sizes.split(","))
@@ -274,8 +274,8 @@ def cmd_benchmark_finetune(args: argparse.Namespace) -> int:
 def cmd_benchmark_clocks(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from autodl_meta.benchmark import _append
-    from autodl_meta.benchmark_clocks import PAIRS, clock_report, run_clock_benchmark
+    from pipeline.benchmarks.clock_agreement import PAIRS, clock_report, run_clock_benchmark
+    from pipeline.benchmarks.report_doc import append_report
 
     clocks = args.clocks.split(",")
     with tqdm(total=len(PAIRS) * len(clocks), desc="clocks", unit="eval", disable=None) as bar:
@@ -289,7 +289,7 @@ def cmd_benchmark_clocks(args: argparse.Namespace) -> int:
         "autodl-meta benchmark clocks"
     report = clock_report(rows, command, [c for c in clocks if c != "wall"])
     if args.doc:
-        _append(args.doc, report)
+        append_report(args.doc, report)
     print(report)
     return 0
 
@@ -297,7 +297,7 @@ def cmd_benchmark_clocks(args: argparse.Namespace) -> int:
 def cmd_benchmark_grid(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from autodl_meta.benchmark_grid import GRID, GRID_DATASETS, grid_heatmap, grid_report, read_grid, run_grid
+    from pipeline.benchmarks.config_grid import GRID, GRID_DATASETS, grid_heatmap, grid_report, read_grid, run_grid
 
     configs = args.configs.split(",") if args.configs else list(GRID)
     datasets = args.datasets.split(",") if args.datasets else list(GRID_DATASETS)
@@ -317,7 +317,7 @@ def cmd_benchmark_grid(args: argparse.Namespace) -> int:
     if args.doc:
         picture = grid_heatmap(rows, Path(args.doc).with_suffix(".png"))
         Path(args.doc).write_text("# The configuration grid\n\nWritten by `autodl-meta benchmark grid` "
-                                  "(`autodl_meta/benchmark_grid.py`); the evaluations are in "
+                                  "(`pipeline/benchmarks/config_grid.py`); the evaluations are in "
                                   f"`{args.results}`.\n\n![grid]({picture.name})\n\n" + report)
         print(f"picture: {picture}")
     print(report)
@@ -339,7 +339,7 @@ def cmd_finetune_timings(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from finetune.timing import count_measurements, measure_timings
+    from finetune.timing_measurement import count_measurements, measure_timings
 
     def names(value: str) -> list[str]:
         return [v.strip() for v in value.split(",") if v.strip()]

@@ -233,7 +233,7 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
 
 def cmd_benchmark_bohb(args: argparse.Namespace) -> int:
     from autodl_meta._cli_util import run_benchmark
-    from autodl_meta.benchmark_bohb import bohb_report, run_bohb_benchmark, save_result
+    from pipeline.benchmarks.bohb_overhead import bohb_report, run_bohb_benchmark, save_result
 
     try:
         objective_args = json.loads(args.objective_args) if args.objective_args else {}

@@ -1,5 +1,6 @@
 """``autodl-meta data build-collection|collection-report``: dataset collections, training and held-out
-(thin layer over :mod:`portfolio.collection`)."""
+(thin layer over :mod:`autodl.collection`, :mod:`autodl.collection_build` and
+:mod:`finetune.collection_report`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def _only(text: str | None) -> list[str] | None:
 def cmd_build_collection(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from portfolio.collection import build_collection, collection_samples, load_collection
+    from autodl.collection import collection_samples, load_collection
+    from autodl.collection_build import build_collection
 
     coll = load_collection(args.collection)
     recipes = coll.select(_only(args.only))
@@ -45,8 +47,9 @@ def cmd_build_collection(args: argparse.Namespace) -> int:
 def cmd_collection_report(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from autodl.collection import load_collection
     from autodl.records import Status
-    from portfolio.collection import load_collection, write_report
+    from finetune.collection_report import write_report
 
     coll = load_collection(args.collection)
     recipes = coll.select(_only(args.only))

@@ -1,5 +1,5 @@
 """``autodl-meta benchmark fidelity`` and ``autodl-meta benchmark budget``: thin commands over
-:mod:`autodl_meta.benchmark_fidelity` and :mod:`autodl_meta.benchmark_budget`."""
+:mod:`pipeline.benchmarks.budget_fidelity` and :mod:`pipeline.benchmarks.budget_adherence`."""
 
 from __future__ import annotations
 
@@ -60,19 +60,19 @@ def _command() -> str:
 
 def _append_section(doc: str | Path, text: str) -> None:
     """Add ``text`` to ``doc`` after a blank line."""
-    from autodl_meta.benchmark import _append
+    from pipeline.benchmarks.report_doc import append_report
 
     doc = Path(doc)
     if doc.is_file() and doc.stat().st_size and not doc.read_text().endswith("\n\n"):
         text = "\n" + text
-    _append(doc, text)
+    append_report(doc, text)
 
 
 def cmd_benchmark_fidelity(args: argparse.Namespace) -> int:
     from autodl.machine import machine_description
     from autodl.records import utc_now_text
-    from autodl_meta.benchmark_fidelity import (fidelity_markdown, fidelity_summary, run_fidelity_measurement,
-                                                runs_fidelity, runs_markdown)
+    from pipeline.benchmarks.budget_fidelity import (fidelity_markdown, fidelity_summary,
+                                                     run_fidelity_measurement, runs_fidelity, runs_markdown)
     from portfolio.cost_matrix import learner_version
 
     parts = []
@@ -105,7 +105,7 @@ def cmd_benchmark_fidelity(args: argparse.Namespace) -> int:
                                                 seeds=seeds, protocol=args.protocol, timing=args.timing,
                                                 sample_seed=args.sample_seed, workers=args.workers, progress=step)
         else:
-            from autodl_meta.benchmark_fidelity import read_rows
+            from pipeline.benchmarks.budget_fidelity import read_rows
 
             rows = list(read_rows(args.results).values())
         names = {d for d, _ in datasets}
@@ -141,7 +141,7 @@ def cmd_benchmark_fidelity(args: argparse.Namespace) -> int:
 
 def cmd_benchmark_budget(args: argparse.Namespace) -> int:
     from autodl.machine import machine_description
-    from autodl_meta.benchmark_budget import budget_markdown, run_budget, session_rows
+    from pipeline.benchmarks.budget_adherence import budget_markdown, run_budget, session_rows
 
     if not Path(args.data).is_dir():
         raise AutoDLError(Path(args.data), "not a dataset folder", field="--data")
@@ -168,8 +168,8 @@ def cmd_benchmark_budget(args: argparse.Namespace) -> int:
 
 
 def register_benchmark(bsub: Any, fmt: type[argparse.HelpFormatter]) -> None:
-    from autodl_meta.benchmark_budget import CONDITIONS, MODELS, SLOW_IO_DEFAULT
-    from autodl_meta.benchmark_fidelity import DATASETS, DEFAULT_CONFIGS, MIN_PAIRS
+    from pipeline.benchmarks.budget_adherence import CONDITIONS, MODELS, SLOW_IO_DEFAULT
+    from pipeline.benchmarks.budget_fidelity import DATASETS, DEFAULT_CONFIGS, MIN_PAIRS
 
     p = bsub.add_parser("fidelity", formatter_class=fmt,
                         help="do BOHB's low budgets rank configurations as the full budget does? Spearman per "

@@ -24,11 +24,28 @@ def _selectors(values: list[str] | None) -> dict[str, str]:
     return out
 
 
+def _ints(text: str | None, flag: str) -> list[int]:
+    from autodl.errors import AutoDLError
+
+    try:
+        return [int(v) for v in (text or "").split(",") if v.strip()]
+    except ValueError:
+        raise AutoDLError(None, f"{text!r}: expected comma-separated integers", field=flag) from None
+
+
+def _final(text: str | None) -> tuple[str, ...]:
+    from pipeline.heldout import FINAL_TEST
+
+    if text is None:
+        return FINAL_TEST
+    return () if text.strip().lower() == "none" else tuple(d for d in text.split(",") if d.strip())
+
+
 def cmd_benchmark_heldout(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from autodl.records import read_jsonl
-    from autodl_meta.benchmark_grid import GRID
+    from finetune.grid import GRID
     from finetune.peers import default_kit_dir, organizer_models
     from pipeline.heldout import (build_methods, heldout_datasets, read_results, run_heldout, wall_methods,
                                   write_report)
@@ -39,7 +56,7 @@ def cmd_benchmark_heldout(args: argparse.Namespace) -> int:
     datasets, docs = heldout_datasets(args.collection, args.data, only)
     grid_rows = read_jsonl(args.grid_results) if Path(args.grid_results).is_file() else []
     methods = build_methods(args.portfolio, grid=GRID, grid_rows=grid_rows, grid_best=args.grid_best,
-                            selectors=_selectors(args.selector))
+                            selectors=_selectors(args.selector), hedge=_ints(args.hedge, "--hedge"))
     peers = []
     if not args.no_peers and wall_seeds:
         kit = Path(args.kit) if args.kit else default_kit_dir()
@@ -68,7 +85,8 @@ def cmd_benchmark_heldout(args: argparse.Namespace) -> int:
     plain = write_report(rows, methods, [d for d, _ in datasets], doc=args.doc, command=command,
                          protocol=args.protocol, seeds=seeds, wall_seeds=wall_seeds, descriptions=docs,
                          html_path=Path(args.doc).with_suffix(".html"),
-                         summary_path=Path(args.results).with_suffix(".summary.json"))
+                         summary_path=Path(args.results).with_suffix(".summary.json"),
+                         final=_final(args.final_test))
     v = plain["verdict"]
     print(f"report: {args.doc} and {Path(args.doc).with_suffix('.html')}")
     if v.get("submission") is not None:
@@ -82,13 +100,13 @@ def cmd_benchmark_profile(args: argparse.Namespace) -> int:
     import json
 
     from autodl.machine import machine_description
-    from autodl_meta.benchmark import _append
+    from pipeline.benchmarks.report_doc import append_report
     from pipeline.profile import profile_markdown, profile_submission
 
     result = profile_submission(args.data, protocol=args.protocol, artifacts=args.portfolio, seed=args.seed)
     text = profile_markdown(result, " ".join(["autodl-meta"] + sys.argv[1:]), machine_description())
     if args.doc:
-        _append(args.doc, text)
+        append_report(args.doc, text)
     if args.results:
         Path(args.results).parent.mkdir(parents=True, exist_ok=True)
         with open(args.results, "a") as f:
@@ -119,6 +137,12 @@ def register_benchmark(bsub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--portfolio", default="portfolio/default", help="the portfolio folder (and its selector)")
     p.add_argument("--selector", action="append", metavar="LABEL=FOLDER",
                    help="also run the submission with this selector folder, as submission[LABEL] (repeatable)")
+    p.add_argument("--hedge", default=None, metavar="N[,N]",
+                   help="also run every submission hedged: its selector's top N configurations race inside the "
+                        "budget, as submission+hedgeN (e.g. 2,3)")
+    p.add_argument("--final-test", default=None, metavar="DATASETS",
+                   help="comma-separated held-out datasets kept out of the choice of what ships (default: "
+                        "pipeline.heldout.FINAL_TEST; 'none': every dataset chooses)")
     p.add_argument("--grid-results", default="docs/results/grid.jsonl",
                    help="the grid's evaluations, to find its best fixed configuration")
     p.add_argument("--grid-best", default=None, help="name the grid configuration instead of the best by mean ALC")

@@ -19,8 +19,8 @@ DEFAULT_OUT = "data/metafeatures"
 
 def _datasets(args: argparse.Namespace) -> tuple[list[tuple[str, Path, str | None]], Path]:
     """The ``(name, folder, source)`` list and the output folder the arguments name."""
+    from autodl.collection import collection_datasets
     from autodl.dataset import AutoDLDataset
-    from portfolio.collection import collection_datasets
 
     if args.collection:
         stem = Path(args.collection).stem

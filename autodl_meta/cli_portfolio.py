@@ -184,8 +184,8 @@ def cmd_portfolio_build(args: argparse.Namespace) -> int:
 
 
 def cmd_portfolio_build_default(args: argparse.Namespace) -> int:
+    from pipeline.default_build import DefaultBuildSettings, build_default, reproduce_command
     from portfolio.build import BuildSettings
-    from portfolio.default_build import DefaultBuildSettings, build_default, reproduce_command
 
     settings = DefaultBuildSettings(build=BuildSettings(data=args.data, iterations=args.iterations, seed=args.seed,
                                                         workers=args.workers,
@@ -279,7 +279,7 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     _design_arguments(bd)
     bd.set_defaults(func=cmd_portfolio_build)
 
-    from portfolio.default_build import DEFAULT_DATA, DEFAULT_OUT, FEATURES_ROOT
+    from pipeline.default_build import DEFAULT_DATA, DEFAULT_OUT, FEATURES_ROOT
 
     df = psub.add_parser("build-default", formatter_class=fmt,
                          help="the embedded default from scratch, one seeded command: collection 'default' -> BOHB "

@@ -1,7 +1,7 @@
 """``autodl-meta selector compare|fit|list`` and ``autodl-meta benchmark selector``.
 
 A thin layer over :mod:`selector.report` (the comparison report), :mod:`selector.base`
-(fitting and saving a selector) and :mod:`autodl_meta.benchmark_selector`.
+(fitting and saving a selector) and :mod:`pipeline.benchmarks.selection_cost`.
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ class _Bars:
 
 def cmd_selector_compare(args: argparse.Namespace) -> int:
     from selector.base import list_selectors
-    from selector.evaluation import SelectorSpec
     from selector.report import compare
+    from selector.specs import SelectorSpec
 
     names = [n.strip() for n in args.selectors.split(",") if n.strip()] if args.selectors else list_selectors()
     params = parse_params(args.param, prefixed=True)
@@ -140,8 +140,8 @@ def cmd_selector_fit(args: argparse.Namespace) -> int:
     from autodl.records import utc_now
     from metafeatures.features import load_features_folder
     from selector.base import make_selector
-    from selector.evaluation import SelectorSpec
     from selector.report import load_cost
+    from selector.specs import SelectorSpec
 
     params = parse_params(args.param, prefixed=False).get("", {})
     tuned = None
@@ -171,8 +171,8 @@ def cmd_selector_fit(args: argparse.Namespace) -> int:
         mm = load_members(args.portfolio, src.matrix)
         with_incumbent = [d for d in with_incumbent if d.name in mm.member_of]
         sel.fit(with_incumbent, src.matrix, members=mm.restrict(mm.members, [d.name for d in with_incumbent]))
-        print(f"note: {args.selector} names portfolio members, not training datasets: the submission cannot ship it "
-              "yet (it maps a training dataset to its configuration)", file=sys.stderr)
+        print(f"note: {args.selector} names portfolio members, not training datasets: the submission looks the "
+              "member up in portfolio.json (provenance.members, each incumbent's member)", file=sys.stderr)
     elif sel.needs_cost:
         sel.fit(with_incumbent, src.matrix)
     else:
@@ -336,7 +336,7 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
 # --- benchmark selector -----------------------------------------------------------------------
 def cmd_benchmark_selector(args: argparse.Namespace) -> int:
     from autodl_meta._cli_util import run_benchmark
-    from autodl_meta.benchmark_selector import run_selector_benchmark, save_result, selector_report
+    from pipeline.benchmarks.selection_cost import run_selector_benchmark, save_result, selector_report
 
     selectors = [s.strip() for s in args.selectors.split(",") if s.strip()] if args.selectors else None
 

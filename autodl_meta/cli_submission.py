@@ -133,7 +133,7 @@ def cmd_benchmark_submission(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from autodl.machine import machine_description
-    from autodl_meta.benchmark import _append
+    from pipeline.benchmarks.report_doc import append_report
     from submission.orders import compare_orders, orders_report
 
     datasets = [d for d in args.datasets]
@@ -152,7 +152,7 @@ def cmd_benchmark_submission(args: argparse.Namespace) -> int:
         with open(args.results, "a") as f:
             f.write(json.dumps({**result, "command": command}, default=str) + "\n")
     if args.doc:
-        _append(args.doc, text)
+        append_report(args.doc, text)
     print(text)
     return 0
 

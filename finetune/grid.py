@@ -13,7 +13,7 @@ Two users:
   own brackets of every run (the *warm start*), so that no run's incumbent is weaker than a
   known fixed configuration and BOHB's model has points from the start (see
   :mod:`offline_bohb`);
-- ``autodl_meta.benchmark_grid`` evaluates them on datasets of different kinds, to show
+- ``pipeline.benchmarks.config_grid`` evaluates them on datasets of different kinds, to show
   whether the space offers selection something to choose.
 """
 

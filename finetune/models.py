@@ -1,6 +1,8 @@
-"""Model names: resolving ``baseline:*``, ``config:PATH`` and ``file:PATH`` into model factories.
+"""Model names: resolving a ``--model`` name into a model factory, through a registry of model kinds.
 
-Known forms:
+A name is looked up among the registered *model kinds* (:class:`ModelKind`): a kind is an exact
+name (``baseline:linear``) or a prefix ending in ``:`` whose rest is an argument (``config:``);
+a bare path ending in ``.py`` is ``file:PATH``. This module registers the kinds of this layer:
 
 * ``baseline:linear``: the seed paper's linear baseline (:class:`finetune.baselines.LinearModel`).
 * ``baseline:default``: one fixed AutoCLINT-like configuration
@@ -8,10 +10,6 @@ Known forms:
   meta-learning, fine-tuned by :class:`finetune.learner.FineTuneLearner`.
 * ``baseline:scratch``: a ResNet-18 trained from random initialisation (the seed paper's
   "from scratch" baseline), otherwise the default configuration.
-* ``baseline:single-best`` / ``baseline:oracle`` (with a portfolio folder, ``portfolio=``):
-  the incumbent with the best mean ALC over the portfolio's cost matrix, and the incumbent
-  with the best ALC on the dataset being run (which must be a column of the matrix); see
-  :func:`portfolio_config`.
 * ``config:PATH``: one configuration from a YAML/JSON file (validated against
   ``configs/space/finetune.yaml``).
 * ``file:PATH`` (or a path ending in ``.py``): a challenge submission's ``model.py``; its
@@ -23,37 +21,46 @@ Known forms:
   before the file is imported, ``import tensorflow`` gives ``tf.compat.v1`` and TensorFlow
   behaves as TensorFlow 1 (graph mode; :func:`autodl.tf1_compat.enable_tf1_mode`). That
   changes TensorFlow for the whole process, so such a model runs only in a process of its
-  own (:func:`finetune.evaluate.run_local_model`, ``autodl-meta run``, wall clock); other
+  own (:func:`finetune.config_runs.run_local_model`, ``autodl-meta run``, wall clock); other
   processes check it with :func:`check_model`, which reads its source only. A model that
   uses what no compatibility mode can supply (``tf.estimator``, removed in TensorFlow 2.16;
   ``tf.contrib``; ``tf.layers`` under Keras 3) is refused before anything runs, in one line
   naming the file, the API and why (:func:`tf1_model_problem`).
-* ``submission``: this project's shipped submission, the file ``submission/model.py`` of
-  the source tree (:data:`SUBMISSION_MODEL`), run as ``file:`` runs a ``model.py``.
-* ``submission:PATH``: a submission folder holding ``model.py`` (e.g. an unzipped
-  submission), or a submission ``.zip`` with ``model.py`` at its root, which is extracted
-  into a temporary folder first (:func:`unpack_submission` extracts it where the caller
-  wants); then run as ``file:PATH/model.py``.
+
+The layers above register their own kinds with :func:`register_model_kind` (this layer never
+imports them, nor reads their files):
+
+* ``baseline:single-best`` / ``baseline:oracle`` (with a portfolio folder, ``portfolio=``):
+  :mod:`portfolio.baselines`;
+* ``submission`` (this project's shipped submission) and ``submission:PATH`` (a folder holding
+  ``model.py``, or a submission ``.zip``): :mod:`submission.model_kinds`.
+
+A module registers its kinds when it is imported. So that every process knows them (a child
+``python -m finetune.models`` too) without importing the upper layers here, the modules are
+declared as entry points of the group :data:`ENTRY_POINT_GROUP` (``pyproject.toml``,
+``[project.entry-points."autodl_meta.model_kinds"]``) and imported, in the order of their entry
+point names, the first time a name is not among the kinds registered so far (and by
+:func:`model_kinds` / :func:`known_models`). An installation made before an entry point was
+declared lacks it: ``make install`` (``pip install -e .``) writes them.
 
 ``python -m finetune.models --dataset D --model NAME --out DIR ...`` is the ingestion
-side alone (what :func:`finetune.evaluate.run_local_model` starts in a child process).
+side alone (what :func:`finetune.config_runs.run_local_model` starts in a child process); when it
+fails it reports why to its parent (:mod:`autodl.child_error`).
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import importlib.util
-import json
 import logging
-import shutil
 import sys
-import tempfile
-import zipfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from autodl.child_error import exception_line, report_child_error
 from autodl.clock import Clock
 from autodl.errors import AutoDLError
 from autodl.ingestion import ModelFactory
@@ -85,31 +92,150 @@ class LearnerFactory:
         return FineTuneLearner(meta, self.config, clock=clock, **self.kwargs)
 
 
+def learner_factory(config: Mapping[str, Any], *, source: str | None = None, **learner_kwargs: Any) -> LearnerFactory:
+    """The factory of the fine-tuning learner for ``config``, validated and refused now if it
+    cannot run here (a backbone whose weights are absent; ``source`` names where it came
+    from in the message), as the kinds built on the learner resolve their names."""
+    from finetune.config import check_runnable, validate_config
+
+    return LearnerFactory(check_runnable(validate_config(config, source=source), source=source), **learner_kwargs)
+
+
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "finetune" / "default.yaml"
 """The single-best baseline configuration (``baseline:default``)."""
-
-BASELINES: dict[str, tuple[Callable[..., Any] | None, str]] = {
-    "linear": (_linear, "flatten + one linear layer with sigmoid outputs, Adam, batch 30 (seed paper)"),
-    "default": (None, "the fixed AutoCLINT-like configuration configs/finetune/default.yaml"),
-    "scratch": (None, "ResNet-18 from random initialisation, otherwise the default configuration"),
-    "single-best": (None, "the portfolio's incumbent with the best mean ALC over its cost matrix (--portfolio)"),
-    "oracle": (None, "the portfolio's incumbent with the best ALC on this dataset (--portfolio)"),
-}
-"""The baselines by name: (factory for those that are not fine-tuning configurations, description)."""
-
-
-SUBMISSION_MODEL = Path(__file__).resolve().parents[1] / "submission" / "model.py"
-"""The shipped submission's ``model.py`` (model name ``submission``)."""
-
 
 TF1_PREFIX = "file-tf1:"
 """The prefix of a TensorFlow-1-era ``model.py`` run in TensorFlow 1 compatibility mode."""
 
 
+# --- the registry of model kinds -------------------------------------------------------------
+Resolver = Callable[..., ModelFactory]
+"""``resolve(name, *, portfolio, dataset, **learner_kwargs) -> (train_metadata, clock) -> model``."""
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """One kind of ``--model`` name.
+
+    Attributes
+    ----------
+    name
+        The exact name (``baseline:single-best``, ``submission``), or a prefix ending in ``:``
+        (``config:``, ``submission:``) that takes every name starting with it.
+    resolve
+        ``resolve(name, *, portfolio, dataset, **learner_kwargs)``: the factory
+        ``(train_metadata, clock) -> model``; raises :class:`~autodl.errors.AutoDLError` on a
+        name that cannot run (before any budget is spent). ``learner_kwargs`` are the
+        fine-tuning learner's (``t0``, ``timing``, ``device``, ``seed``...).
+    usage
+        How the name is written in the list of known models (default: ``name``).
+    description
+        One line: what the model is.
+    simulated_clock
+        Whether the model charges its work to a simulated clock (the fine-tuning learner does;
+        the linear baseline and challenge submissions read the wall clock).
+    check
+        ``check(name, *, portfolio, dataset)``, where resolving would change this process
+        (``file-tf1:``): what :func:`check_model` calls instead of ``resolve``.
+    """
+
+    name: str
+    resolve: Resolver
+    usage: str = ""
+    description: str = ""
+    simulated_clock: bool = True
+    check: Callable[..., None] | None = None
+
+
+_KINDS: dict[str, ModelKind] = {}
+ENTRY_POINT_GROUP = "autodl_meta.model_kinds"
+"""The entry-point group naming the modules of the upper layers that register model kinds."""
+_declared: dict[str, str] | None = None  # entry point -> why it could not be loaded ("" when loaded)
+
+
+def register_model_kind(name: str, resolve: Resolver, *, usage: str | None = None, description: str = "",
+                        simulated_clock: bool = True, check: Callable[..., None] | None = None) -> ModelKind:
+    """Register a kind of ``--model`` name (see :class:`ModelKind`); returns it.
+
+    Registering a name again replaces its kind if the new resolver has the same qualified name
+    (a module imported twice), and is refused otherwise.
+
+    Raises
+    ------
+    ValueError
+        An empty name, or a name another resolver has.
+    """
+    if not name or name == ":":
+        raise ValueError(f"model kind name {name!r}: expected a name or a prefix ending in ':'")
+    old = _KINDS.get(name)
+    if old is not None and _qualname(old.resolve) != _qualname(resolve):
+        raise ValueError(f"model kind {name!r} is registered already (by {_qualname(old.resolve)})")
+    kind = ModelKind(name, resolve, usage or name, description, simulated_clock, check)
+    _KINDS[name] = kind
+    return kind
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def load_declared_model_kinds() -> dict[str, str]:
+    """Import, once, the modules declared in the entry-point group :data:`ENTRY_POINT_GROUP` (in
+    the order of their entry point names), which register their kinds as they are imported.
+    Returns ``{entry point: ""}`` for those loaded and ``{entry point: why}`` for those that
+    could not be (logged; their names stay unknown, and the message for an unknown name
+    says why)."""
+    global _declared
+    if _declared is None:
+        _declared = {}
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            try:
+                ep.load()
+                _declared[f"{ep.name} ({ep.value})"] = ""
+            except Exception as exc:  # one broken plug-in must not hide the others
+                why = exception_line(exc)
+                _declared[f"{ep.name} ({ep.value})"] = why
+                logger.warning("model kinds of %s (%s) not registered: %s", ep.name, ep.value, why)
+    return dict(_declared)
+
+
+def _registered(name: str) -> ModelKind | None:
+    kind = _KINDS.get(name)
+    if kind is None and ":" in name:
+        kind = _KINDS.get(name.partition(":")[0] + ":")
+    return kind
+
+
+def find_model_kind(name: str) -> ModelKind | None:
+    """The kind of the name ``name``: its exact name, else its prefix (``kind:``), else ``file:``
+    for a path ending in ``.py``. The declared kinds are loaded first when neither the name nor
+    its prefix is registered yet. None for an unknown name."""
+    kind = _registered(name)
+    if kind is None:
+        load_declared_model_kinds()
+        kind = _registered(name)
+    if kind is None and name.endswith(".py"):
+        kind = _KINDS["file:"]
+    return kind
+
+
+def model_kinds() -> list[ModelKind]:
+    """Every registered kind (the declared ones loaded first): the ``baseline:*`` names first,
+    then the others, each in the order they were registered."""
+    load_declared_model_kinds()
+    kinds = list(_KINDS.values())
+    return [k for k in kinds if k.name.startswith("baseline:")] + [k for k in kinds if not k.name.startswith("baseline:")]
+
+
 def known_models() -> list[str]:
-    return [f"baseline:{k}" for k in BASELINES] + [
-        "config:PATH.yaml", "file:PATH/model.py", f"{TF1_PREFIX}PATH/model.py (a TensorFlow-1-era model.py)",
-        "submission", "submission:PATH (a folder holding model.py, or a .zip)"]
+    """How every known model name is written (e.g. for the message of an unknown name)."""
+    return [k.usage for k in model_kinds()]
+
+
+def _unknown(name: str) -> AutoDLError:
+    missing = [f"{ep}: {why}" for ep, why in load_declared_model_kinds().items() if why]
+    also = f" (model kinds that could not be registered: {'; '.join(missing)})" if missing else ""
+    return AutoDLError(None, f"unknown model {name!r}; known: {', '.join(known_models())}{also}", field="--model")
 
 
 def is_tf1_name(name: str) -> bool:
@@ -117,78 +243,7 @@ def is_tf1_name(name: str) -> bool:
     return name.startswith(TF1_PREFIX)
 
 
-def is_submission_name(name: str) -> bool:
-    """Whether ``name`` is ``submission`` or ``submission:PATH``."""
-    return name == "submission" or name.startswith("submission:")
-
-
-def unpack_submission(archive: str | Path, dest: str | Path) -> Path:
-    """Extract a submission zip into ``dest`` (created; emptied first) and return ``dest``.
-
-    Raises
-    ------
-    AutoDLError
-        The file is not a zip, has no ``model.py`` at its root (as the challenge requires), has a
-        member whose path would leave ``dest`` (zip-slip), or differs from the ``<zip>.sha256``
-        beside it or a member from the zip's ``artifacts/checksums.json`` (an
-        :class:`autodl.integrity.IntegrityError`).
-    """
-    from autodl.integrity import extract_zip, verify_sha256_file
-
-    archive, dest = Path(archive), Path(dest)
-    try:
-        verify_sha256_file(archive)  # <zip>.sha256 beside it, where there is one
-        with zipfile.ZipFile(archive) as zf:
-            names = zf.namelist()
-            if "model.py" not in names:
-                raise AutoDLError(archive, "has no model.py at its root; a submission zip holds model.py at its "
-                                           "root (as the challenge requires)", field="model.py")
-        if dest.is_symlink():
-            raise AutoDLError(dest, "is a symbolic link; a submission is extracted into a folder of its own",
-                              field="--model")
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.mkdir(parents=True)
-        # members that would leave dest (absolute, '..', links) are refused before anything is
-        # written, and so are members that differ from the zip's artifacts/checksums.json
-        extract_zip(archive, dest, verify="artifacts/checksums.json")
-    except zipfile.BadZipFile as exc:
-        raise AutoDLError(archive, f"is not a zip file ({exc}); expected a submission .zip or a folder "
-                                   "holding model.py", field="--model") from None
-    logger.info("extracted %s into %s", archive, dest)
-    return dest
-
-
-def submission_file(name: str, unpack_dir: str | Path | None = None) -> Path:
-    """The ``model.py`` behind ``submission`` or ``submission:PATH``.
-
-    A ``.zip`` is extracted into ``unpack_dir`` (default: a temporary folder removed when
-    this process exits). The file's existence is not checked here (:func:`_from_file` does).
-
-    Raises
-    ------
-    AutoDLError
-        ``submission:`` without a path, a path that does not exist, or a bad zip.
-    """
-    if name == "submission":
-        return SUBMISSION_MODEL
-    path = Path(name.removeprefix("submission:"))
-    if not str(path) or name == "submission:":
-        raise AutoDLError(None, "submission: needs a path: submission:FOLDER (holding model.py) or "
-                                "submission:FILE.zip", field="--model")
-    if path.is_dir():
-        return path / "model.py"
-    if path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
-        if unpack_dir is None:
-            unpack_dir = tempfile.mkdtemp(prefix="autodl-submission-")
-            atexit.register(shutil.rmtree, unpack_dir, True)
-        return unpack_submission(path, unpack_dir) / "model.py"
-    if path.is_file() and path.name.endswith(".py"):
-        return path
-    raise AutoDLError(path, "not found" if not path.exists() else "is neither a folder nor a .zip",
-                      field="--model")
-
-
+# --- the kinds of this layer ------------------------------------------------------------------
 def _from_file(path: Path, *, tf1: bool = False) -> ModelFactory:
     """Import ``path`` (a challenge ``model.py``) and return ``(meta, clock) -> Model(meta)``.
 
@@ -275,14 +330,6 @@ def check_tf1_model(path: str | Path, *, installed: bool = True) -> None:
         raise AutoDLError(path, problem)
 
 
-def reads_simulated_clock(name: str) -> bool:
-    """Whether the model named ``name`` charges its work to a simulated clock (the fine-tuning
-    learner does; the linear baseline and challenge submissions, TF1-era ones included, read
-    the wall clock)."""
-    return not (name.startswith("file:") or is_tf1_name(name) or name.endswith(".py")
-                or name == "baseline:linear" or is_submission_name(name))
-
-
 def baseline_config(name: str) -> dict[str, Any]:
     """The configuration behind ``baseline:default`` or ``baseline:scratch``."""
     from finetune.config import load_config, validate_config
@@ -296,134 +343,88 @@ def baseline_config(name: str) -> dict[str, Any]:
     return config
 
 
-PORTFOLIO_BASELINES = ("single-best", "oracle")
-"""The baselines that need a portfolio (``portfolio=``, ``--portfolio``)."""
+
+def _resolve_linear(name: str, *, portfolio: Any = None, dataset: Any = None, **learner_kwargs: Any) -> ModelFactory:
+    return lambda meta, clock: _linear(meta, clock, **learner_kwargs)
 
 
-def portfolio_config(name: str, portfolio: str | Path | None, dataset: Any = None) -> tuple[dict[str, Any], str]:
-    """The configuration behind ``baseline:single-best`` or ``baseline:oracle``, and the
-    training dataset whose incumbent it is.
+def _resolve_baseline_config(name: str, *, portfolio: Any = None, dataset: Any = None,
+                             **learner_kwargs: Any) -> ModelFactory:
+    from finetune.config import check_runnable
 
-    Parameters
-    ----------
-    name
-        ``baseline:single-best`` or ``baseline:oracle``.
-    portfolio
-        A portfolio folder as ``autodl-meta portfolio cost-matrix --out DIR`` writes it
-        (``portfolio.json`` and the cost matrix's ``summary.json``), or its ``portfolio.json``.
-        Read here as plain JSON (this layer sits below :mod:`portfolio`): the incumbents'
-        configurations, ``single_best.source`` and ``oracle.<dataset>.source``.
-    dataset
-        The dataset the model will run on (a folder or an ``AutoDLDataset``); the oracle
-        picks by its name, which must be a column of the cost matrix.
+    return LearnerFactory(check_runnable(baseline_config(name), source=name), **learner_kwargs)
 
-    Raises
-    ------
-    AutoDLError
-        No portfolio given, its files missing or unreadable, no single best yet (no complete
-        column), or a dataset that is not a column of the matrix (the columns listed).
-    """
-    from autodl.integrity import read_checked_json
 
-    if portfolio is None:
-        raise AutoDLError(None, f"{name} needs a portfolio: --portfolio DIR (a folder written by `autodl-meta "
-                                "portfolio cost-matrix --out DIR`)", field="--portfolio")
-    folder = Path(portfolio)
-    folder = folder.parent if folder.is_file() else folder
-    data: dict[str, Any] = {}
-    for file in ("portfolio.json", "summary.json"):
-        path = folder / file
-        try:  # checked against the folder's manifest.json / checksums.json where it lists the file
-            data[file] = read_checked_json(folder, file)
-        except FileNotFoundError:
-            raise AutoDLError(path, "not found: a portfolio folder holds portfolio.json and the cost matrix's "
-                                    "summary.json (`autodl-meta portfolio cost-matrix --out DIR` writes both)",
-                              field="--portfolio") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise AutoDLError(path, f"cannot be read ({exc})", field="--portfolio") from None
-    for file in ("portfolio.json", "summary.json"):
-        if not isinstance(data[file], Mapping):
-            raise AutoDLError(folder / file, f"holds a JSON {type(data[file]).__name__}; expected an object "
-                                             f"(`autodl-meta portfolio cost-matrix --out DIR` writes it)",
-                              field="--portfolio")
-    summary, summary_path = data["summary.json"], folder / "summary.json"
-    if name == "baseline:single-best":
-        choice = summary.get("single_best")
-        if not choice:
-            raise AutoDLError(summary_path, "no single-best configuration yet: the cost matrix has no complete "
-                                            "column (finish it with `autodl-meta portfolio cost-matrix`)",
-                              field="single_best")
-    else:
-        if dataset is None:
-            raise AutoDLError(None, f"{name} needs the dataset it runs on", field="dataset")
-        if not hasattr(dataset, "name"):
-            from autodl.dataset import AutoDLDataset
+def _resolve_config(name: str, *, portfolio: Any = None, dataset: Any = None, **learner_kwargs: Any) -> ModelFactory:
+    from finetune.config import check_runnable, load_config
 
-            dataset = AutoDLDataset(dataset)
-        oracle = summary.get("oracle") or {}
-        choice = oracle.get(dataset.name)
-        if choice is None:
-            columns = summary.get("targets") or sorted(oracle)
-            raise AutoDLError(summary_path, f"dataset {dataset.name!r} is not a column of the portfolio's cost "
-                                            f"matrix (or has no value yet): the oracle needs one; columns: "
-                                            f"{', '.join(columns) or 'none'}", field="oracle")
-        if not choice.get("complete", True):
-            logger.warning("%s: not every incumbent has been measured on %s: the oracle is the best of those that "
-                           "have", summary_path, dataset.name)
-    if not isinstance(choice, Mapping) or not isinstance(choice.get("source"), str):
-        raise AutoDLError(summary_path, f"{choice!r:.80}: expected an object naming the incumbent's training "
-                                        f"dataset under 'source'", field="single_best" if name == "baseline:single-best"
-                          else "oracle")
-    source = choice["source"]
-    incumbents = data["portfolio.json"].get("incumbents", [])
-    if not isinstance(incumbents, list) or not all(isinstance(inc, Mapping) for inc in incumbents):
-        raise AutoDLError(folder / "portfolio.json", "expected a list of objects (dataset, config, ...)",
-                          field="incumbents")
-    configs = {inc.get("dataset"): inc.get("config") for inc in incumbents}
-    if not isinstance(configs.get(source), Mapping):
-        raise AutoDLError(folder / "portfolio.json", f"no incumbent configuration for {source!r}, which "
-                                                     f"summary.json names for {name}", field="incumbents")
-    return dict(configs[source]), source
+    path = name.partition(":")[2]  # a bad file fails here, before any budget is spent
+    return LearnerFactory(check_runnable(load_config(path), source=path), **learner_kwargs)
+
+
+def _resolve_file(name: str, *, portfolio: Any = None, dataset: Any = None, **_: Any) -> ModelFactory:
+    return _from_file(Path(name.removeprefix("file:")))
+
+
+def _resolve_tf1(name: str, *, portfolio: Any = None, dataset: Any = None, **_: Any) -> ModelFactory:
+    return _from_file(Path(name.removeprefix(TF1_PREFIX)), tf1=True)  # switches this process to TensorFlow 1
+
+
+def _check_tf1(name: str, *, portfolio: Any = None, dataset: Any = None) -> None:
+    check_tf1_model(name.removeprefix(TF1_PREFIX), installed=False)
+
+
+register_model_kind("baseline:linear", _resolve_linear, simulated_clock=False,
+                    description="flatten + one linear layer with sigmoid outputs, Adam, batch 30 (seed paper)")
+register_model_kind("baseline:default", _resolve_baseline_config,
+                    description="the fixed AutoCLINT-like configuration configs/finetune/default.yaml")
+register_model_kind("baseline:scratch", _resolve_baseline_config,
+                    description="ResNet-18 from random initialisation, otherwise the default configuration")
+register_model_kind("config:", _resolve_config, usage="config:PATH.yaml",
+                    description="one fine-tuning configuration from a YAML/JSON file")
+register_model_kind("file:", _resolve_file, usage="file:PATH/model.py", simulated_clock=False,
+                    description="a challenge model.py (class Model), run as the organizers' ingestion runs it")
+register_model_kind(TF1_PREFIX, _resolve_tf1, usage=f"{TF1_PREFIX}PATH/model.py (a TensorFlow-1-era model.py)",
+                    simulated_clock=False, check=_check_tf1,
+                    description="a TensorFlow-1-era model.py, in TensorFlow 1 compatibility mode (a process of its own)")
+
+
+# --- resolving names ---------------------------------------------------------------------------
+def reads_simulated_clock(name: str) -> bool:
+    """Whether the model named ``name`` charges its work to a simulated clock (the fine-tuning
+    learner does; the linear baseline and challenge submissions, TF1-era ones included, read
+    the wall clock). True for an unknown name (resolving it fails)."""
+    kind = find_model_kind(name)
+    return True if kind is None else kind.simulated_clock
 
 
 def resolve_model(name: str | Mapping[str, Any], *, portfolio: str | Path | None = None, dataset: Any = None,
                   **learner_kwargs: Any) -> ModelFactory:
     """The factory ``(train_metadata, clock) -> model`` for a model name or a configuration.
 
-    ``name`` is a ``--model`` name or a configuration mapping. ``learner_kwargs`` (e.g.
-    ``t0``, ``timing``, ``device``, ``seed``) go to :class:`finetune.learner.FineTuneLearner`
-    for the models built on it. A configuration that cannot run here (a backbone whose
-    weights are absent) is refused now, before any budget is spent. ``portfolio`` and
-    ``dataset`` are read by ``baseline:single-best`` and ``baseline:oracle`` only
-    (:func:`portfolio_config`).
+    ``name`` is a ``--model`` name (of a registered kind, :func:`find_model_kind`) or a
+    configuration mapping. ``learner_kwargs`` (e.g. ``t0``, ``timing``, ``device``, ``seed``)
+    go to :class:`finetune.learner.FineTuneLearner` for the models built on it. A
+    configuration that cannot run here (a backbone whose weights are absent) is refused now,
+    before any budget is spent. ``portfolio`` and ``dataset`` are read by the kinds that need
+    them (``baseline:single-best`` and ``baseline:oracle``, :mod:`portfolio.baselines`).
 
     ``file-tf1:PATH`` switches this process to TensorFlow 1 mode for good before importing
     the file: a process that must stay as it is checks such a name with :func:`check_model`.
+
+    Raises
+    ------
+    AutoDLError
+        An unknown name (the known ones listed) or one that cannot run.
     """
-    from finetune.config import check_runnable, load_config, validate_config
+    from finetune.config import check_runnable, validate_config
 
     if isinstance(name, Mapping):
         return LearnerFactory(check_runnable(validate_config(name)), **learner_kwargs)
-    if is_submission_name(name):
-        return _from_file(submission_file(name))
-    if is_tf1_name(name):  # switches this process to TensorFlow 1 mode (see check_model)
-        return _from_file(Path(name.removeprefix(TF1_PREFIX)), tf1=True)
-    if name.startswith("file:") or name.endswith(".py"):
-        return _from_file(Path(name.removeprefix("file:")))
-    kind, _, rest = name.partition(":")
-    if kind == "config":  # a bad file fails here, before any budget is spent
-        return LearnerFactory(check_runnable(load_config(rest), source=rest), **learner_kwargs)
-    if kind == "baseline" and rest in ("default", "scratch"):
-        return LearnerFactory(check_runnable(baseline_config(name), source=name), **learner_kwargs)
-    if kind == "baseline" and rest in PORTFOLIO_BASELINES:
-        config, source = portfolio_config(name, portfolio, dataset)
-        folder = Path(portfolio).parent if Path(portfolio).is_file() else Path(portfolio)  # type: ignore[arg-type]
-        where = f"{folder / 'portfolio.json'}, the incumbent of {source} ({name})"
-        return LearnerFactory(check_runnable(validate_config(config, source=where), source=where), **learner_kwargs)
-    if kind == "baseline" and rest in BASELINES:
-        factory = BASELINES[rest][0]
-        return lambda meta, clock: factory(meta, clock, **learner_kwargs)
-    raise AutoDLError(None, f"unknown model {name!r}; known: {', '.join(known_models())}", field="--model")
+    kind = find_model_kind(name)
+    if kind is None:
+        raise _unknown(name)
+    return kind.resolve(name, portfolio=portfolio, dataset=dataset, **learner_kwargs)
 
 
 def check_model(name: str | Mapping[str, Any], *, portfolio: str | Path | None = None,
@@ -440,9 +441,11 @@ def check_model(name: str | Mapping[str, Any], *, portfolio: str | Path | None =
     AutoDLError
         An unknown or unrunnable model (see :func:`resolve_model`).
     """
-    if isinstance(name, str) and is_tf1_name(name):
-        check_tf1_model(name.removeprefix(TF1_PREFIX), installed=False)
-        return
+    if isinstance(name, str):
+        kind = find_model_kind(name)
+        if kind is not None and kind.check is not None:
+            kind.check(name, portfolio=portfolio, dataset=dataset)
+            return
     resolve_model(name, portfolio=portfolio, dataset=dataset)
 
 
@@ -450,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     """The ingestion side alone, on the wall clock: the child process of a local run."""
     from autodl.ingestion import run_ingestion
 
+    # why it fails goes to the parent as an error report (autodl.child_error), its line to the log
     p = argparse.ArgumentParser(prog="python -m finetune.models", description=main.__doc__)
     p.add_argument("--dataset", required=True)
     p.add_argument("--model", required=True)
@@ -466,27 +470,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.threads:
-        import torch
+    try:
+        if args.threads:
+            import torch
 
-        torch.set_num_threads(args.threads)
-    kwargs = {k: v for k, v in (("t0", args.t0), ("device", args.device), ("seed", args.seed),
-                                ("max_train_examples", args.max_train_examples)) if v is not None}
-    try:
-        factory = resolve_model(args.model, portfolio=args.portfolio, dataset=args.dataset, **kwargs)
-    except AutoDLError as exc:
-        print(f"autodl-meta: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        res = run_ingestion(args.dataset, factory, args.out, time_budget=args.time_budget,
-                            scored_rows=args.scored_rows)
-    except AutoDLError as exc:
-        print(f"autodl-meta: error: {exc}", file=sys.stderr)
-        return 2
+            torch.set_num_threads(args.threads)
+        kwargs = {k: v for k, v in (("t0", args.t0), ("device", args.device), ("seed", args.seed),
+                                    ("max_train_examples", args.max_train_examples)) if v is not None}
+        try:
+            factory = resolve_model(args.model, portfolio=args.portfolio, dataset=args.dataset, **kwargs)
+            res = run_ingestion(args.dataset, factory, args.out, time_budget=args.time_budget,
+                                scored_rows=args.scored_rows)
+        except AutoDLError as exc:
+            print(report_child_error("refused", str(exc)).line(), file=sys.stderr)
+            return 2
+    except Exception as exc:  # reported, then raised: the traceback goes to the log
+        report_child_error("crashed", exception_line(exc))
+        raise
     if not res.success:
-        print(f"model failed: {res.error}", file=sys.stderr)
+        print(report_child_error("model failed", str(res.error)).line(), file=sys.stderr)
     return 0 if res.success else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run by `python -m finetune.models`: this file is then `__main__`, a module apart from the
+    # `finetune.models` the upper layers register their kinds with; run that one's main
+    from finetune.models import main as _main
+
+    sys.exit(_main())

@@ -47,7 +47,7 @@ Any dataset is adapted to the backbone (Freiburg's AutoDL 2019 recipe, extended)
   A late temporal head over the per-frame pooled features (a depthwise temporal
   convolution, as TRN, Zhou et al., ECCV 2018, models relations of pooled frame
   features) was tried and left out: pooled features say *what* is seen, hardly *where*,
-  and on the moving-squares clips (:func:`autodl.sources.load_moving_squares`) it stayed
+  and on the moving-squares clips (:func:`autodl.sources_core.load_moving_squares`) it stayed
   at chance (test accuracy 0.28 after 100 steps, where ``difference`` and ``tsm``
   reached 1.00).
 

@@ -8,7 +8,7 @@ The starting kit (``autodl_starting_kit_stable``, Dec 2019) ships a sample submi
 TensorFlow 1 compatibility mode (``file-tf1:PATH``, see :mod:`finetune.models`) and whether
 it can run here, and why not, read from its source before anything runs; those that can
 are run like any model name, on the wall clock, with
-:func:`finetune.evaluate.run_local_model`.
+:func:`finetune.config_runs.run_local_model`.
 
 The kit is not part of this project: :func:`default_kit_dir` finds it at
 ``AUTODL_STARTING_KIT`` or beside the checkout (``../shared/autodl_kit``).
@@ -53,7 +53,7 @@ class PeerModel:
         ``kit:<folder>`` (``kit:all_zero``, ``kit:linear``..., ``kit:sample_submission``).
     model
         The model name that runs it (``file-tf1:/abs/path/model.py``), for
-        :func:`finetune.evaluate.run_local_model` or ``autodl-meta run --model``.
+        :func:`finetune.config_runs.run_local_model` or ``autodl-meta run --model``.
     path
         Its ``model.py``.
     runnable

@@ -117,7 +117,7 @@ def extract_task(task: dict[str, Any]) -> dict[str, Any]:
                            "traceback": None, "worker": os.getpid()}
     try:
         from autodl.dataset import AutoDLDataset
-        from finetune.evaluate import torch_threads
+        from finetune.config_runs import torch_threads
         from metafeatures.embeddings import extract_features
 
         spec = EmbeddingSpec(**task["spec"])
@@ -173,7 +173,7 @@ def extract_collection(datasets: Sequence[tuple[str, str | Path, str | None]], s
     Parameters
     ----------
     datasets:
-        ``(name, folder, source)`` per dataset (e.g. :func:`portfolio.collection.collection_datasets`); names
+        ``(name, folder, source)`` per dataset (e.g. :func:`autodl.collection.collection_datasets`); names
         must differ.
     spec:
         How to embed.

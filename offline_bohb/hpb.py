@@ -2,7 +2,7 @@
 
 Everything BOHB-specific that the rest of the project needs goes through here:
 :func:`encode_space` (the configuration space as hpbandster's BOHB accepts it),
-:class:`TrialWorker` (a worker whose ``compute`` is :func:`finetune.evaluate.evaluate`),
+:class:`TrialWorker` (a worker whose ``compute`` is :func:`finetune.config_runs.evaluate`),
 :class:`ResumableBOHB` (the master, which replays finished trials instead of running them
 again), :func:`start_nameserver` / :func:`read_credentials` (a JSON credentials file in the
 shared folder, never hpbandster's pickle, readable by its owner only: it holds the run's HMAC

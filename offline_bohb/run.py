@@ -319,7 +319,7 @@ class RunSpec:
         from autodl.errors import FormatError
         from autodl.protocol import load_protocol
         from finetune.config import DEFAULT_SPACE_PATH, data_shape
-        from finetune.evaluate import DEFAULT_TIMING
+        from finetune.config_runs import DEFAULT_TIMING
 
         self.check()
         try:
@@ -478,7 +478,7 @@ class RunFolder:
 
 
 def trial_evaluator(run: Mapping[str, Any]) -> Callable[[dict[str, Any], float, Any], dict[str, Any]]:
-    """A worker's ``(encoded config, budget, config id) -> info``: one :func:`finetune.evaluate.evaluate`
+    """A worker's ``(encoded config, budget, config id) -> info``: one :func:`finetune.config_runs.evaluate`
     of the run's dataset, protocol, clock, timing table and seed, with one PyTorch thread.
 
     The run's ``objective_args`` may hold ``fixed``: hyperparameter values given to every
@@ -487,7 +487,7 @@ def trial_evaluator(run: Mapping[str, Any]) -> Callable[[dict[str, Any], float, 
     its traceback.
     """
     from autodl.protocol import Protocol
-    from finetune.evaluate import evaluate, torch_threads
+    from finetune.config_runs import evaluate, torch_threads
 
     decode = config_decoder(run)
     protocol = Protocol(**run["protocol"])

@@ -59,7 +59,7 @@ def profile_submission(dataset: str | Path, *, protocol: str = "mini", artifacts
     process's PyTorch threads) and return the phases' seconds, the time to the first
     prediction, the ALC and the ``top`` functions by own time."""
     from autodl.clock import WallClock
-    from autodl.evaluation import evaluate_model
+    from autodl.model_runs import evaluate_model
     from autodl.protocol import load_protocol
     from submission.agent import MetaModel
     from submission.artifacts import Artifacts

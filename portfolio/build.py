@@ -2,7 +2,7 @@
 
 Seven steps, each skipped where its output is complete, each timed in ``manifest.json``:
 
-1. the collection's datasets (:func:`portfolio.collection.build_collection`) into ``--data``;
+1. the collection's datasets (:func:`autodl.collection_build.build_collection`) into ``--data``;
 2. BOHB on every dataset (:func:`offline_bohb.local.run_local`) into ``OUT/runs/<dataset>/``,
    each run seeded by :func:`offline_bohb.run.derive_seed` of the build's seed and the
    dataset's name and warm-started with fixed configurations of the grid (:mod:`offline_bohb`);
@@ -25,7 +25,7 @@ Seven steps, each skipped where its output is complete, each timed in ``manifest
 Stopped anywhere (Ctrl-C, a killed machine), the same command continues where it stopped:
 finished trials and cells are never computed again. ``OUT`` is what gets committed
 (``portfolio/default/`` for the embedded default); the datasets are rebuilt from the
-collection file. :mod:`portfolio.default_build` adds the meta-features and the selectors
+collection file. :mod:`pipeline.default_build` adds the meta-features and the selectors
 (``autodl-meta portfolio build-default``).
 """
 
@@ -165,8 +165,8 @@ def rehearse_search(settings: BuildSettings, out: str | Path, *, datasets: list[
     """
     import dataclasses
 
+    from autodl.collection import load_collection
     from offline_bohb.local import run_local
-    from portfolio.collection import load_collection
 
     out = Path(out)
     if datasets is None:
@@ -292,9 +292,10 @@ def run_steps(out: Path, settings: BuildSettings, manifest: Manifest, *, command
               cell_progress: Callable[[Mapping[str, Any]], None] | None = None) -> list[Any]:
     """Steps 1 to 6 of :func:`build` (collection, BOHB, pool, pool matrix, portfolio, cost
     matrix), each timed in ``manifest``; returns the collection's
-    :class:`~portfolio.collection.BuildResult` list."""
+    :class:`~autodl.collection_build.BuildResult` list."""
+    from autodl.collection import load_collection
+    from autodl.collection_build import build_collection
     from offline_bohb.local import run_local
-    from portfolio.collection import build_collection, load_collection
     from portfolio.cost_matrix import run_cost_matrix
     from portfolio.incumbents import incumbents_from_runs
     from portfolio.pool import (POOL_DIR, POOL_FILE, analyse, assemble_pool, greedy_portfolio, incumbents_portfolio,

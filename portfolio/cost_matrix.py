@@ -57,7 +57,7 @@ An output folder holds ``portfolio.json`` (a copy of the portfolio it was comput
 mean ALC over seeds, empty where not every seed is ``ok``), ``cost_matrix.png`` (a heatmap),
 ``summary.json`` and ``summary.md``: together a portfolio folder, which is what
 ``autodl-meta run --portfolio DIR`` and the model names ``baseline:single-best`` /
-``baseline:oracle`` read (:mod:`finetune.models` reads ``portfolio.json`` and the keys
+``baseline:oracle`` read (:mod:`portfolio.baselines` reads ``portfolio.json`` and the keys
 ``single_best.source`` and ``oracle.<dataset>.source`` of ``summary.json``).
 """
 
@@ -233,7 +233,7 @@ def evaluate_cell(task: Mapping[str, Any]) -> dict[str, Any]:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
         from autodl.protocol import Protocol
-        from finetune.evaluate import evaluate, torch_threads
+        from finetune.config_runs import evaluate, torch_threads
         from finetune.timing import TimingTable
 
         timing = TimingTable.from_dict(task["timing"]) if task.get("timing") is not None else None
@@ -525,7 +525,7 @@ def resolve_timing(portfolio: Portfolio, timing: str | Path | None = None) -> An
         The recorded table is not found here, or its file has changed since the BOHB runs
         (its SHA-256 differs): the ALCs would not compare; pass ``timing`` to use another.
     """
-    from finetune.evaluate import DEFAULT_TIMING
+    from finetune.config_runs import DEFAULT_TIMING
     from finetune.timing import TimingTable
 
     if portfolio.clock != "simulated":

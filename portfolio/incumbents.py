@@ -19,7 +19,7 @@ A runs folder holds one sub-folder per training dataset, written by :mod:`offlin
 The incumbent of a run: among the ``ok`` trials at the largest budget that has any ``ok``
 trial, the one with the highest ALC (ties: the one that finished first). BOHB compares
 configurations within one budget only (ALCs of different budgets are ALCs of different
-shortened protocols, see :mod:`autodl.evaluation`), so the largest budget reached is the
+shortened protocols, see :mod:`autodl.model_runs`), so the largest budget reached is the
 one that decides. A run with no ``ok`` trial has no incumbent: it is reported (logged and
 listed in the portfolio's ``without_incumbent``), never silently dropped.
 

@@ -1,7 +1,7 @@
 """Selectors that name a portfolio member (a configuration), not a training dataset.
 
 The seed paper's selectors name the most similar training dataset and use its configuration;
-the leave-one-dataset-out evaluation (:mod:`selector.evaluation`) scores them through the
+the leave-one-dataset-out evaluation (:mod:`selector.lodo`) scores them through the
 dataset's member. The selectors here learn the members' ALCs themselves, from the member
 view of the portfolio (:class:`selector.members.MemberMatrix`: members x training datasets),
 and score every member (``outputs = "members"``; ``classes_`` are the members, the training
@@ -11,7 +11,10 @@ datasets ``datasets_``). They are fitted with ``fit(datasets, cost, members=...)
 Cost-sensitive selection (AutoFolio, Lindauer et al., JAIR 2015; ZAP, Ozturk et al., ICML
 2022), three ways, all on the same meta-features (a dataset's mean ``train`` embedding
 projected on ``n_components`` principal components of the training datasets' means, and with
-``use_descriptors`` its descriptor vector; z-scored over the training datasets), as
+``use_descriptors`` its descriptor vector, with ``use_probe`` the cheap probe's score
+(:func:`metafeatures.probe.embedding_probe_score`: the leave-one-out NAUC of the learner's
+ridge probe on 64 labelled embeddings; a query must then carry labels); z-scored over the
+training datasets), as
 ``cost-sensitive`` (:class:`selector.learned.CostSensitiveSelector`, which predicts each
 training dataset's incumbent) uses:
 
@@ -56,6 +59,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from metafeatures.features import DatasetFeatures, Query
+from metafeatures.probe import embedding_probe_score
 from selector.base import SelectorError, register_selector
 from selector.learned import (
     TIE_WEIGHT,
@@ -153,7 +157,10 @@ class _MemberSelector(_LearnedSelector):
             self.pca_components_ = np.zeros((0, means.shape[1]))
         desc = (np.stack([_descriptors(self.name, f"training dataset {d.name!r}", d.descriptors) for d in datasets])
                 if self.use_descriptors else None)
-        feats = self._raw_features(means, desc)
+        self._check_choice("use_probe", (True, False))
+        probe = (np.array([[embedding_probe_score(d.train, d.train_labels, seed=self.seed)] for d in datasets])
+                 if self.use_probe else None)
+        feats = self._raw_features(means, desc, probe)
         if feats.shape[1] == 0:
             raise SelectorError(None, f"{self.name}: no meta-features (n_components={self.n_components} with "
                                       f"{len(datasets)} training datasets, use_descriptors={self.use_descriptors})",
@@ -162,17 +169,26 @@ class _MemberSelector(_LearnedSelector):
         feats = (feats - self.feat_mean_) / self.feat_scale_
         return feats[[self.datasets_.index(t) for t in self.columns_]]
 
-    def _raw_features(self, mean_embedding: np.ndarray, descriptors: np.ndarray | None) -> np.ndarray:
+    def _raw_features(self, mean_embedding: np.ndarray, descriptors: np.ndarray | None,
+                      probe: np.ndarray | None = None) -> np.ndarray:
         parts = [(np.atleast_2d(mean_embedding) - self.pca_mean_) @ self.pca_components_.T]
         if descriptors is not None:
             parts.append(np.atleast_2d(descriptors))
+        if probe is not None:
+            parts.append(np.atleast_2d(probe))
         return np.concatenate(parts, axis=1)
 
     def query_features(self, query: Query) -> np.ndarray:
         """``[F]`` the query's standardised meta-features."""
         self._check_query(query)
         desc = _descriptors(self.name, "the query", query.descriptors) if self.use_descriptors else None
-        raw = self._raw_features(query.embeddings.astype(np.float64).mean(axis=0), desc)[0]
+        probe = None
+        if getattr(self, "use_probe", False):
+            if query.labels is None:
+                raise SelectorError(None, f"{self.name}: use_probe needs the query's labels (a probe is fitted on "
+                                          "them)", field="labels")
+            probe = np.array([embedding_probe_score(query.embeddings, query.labels, seed=self.seed)])
+        raw = self._raw_features(query.embeddings.astype(np.float64).mean(axis=0), desc, probe)[0]
         return (raw - self.feat_mean_) / self.feat_scale_
 
     # files
@@ -204,7 +220,7 @@ class MemberRegressionSelector(_MemberSelector):
 
     Parameters
     ----------
-    n_components, use_descriptors:
+    n_components, use_descriptors, use_probe:
         The meta-features (see the module docstring).
     regressor, k, alpha:
         ``ridge`` with penalty ``alpha``, or ``knn`` with ``k`` neighbours.
@@ -219,9 +235,10 @@ class MemberRegressionSelector(_MemberSelector):
                                   np.float64)
 
     def __init__(self, n_components: int = 4, use_descriptors: bool = True, regressor: str = "ridge", k: int = 3,
-                 alpha: float = 1.0, temperature: float = 0.01, seed: int = 0):
+                 alpha: float = 1.0, temperature: float = 0.01, seed: int = 0, use_probe: bool = False):
         self.n_components = n_components
         self.use_descriptors = use_descriptors
+        self.use_probe = use_probe
         self.regressor = regressor
         self.k = k
         self.alpha = alpha
@@ -307,7 +324,7 @@ class MemberPairwiseSelector(_MemberSelector):
 
     Parameters
     ----------
-    n_components, use_descriptors:
+    n_components, use_descriptors, use_probe:
         The meta-features (see the module docstring).
     alpha:
         L2 penalty of the coefficients.
@@ -318,9 +335,11 @@ class MemberPairwiseSelector(_MemberSelector):
     name = "member-pairwise"
     _state_arrays = dict.fromkeys((*_MemberSelector._feature_arrays, "coef", "intercept", "pairs"), np.float64)
 
-    def __init__(self, n_components: int = 4, use_descriptors: bool = True, alpha: float = 1.0, seed: int = 0):
+    def __init__(self, n_components: int = 4, use_descriptors: bool = True, alpha: float = 1.0, seed: int = 0,
+                 use_probe: bool = False):
         self.n_components = n_components
         self.use_descriptors = use_descriptors
+        self.use_probe = use_probe
         self.alpha = alpha
         self.seed = seed
 
@@ -384,7 +403,7 @@ class MemberRankingSelector(_MemberSelector):
 
     Parameters
     ----------
-    n_components, use_descriptors:
+    n_components, use_descriptors, use_probe:
         The meta-features (see the module docstring).
     alpha:
         L2 penalty of the coefficients.
@@ -398,9 +417,10 @@ class MemberRankingSelector(_MemberSelector):
     _state_arrays = dict.fromkeys((*_MemberSelector._feature_arrays, "coef", "intercept"), np.float64)
 
     def __init__(self, n_components: int = 4, use_descriptors: bool = True, alpha: float = 1.0,
-                 target_temperature: float = 0.02, seed: int = 0):
+                 target_temperature: float = 0.02, seed: int = 0, use_probe: bool = False):
         self.n_components = n_components
         self.use_descriptors = use_descriptors
+        self.use_probe = use_probe
         self.alpha = alpha
         self.target_temperature = target_temperature
         self.seed = seed
@@ -461,7 +481,7 @@ class SingleBestMemberSelector(_MemberSelector):
 
     The mean is over the training columns where every member is measured (else over each
     member's own values), ties to the earlier member: the single best of
-    :func:`selector.evaluation.leave_one_dataset_out`'s folds.
+    :func:`selector.lodo.leave_one_dataset_out`'s folds.
 
     Parameters
     ----------

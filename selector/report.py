@@ -1,8 +1,10 @@
 """The comparison report: selectors and similarity measures side by side.
 
-:func:`compare` runs every measurement of :mod:`selector.evaluation` (dataset
-identification, leave-one-dataset-out selection scored by the cost matrix, statistics across
-datasets, the cost of selecting), writes the results beside the report so that it can be
+:func:`compare` runs every measurement of selectors (dataset identification,
+:mod:`selector.identification`; leave-one-dataset-out selection scored by the cost matrix,
+:mod:`selector.lodo`, with its fallback rule, :mod:`selector.fallback`; statistics across
+datasets, :mod:`selector.significance`; the cost of selecting, :mod:`selector.selection_timing`),
+writes the results beside the report so that it can be
 written again without running anything (:func:`render`), and renders:
 
 - ``report.md`` and ``report.html`` (plain HTML, no script; the pictures are linked, so
@@ -37,22 +39,11 @@ import numpy as np
 from autodl.errors import AutoDLError
 from autodl.records import Status, read_versioned_json, to_plain, utc_now
 from metafeatures.features import DatasetFeatures, load_features_folder
-from selector.evaluation import (
-    DEFAULT_BATCH_SIZES,
-    EVALUATION_ONLY,
-    Progress,
-    SelectorSpec,
-    as_specs,
-    fallback_threshold,
-    identification_accuracy,
-    identification_table,
-    leave_one_dataset_out,
-    nested_fallback,
-    outputs_members,
-    per_dataset,
-    statistics,
-    summarize_lodo,
-)
+from selector.fallback import fallback_threshold, nested_fallback
+from selector.identification import DEFAULT_BATCH_SIZES, identification_accuracy, identification_table
+from selector.lodo import leave_one_dataset_out, per_dataset, summarize_lodo
+from selector.significance import statistics
+from selector.specs import EVALUATION_ONLY, Progress, SelectorSpec, as_specs, outputs_members
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +152,7 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
     Parameters
     ----------
     selectors:
-        What to compare (:func:`selector.evaluation.as_specs`). Include ``oracle``,
+        What to compare (:func:`selector.specs.as_specs`). Include ``oracle``,
         ``single-best`` and ``random`` as references.
     features:
         A folder of ``<name>.npz`` features (``autodl-meta metafeatures extract``) or the
@@ -209,7 +200,7 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
         The summary written to ``summary.json``, with ``paths`` added.
     """
     from autodl.machine import machine_description
-    from selector.evaluation import selection_cost
+    from selector.selection_timing import selection_cost
 
     specs = as_specs(selectors)
     datasets, features_path = load_datasets(features)
@@ -391,7 +382,7 @@ def _embedder_for(datasets: Sequence[DatasetFeatures]) -> tuple[Any, str | None]
     made (no PyTorch, no weights, an unknown backbone): the selection is then timed alone."""
     try:
         from metafeatures.embeddings import EmbeddingSpec
-        from selector.evaluation import make_embedder
+        from selector.selection_timing import make_embedder
 
         card = dict(datasets[0].card) if datasets else {}
         spec = EmbeddingSpec.from_dict(card["spec"]) if isinstance(card.get("spec"), dict) else EmbeddingSpec()
@@ -409,15 +400,13 @@ pick's ALC in a comparison is luck; the size rule is a trivial baseline."""
 
 def choose(summary: Mapping[str, Any]) -> dict[str, Any] | None:
     """The selector to ship: the best mean leave-one-dataset-out ALC among those that are not
-    references (evaluation-only, :data:`NOT_SHIPPED`), name training datasets (a submission maps
-    a dataset to its configuration; member selectors are compared, not shipped yet) and ran on
-    every dataset; ties (within 1e-9) go to the one with fewer seconds per selection (embedding
-    and selection at the query size, else its mean LODO prediction time)."""
+    references (evaluation-only, :data:`NOT_SHIPPED`) and ran on every dataset, whether they
+    name training datasets or portfolio members (the submission looks either up in
+    ``portfolio.json``); ties (within 1e-9) go to the one with fewer seconds per selection
+    (embedding and selection at the query size, else its mean LODO prediction time)."""
     per = summary["lodo"]["per_selector"]
     names = {s["label"]: s["name"] for s in summary["settings"]["selectors"]}
-    members = {k for k, v in (summary.get("outputs") or {}).items() if v == "members"}
-    excluded = (set(summary.get("evaluation_only") or []) | {k for k in per if names.get(k, k) in NOT_SHIPPED}
-                | members)
+    excluded = set(summary.get("evaluation_only") or []) | {k for k in per if names.get(k, k) in NOT_SHIPPED}
     pool = {k: v for k, v in per.items() if k not in excluded and v.get("mean_alc") is not None
             and not _isnan(v["mean_alc"])}
     complete = {k: v for k, v in pool.items() if not v.get("failed")}

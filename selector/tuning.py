@@ -8,7 +8,7 @@ fine-tuning run.
   ``selector.space:selector_space:<selector>`` in ``run.json``).
 - Objective (:func:`selector_objective`): the mean ALC of the incumbents the selector picks
   in leave-one-dataset-out selection over the collection's features, scored by the cost
-  matrix (:func:`selector.evaluation.leave_one_dataset_out`). That is what a shipped
+  matrix (:func:`selector.lodo.leave_one_dataset_out`). That is what a shipped
   selector is for; the paper tuned identification accuracy, which rewards telling
   look-alike datasets apart even where their incumbents are interchangeable.
 - Budget: the fraction of the full fit. Where the selector has a cost parameter
@@ -65,8 +65,9 @@ def selector_objective(run: Mapping[str, Any]) -> Callable[[dict[str, Any], floa
     from metafeatures.features import load_features_folder
     from offline_bohb.hpb import decode_config
     from offline_bohb.run import resolve_space
-    from selector.evaluation import SelectorSpec, leave_one_dataset_out
+    from selector.lodo import leave_one_dataset_out
     from selector.report import load_cost
+    from selector.specs import SelectorSpec
 
     args = dict(run.get("objective_args") or {})
     name = args["selector"]

@@ -19,10 +19,23 @@ that finds the artifacts (:mod:`submission.artifacts`) beside it.
    the card's fallback threshold or its novelty (distance of the batch to the nearest
    training dataset, in standard errors) above it: then the single best. A selector that
    needs no query (``single-best``) costs nothing.
+   A selector whose outputs are portfolio members (:mod:`selector.member_selectors`) names
+   a member, a dataset selector a training dataset: both are looked up in ``portfolio.json``
+   (:meth:`~submission.artifacts.Artifacts.members`).
 3. **Fine-tuning**: the chosen incumbent's :class:`~finetune.learner.FineTuneLearner`
    trains under the remaining budget; ``test`` returns the predictions of the best
    validation NAUC of every learner that ran (they share the validation split: same
    seed, same subset).
+   **Hedging** (``hedge`` >= 2 in :class:`~submission.artifacts.SubmissionSettings`): the
+   selector's top ``hedge`` distinct configurations race. The first (the one already
+   running where it is among them) keeps its probes, so the first predictions come as early
+   as without a race; each of the others then skips the probes (they are shared: their
+   predictions stand in the returned best) and fine-tunes for one chunk of its schedule
+   (a configuration without fine-tuning runs its probes). A racer is *measured* after its
+   first network test (or when it has finished); its score is its best validation NAUC of
+   the network (its probes' where it does not fine-tune). The next racer starts only while
+   less than ``hedge_share`` of the budget is spent; then the best measured racer continues
+   and the others are dropped. A racer that fails is dropped.
 4. **Degrading**: a learner that cannot be built or fails in ``train`` or ``test`` (a
    backbone's weights missing, CUDA out of memory, anything) is replaced by the next of
    the chain: chosen configuration, single best, a probes-only configuration that needs
@@ -39,16 +52,19 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 import traceback
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from autodl.clock import Clock, WallClock
+from autodl.records import atomic_write_text
 from submission.artifacts import Artifacts, SubmissionSettings
 
 logger = logging.getLogger(__name__)
@@ -138,11 +154,15 @@ class MetaModel:
     timing:
         A :class:`finetune.timing.TimingTable` for a simulated clock.
     settings:
-        Overrides the artifacts' ``submission.json``.
+        Replaces the artifacts' ``submission.json``.
+    overrides:
+        Settings that override single fields of ``submission.json`` (or of ``settings``), e.g.
+        ``{"hedge": 2}``; invalid ones are an event and ignored (the run goes on).
     """
 
     def __init__(self, metadata: Any, artifacts: str | Path | Artifacts, *, selector_dir: str | Path | None = None,
-                 clock: Clock | None = None, timing: Any = None, settings: SubmissionSettings | None = None) -> None:
+                 clock: Clock | None = None, timing: Any = None, settings: SubmissionSettings | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> None:
         t_start = time.perf_counter()
         self.metadata = metadata
         self.clock = clock or WallClock()
@@ -163,15 +183,23 @@ class MetaModel:
         self._last: np.ndarray | None = None
         self._anchor: tuple[float, float | None] = (0.0, None)
         self._selection_estimate = 0.0  # seconds one selection is expected to take (measured at construction)
+        self._budget: tuple[float, float | None] | None = None  # (clock at the first train call, its budget)
+        self._race: list[_Racer] = []  # the hedge's racers, in turn order, while the race lasts
 
         arts = artifacts if isinstance(artifacts, Artifacts) else self._guard(
             "reading the artifacts", lambda: Artifacts(artifacts, selector_dir))
         self.artifacts = arts
         self.settings = settings or (arts and self._guard("reading submission.json", arts.settings)) \
             or SubmissionSettings()
+        if overrides:
+            self.settings = self._guard(f"applying the settings {dict(overrides)}",
+                                        lambda: SubmissionSettings.from_dict({**self.settings.to_dict(), **overrides})) \
+                or self.settings
         if arts is not None:
             self._guard("using the shipped weights", self._use_weights)
         self.incumbents = (arts and self._guard("reading portfolio.json", arts.incumbents)) or {}
+        self.members = (arts and self.incumbents and self._guard("reading the portfolio's members",
+                                                                 arts.members)) or dict(self.incumbents)
         single = arts and self._guard("reading the single best", arts.single_best)
         self.single_best = single if single in self.incumbents else None
         self.selector = arts and self._guard("loading the selector", arts.selector)
@@ -215,9 +243,7 @@ class MetaModel:
         if not path:
             return
         try:
-            tmp = Path(path).with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.decision, indent=1, default=str))
-            tmp.replace(path)
+            atomic_write_text(path, json.dumps(self.decision, indent=1, default=str))
         except OSError as exc:
             logger.warning("could not write the decision to %s: %s", path, exc)
 
@@ -318,11 +344,12 @@ class MetaModel:
         return Query(emb, y, describe_sample(self.metadata, x, y))
 
     def _select(self, dataset: Any) -> None:
-        """Ask the selector; put the chosen incumbent first in the chain (or keep the single best)."""
+        """Ask the selector; put the chosen configuration first in the chain (or keep the single
+        best); with ``hedge`` >= 2, race its top configurations (see the module docstring)."""
         self._selected = True
         t = time.perf_counter()
         now = self.clock.now()
-        pick, why = None, None
+        pick, why, ranked = None, None, []
         left = self._remaining()
         if self.selector is None:
             why = "no selector (see the events)"
@@ -331,15 +358,17 @@ class MetaModel:
                    f"left (at most {MAX_SELECTION_SHARE:.0%} of it is spent on selection)")
         else:
             try:
-                if getattr(self.selector, "needs_query", True):
-                    query = self._query(dataset)
-                    pick = self.selector.predict(query)
+                query = self._query(dataset) if getattr(self.selector, "needs_query", True) else None
+                pick = self.selector.predict(query)
+                if query is not None:
                     self.decision["confidence"] = float(self.selector.confidence(query))
                     novelty = getattr(self.selector, "novelty", None)
                     self.decision["novelty"] = None if novelty is None else float(novelty(query))
                 else:
-                    pick = self.selector.predict(None)
                     self.decision["confidence"] = 1.0
+                ranked = [pick]
+                if self.settings.hedge > 1:
+                    ranked += [r for r in self.selector.rank(query) if r != pick]
             except Exception as exc:  # noqa: BLE001
                 why = f"the selector failed ({_short(exc)})"
                 logger.debug("%s", traceback.format_exc())
@@ -348,8 +377,8 @@ class MetaModel:
         th = self.thresholds or {}
         conf, nov = self.decision["confidence"], self.decision["novelty"]
         if pick is not None and why is None:
-            if pick not in self.incumbents:
-                why = f"the selector named {pick!r}, which has no incumbent in portfolio.json"
+            if self._resolve(pick) is None:
+                why = f"the selector named {pick!r}, which has no configuration in portfolio.json"
             elif conf is not None and conf < th.get("confidence", 0.0):
                 why = f"confidence {conf:.3f} below the threshold {th['confidence']:.3f}"
             elif nov is not None and th.get("novelty") is not None and nov > th["novelty"]:
@@ -359,8 +388,7 @@ class MetaModel:
         if getattr(self.clock, "simulated", False):
             self.decision["selection_seconds"] = round(self.clock.now() - now, 3)
         if why is None:
-            source = f"incumbent of {pick}"
-            config = self.incumbents[pick]
+            source, config = self._resolve(pick)  # type: ignore[misc]
             if self.single_best not in (None, pick) and _same(config, self.incumbents[self.single_best]):
                 source += f" (the same configuration as the single best, incumbent of {self.single_best})"
             if not getattr(self.selector, "needs_query", True):
@@ -372,6 +400,12 @@ class MetaModel:
             source, config = None, None
             msg = f"using the single best ({self.single_best}): {why}"
         self._event(msg)
+        racers = self._racers(ranked) if why is None and self.settings.hedge > 1 else []
+        if len(racers) >= 2:
+            self._start_race(racers)
+            return
+        if self.settings.hedge > 1 and why is None:
+            self._event("no race: the selector's top configurations are all the same")
         current = self.learner.config if self.learner is not None else None
         if config is not None and current is not None and _same(config, current):
             self.decision["configuration_source"] = source
@@ -379,25 +413,150 @@ class MetaModel:
             return
         if config is not None:
             if self.learner is not None:  # before-selection: the running learner stays the fallback
-                self._keep_best()
-                self._chain.insert(0, (str(self.decision["configuration_source"]), dict(current)))
-                self.learner = None
-                _free_device_memory()
+                self._stop_running()
             self._chain.insert(0, (source, config))
             self._next_learner()
         elif self.learner is None:
             self._next_learner()
 
+    def _resolve(self, name: Any) -> tuple[str, dict[str, Any]] | None:
+        """``(source, configuration)`` of what the selector named: a portfolio member (a selector
+        whose outputs are members) or a training dataset's incumbent; None when there is none."""
+        if getattr(self.selector, "outputs", "datasets") == "members":
+            config = self.members.get(str(name))
+            return None if config is None else (f"member {name}", config)
+        config = self.incumbents.get(str(name))
+        return None if config is None else (f"incumbent of {name}", config)
+
+    def _stop_running(self) -> None:
+        """Put the running learner back in the chain (first: the fallback) after keeping its best."""
+        self._keep_best()
+        self._chain.insert(0, (str(self.decision["configuration_source"]), dict(self.learner.config)))
+        self.learner = None
+        _free_device_memory()
+
+    # --- hedging: the race of the top configurations -------------------------------------------
+    def _racers(self, ranked: list[Any]) -> list[_Racer]:
+        """The selector's top ``hedge`` distinct configurations, best ranked first."""
+        out: list[_Racer] = []
+        for name in ranked:
+            found = self._resolve(name)
+            if found is None or any(_same(found[1], r.config) for r in out):
+                continue
+            out.append(_Racer(*found))
+            if len(out) == self.settings.hedge:
+                break
+        return out
+
+    def _start_race(self, racers: list[_Racer]) -> None:
+        """The running learner leads where it is a racer (its probes are done or under way);
+        otherwise it is put back in the chain and the top racer leads with its probes. The
+        other racers that fine-tune skip the probes."""
+        current = self.learner
+        lead = next((i for i, r in enumerate(racers) if current is not None and _same(r.config, current.config)), None)
+        if lead is not None:
+            racers.insert(0, racers.pop(lead))
+            racers[0].learner, racers[0].status = current, "running"
+            racers[0].source = str(self.decision["configuration_source"])
+        elif current is not None:
+            self._stop_running()
+        for r in racers[1:]:
+            if r.config.get("finetune") and r.config.get("probes") != "none":
+                r.config = {**r.config, "probes": "none"}
+        self._race = racers
+        self.decision["hedge"] = [r.summary() for r in racers]
+        self._event(f"racing {len(racers)} configurations (hedge {self.settings.hedge}, each started before "
+                    f"{self.settings.hedge_share:.0%} of the budget): " + "; ".join(r.source for r in racers))
+        if lead is None:
+            self._next_racer()
+
+    def _race_turn(self) -> None:
+        """Before a ``train`` call during the race: the running racer trains until it is
+        measured; then the next starts (while the budget allows) or the race ends."""
+        cur = next((r for r in self._race if r.status == "running"), None)
+        if cur is not None:
+            if not _measured(cur.learner):
+                return
+            cur.score, cur.status = _race_score(cur.learner), "measured"
+            self._event(f"race: {cur.source} measured, validation NAUC {cur.score:.4f}")
+            if getattr(cur.learner, "tiny", False):  # no validation split: nothing to race on
+                for r in self._race:
+                    if r.status == "waiting":
+                        r.status = "skipped"
+                self._event("race ended: too few training examples for a validation split")
+            self._drop_losers()
+        self._next_racer()
+
+    def _drop_losers(self) -> None:
+        """Only the best measured racer's learner is kept (memory)."""
+        measured = [r for r in self._race if r.status == "measured" and r.learner is not None]
+        if measured:
+            best = max(measured, key=lambda r: r.score)
+            for r in measured:
+                if r is not best:
+                    r.learner = None
+        _free_device_memory()
+
+    def _spent_share(self) -> float | None:
+        if self._budget is None or self._budget[1] is None or self._budget[1] <= 0:
+            return None
+        start, total = self._budget
+        return (self.clock.now() - start) / total
+
+    def _next_racer(self) -> None:
+        """Start the next waiting racer, or end the race when none is left or the budget's
+        ``hedge_share`` is spent."""
+        for r in self._race:
+            if r.status != "waiting":
+                continue
+            share = self._spent_share()
+            if share is not None and share >= self.settings.hedge_share:
+                r.status = "skipped"
+                self._event(f"race: {r.source} not started ({share:.0%} of the budget spent)")
+                continue
+            try:
+                r.learner = self._make_learner(r.config, self.settings.device)
+            except Exception as exc:  # noqa: BLE001
+                r.status = "failed"
+                self._event(f"race: cannot build {r.source}: {_short(exc)}", level=logging.WARNING)
+                continue
+            r.status = "running"
+            self.learner = r.learner
+            self.decision["configuration"] = dict(r.learner.config)
+            self.decision["configuration_source"] = r.source
+            self._event(f"race: training {r.source}: {describe_config(r.learner.config)}")
+            return
+        self._end_race()
+
+    def _end_race(self) -> None:
+        measured = [r for r in self._race if r.status == "measured" and r.learner is not None]
+        winner = max(measured, key=lambda r: r.score) if measured else None  # ties: the earlier racer
+        self.decision["hedge"] = [r.summary() for r in self._race]
+        self._race = []
+        if winner is None:
+            self.learner = None
+            self._event("race ended without a measured racer: degrading", level=logging.WARNING)
+            self._next_learner()
+            return
+        self.learner = winner.learner
+        self.decision["configuration"] = dict(winner.learner.config)
+        self.decision["configuration_source"] = winner.source
+        self._event(f"race won by {winner.source} (validation NAUC {winner.score:.4f}); it continues")
+
     # --- the challenge's interface ----------------------------------------------------------------
     def train(self, dataset: Any, remaining_time_budget: float | None = None) -> None:
         self._calls += 1
         self._anchor = (self.clock.now(), remaining_time_budget)
+        if self._budget is None:
+            self._budget = self._anchor
         if self._frequencies is None:
             self._frequencies = self._guard("reading the training labels", lambda: _class_frequencies(
                 _train_labels(dataset), self.metadata.get_output_size()))
         if not self._selected and (self.settings.first_prediction == "after-selection" or self._calls > 1
                                    or self.learner is None):
             self._select(dataset)
+        if self._race:
+            self._race_turn()
         while self.learner is not None:
             try:
                 self.learner.train(dataset, remaining_time_budget=self._remaining())
@@ -406,7 +565,7 @@ class MetaModel:
                 self._learner_failed("train", exc)
         if self.learner is None:
             self.done_training = True
-        elif self.learner.done_training and self._selected:
+        elif self.learner.done_training and self._selected and not self._race:
             self.done_training = True
 
     def _remaining(self) -> float | None:
@@ -421,6 +580,11 @@ class MetaModel:
                     level=logging.WARNING)
         self.learner = None
         _free_device_memory()
+        running = next((r for r in self._race if r.status == "running"), None)
+        if running is not None:  # a racer that fails is dropped; the race goes on without it
+            running.status, running.learner = "failed", None
+            self._next_racer()
+            return
         self._next_learner()
 
     def test(self, dataset: Any, remaining_time_budget: float | None = None) -> np.ndarray:
@@ -457,6 +621,65 @@ class MetaModel:
             self._event(f"predicting the training labels' class frequencies for {self._n_test} test examples")
         self._last = np.tile(freq, (self._n_test, 1)).astype(np.float32)
         return self._last
+
+
+@dataclass
+class _Racer:
+    """One configuration of the hedge's race (``status``: waiting, running, measured, failed,
+    skipped; ``score``: its validation NAUC once measured, see :func:`_race_score`)."""
+
+    source: str
+    config: dict[str, Any]
+    learner: Any = None
+    status: str = "waiting"
+    score: float = -math.inf
+
+    def summary(self) -> dict[str, Any]:
+        return {"source": self.source, "status": self.status,
+                "score": None if not math.isfinite(self.score) else round(self.score, 6),
+                "configuration": describe_config(self.config)}
+
+
+def _network_scores(learner: Any) -> list[float]:
+    return [float(h["val_nauc"]) for h in learner.history
+            if h.get("val_nauc") is not None and str(h.get("source", "")).startswith("network")]
+
+
+def _measured(learner: Any) -> bool:
+    """A racer is measured once it has tested its network (or finished: probes only, no time)."""
+    return bool(learner.done_training) or bool(_network_scores(learner))
+
+
+def _race_score(learner: Any) -> float:
+    """What the race compares: the racer's best validation NAUC of the network (a chunk's
+    blend with its probe included), else of its probes (a configuration that does not
+    fine-tune), -inf when it predicted nothing."""
+    net = _network_scores(learner)
+    if net:
+        return max(net)
+    return float(learner.best.score) if learner.best is not None else -math.inf
+
+
+def settings_overrides(text: str | None) -> dict[str, Any] | None:
+    """The JSON object of ``AUTODL_META_SETTINGS`` (None when unset or empty).
+
+    Raises
+    ------
+    ArtifactError
+        Not a JSON object.
+    """
+    from submission.artifacts import ArtifactError
+
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(None, f"AUTODL_META_SETTINGS is not JSON ({exc})", field="AUTODL_META_SETTINGS") from None
+    if not isinstance(data, dict):
+        raise ArtifactError(None, f"AUTODL_META_SETTINGS={text!r}: expected a JSON object of settings",
+                            field="AUTODL_META_SETTINGS")
+    return data
 
 
 def _class_frequencies(y: np.ndarray, k: int) -> np.ndarray:

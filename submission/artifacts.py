@@ -39,6 +39,7 @@ MANIFEST = "manifest.json"
 SETTINGS = "submission.json"
 CHECKSUMS_FORMAT = "autodl-meta-submission-checksums/1"
 FIRST_PREDICTION = ("before-selection", "after-selection")
+MAX_HEDGE = 5
 
 
 class ArtifactError(AutoDLError):
@@ -66,6 +67,14 @@ class SubmissionSettings:
         ``cpu``, ``cuda`` or None (CUDA where available).
     max_train_examples:
         The learner's limit (the portfolio's protocol's, 5000, by default).
+    hedge:
+        How many of the selector's top configurations race inside the budget (1: none, pure
+        selection; 2 or 3 hedge): the first keeps its probes, the others fine-tune for one
+        short chunk each, and the best by validation NAUC continues
+        (:class:`submission.agent.MetaModel`).
+    hedge_share:
+        A racer is started only while less than this share of the budget is spent (the race
+        never eats the budget the winner needs).
     """
 
     first_prediction: str = "before-selection"
@@ -73,6 +82,8 @@ class SubmissionSettings:
     seed: int = 0
     device: str | None = None
     max_train_examples: int | None = 5000
+    hedge: int = 1
+    hedge_share: float = 0.25
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -82,6 +93,13 @@ class SubmissionSettings:
         if self.query_size is not None and (not isinstance(self.query_size, int) or self.query_size < 1):
             raise ArtifactError(None, f"query_size={self.query_size!r}: expected an integer >= 1",
                                 field="query_size")
+        if isinstance(self.hedge, bool) or not isinstance(self.hedge, int) or not 1 <= self.hedge <= MAX_HEDGE:
+            raise ArtifactError(None, f"hedge={self.hedge!r}: expected an integer from 1 (no race) to {MAX_HEDGE}",
+                                field="hedge")
+        if isinstance(self.hedge_share, bool) or not isinstance(self.hedge_share, int | float) \
+                or not 0.0 < float(self.hedge_share) <= 1.0:
+            raise ArtifactError(None, f"hedge_share={self.hedge_share!r}: expected a share of the budget in (0, 1]",
+                                field="hedge_share")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> SubmissionSettings:
@@ -192,6 +210,33 @@ class Artifacts:
         except (KeyError, TypeError) as exc:
             raise ArtifactError(self.root / "portfolio.json", f"has no readable incumbents ({exc!r})",
                                 field="incumbents") from None
+
+    def members(self) -> dict[str, dict[str, Any]]:
+        """``{member name: configuration}``: what a selector whose outputs are members
+        (:mod:`selector.member_selectors`) may name.
+
+        The names the selectors are fitted with (:func:`selector.members.members_from_cost`):
+        a greedy portfolio's members (``provenance.members``, and every incumbent's ``member``);
+        for each incumbent also ``incumbent:<dataset>`` and the dataset's own name (a member
+        grouped by configuration is named after its first dataset).
+        """
+        path = self.root / "portfolio.json"
+        data = self.read_json("portfolio.json")
+        out: dict[str, dict[str, Any]] = {}
+        try:
+            for inc in data["incumbents"]:
+                out.setdefault(str(inc["dataset"]), dict(inc["config"]))
+                out.setdefault(f"incumbent:{inc['dataset']}", dict(inc["config"]))
+                if inc.get("member"):
+                    out[str(inc["member"])] = dict(inc["config"])
+            listed = (data.get("provenance") or {}).get("members") or []
+            for i, m in enumerate(listed):
+                if not isinstance(m, dict) or not isinstance(m.get("config"), dict) or "name" not in m:
+                    raise ArtifactError(path, f"{m!r}: expected {{name, config}}", field=f"provenance.members[{i}]")
+                out[str(m["name"])] = dict(m["config"])
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ArtifactError(path, f"has no readable incumbents ({exc!r})", field="incumbents") from None
+        return out
 
     def single_best(self) -> str:
         """The training dataset whose incumbent is the single best (``summary.json``)."""

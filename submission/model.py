@@ -4,7 +4,9 @@ In a zip built by ``autodl-meta submission build`` this file sits at the root, b
 packages it imports and the ``artifacts/`` folder. In the source tree
 (``submission/model.py``) it uses ``portfolio/default`` and its shipped selector; the
 environment variables ``AUTODL_META_ARTIFACTS`` (a folder of artifacts) and
-``AUTODL_META_SELECTOR`` (a selector folder) point it elsewhere.
+``AUTODL_META_SELECTOR`` (a selector folder) point it elsewhere, and
+``AUTODL_META_SETTINGS`` (a JSON object, e.g. ``{"hedge": 2}``) overrides settings of its
+``submission.json`` (the held-out benchmark runs variants this way).
 """
 
 import logging
@@ -23,7 +25,7 @@ if "tensorflow" in sys.modules and "torch" not in sys.modules and "triton" not i
     # torch.compile), so it is kept out. Measured with torch 2.14.1 / TensorFlow 2.21.
     sys.modules["triton"] = None
 
-from submission.agent import MetaModel  # noqa: E402
+from submission.agent import MetaModel, settings_overrides  # noqa: E402
 
 if not logging.getLogger().handlers and not logging.getLogger("submission").handlers:
     # Nothing configured logging (the organizers' ingestion gives only its own logger a
@@ -42,8 +44,17 @@ def _artifacts_folder():
     return zipped if os.path.isdir(zipped) else os.path.join(_ROOT, "portfolio", "default")
 
 
+def _overrides():
+    try:
+        return settings_overrides(os.environ.get("AUTODL_META_SETTINGS"))
+    except Exception as exc:  # noqa: BLE001 - a bad variable never stops the run
+        logging.getLogger("submission").warning("%s: ignored", exc)
+        return None
+
+
 class Model(MetaModel):
     """The challenge's ``Model(metadata)``: ``train``, ``test``, ``done_training``."""
 
     def __init__(self, metadata):
-        super().__init__(metadata, _artifacts_folder(), selector_dir=os.environ.get("AUTODL_META_SELECTOR") or None)
+        super().__init__(metadata, _artifacts_folder(), selector_dir=os.environ.get("AUTODL_META_SELECTOR") or None,
+                         overrides=_overrides())

@@ -45,9 +45,9 @@ def compare_orders(datasets: Sequence[str | Path], artifacts: str | Path, *, sel
         the settings and the date.
     """
     from autodl.clock import SimulatedClock, WallClock
-    from autodl.evaluation import evaluate_model
+    from autodl.model_runs import evaluate_model
     from autodl.protocol import load_protocol
-    from finetune.evaluate import DEFAULT_TIMING
+    from finetune.config_runs import DEFAULT_TIMING
     from finetune.timing import TimingTable
     from submission.agent import MetaModel
 

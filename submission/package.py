@@ -295,7 +295,7 @@ def extract_submission(zip_path: str | Path, out_dir: str | Path) -> Path:
 
 ISOLATED_RUNNER = r'''
 import json, sys
-folder, dataset, out, budget = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+folder, dataset, out, budget, result_file = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
 # only the submission's folder: drop the source tree (an editable install's finders and paths)
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__name__.lower()
                     and "editable" not in getattr(f, "__name__", "").lower()]
@@ -313,9 +313,11 @@ ours = ("autodl", "finetune", "metafeatures", "selector", "submission", "model")
 outside = sorted(name for name, m in list(sys.modules.items())
                  if name.split(".")[0] in ours and getattr(m, "__file__", None)
                  and not str(m.__file__).startswith(folder))
-print("ISOLATED-RESULT " + json.dumps({"success": res.success, "timestamps": res.timestamps,
-                                       "error": res.error, "outside": outside}))
+with open(result_file, "w") as f:
+    json.dump({"success": res.success, "timestamps": res.timestamps, "error": res.error, "outside": outside}, f)
 '''
+"""The child of :func:`run_isolated`: ``python -I -c ISOLATED_RUNNER FOLDER DATASET OUT BUDGET RESULT_FILE``;
+it writes its result (success, timestamps, error, outside) as one JSON object to ``RESULT_FILE``."""
 
 
 def run_isolated(folder: str | Path, dataset: str | Path, out: str | Path, time_budget: float, *,
@@ -325,21 +327,23 @@ def run_isolated(folder: str | Path, dataset: str | Path, out: str | Path, time_
     whose import path holds only ``folder`` and the installed third-party packages (not
     this source tree); returns ``(result, log)``: ``result`` has ``success``,
     ``timestamps``, ``error`` and ``outside`` (the project's modules imported from
-    anywhere but ``folder``: empty when the submission is self-contained)."""
+    anywhere but ``folder``: empty when the submission is self-contained). The child writes
+    its result to a file of a temporary folder (:data:`ISOLATED_RUNNER`)."""
     import os
     import subprocess
     import sys
 
     folder = str(Path(folder).resolve())
-    cmd = [python or sys.executable, "-I", "-c", ISOLATED_RUNNER, folder, str(Path(dataset).resolve()),
-           str(Path(out).resolve()), str(time_budget)]
-    run_env = {k: v for k, v in os.environ.items() if not k.startswith("AUTODL_META_")}
-    run_env.update(env or {})
-    proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=timeout, env=run_env)
-    log = proc.stdout + proc.stderr
-    for line in proc.stdout.splitlines():
-        if line.startswith("ISOLATED-RESULT "):
-            return json.loads(line.removeprefix("ISOLATED-RESULT ")), log
+    with tempfile.TemporaryDirectory(prefix="autodl-isolated-") as tmp:
+        result_file = Path(tmp) / "result.json"
+        cmd = [python or sys.executable, "-I", "-c", ISOLATED_RUNNER, folder, str(Path(dataset).resolve()),
+               str(Path(out).resolve()), str(time_budget), str(result_file)]
+        run_env = {k: v for k, v in os.environ.items() if not k.startswith("AUTODL_META_")}
+        run_env.update(env or {})
+        proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=timeout, env=run_env)
+        log = proc.stdout + proc.stderr
+        if result_file.is_file():  # written once ingestion has finished (whatever the exit code)
+            return json.loads(result_file.read_text()), log
     raise PackageError(folder, f"the submission did not finish (exit code {proc.returncode}): "
                                f"{log.strip().splitlines()[-1] if log.strip() else 'no output'}")
 

@@ -9,7 +9,7 @@ dataset, get a model" service of the AutoDL self-service, done locally:
 2. **setting up** and **ingestion**: the model (by default the shipped submission,
    model name ``submission``; any ``--model`` name of :mod:`finetune.models`) runs in a
    child process on the wall clock under the protocol, as the organizers' local test
-   does (:func:`finetune.evaluate.run_local_model`); this process follows it, scores each
+   does (:func:`finetune.config_runs.run_local_model`); this process follows it, scores each
    prediction as it appears (for the progress display) and ends it at the budget;
 3. **scoring**: ``DIR/scores/scores.txt``, ``scores.json``, ``learning-curve.png``, the
    model's decision (``DIR/decision.json``, see below), the predictions for the unlabelled
@@ -76,9 +76,9 @@ import numpy as np
 from autodl.convert import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, natural_key
 from autodl.dataset import AutoDLDataset, RawExample, decode_frame
 from autodl.errors import AutoDLError, PredictionError
-from autodl.evaluation import RunResult
 from autodl.ingestion import UNLABELLED_PREDICT
 from autodl.metadata import COMPRESSED, DENSE
+from autodl.model_runs import RunResult
 from autodl.protocol import Protocol, load_protocol
 from autodl.records import Status, atomic_folder
 from autodl.scoring import ScoreResult, load_prediction, nauc
@@ -524,7 +524,7 @@ def _portfolio_for(model: str, portfolio: str | Path | None) -> str | Path | Non
 def _prepare_model(model: str, out: Path) -> str:
     """A ``submission:FILE.zip`` is extracted into ``out/submission`` once (the child and this
     process then read the folder); other names are returned as they are."""
-    from finetune.models import unpack_submission
+    from submission.model_kinds import unpack_submission
 
     if model.startswith("submission:"):
         path = Path(model.removeprefix("submission:"))
@@ -546,7 +546,7 @@ def run_model(model: str, dataset: AutoDLDataset, protocol: Protocol, out: str |
     any, are left in ``out/predictions/unlabelled.predict`` (see :func:`write_unlabelled_outputs`).
     ``label`` is the name shown (default: ``model``).
     """
-    from finetune.evaluate import run_local_model
+    from finetune.config_runs import run_local_model
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -252,6 +252,18 @@ def write_squares(root: Path, n_train: int = 60, n_test: int = 24) -> Path:
     return root
 
 
+def write_tiny_halves(root: Path) -> Path:
+    """``root/tiny``: an AutoDL dataset of 40 8x8 grey images (30 train, 10 test) in 2 classes, class 1
+    with a white top half (a benchmark's end-to-end tests run on it in seconds)."""
+    from autodl.writer import write_arrays
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (40, 8, 8, 1), dtype=np.uint8)
+    y = np.arange(40) % 2
+    x[y == 1, :4] = 255
+    return write_arrays(root / "tiny", "tiny", x[:30], y[:30], x[30:], y[30:], num_classes=2)
+
+
 def same_source_arrays(a: tuple, b: tuple) -> bool:
     """Two source loader outputs are identical (arrays or lists of arrays)."""
     for u, v in zip(a[:4], b[:4]):

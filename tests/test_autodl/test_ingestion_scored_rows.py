@@ -11,8 +11,8 @@ import pytest
 
 from autodl.clock import SimulatedClock
 from autodl.errors import AutoDLError
-from autodl.evaluation import run_local
 from autodl.ingestion import UNLABELLED_PREDICT, run_ingestion
+from autodl.model_runs import run_local
 from autodl.protocol import Protocol
 from autodl.scoring import load_prediction, score_folder
 from autodl.writer import write_arrays

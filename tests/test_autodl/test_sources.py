@@ -1,4 +1,4 @@
-"""Tests of autodl.sources: the built-in offline datasets and write_source."""
+"""Tests of autodl.sources (the registry, write_source) and autodl.sources_core (the core datasets)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autodl import sources
+from autodl import sources, sources_core
 from autodl.dataset import AutoDLDataset
 from autodl.errors import ConversionError
+from autodl.fonts import find_fonts
 from autodl.labels import stratified_subset
-from autodl.sources import (
+from autodl.sources import SourceInfo, list_sources, write_source
+from autodl.sources_core import (
     FASHION_MNIST_DIR,
-    SourceInfo,
-    find_fonts,
-    list_sources,
     load_digits,
     load_fashion_mnist,
     load_glyphs,
     load_textures,
     read_idx,
-    write_source,
 )
 
 needs_fashion = pytest.mark.skipif(
@@ -56,10 +54,10 @@ def test_list_sources() -> None:
 
 
 def test_fashion_unavailable_says_which_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(sources, "FASHION_MNIST_DIR", tmp_path / "none")
+    monkeypatch.setattr(sources_core, "FASHION_MNIST_DIR", tmp_path / "none")
     monkeypatch.setitem(sources.SOURCES, "fashion_mnist", sources.DataSource(
         "fashion_mnist", "d", "t", load_fashion_mnist,
-        lambda: sources._fashion_missing(tmp_path / "none")))
+        lambda: sources_core._fashion_missing(tmp_path / "none")))
     info = {i.name: i for i in list_sources()}["fashion_mnist"]
     assert not info.available
     assert "apt-get install dataset-fashion-mnist" in info.reason_unavailable
@@ -213,7 +211,7 @@ def test_write_source_glyphs(tmp_path: Path) -> None:
 
 
 def test_moving_squares_class_is_the_direction_of_motion(tmp_path: Path) -> None:
-    from autodl.sources import MOVING_SQUARES_DIRECTIONS, load_moving_squares
+    from autodl.sources_core import MOVING_SQUARES_DIRECTIONS, load_moving_squares
 
     x, y, xt, yt, names = load_moving_squares(seed=1, n_train_per_class=5, n_test_per_class=2)
     assert x.shape == (20, 8, 16, 16, 1) and xt.shape == (8, 8, 16, 16, 1) and x.dtype == np.uint8

@@ -97,7 +97,7 @@ def test_font_family() -> None:
 
 
 def test_greek_classes_are_no_training_character() -> None:
-    from portfolio.collection import load_collection
+    from autodl.collection import load_collection
 
     training = set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
     for d in load_collection("default", check_links=False).datasets:

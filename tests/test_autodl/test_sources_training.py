@@ -276,8 +276,9 @@ def test_marble_maps() -> None:
 def test_built_datasets_match_their_tags() -> None:
     """Every dataset of default.yaml built under data/collections/default has the classes, largest
     side, kind (video, multi-label, colour, variable size) and few-shot size its tags say."""
+    from autodl.collection import load_collection
+    from autodl.collection_build import read_recipe
     from autodl.dataset import AutoDLDataset
-    from portfolio.collection import load_collection, read_recipe
 
     coll = load_collection("default")
     built = [d for d in coll.datasets if (BUILT / d.name / "recipe.json").is_file()

@@ -14,7 +14,7 @@ import yaml
 
 from autodl.protocol import load_protocol
 from autodl.sources import write_source
-from finetune.evaluate import evaluate, run_local_model, torch_threads
+from finetune.config_runs import evaluate, run_local_model, torch_threads
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 No training here: what is checked are identities that hold by construction (adapted
 pretrained kernels reproduce the RGB network, images are unaffected by the temporal
 options, averaging cannot tell a clip from its reverse). Learning the direction of
-motion is checked end to end in ``test_evaluate.py``.
+motion is checked end to end in ``test_config_runs.py``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import pytest
 
 from autodl.errors import AutoDLError
 from autodl.protocol import Protocol
-from finetune.evaluate import evaluate, ingestion_command, run_local_model
+from finetune.config_runs import evaluate, ingestion_command, run_local_model
 from finetune.models import check_model, is_tf1_name, known_models, reads_simulated_clock
 from finetune.peers import KIT_ENV, default_kit_dir, kit_model_files, organizer_models
 

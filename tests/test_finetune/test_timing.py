@@ -1,7 +1,7 @@
 """Timing tables (version 2): lookups, interpolation rules, refusals, files, one tiny measurement.
 
 The lookups are checked on a hand-made table with round numbers (exact values); the one
-real measurement (:func:`finetune.timing.measure_timings` on ``scratch_cnn`` and
+real measurement (:func:`finetune.timing_measurement.measure_timings` on ``scratch_cnn`` and
 ``linear`` at 16 and 24 px, tiny workloads) is checked for its structure and for
 positive costs only, never for durations.
 """
@@ -24,12 +24,11 @@ from finetune.timing import (
     OPTIMIZERS,
     TimingError,
     TimingTable,
-    count_measurements,
     data_format,
-    measure_timings,
     random_features_terms,
     ridge_terms,
 )
+from finetune.timing_measurement import count_measurements, measure_timings
 
 HAND: dict[str, Any] = {
     "version": 2,
@@ -344,7 +343,7 @@ def test_data_format_tells_png_jpeg_and_dense(tmp_path: Path):
 
 def test_cli_records_the_full_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                       capsys: pytest.CaptureFixture):
-    import finetune.timing
+    import finetune.timing_measurement
     from autodl_meta.cli import main
 
     seen: dict[str, Any] = {}
@@ -355,7 +354,7 @@ def test_cli_records_the_full_command(monkeypatch: pytest.MonkeyPatch, tmp_path:
                     optimizers=optimizers, augmentations=augmentations, formats=formats, **kwargs)
         return TimingTable.from_dict({**copy.deepcopy(HAND), "command": kwargs["command"]})
 
-    monkeypatch.setattr(finetune.timing, "measure_timings", fake)
+    monkeypatch.setattr(finetune.timing_measurement, "measure_timings", fake)
     out = tmp_path / "t.json"
     assert main(["finetune", "timings", "--out", str(out), "--backbones", "scratch_cnn", "--sizes", "16,24",
                  "--batch-sizes", "2,4", "--augmentations", "none,flip"]) == 0

@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 import metafeatures.embeddings
+from autodl.collection import collection_datasets
 from autodl.errors import AutoDLError
 from metafeatures.embeddings import EmbeddingSpec
 from metafeatures.extract import CollectionExtractionError, extract_collection
 from metafeatures.features import DatasetFeatures, load_features_folder
-from portfolio.collection import collection_datasets
 
 pytestmark = pytest.mark.usefixtures("torch_threads_1")
 

@@ -198,3 +198,49 @@ def test_run_resumes_and_evaluates_each_unit_once(tmp_path: Path) -> None:
     assert len(fresh) == 3 and all(r["learner_version"] == LEARNER_VERSION for r in fresh)
     assert len(results.read_text().splitlines()) == 6 and len(read_results(results, all_versions=True)) == 6
     assert [r["alc"] for r in fresh] == [r["alc"] for r in again]  # the tiny set gets no quick start
+
+
+def test_hedged_variants_are_their_own_units_and_carry_their_settings(tmp_path: Path) -> None:
+    from pipeline.heldout import wall_methods
+
+    port = _portfolio(tmp_path / "p", [("a", CHEAP), ("b", CHEAP_B)], single="a")
+    methods = build_methods(port, hedge=[2, 3])
+    by = methods.by_name()
+    assert by[f"{SUBMISSION}+hedge2"].settings == {"hedge": 2} and by[f"{SUBMISSION}+hedge3"].settings == {"hedge": 3}
+    units = {submission_unit(by[n], methods) for n in (SUBMISSION, f"{SUBMISSION}+hedge2", f"{SUBMISSION}+hedge3")}
+    assert len(units) == 3
+    tasks = simulated_tasks(methods, [("x", tmp_path)], [0], protocol={"name": "mini"}, timing={})
+    assert {t["label"]: t.get("settings") for t in tasks if t["config"] is None} == {
+        SUBMISSION: None, f"{SUBMISSION}+hedge2": {"hedge": 2}, f"{SUBMISSION}+hedge3": {"hedge": 3}}
+    env = {w.name: w.env for w in wall_methods(methods, baselines=())}
+    assert json.loads(env[f"{SUBMISSION}+hedge2"]["AUTODL_META_SETTINGS"]) == {"hedge": 2}
+    assert "AUTODL_META_SETTINGS" not in env[SUBMISSION]
+
+
+def test_hedge_below_two_is_refused(tmp_path: Path) -> None:
+    from autodl.errors import AutoDLError
+
+    with pytest.raises(AutoDLError, match="hedge"):
+        build_methods(_portfolio(tmp_path / "p", [("a", CHEAP)], single="a"), hedge=[1])
+
+
+def test_the_choice_of_what_ships_leaves_the_final_split_out(tmp_path: Path) -> None:
+    """The hedged variant wins on the choice split and ships; the final split's figures are
+    reported apart (there it loses: the unbiased figure may disagree)."""
+    m = build_methods(_portfolio(tmp_path / "p", [("a", CHEAP), ("b", CHEAP_B)], single="a"), hedge=[2])
+    hedged = f"{SUBMISSION}+hedge2"
+    vals = {"member:a": {"x": [0.5], "y": [0.5], "z": [0.5]}, "member:b": {"x": [0.4], "y": [0.4], "z": [0.6]},
+            SUBMISSION: {"x": [0.5], "y": [0.5], "z": [0.6]}, hedged: {"x": [0.6], "y": [0.55], "z": [0.3]},
+            "baseline:default": {"x": [0.1], "y": [0.1], "z": [0.1]},
+            "baseline:scratch": {"x": [0.1], "y": [0.1], "z": [0.1]}}
+    s = heldout_summary(_rows(vals, m), m, ["x", "y", "z"], seeds=(0,), final=["z"])
+    assert s["final"] == ["z"] and s["overall"]["choice"]["datasets"] == ["x", "y"]
+    v = verdict(s)
+    assert v["split"] == "choice" and v["ships"] == hedged
+    assert v["minus_single-best"] == pytest.approx(0.0)  # the plain submission: the single best on x, y
+    assert v["final"]["ships_mean"] == pytest.approx(0.3) and v["final"]["ships_minus_single-best"] == pytest.approx(-0.2)
+    text = heldout_markdown(s, m, command="c", machine="m", versions={}, protocol="mini", seeds=(0,), wall_seeds=(),
+                            datasets=["x", "y", "z"])
+    assert "Final test split (z" in text and f"`{hedged}`" in text
+    # without a final split every dataset chooses
+    assert verdict(heldout_summary(_rows(vals, m), m, ["x", "y", "z"], seeds=(0,)))["split"] == "all"

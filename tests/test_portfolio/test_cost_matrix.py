@@ -330,7 +330,7 @@ def test_single_best_and_oracle_model_names(portfolio_dir: Path, collection: Pat
 
 def test_evaluate_and_cli_run_with_a_portfolio(portfolio_dir: Path, collection: Path, timing_file: Path,
                                                tmp_path: Path):
-    from finetune.evaluate import evaluate
+    from finetune.config_runs import evaluate
 
     ev = evaluate("baseline:oracle", collection / "rings", PROTO, timing=timing_file, device="cpu",
                   portfolio=portfolio_dir)

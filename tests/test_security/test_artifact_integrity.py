@@ -132,7 +132,7 @@ def test_weights_are_read_with_weights_only_a_pickle_is_refused_without_running(
 
 # --- portfolio folders read by the models and the held-out benchmark -------------------------------
 def test_portfolio_folder_read_by_the_baselines_and_the_benchmark_is_checked(default_copy):
-    from finetune.models import portfolio_config
+    from portfolio.baselines import portfolio_config
     from pipeline.heldout import portfolio_members
 
     config, source = portfolio_config("baseline:single-best", default_copy)

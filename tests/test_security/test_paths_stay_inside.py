@@ -49,7 +49,7 @@ EVIL = {
 
 @pytest.mark.parametrize("case", sorted(EVIL) + ["symlink entry", "link in the destination"])
 def test_a_submission_zip_cannot_write_outside_its_folder(tmp_path, case):
-    from finetune.models import unpack_submission
+    from submission.model_kinds import unpack_submission
     from submission.package import PackageError, extract_submission
 
     outside = tmp_path / "outside"
@@ -77,7 +77,7 @@ def test_a_submission_zip_cannot_write_outside_its_folder(tmp_path, case):
 
 
 def test_unpacking_into_a_link_is_refused(tmp_path):
-    from finetune.models import unpack_submission
+    from submission.model_kinds import unpack_submission
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -124,7 +124,7 @@ MEMBERS = {"model.py": b"class Model: pass\n", "autodl/x.py": b"X = 1\n", "artif
 
 @pytest.mark.parametrize("what", ["code", "artifact", "added member"])
 def test_a_zip_whose_members_differ_from_its_checksums_is_refused_before_extraction(tmp_path, what):
-    from finetune.models import unpack_submission
+    from submission.model_kinds import unpack_submission
     from submission.package import PackageError, extract_submission
 
     good = _signed_zip(tmp_path / "good.zip", MEMBERS)
@@ -142,7 +142,7 @@ def test_a_zip_whose_members_differ_from_its_checksums_is_refused_before_extract
 
 def test_a_zip_that_differs_from_its_sha256_file_is_refused(tmp_path):
     from autodl.integrity import write_sha256_file
-    from finetune.models import unpack_submission
+    from submission.model_kinds import unpack_submission
     from submission.package import PackageError, extract_submission, zip_checksum_file
 
     archive = _signed_zip(tmp_path / "s.zip", MEMBERS)
@@ -234,7 +234,7 @@ def _collection(tmp_path: Path, entry: dict) -> Path:
     ({"params": {"font_dirs": ["/root"]}}, "names a place on disk"),
 ])
 def test_a_collection_file_cannot_name_places_outside_its_output(tmp_path, entry, needle):
-    from portfolio.collection import CollectionError, load_collection
+    from autodl.collection import CollectionError, load_collection
 
     assert load_collection(_collection(tmp_path, {})).datasets[0].name == "d"
     with pytest.raises(CollectionError, match=needle):
@@ -242,7 +242,8 @@ def test_a_collection_file_cannot_name_places_outside_its_output(tmp_path, entry
 
 
 def test_a_built_dataset_that_is_a_link_is_refused(tmp_path):
-    from portfolio.collection import CollectionError, build_dataset, load_collection
+    from autodl.collection import CollectionError, load_collection
+    from autodl.collection_build import build_dataset
 
     collection = load_collection(_collection(tmp_path, {}))
     elsewhere = tmp_path / "elsewhere"

@@ -14,7 +14,7 @@ import numpy as np
 
 from metafeatures.features import Query
 from selector.base import Selector
-from selector.evaluation import SelectorSpec
+from selector.specs import SelectorSpec
 
 
 class NoState(Selector):

@@ -37,13 +37,10 @@ from selectors_for_tests import Centroid, NoState, spec
 
 from metafeatures.features import DatasetFeatures, Query
 from portfolio.cost_matrix import CostMatrix
-from selector.base import load_selector, make_selector
-from selector.evaluation import (
-    fallback_threshold,
-    identification_accuracy,
-    leave_one_dataset_out,
-    nested_fallback,
-)
+from selector.base import SelectorError, load_selector, make_selector
+from selector.fallback import fallback_threshold, nested_fallback
+from selector.identification import identification_accuracy
+from selector.lodo import leave_one_dataset_out
 from selector.members import (
     MemberMatrix,
     acceptable_members,
@@ -450,9 +447,10 @@ def test_compare_shows_members_baselines_and_both_fallback_figures(tmp_path):
     assert against["single-best-member"]["test-centroid"]["mean_difference"] == pytest.approx(0.275)
     assert summary["fallback_nested"]["test-always"]["thresholds"].keys() == set(NAMES)
     assert summary["fallback_nested"]["single-best-member"] is None   # it never reads a query
-    # a member selector is compared, not shipped
-    assert summary["choice"]["selector"] == "test-centroid"
-    assert "member-regression" not in summary["choice"]["candidates"]
+    # member selectors are candidates to ship too (the submission looks members up in portfolio.json)
+    cands = summary["choice"]["candidates"]
+    assert "member-regression" in cands and "size-rule" not in cands  # a trivial baseline: compared, never shipped
+    assert summary["choice"]["mean_alc"] == pytest.approx(max(per[k]["mean_alc"] for k in cands))
     md = (tmp_path / "out" / "report.md").read_text()
     assert "Against the trivial baselines" in md and "| size-rule |" in md
     assert "with the rule, optimistic" in md and "with the rule, nested" in md
@@ -496,7 +494,7 @@ def test_cli_fit_of_a_member_selector(tmp_path, capsys):
         assert args.func(args) == 0
     finally:
         sys.argv = saved
-    assert "cannot ship it yet" in capsys.readouterr().err
+    assert "looks the member up in portfolio.json" in capsys.readouterr().err
     sel = load_selector(tmp_path / "fitted")
     assert sel.classes_ == ["incumbent:s1", "incumbent:b1"]
     assert sel.predict(_query("b3")) == "incumbent:b1"
@@ -516,3 +514,44 @@ def test_members_load_from_the_default_portfolio():
         for d, m in mm.member_of.items():
             row = cost.alc[cost.sources.index(d)]
             assert np.allclose(mm.alc[mm.members.index(m)], row, atol=1e-6, equal_nan=True)
+
+
+def test_embedding_probe_score_tells_separable_from_not():
+    from metafeatures.probe import embedding_probe_score
+
+    rng = np.random.default_rng(0)
+    y = np.eye(3, dtype=np.float32)[np.arange(90) % 3]
+    separable = y @ (3 * np.eye(3, 8)) + 0.3 * rng.normal(size=(90, 8))
+    noise = rng.normal(size=(90, 8))
+    assert embedding_probe_score(separable, y) > 0.9
+    assert abs(embedding_probe_score(noise, y)) < 0.3
+    assert embedding_probe_score(separable[:2], y[:2]) == 0.0  # too few rows: a random guess's score
+    assert embedding_probe_score(separable, y) == embedding_probe_score(separable, y)  # seeded sample
+
+
+def test_the_probe_meta_feature_picks_where_nothing_else_differs(tmp_path):
+    """Equal means and descriptors; only how separable the embeddings are differs, and with it
+    the best member: the probe's score alone lets the member regression tell them apart."""
+    rng = np.random.default_rng(1)
+    y = np.eye(2, dtype=np.float32)[np.arange(60) % 2]
+
+    def dataset(name: str, separable: bool) -> DatasetFeatures:
+        x = rng.normal(size=(60, 4)) + (np.outer(2 * y[:, 0] - 1, [2.0, 0, 0, 0]) if separable else 0.0)
+        return DatasetFeatures(name, x, y, None, descriptors("s1"), name, {"backbone": "hand-made"})
+
+    names = ["p1", "p2", "p3", "n1", "n2", "n3"]
+    data = [dataset(n, n[0] == "p") for n in names]
+    alc = np.array([[0.8 if n[0] == "p" else 0.5 for n in names], [0.6 if n[0] == "p" else 0.7 for n in names]])
+    mm = MemberMatrix(["probes", "tune"], names, alc, dict.fromkeys(names, 0.01),
+                      {n: "probes" if n[0] == "p" else "tune" for n in names}, {"probes": [], "tune": []},
+                      source="pool", seeds=[0, 1])
+    train = [d for d in data if d.name not in ("p3", "n3")]
+    fitted = mm.restrict(["probes", "tune"], [d.name for d in train])
+    sel = make_selector("member-regression", n_components=0, use_descriptors=False, use_probe=True, alpha=0.1)
+    sel.fit(train, None, members=fitted)
+    p3, n3 = (d.query(64, split="train", seed=0) for d in data if d.name in ("p3", "n3"))
+    assert sel.predict(p3) == "probes" and sel.predict(n3) == "tune"
+    sel.save(tmp_path / "s")
+    assert load_selector(tmp_path / "s").predict(n3) == "tune"
+    with pytest.raises(SelectorError, match="labels"):
+        sel.predict(Query(n3.embeddings))

@@ -242,7 +242,7 @@ def test_cli_compare_fit_list(tmp_path, capsys):
 
 
 def test_benchmark_report_format():
-    from autodl_meta.benchmark_selector import selector_report
+    from pipeline.benchmarks.selection_cost import selector_report
 
     result = {"date": "2026-01-01T00:00", "machine": "test machine", "device": "cpu", "threads": 1, "repeats": 3,
               "batch": 64, "fitted_on": "synthetic", "latency_target_s": 1.0,

@@ -1,12 +1,11 @@
-"""selector.evaluation on hand-made data: identification, leave-one-dataset-out, statistics, cost.
+"""Evaluating selectors on hand-made data: identification (selector.identification),
+leave-one-dataset-out (selector.lodo), fallback (selector.fallback), statistics
+(selector.significance), cost (selector.selection_timing).
 
 The selectors here are small test-only classes built through ``SelectorSpec(factory=...)``
 (some shared with ``test_report.py``, in ``selectors_for_tests.py``); they are deliberately
 *not* registered, so that tests which run over every registered selector never meet them.
 The cost matrix is worked out by hand below.
-
-(This file is not called ``test_evaluation.py``: ``tests/test_autodl/test_evaluation.py``
-has that name, and the test folders have no ``__init__.py``.)
 """
 
 from __future__ import annotations
@@ -20,19 +19,11 @@ from selectors_for_tests import Centroid, NoState, Oracle, spec
 
 from metafeatures.features import DatasetFeatures, Query
 from portfolio.cost_matrix import CostMatrix
-from selector.evaluation import (
-    SelectorSpec,
-    alc_delay_bound,
-    expected_random,
-    gap_closed,
-    holm,
-    identification_accuracy,
-    kendall_tau,
-    leave_one_dataset_out,
-    selection_cost,
-    statistics,
-    summarize_lodo,
-)
+from selector.identification import identification_accuracy
+from selector.lodo import expected_random, gap_closed, kendall_tau, leave_one_dataset_out, summarize_lodo
+from selector.selection_timing import alc_delay_bound, selection_cost
+from selector.significance import holm, statistics
+from selector.specs import SelectorSpec
 
 
 # --- test-only selectors ----------------------------------------------------------------------
@@ -414,7 +405,7 @@ def test_fallback_threshold_worked_example():
     c = 0.7 (X q1, Y q1 fall back): X 0.7, Y (0.7+0.5)/2 = 0.6 -> 0.65   <- best
     c = 0.9 (all but X q0): X 0.7, Y 0.5 -> 0.6
     """
-    from selector.evaluation import fallback_threshold
+    from selector.fallback import fallback_threshold
 
     recs = [{"selector": "s", "dataset": d, "seed": 0, "query": i, "confidence": c, "novelty": float("nan"),
              "alc": a, "single_best_alc": sb}

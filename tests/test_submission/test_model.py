@@ -176,7 +176,7 @@ def test_simulated_clock_never_predicts_after_the_budget_and_is_deterministic(ti
     """On the simulated clock (every cost, selection's included, charged from the timing
     table) the run is the same twice and no prediction comes after T."""
     from autodl.clock import SimulatedClock
-    from finetune.evaluate import DEFAULT_TIMING
+    from finetune.config_runs import DEFAULT_TIMING
     from finetune.timing import TimingTable
 
     timing = TimingTable.load(DEFAULT_TIMING)
@@ -222,7 +222,7 @@ def test_selection_is_skipped_when_it_would_not_fit_in_the_budget(tiny_artifacts
     """A selection expected to take more than half of what is left is not started: the
     single best goes on, and the decision says why (simulated clock: exact)."""
     from autodl.clock import SimulatedClock
-    from finetune.evaluate import DEFAULT_TIMING
+    from finetune.config_runs import DEFAULT_TIMING
     from finetune.timing import TimingTable
 
     models = []

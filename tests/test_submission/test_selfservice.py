@@ -267,13 +267,8 @@ MODEL_PY = textwrap.dedent("""
 
 
 def test_submission_names_resolve_through_model_py(tmp_path):
-    from finetune.models import (
-        SUBMISSION_MODEL,
-        known_models,
-        reads_simulated_clock,
-        resolve_model,
-        submission_file,
-    )
+    from finetune.models import known_models, reads_simulated_clock, resolve_model
+    from submission.model_kinds import SUBMISSION_MODEL, submission_file
 
     assert SUBMISSION_MODEL == Path(__file__).resolve().parents[2] / "submission" / "model.py"
     assert submission_file("submission") == SUBMISSION_MODEL
