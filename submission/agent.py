@@ -718,5 +718,5 @@ def _free_device_memory() -> None:
 
 def factory(artifacts: str | Path | Artifacts, **kwargs: Any) -> Any:
     """``(metadata, clock) -> MetaModel`` for :func:`autodl.ingestion.run_ingestion` and
-    :func:`autodl.evaluation.evaluate_model` (``kwargs`` go to :class:`MetaModel`)."""
+    :func:`autodl.model_runs.evaluate_model` (``kwargs`` go to :class:`MetaModel`)."""
     return lambda meta, clock: MetaModel(meta, artifacts, clock=clock, **kwargs)

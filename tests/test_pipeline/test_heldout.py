@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.heldout import (ORACLE, RANDOM_MEMBER, SINGLE_BEST, SUBMISSION, MethodSet, Method, build_methods,
+from pipeline.heldout import (ORACLE, RANDOM_MEMBER, SINGLE_BEST, SUBMISSION, MethodSet, build_methods,
                               clock_agreement, config_digest, heldout_html, heldout_markdown, heldout_summary,
                               portfolio_members, read_results, run_heldout, simulated_tasks, submission_unit, verdict)
 
