@@ -127,6 +127,22 @@ def _vote_proba(votes: np.ndarray, order: np.ndarray) -> np.ndarray:
     return (1.0 - TIE_WEIGHT) * votes / votes.sum() + TIE_WEIGHT * tiebreak
 
 
+def _predicted_alc(sel: Any, f: np.ndarray) -> np.ndarray:
+    """Each row's predicted ALC at the standardised meta-features ``f`` of a regression selector
+    (``regressor``: ``ridge`` from ``coef_``/``intercept_``, else the inverse-distance weighted ALC
+    ``train_alc_`` of the ``k`` nearest ``train_features_`` where measured; NaN where never)."""
+    if sel.regressor == "ridge":
+        return sel.coef_ @ f + sel.intercept_
+    d = np.sqrt(_sq_distances(f[None], sel.train_features_))[0]
+    pred = np.full(len(sel.train_alc_), np.nan)
+    for r in range(len(sel.train_alc_)):
+        known = np.flatnonzero(~np.isnan(sel.train_alc_[r]))
+        if len(known):
+            w = _inverse_distance_weights(d[known], min(int(sel.k), len(known)))
+            pred[r] = w @ sel.train_alc_[r, known]
+    return pred
+
+
 def _inverse_distance_weights(d: np.ndarray, k: int) -> np.ndarray:
     """Weights over all ``len(d)`` items: ``1/d`` on the ``k`` nearest (stable order), 0
     elsewhere, normalised; where some of the ``k`` nearest lie at distance 0, they share
@@ -916,17 +932,7 @@ class CostSensitiveSelector(_LearnedSelector):
 
     def predict_alc(self, query: Query) -> np.ndarray:
         """``[K]`` each incumbent's predicted ALC on the query's dataset (NaN: never measured)."""
-        f = self.query_features(query)
-        if self.regressor == "ridge":
-            return self.coef_ @ f + self.intercept_
-        d = np.sqrt(_sq_distances(f[None], self.train_features_))[0]
-        pred = np.full(len(self.classes_), np.nan)
-        for r in range(len(self.classes_)):
-            known = np.flatnonzero(~np.isnan(self.train_alc_[r]))
-            if len(known):
-                w = _inverse_distance_weights(d[known], min(int(self.k), len(known)))
-                pred[r] = w @ self.train_alc_[r, known]
-        return pred
+        return _predicted_alc(self, self.query_features(query))
 
     def predict_proba(self, query: Query) -> np.ndarray:
         pred = self.predict_alc(query)

@@ -64,8 +64,8 @@ from selector.base import SelectorError, register_selector
 from selector.learned import (
     TIE_WEIGHT,
     _descriptors,
-    _inverse_distance_weights,
     _LearnedSelector,
+    _predicted_alc,
     _softmax,
     _sq_distances,
     _standardizer,
@@ -273,17 +273,7 @@ class MemberRegressionSelector(_MemberSelector):
 
     def predict_alc(self, query: Query) -> np.ndarray:
         """``[n_members]`` each member's predicted ALC on the query's dataset (NaN: never measured)."""
-        f = self.query_features(query)
-        if self.regressor == "ridge":
-            return self.coef_ @ f + self.intercept_
-        d = np.sqrt(_sq_distances(f[None], self.train_features_))[0]
-        pred = np.full(len(self.classes_), np.nan)
-        for r in range(len(self.classes_)):
-            known = np.flatnonzero(~np.isnan(self.train_alc_[r]))
-            if len(known):
-                w = _inverse_distance_weights(d[known], min(int(self.k), len(known)))
-                pred[r] = w @ self.train_alc_[r, known]
-        return pred
+        return _predicted_alc(self, self.query_features(query))
 
     def predict_proba(self, query: Query) -> np.ndarray:
         pred = self.predict_alc(query)
