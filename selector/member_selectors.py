@@ -67,7 +67,6 @@ from selector.learned import (
     _LearnedSelector,
     _predicted_alc,
     _softmax,
-    _sq_distances,
     _standardizer,
     _vote_proba,
 )
