@@ -1,13 +1,13 @@
 """``autodl-meta selector compare|fit|list`` and ``autodl-meta benchmark selector``.
 
-A thin layer over :mod:`selector.report` (the comparison report), :mod:`selector.base`
-(fitting and saving a selector) and :mod:`pipeline.benchmarks.selection_cost`.
+A thin layer over :mod:`selector.report` (the comparison report), :mod:`selector.shipping`
+(fitting the selector to ship), :mod:`selector.base` (saving it) and
+:mod:`pipeline.benchmarks.selection_cost`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -138,9 +138,7 @@ def summary_table(summary: dict[str, Any]) -> str:
 
 def cmd_selector_fit(args: argparse.Namespace) -> int:
     from autodl.records import utc_now
-    from metafeatures.features import load_features_folder
-    from selector.base import make_selector
-    from selector.report import load_cost
+    from selector.shipping import fit_for_shipping, lodo_scores, read_summary
     from selector.specs import SelectorSpec
 
     params = parse_params(args.param, prefixed=False).get("", {})
@@ -150,70 +148,29 @@ def cmd_selector_fit(args: argparse.Namespace) -> int:
 
         tuned = tuned_params(args.tuned, args.selector)
         params = {**tuned["params"], **params}
-    spec = SelectorSpec(args.selector, params)
-    datasets = load_features_folder(args.features)
-    src = load_cost(args.portfolio)
-    with_incumbent = [d for d in datasets if d.name in src.matrix.sources]
-    left_out = [d.name for d in datasets if d.name not in src.matrix.sources]
-    if not with_incumbent:
-        raise AutoDLError(args.features, "no dataset of these features has an incumbent in the cost matrix "
-                                         f"({src.path}); a shipped selector can only name datasets with one",
-                          field="--features")
-    if left_out:
-        print(f"left out (no incumbent in the cost matrix, so never worth naming): {', '.join(left_out)}",
+    scores = None
+    if args.summary:  # read before fitting: a wrong --summary fails at once
+        summary, summary_path = read_summary(args.summary)
+        scores = lodo_scores(summary, SelectorSpec(args.selector, params).label, summary_path)
+    fit = fit_for_shipping(args.selector, params, args.features, args.portfolio, seed=args.seed)
+    if fit.left_out:
+        print(f"left out (no incumbent in the cost matrix, so never worth naming): {', '.join(fit.left_out)}",
               file=sys.stderr)
-    sel = make_selector(args.selector, **params)
-    if "seed" in sel.get_params() and "seed" not in params:
-        sel.set_params(seed=args.seed)
-    if getattr(sel, "outputs", "datasets") == "members":
-        from selector.members import load_members
-
-        mm = load_members(args.portfolio, src.matrix)
-        with_incumbent = [d for d in with_incumbent if d.name in mm.member_of]
-        sel.fit(with_incumbent, src.matrix, members=mm.restrict(mm.members, [d.name for d in with_incumbent]))
+    if fit.without_member:
+        print(f"left out (assigned to no member of the portfolio): {', '.join(fit.without_member)}",
+              file=sys.stderr)
+    if fit.outputs_members:
         print(f"note: {args.selector} names portfolio members, not training datasets: the submission looks the "
               "member up in portfolio.json (provenance.members, each incumbent's member)", file=sys.stderr)
-    elif sel.needs_cost:
-        sel.fit(with_incumbent, src.matrix)
-    else:
-        sel.fit(with_incumbent)
-    extra: dict[str, Any] = {
-        "command": _command(), "date": utc_now(),
-        "features": str(args.features), "portfolio": str(args.portfolio), "cost_matrix": src.path,
-        "protocol": src.protocol, "clock": src.clock}
+    extra: dict[str, Any] = {"command": _command(), "date": utc_now(), **fit.card_fields()}
     if tuned is not None:
         extra["tuned"] = {k: v for k, v in tuned.items() if k != "params"}
-    if args.summary:
-        extra["scores"] = lodo_scores(args.summary, spec.label)
-    card = sel.save(args.out, extra=extra)
-    print(f"{args.selector} fitted on {len(with_incumbent)} datasets; wrote {card} and "
+    if scores is not None:
+        extra["scores"] = scores
+    card = fit.selector.save(args.out, extra=extra)
+    print(f"{args.selector} fitted on {len(fit.datasets)} datasets; wrote {card} and "
           f"{Path(args.out) / 'selector.safetensors'}")
     return 0
-
-
-def lodo_scores(summary_path: str | Path, label: str) -> dict[str, Any]:
-    """The leave-one-dataset-out figures of ``label`` in a comparison's ``summary.json``."""
-    path = Path(summary_path)
-    if path.is_dir():
-        path = path / "summary.json"
-    try:
-        summary = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise AutoDLError(path, "not found; expected the summary.json of 'autodl-meta selector compare'",
-                          field="--summary") from None
-    except json.JSONDecodeError as exc:
-        raise AutoDLError(path, f"not valid JSON ({exc})", field="--summary") from None
-    per = (summary.get("lodo") or {}).get("per_selector") or {}
-    if label not in per:
-        raise AutoDLError(path, f"has no leave-one-dataset-out figures of {label!r} (it has {sorted(per)})",
-                          field="lodo.per_selector")
-    choice = summary.get("choice") or {}
-    return {"summary": str(path), "leave_one_dataset_out": per[label],
-            "reference": {k: summary["lodo"].get(k) for k in ("oracle_mean_alc", "single_best_mean_alc",
-                                                               "expected_random_alc")},
-            "fallback": (summary.get("fallback") or {}).get(label),
-            "settings": summary.get("settings"), "chosen": choice.get("selector") == label,
-            "choice": choice.get("selector"), "compared_on": summary.get("date")}
 
 
 def cmd_selector_tune(args: argparse.Namespace) -> int:

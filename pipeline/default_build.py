@@ -15,9 +15,10 @@ folder (``portfolio/default/``, what gets committed):
    features' identity, the cost matrix) are those recorded in ``OUT/selection/inputs.json``;
    then the comparison's choice is fitted on the whole collection into ``OUT/selector/`` and
    the best learned selector that is not the choice (the *runner-up*: the best mean
-   leave-one-dataset-out ALC among the selectors that are not references, i.e. not
-   ``single-best``, ``random`` or ``oracle``) into ``OUT/selector-runner-up/``. The folder
-   names do not depend on which selector won; each card (``selector.json``) names it.
+   leave-one-dataset-out ALC among the selectors that are not references, :data:`REFERENCES`,
+   whether they name training datasets or portfolio members) into ``OUT/selector-runner-up/``
+   (both by :func:`selector.shipping.fit_for_shipping`). The folder names do not depend on
+   which selector won; each card (``selector.json``) names it.
 
 Every step is timed in ``OUT/manifest.json`` (:class:`portfolio.build.Manifest`), which also
 gets the package versions, the machine, the seed, the total time of all the builds into
@@ -75,7 +76,7 @@ SIZE_LIMIT = 20_000_000
 """The most bytes ``OUT`` may hold at the end of a build (the committed artifacts: 20 MB)."""
 SELECTION_DIR, SELECTOR_DIR, RUNNER_UP_DIR = "selection", "selector", "selector-runner-up"
 INPUTS_FILE = "inputs.json"
-REFERENCES = frozenset({"single-best", "random", "oracle", "size-rule"})
+REFERENCES = frozenset({"single-best", "single-best-member", "random", "oracle", "size-rule"})
 """Reference selectors: never the runner-up (the single best may be the choice)."""
 DEFAULT_EMBEDDING = EmbeddingSpec(train_samples=512, test_samples=512)
 """The features of the embedded default: EfficientNet-Lite0 at 64 px, 512 training / 512 test samples."""
@@ -346,13 +347,14 @@ def comparison_step(features: Path, out: Path, settings: SelectionSettings, *, c
 def runner_up(summary: Mapping[str, Any]) -> dict[str, Any] | None:
     """The best learned selector other than the choice: the best mean leave-one-dataset-out ALC
     among those that are not references (:data:`REFERENCES`, evaluation-only ones) and, where
-    any did, ran on every dataset; ties to the name first in alphabetical order."""
+    any did, ran on every dataset; ties to the name first in alphabetical order. Selectors that
+    name portfolio members count as the others (:func:`selector.shipping.fit_for_shipping` fits
+    them; the submission looks their members up in ``portfolio.json``)."""
     per = summary["lodo"]["per_selector"]
     specs = {s["label"]: s for s in summary["settings"]["selectors"]}
     choice = (summary.get("choice") or {}).get("selector")
     excluded = set(summary.get("evaluation_only") or []) | {choice} | {
-        k for k in per if specs.get(k, {"name": k})["name"] in REFERENCES} | {
-        k for k, v in (summary.get("outputs") or {}).items() if v == "members"}  # not shippable yet
+        k for k in per if specs.get(k, {"name": k})["name"] in REFERENCES}
     pool = {k: v for k, v in per.items() if k not in excluded and v.get("mean_alc") is not None
             and not (isinstance(v["mean_alc"], float) and math.isnan(v["mean_alc"]))}
     pool = {k: v for k, v in pool.items() if not v.get("failed")} or pool
@@ -364,32 +366,20 @@ def runner_up(summary: Mapping[str, Any]) -> dict[str, Any] | None:
             "mean_alc": pool[pick]["mean_alc"]}
 
 
-def lodo_scores(summary: Mapping[str, Any], label: str, summary_path: str | Path) -> dict[str, Any]:
-    """What a fitted selector's card records of the comparison (as ``autodl-meta selector fit --summary``)."""
-    per = summary["lodo"]["per_selector"]
-    choice = summary.get("choice") or {}
-    return {"summary": str(summary_path), "leave_one_dataset_out": per[label],
-            "reference": {k: summary["lodo"].get(k) for k in ("oracle_mean_alc", "single_best_mean_alc",
-                                                               "expected_random_alc")},
-            "fallback": (summary.get("fallback") or {}).get(label), "settings": summary.get("settings"),
-            "chosen": choice.get("selector") == label, "choice": choice.get("selector"),
-            "compared_on": summary.get("date")}
-
-
 def fit_for_shipping(pick: Mapping[str, Any], features: Path, portfolio: Path, folder: Path, *,
                      summary: Mapping[str, Any], summary_path: Path, seed: int, key: Mapping[str, Any],
                      command: str, role: str) -> tuple[Path, bool]:
-    """Fit ``pick`` (``selector``, ``name``, ``params``) on every dataset with an incumbent and save it
-    into ``folder``, unless a card there records the same ``key`` and its arrays are intact.
+    """Fit ``pick`` (``selector``, ``name``, ``params``) on every dataset with an incumbent
+    (:func:`selector.shipping.fit_for_shipping`: member selectors on the portfolio's member view)
+    and save it into ``folder``, unless a card there records the same ``key`` and its arrays are intact.
 
     Returns
     -------
     (Path, bool)
         The card and whether the selector was fitted now.
     """
-    from metafeatures.features import load_features_folder
-    from selector.base import ARRAYS_FILE, CARD_FILE, make_selector
-    from selector.report import load_cost
+    from selector import shipping
+    from selector.base import ARRAYS_FILE, CARD_FILE
 
     card_path = folder / CARD_FILE
     if card_path.is_file() and (folder / ARRAYS_FILE).is_file():
@@ -400,27 +390,18 @@ def fit_for_shipping(pick: Mapping[str, Any], features: Path, portfolio: Path, f
         if card.get("build") == to_plain(key) and card.get("arrays_sha256") == file_sha256(folder / ARRAYS_FILE):
             logger.info("%s: %s is fitted with the same inputs; skipped", folder, pick["name"])
             return card_path, False
-    datasets = load_features_folder(features)
-    src = load_cost(portfolio)
-    with_incumbent = [d for d in datasets if d.name in src.matrix.sources]
-    left_out = [d.name for d in datasets if d.name not in src.matrix.sources]
-    if not with_incumbent:
-        raise DefaultBuildError(features, f"no dataset of these features has an incumbent in {src.path}",
-                                field="features")
-    if left_out:
-        logger.warning("left out of the fitted selector (no incumbent in the cost matrix): %s", ", ".join(left_out))
-    params = dict(pick.get("params") or {})
-    sel = make_selector(pick["name"], **params)
-    if "seed" in sel.get_params() and "seed" not in params:
-        sel.set_params(seed=seed)
-    sel.fit(with_incumbent, src.matrix) if sel.needs_cost else sel.fit(with_incumbent)
+    scores = shipping.lodo_scores(summary, pick["selector"], summary_path)
+    fit = shipping.fit_for_shipping(pick["name"], pick.get("params") or {}, features, portfolio, seed=seed)
+    if fit.left_out:
+        logger.warning("left out of the fitted selector (no incumbent in the cost matrix): %s", ", ".join(fit.left_out))
+    if fit.without_member:
+        logger.warning("left out of the fitted selector (assigned to no member of the portfolio): %s",
+                       ", ".join(fit.without_member))
     if folder.exists():
         shutil.rmtree(folder)
-    extra = {"command": command, "date": utc_now(),
-             "features": str(features), "portfolio": str(portfolio), "cost_matrix": src.path,
-             "protocol": src.protocol, "clock": src.clock, "role": role,
-             "scores": lodo_scores(summary, pick["selector"], summary_path), "build": to_plain(key)}
-    return sel.save(folder, extra=extra), True
+    extra = {"command": command, "date": utc_now(), **fit.card_fields(), "role": role, "scores": scores,
+             "build": to_plain(key)}
+    return fit.selector.save(folder, extra=extra), True
 
 
 # --- the whole build --------------------------------------------------------------------------

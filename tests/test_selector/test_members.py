@@ -465,8 +465,8 @@ def test_compare_shows_members_baselines_and_both_fallback_figures(tmp_path):
 
 
 def test_cli_fit_of_a_member_selector(tmp_path, capsys):
-    """``selector fit`` fits a member selector on the folder's member view and says it cannot be
-    shipped yet."""
+    """``selector fit`` fits a member selector on the folder's member view and says the submission
+    looks the member up in portfolio.json."""
     import argparse
     import sys
 
