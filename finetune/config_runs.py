@@ -136,6 +136,7 @@ def evaluate(config: str | Mapping[str, Any], dataset: str | Path | AutoDLDatase
         that cannot run here (missing weights), a timing table that cannot price it,
         a dataset or solution that cannot be read.
     """
+    from finetune.embedding_cache import caching
     from finetune.timing import TimingTable
 
     proto = load_protocol(protocol) if isinstance(protocol, str) else protocol
@@ -158,9 +159,10 @@ def evaluate(config: str | Mapping[str, Any], dataset: str | Path | AutoDLDatase
                             **{k: v for k, v in kwargs.items() if v is not None})
     if clock == "simulated":
         _check_priced(factory, dataset, kwargs["timing"])
-    return evaluate_model(factory, dataset, proto, clock=make_clock(clock), clock_name=clock, budget=budget,
-                          metric=metric, out=out, wall_limit=wall_limit, model=_model_label(config),
-                          seed=seed if not isinstance(config, str) or reads_simulated_clock(config) else None)
+    with caching(clock == "simulated"):  # priced, not measured: recomputing the same features changes nothing
+        return evaluate_model(factory, dataset, proto, clock=make_clock(clock), clock_name=clock, budget=budget,
+                              metric=metric, out=out, wall_limit=wall_limit, model=_model_label(config),
+                              seed=seed if not isinstance(config, str) or reads_simulated_clock(config) else None)
 
 
 def _check_priced(factory: Callable[..., Any], dataset: str | Path | AutoDLDataset, timing: Any) -> None:

@@ -315,6 +315,7 @@ def evaluate_unit(task: Mapping[str, Any]) -> dict[str, Any]:
         from autodl.model_runs import evaluate_model
         from autodl.protocol import Protocol
         from finetune.config_runs import evaluate, torch_threads
+        from finetune.embedding_cache import caching
         from finetune.timing import TimingTable
 
         table = TimingTable.from_dict(task["timing"])
@@ -337,8 +338,9 @@ def evaluate_unit(task: Mapping[str, Any]) -> dict[str, Any]:
                     models.append(MetaModel(meta, arts, clock=clk, timing=table, settings=settings))
                     return models[-1]
 
-                ev = evaluate_model(make, task["path"], proto, clock=SimulatedClock(), clock_name="simulated",
-                                    seed=int(task["seed"]), model=task["unit"])
+                with caching():  # the simulated clock prices the forward passes it skips
+                    ev = evaluate_model(make, task["path"], proto, clock=SimulatedClock(), clock_name="simulated",
+                                        seed=int(task["seed"]), model=task["unit"])
                 d = models[0].decision if models else {}
                 extra = {"chosen": d.get("chosen_dataset"), "fallback": d.get("fallback"),
                          "selection_seconds": d.get("selection_seconds"),
