@@ -612,12 +612,24 @@ def heldout_summary(rows: Sequence[Mapping[str, Any]], methods: MethodSet, datas
         wall[ds] = {m: _cell([r for r in rows if r["clock"] == "wall" and r["dataset"] == ds and r["unit"] == m])
                     for m in wall[ds]}
     names = [m.name for m in methods.methods]
+    counted = set(units.values()) | set(member_units.values())
+    compute = {"simulated": _compute([r for r in sim_rows if r["unit"] in counted and r["dataset"] in set(datasets)]),
+               "wall": _compute([r for r in rows if r["clock"] == "wall" and r["dataset"] in set(datasets)])}
     overall = {"simulated": _overall(sim, names), "wall": _overall(wall, _wall_names(wall))}
     held = [ds for ds in datasets if ds in set(final)]
     if held and len(held) < len(datasets):
         overall["choice"] = _overall({ds: c for ds, c in sim.items() if ds not in held}, names)
         overall["final"] = _overall({ds: c for ds, c in sim.items() if ds in held}, names)
-    return {"simulated": sim, "wall": wall, "methods": names, "final": held, "overall": overall}
+    return {"simulated": sim, "wall": wall, "methods": names, "final": held, "overall": overall, "compute": compute}
+
+
+def _compute(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """How long the evaluations behind a report took: their count and the sum of their seconds
+    (``task_seconds`` of a simulated evaluation, in its worker, start-up included; ``wall_seconds``
+    of a wall-clock run, its child process included; rows without either are counted apart)."""
+    timed = [float(r.get("task_seconds", r.get("wall_seconds"))) for r in rows
+             if r.get("task_seconds", r.get("wall_seconds")) is not None]
+    return {"evaluations": len(rows), "timed": len(timed), "seconds": float(sum(timed))}
 
 
 def _wall_names(wall: Mapping[str, Mapping[str, Cell]]) -> list[str]:
@@ -737,6 +749,24 @@ def _figures(ov: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 
 # --- the report -------------------------------------------------------------------------------
+def _compute_lines(compute: Mapping[str, Mapping[str, Any]], workers: int = 2) -> list[str]:
+    """The report's account of the machine time behind its figures (the 4-hour target of issue 10)."""
+    sim, wall = compute.get("simulated") or {}, compute.get("wall") or {}
+    if not sim.get("evaluations") and not wall.get("evaluations"):
+        return []
+    sim_h, wall_h = sim.get("seconds", 0.0) / 3600, wall.get("seconds", 0.0) / 3600
+    lines = ["## Machine time", "",
+             f"- Simulated clock: {sim.get('evaluations', 0)} evaluations, {sim_h:.2f} worker-hours "
+             f"({sim_h / workers:.2f} h with {workers} workers side by side)",
+             f"- Wall clock: {wall.get('evaluations', 0)} runs one at a time, {wall_h:.2f} h",
+             f"- In all: about {sim_h / workers + wall_h:.2f} h on this machine (the sum of the evaluations' own "
+             "seconds, start-up in the worker included; a run resumed over several sittings adds them up)"]
+    untimed = sim.get("evaluations", 0) - sim.get("timed", 0) + wall.get("evaluations", 0) - wall.get("timed", 0)
+    if untimed:
+        lines.append(f"- {untimed} evaluations recorded no time and are not in these sums")
+    return lines + [""]
+
+
 def _f(v: float | None, nd: int = 4) -> str:
     return "n/a" if v is None else f"{v:.{nd}f}"
 
@@ -792,6 +822,7 @@ def heldout_markdown(summary: Mapping[str, Any], methods: MethodSet, *, command:
                       f"{_f(f.get('minus_baseline:default'))}; `{f.get('ships')}` {_f(f.get('ships_mean'))}"
                       + (f" ({f['ships_minus_single-best']:+.4f} against the single best)"
                          if f.get("ships_minus_single-best") is not None else "") + ".", ""]
+    lines += _compute_lines(summary.get("compute") or {})
     lines += ["## Methods", ""]
     for m in methods.methods:
         lines.append(f"- `{m.name}`: {m.description}")

@@ -136,11 +136,15 @@ def test_report_has_every_part_and_the_clocks_are_compared(two_members: MethodSe
     m = two_members
     vals = {"member:a": {"x": [0.5, 0.5]}, "member:b": {"x": [0.6, 0.6]}, SUBMISSION: {"x": [0.55, 0.56]},
             "baseline:default": {"x": [0.4, 0.4]}, "baseline:scratch": {"x": [0.3, 0.3]}}
-    rows = _rows(vals, m)
+    rows = [{**r, "task_seconds": 360.0} for r in _rows(vals, m)]
     for name, a in ((SUBMISSION, 0.50), (SINGLE_BEST, 0.45), ("baseline:default", 0.41), ("kit:linear", 0.2)):
         rows.append({"clock": "wall", "unit": name, "dataset": "x", "seed": 0, "status": "ok", "alc": a,
-                     "final_nauc": a, "timestamps": [1.0], "nauc": [a], "first_prediction_s": 1.0})
+                     "final_nauc": a, "timestamps": [1.0], "nauc": [a], "first_prediction_s": 1.0,
+                     "wall_seconds": 90.0})
     s = heldout_summary(rows, m, ["x"], seeds=(0, 1))
+    # 5 units x 2 seeds x 360 s = 1 worker-hour; 4 wall runs x 90 s = 0.1 h
+    assert s["compute"]["simulated"] == {"evaluations": 10, "timed": 10, "seconds": 3600.0}
+    assert s["compute"]["wall"] == {"evaluations": 4, "timed": 4, "seconds": 360.0}
     ag = clock_agreement(s)
     assert ag["per_dataset"]["x"]["simulated_order"] == [SUBMISSION, SINGLE_BEST, "baseline:default"]
     assert ag["per_dataset"]["x"]["same_winner"]
@@ -149,7 +153,8 @@ def test_report_has_every_part_and_the_clocks_are_compared(two_members: MethodSe
                             figures={"x": "heldout/x.png"}, descriptions={"x": "a test set"})
     for part in ("## Verdict", "## Mean ALC and mean rank", "## ALC per dataset", "Final NAUC",
                  "first prediction", "## Wall clock", "kit:linear", "same winner on 1 of 1", "![x](heldout/x.png)",
-                 "a test set", "autodl-meta benchmark heldout"):
+                 "a test set", "autodl-meta benchmark heldout", "## Machine time", "1.00 worker-hours",
+                 "about 0.60 h on this machine"):
         assert part in text, part
     page = heldout_html(text)
     assert page.count("<table>") >= 4 and "<img" in page
