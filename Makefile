@@ -41,8 +41,8 @@ $(SYSDEPS_STAMP):
 
 sysdeps: $(SYSDEPS_STAMP)
 
-# The layer contracts of pyproject.toml ([tool.importlinter]): no package imports one above it
-# (README, "Layout"); imports inside functions count.
+# The import contracts of pyproject.toml ([tool.importlinter]): no package imports one above it, and
+# the submission's code never reaches the offline build (README, "Layout"); imports inside functions count.
 lint-imports: install
 	$(BIN)/lint-imports --no-cache
 

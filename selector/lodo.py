@@ -228,7 +228,7 @@ def leave_one_dataset_out(selectors: Iterable[SelectorSpec | str | tuple[str, Ma
     seed:
         Seeds the batches (and a selector's ``seed`` hyperparameter where not given).
     members:
-        The member view (:func:`selector.members.load_members`); None: one member per row of
+        The member view (:func:`selector.member_views.load_members`); None: one member per row of
         ``cost`` (the figures of the seed design, as before members existed).
     nested_fallback:
         Also run, for every selector that reads the query and is not evaluation-only, the inner
@@ -325,7 +325,9 @@ def leave_one_dataset_out(selectors: Iterable[SelectorSpec | str | tuple[str, Ma
 
 def _fold_single_best(mm: MemberMatrix, fold: _Fold) -> tuple[str, float]:
     """The fold's single best member (best mean over its training columns) and its ALC on the target."""
-    sb = single_best_of(mm.restrict(fold.members, fold.train_targets).as_cost())
+    from selector.member_views import member_cost
+
+    sb = single_best_of(member_cost(mm.restrict(fold.members, fold.train_targets)))
     if sb is None:  # no training column with a value: judge the single best on nothing -> the first
         sb = fold.members[0]
         logger.warning("%s: no ALC of the candidates outside its group; single best = %s", fold.target, sb)

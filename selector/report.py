@@ -142,12 +142,13 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
             progress: Progress | None = None) -> dict[str, Any]:
     """Compare selectors on a collection's features and a portfolio's cost matrix; write the report.
 
-    Every selector is scored through the portfolio's members (:mod:`selector.members`): a
-    dataset selector's pick by its dataset's member, a member selector's pick directly; the
-    single best and the oracle are members. The fallback rule of each selector is scored twice:
-    with thresholds chosen on the folds it is scored on (``fallback``: optimistic, and what a
-    fitted selector ships with) and by nested leave-one-dataset-out (``fallback_nested``: each
-    fold scored with thresholds chosen on its training datasets only).
+    Every selector is scored through the portfolio's members (:mod:`selector.members`, the view
+    built by :mod:`selector.member_views`): a dataset selector's pick by its dataset's member, a
+    member selector's pick directly; the single best and the oracle are members. The fallback
+    rule of each selector is scored twice: with thresholds chosen on the folds it is scored on
+    (``fallback``: optimistic, and what a fitted selector ships with) and by nested
+    leave-one-dataset-out (``fallback_nested``: each fold scored with thresholds chosen on its
+    training datasets only).
 
     Parameters
     ----------
@@ -180,7 +181,7 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
     command:
         The command line to name in the report.
     members:
-        The member view: ``"auto"`` (:func:`selector.members.load_members` of the portfolio
+        The member view: ``"auto"`` (:func:`selector.member_views.load_members` of the portfolio
         folder: the pool's cells where there are, else the cost matrix's rows grouped by
         configuration), a :class:`~selector.members.MemberMatrix`, or None (one member per row).
     nested:
@@ -289,7 +290,8 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
 
 def _members_for(src: CostSource, members: Any) -> Any:
     """The member view :func:`compare` scores with (see its ``members``)."""
-    from selector.members import MemberMatrix, load_members, trivial_members
+    from selector.member_views import load_members
+    from selector.members import MemberMatrix, trivial_members
 
     if isinstance(members, MemberMatrix):
         return members

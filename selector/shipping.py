@@ -4,7 +4,7 @@
 incumbent in the portfolio's cost matrix (a shipped selector can only name datasets with one),
 whatever the kind of selector: one that needs only the meta-features, one that also needs the
 cost matrix, or one whose outputs are the portfolio's members (:mod:`selector.member_selectors`,
-fitted on the folder's member view, :func:`selector.members.load_members`; the submission looks
+fitted on the folder's member view, :func:`selector.member_views.load_members`; the submission looks
 the member it names up in ``portfolio.json``). The caller saves it with the card fields it adds
 (:meth:`FitResult.card_fields` and its own: command, date, role...).
 
@@ -113,7 +113,7 @@ def fit_for_shipping(name: str, params: Mapping[str, Any] | None,
     sel = SelectorSpec(name, params).make(seed=seed)
     without_member: list[str] = []
     if outputs_members(sel):
-        from selector.members import load_members
+        from selector.member_views import load_members
 
         mm = load_members(portfolio, src.matrix)
         without_member = [d.name for d in with_incumbent if d.name not in mm.member_of]

@@ -215,7 +215,7 @@ class Artifacts:
         """``{member name: configuration}``: what a selector whose outputs are members
         (:mod:`selector.member_selectors`) may name.
 
-        The names the selectors are fitted with (:func:`selector.members.members_from_cost`):
+        The names the selectors are fitted with (:func:`selector.member_views.members_from_cost`):
         a greedy portfolio's members (``provenance.members``, and every incumbent's ``member``);
         for each incumbent also ``incumbent:<dataset>`` and the dataset's own name (a member
         grouped by configuration is named after its first dataset).

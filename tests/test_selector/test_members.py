@@ -41,12 +41,11 @@ from selector.base import SelectorError, load_selector, make_selector
 from selector.fallback import fallback_threshold, nested_fallback
 from selector.identification import identification_accuracy
 from selector.lodo import leave_one_dataset_out
+from selector.member_views import load_members, members_from_cost
 from selector.members import (
     MemberMatrix,
     acceptable_members,
-    load_members,
     member_labels,
-    members_from_cost,
     preferred_member,
     seed_noise,
     trivial_members,
