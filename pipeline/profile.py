@@ -30,10 +30,10 @@ PHASES: dict[str, tuple[tuple[str, str], ...]] = {
     "selection (embed the query + select)": (("submission/agent.py", "_select"),),
     "probes: fit": (("finetune/learner.py", "_fit_probe"),),
     "probes: test predictions": (("finetune/learner.py", "_test_probe"),),
-    "embedding passes (inside probes and tests)": (("finetune/learner.py", "_embed"),),
+    "embedding passes (inside probes and tests)": (("finetune/network_stage.py", "embed"),),
     "training steps": (("finetune/learner.py", "_train_steps"),),
     "test passes of the network": (("finetune/learner.py", "_test_network"),),
-    "writing predictions": (("autodl/ingestion.py", "write_predictions"), ("autodl/writer.py", "write_prediction")),
+    "writing predictions": (("autodl/ingestion.py", "write_predictions"),),
 }
 """Phase -> the (file suffix, function name) pairs whose cumulative time it is."""
 

@@ -159,7 +159,6 @@ def _finetune_one(backbone: str, size: int, root: str, steps: int, repeats: int,
     learner.train(_Source(ds, "train"), remaining_time_budget=1200.0)
     learner.test(_Source(ds, "test"), remaining_time_budget=1200.0)
     first_prediction = time.perf_counter() - t
-    learner._total_steps_estimate = 10_000
     net, x, y, opt = learner.net, learner.x_train, learner.y_train, learner.optimizer
     bs = int(config["batch_size"])
     dev = learner.device

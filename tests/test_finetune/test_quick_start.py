@@ -18,6 +18,7 @@ import pytest
 import torch
 from conftest import flat_timing
 
+import finetune.decoded_data as decoded_data_module
 import finetune.learner as learner_module
 from autodl.clock import SimulatedClock
 from autodl.dataset import AutoDLDataset
@@ -77,7 +78,7 @@ def _run(path: Path, out: Path, *, quick: bool = True, monkeypatch: pytest.Monke
     with pytest.MonkeyPatch.context() as mp:
         if not quick:
             mp.setattr(learner_module, "QUICK_START_MEGAVALUES", float("inf"))
-        original = learner_module.load_arrays
+        original = decoded_data_module.load_arrays  # the learner's data decodes through it
 
         def load_arrays(dataset: Any, *args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
             x, y = original(dataset, *args, **kwargs)
@@ -85,7 +86,7 @@ def _run(path: Path, out: Path, *, quick: bool = True, monkeypatch: pytest.Monke
                 decoded.append(len(x))
             return x, y
 
-        mp.setattr(learner_module, "load_arrays", load_arrays)
+        mp.setattr(decoded_data_module, "load_arrays", load_arrays)
         result = run_ingestion(AutoDLDataset(path), factory, out, 20.0, clock=SimulatedClock())
     assert result.success, result.error
     predictions = [load_prediction(out / f"{result.task_name}.predict_{k}") for k in range(result.num_predictions)]
@@ -120,7 +121,7 @@ def test_afterwards_the_whole_training_set_is_used_as_without_the_quick_start(ru
     assert len(quick.x_train) + len(quick.x_val) == N_TRAIN
     assert torch.equal(quick.x_train, plain.x_train) and torch.equal(quick.y_train, plain.y_train)
     assert torch.equal(quick.x_val, plain.x_val) and np.array_equal(quick.y_val, plain.y_val)
-    assert quick._quick is None and quick._quick_probe is None  # the subset is not kept apart
+    assert quick.data.part is None and quick.probing.quick_probe is None  # the subset is not kept apart
     # the same models, in the same order, each as good on validation; the same predictions, later
     later = quick.history[1:]
     assert [h["source"] for h in later] == [h["source"] for h in plain.history]

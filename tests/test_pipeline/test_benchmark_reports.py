@@ -75,3 +75,18 @@ def test_grid_resumes_where_it_stopped(tmp_path: Path, monkeypatch: pytest.Monke
     assert all(json.loads(line) for line in results.read_text().splitlines()[-1:])
     with pytest.raises(Exception, match="unknown grid configuration"):
         run_grid(results, tmp_path, configs=["nonsense"])
+
+
+def test_every_phase_of_the_profile_names_a_function_that_exists() -> None:
+    """``benchmark profile`` attributes time by (file, function name): a function moved or renamed
+    would silently count 0 s, so every pair must name a function defined in that file."""
+    import ast
+
+    from pipeline.profile import PHASES
+
+    root = Path(__file__).resolve().parents[2]
+    for phase, pairs in PHASES.items():
+        for file, func in pairs:
+            tree = ast.parse((root / file).read_text())
+            names = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            assert func in names, f"{phase}: {file} defines no function {func!r}"
