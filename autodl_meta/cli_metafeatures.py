@@ -78,8 +78,10 @@ def cmd_metafeatures_show(args: argparse.Namespace) -> int:
 
     feats = DatasetFeatures.load(args.features)
     test = "none" if feats.test is None else f"{list(feats.test.shape)}"
+    raw = ("none (extracted before they were stored)" if feats.train_raw is None
+           else f"{list(feats.train_raw.shape)}")
     print(f"features {feats.name} (source {feats.source}): train {list(feats.train.shape)}, "
-          f"train_labels {list(feats.train_labels.shape)}, test {test}")
+          f"train_labels {list(feats.train_labels.shape)}, test {test}, train_raw {raw}")
     print("descriptors: " + ", ".join(f"{k}={v:g}" for k, v in feats.descriptors.items()))
     print("card:")
     print(json.dumps(feats.card, indent=1, sort_keys=True))

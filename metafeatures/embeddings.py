@@ -48,6 +48,7 @@ import numpy as np
 from autodl.errors import AutoDLError
 from autodl.records import file_sha256, utc_now
 from metafeatures.features import DatasetFeatures
+from metafeatures.probe import raw_probe_features
 
 logger = logging.getLogger(__name__)
 
@@ -412,7 +413,9 @@ def extract_features(dataset: str | Path, spec: EmbeddingSpec, *, name: str | No
     -------
     DatasetFeatures
         ``train`` ``[n, D]`` with ``train_labels`` ``[n, K]``, ``test`` ``[m, D]`` (no
-        labels; None without a test subset or with ``test_samples=0``), the descriptors
+        labels; None without a test subset or with ``test_samples=0``), ``train_raw``
+        ``[n, F]`` (the raw-pixel features of the same training clips:
+        :func:`metafeatures.probe.raw_probe_features`), the descriptors
         (:func:`metafeatures.descriptors.describe`) and a card: the embedder's card
         (backbone, input size, preprocessing, weights, versions), ``spec`` and
         ``spec_digest``, the dataset's path, name and ``fingerprint``
@@ -456,6 +459,10 @@ def extract_features(dataset: str | Path, spec: EmbeddingSpec, *, name: str | No
     emb_train = embedder.embed(x_train)
     emb_test = None if x_test is None else embedder.embed(x_test)
     t_embed = time.perf_counter()
+    raw_train = raw_probe_features(x_train)
+    card_extra["train_raw"] = ("finetune.probe.raw_features (the learner's raw-pixel probe's features: frames "
+                               "averaged, pooled to at most 16x16, flattened) of the embedded training clips, "
+                               "as embedded (same frames, size and scaling; uint8 kept in 0-255)")
     descriptors = describe(ds)
     card = {**embedder.card, **card_extra,
             "spec": spec.to_dict(), "spec_digest": spec.digest(),
@@ -473,4 +480,4 @@ def extract_features(dataset: str | Path, spec: EmbeddingSpec, *, name: str | No
     logger.info("%s: embedded %d train and %d test examples with %s at %d px in %.1f s", ds.name,
                 len(train_idx), card["samples"]["test"], spec.backbone, spec.input_size, card["seconds"]["total"])
     return DatasetFeatures(name=name or ds.name, train=emb_train, train_labels=train.y, test=emb_test,
-                           descriptors=descriptors, source=source, card=card)
+                           descriptors=descriptors, source=source, card=card, train_raw=raw_train)

@@ -6,7 +6,8 @@ dataset of a collection and writes ``<out>/<name>.npz`` + ``<out>/<name>.json``
 already, made with the same :class:`~metafeatures.embeddings.EmbeddingSpec` (its
 :meth:`~metafeatures.embeddings.EmbeddingSpec.digest`) from the same data (the dataset's
 fingerprint: :func:`autodl.dataset.dataset_fingerprint`) and with the same source, is
-skipped; any other is computed again, and the log says why.
+skipped; any other is computed again, and the log says why (so is one extracted before the
+raw-pixel features, ``train_raw``, were stored).
 
 Datasets are embedded in parallel with Dask (``distributed``), as the cost matrix's cells
 are (:mod:`portfolio.cost_matrix`): a ``LocalCluster(n_workers=N, threads_per_worker=1,
@@ -83,6 +84,8 @@ def cache_state(out: str | Path, name: str, spec: EmbeddingSpec, fingerprint: st
         return "the dataset's files changed (fingerprint differs)"
     if stored.get("source") != source:
         return f"its source changed ({stored.get('source')!r}, now {source!r})"
+    if "train_raw" not in (stored.get("shapes") or {}):
+        return "extracted before the raw-pixel features (train_raw) were stored"
     return None
 
 

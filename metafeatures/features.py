@@ -7,7 +7,11 @@ dataset reaches a selector as a :class:`Query` (a batch of its training samples)
 
 Stored as ``<name>.npz`` (arrays only, ``allow_pickle=False``) beside ``<name>.json``
 (the card: name, source, descriptors, how the embeddings were made, and the ``.npz``'s
-SHA-256, ``npz_sha256``, checked on load: a file that differs is refused).
+SHA-256, ``npz_sha256``, checked on load: a file that differs is refused). Besides the
+embeddings, the ``.npz`` holds ``train_raw``, the raw-pixel features of the same training
+samples (what the learner's raw-pixel probe sees, for
+:func:`metafeatures.probe.raw_probe_score`); files extracted before it existed load with
+``train_raw`` None.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ class DatasetFeatures:
     card:
         How the embeddings were made: backbone, input size, preprocessing, samples, seed,
         dataset fingerprint, versions.
+    train_raw:
+        ``[N, F]`` (float32) the raw-pixel features of the same training samples, row for row
+        (:func:`metafeatures.probe.raw_probe_features`: what the learner's raw-pixel probe
+        sees); None in features extracted before they were stored.
     """
 
     name: str
@@ -61,6 +69,7 @@ class DatasetFeatures:
     descriptors: dict[str, float] = field(default_factory=dict)
     source: str | None = None
     card: dict[str, Any] = field(default_factory=dict)
+    train_raw: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.train = np.asarray(self.train, dtype=np.float32)
@@ -75,6 +84,11 @@ class DatasetFeatures:
             if self.test.ndim != 2 or self.test.shape[1] != self.train.shape[1]:
                 raise ValueError(f"{self.name}: test embeddings must be [M, {self.train.shape[1]}], "
                                  f"got shape {self.test.shape}")
+        if self.train_raw is not None:
+            self.train_raw = np.asarray(self.train_raw, dtype=np.float32)
+            if self.train_raw.ndim != 2 or len(self.train_raw) != len(self.train):
+                raise ValueError(f"{self.name}: train_raw must be [N, F] with N={len(self.train)} (a row per "
+                                 f"training sample), got shape {self.train_raw.shape}")
 
     @property
     def dim(self) -> int:
@@ -88,7 +102,8 @@ class DatasetFeatures:
     def query(self, n: int | None = None, *, split: str = "train", seed: int = 0) -> Query:
         """A :class:`Query` of ``n`` random samples (all if None) of ``split`` (``train`` or ``test``).
 
-        The ``train`` split's query carries labels; the ``test`` split's does not.
+        The ``train`` split's query carries labels (and the samples' raw-pixel features where
+        stored); the ``test`` split's does not.
         """
         if split not in ("train", "test"):
             raise ValueError(f"split={split!r}: expected 'train' or 'test'")
@@ -99,7 +114,8 @@ class DatasetFeatures:
         if n is not None and n < len(x):
             idx = np.sort(np.random.default_rng(seed).choice(len(x), size=n, replace=False))
         labels = self.train_labels[idx] if split == "train" else None
-        return Query(x[idx], labels, dict(self.descriptors), name=self.name)
+        raw = self.train_raw[idx] if split == "train" and self.train_raw is not None else None
+        return Query(x[idx], labels, dict(self.descriptors), name=self.name, raw=raw)
 
     # --- files --------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
@@ -109,6 +125,8 @@ class DatasetFeatures:
         arrays = {"train": self.train, "train_labels": self.train_labels}
         if self.test is not None:
             arrays["test"] = self.test
+        if self.train_raw is not None:
+            arrays["train_raw"] = self.train_raw
         npz = folder / f"{self.name}.npz"
         with atomic_path(npz) as tmp, tmp.open("wb") as f:  # a file object: numpy adds no ".npz" to its name
             np.savez_compressed(f, **arrays)
@@ -145,7 +163,8 @@ class DatasetFeatures:
         try:
             return cls(name=card["name"], train=arrays["train"], train_labels=arrays["train_labels"],
                        test=arrays.get("test"), descriptors=dict(card.get("descriptors") or {}),
-                       source=card.get("source"), card=dict(card.get("card") or {}))
+                       source=card.get("source"), card=dict(card.get("card") or {}),
+                       train_raw=arrays.get("train_raw"))
         except (KeyError, ValueError) as exc:
             raise FeaturesError(js, str(exc)) from None
 
@@ -166,12 +185,17 @@ class Query:
         The new dataset's descriptors, where known.
     name:
         For logs and reports only; a selector never uses it.
+    raw:
+        ``[B, F]`` float32 raw-pixel features of the batch, row for row
+        (:func:`metafeatures.probe.raw_probe_features`), where known; selectors that use the
+        raw-pixel probe's score refuse a query without.
     """
 
     embeddings: np.ndarray
     labels: np.ndarray | None = None
     descriptors: Mapping[str, float] | None = None
     name: str | None = None
+    raw: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.embeddings = np.asarray(self.embeddings, dtype=np.float32)
@@ -182,6 +206,11 @@ class Query:
             if self.labels.ndim != 2 or len(self.labels) != len(self.embeddings):
                 raise ValueError(f"a query's labels must be [B, K] with B={len(self.embeddings)}, "
                                  f"got {self.labels.shape}")
+        if self.raw is not None:
+            self.raw = np.asarray(self.raw, dtype=np.float32)
+            if self.raw.ndim != 2 or len(self.raw) != len(self.embeddings):
+                raise ValueError(f"a query's raw features must be [B, F] with B={len(self.embeddings)}, "
+                                 f"got {self.raw.shape}")
 
     def __len__(self) -> int:
         return len(self.embeddings)

@@ -80,10 +80,11 @@ def _holdout_split(datasets: Sequence[DatasetFeatures], seed: int,
         perm = np.random.default_rng([int(seed), dataset_key(d.name), 7]).permutation(n)
         k = min(max(1, round(n * fraction)), n - 1)
         a, b = np.sort(perm[:k]), np.sort(perm[k:])
+        raw = d.train_raw
         fit.append(DatasetFeatures(d.name, d.train[a], d.train_labels[a], None, dict(d.descriptors), d.source,
-                                   dict(d.card)))
+                                   dict(d.card), None if raw is None else raw[a]))
         pool.append(DatasetFeatures(d.name, d.train[b], d.train_labels[b], None, dict(d.descriptors), d.source,
-                                    dict(d.card)))
+                                    dict(d.card), None if raw is None else raw[b]))
     return fit, pool
 
 

@@ -243,8 +243,10 @@ class _LearnedSelector(Selector):
         return v
 
     def _check_choice(self, param: str, choices: Sequence[Any]) -> Any:
+        """The value of ``param`` where it is one of ``choices`` (a bool only where that choice
+        is a bool: 1 is not True, and choices may mix bools and strings)."""
         value = getattr(self, param)
-        if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
+        if not any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in choices):
             raise self._bad(param, f"one of {', '.join(map(repr, choices))}")
         return value
 

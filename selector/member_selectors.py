@@ -11,10 +11,8 @@ datasets ``datasets_``). They are fitted with ``fit(datasets, cost, members=...)
 Cost-sensitive selection (AutoFolio, Lindauer et al., JAIR 2015; ZAP, Ozturk et al., ICML
 2022), three ways, all on the same meta-features (a dataset's mean ``train`` embedding
 projected on ``n_components`` principal components of the training datasets' means, and with
-``use_descriptors`` its descriptor vector, with ``use_probe`` the cheap probe's score
-(:func:`metafeatures.probe.embedding_probe_score`: the leave-one-out NAUC of the learner's
-ridge probe on 64 labelled embeddings; a query must then carry labels); z-scored over the
-training datasets), as
+``use_descriptors`` its descriptor vector, with ``use_probe`` the cheap probes' scores; z-scored
+over the training datasets), as
 ``cost-sensitive`` (:class:`selector.learned.CostSensitiveSelector`, which predicts each
 training dataset's incumbent) uses:
 
@@ -30,6 +28,14 @@ training dataset's incumbent) uses:
   ``target_temperature``). ZAP-HPO ranks with a neural network over (meta-features,
   hyperparameters); with a handful of members and a few dozen datasets a linear score per
   member is what the data can carry.
+
+``use_probe`` adds the leave-one-out NAUC of the learner's ridge probe on 64 labelled
+examples (:mod:`metafeatures.probe`; a query must then carry labels): ``False`` (default) none;
+``True`` or ``"embedding"`` the probe on their embeddings
+(:func:`~metafeatures.probe.embedding_probe_score`); ``"raw"`` the probe on their raw pixels
+(:func:`~metafeatures.probe.raw_probe_score`, on the training datasets' ``train_raw`` and the
+query's ``raw``: features extracted before ``train_raw`` was stored must be extracted again);
+``"both"`` the two, as two columns (embedding, then raw).
 
 And the trivial baselines every similarity and transferability measure is compared with:
 
@@ -59,7 +65,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from metafeatures.features import DatasetFeatures, Query
-from metafeatures.probe import embedding_probe_score
+from metafeatures.probe import embedding_probe_score, raw_probe_score
 from selector.base import SelectorError, register_selector
 from selector.learned import (
     TIE_WEIGHT,
@@ -79,6 +85,12 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["MemberPairwiseSelector", "MemberRankingSelector", "MemberRegressionSelector", "SingleBestMemberSelector",
            "SizeRuleSelector", "rule_features"]
+
+PROBE_CHOICES: tuple[Any, ...] = (False, True, "embedding", "raw", "both")
+"""The values of the member selectors' ``use_probe`` (see the module docstring)."""
+
+_PROBE_KINDS: dict[Any, tuple[str, ...]] = {False: (), True: ("embedding",), "embedding": ("embedding",),
+                                             "raw": ("raw",), "both": ("embedding", "raw")}
 
 _INTERCEPT_PENALTY = 1e-2
 """The logistic regressions' penalty on the intercept (keeps it finite where one member always wins)."""
@@ -144,6 +156,13 @@ class _MemberSelector(_LearnedSelector):
         """``[n_columns, F]`` the standardised meta-features of the training datasets that are columns."""
         n_components = self._check_int("n_components", low=0)
         self._check_choice("use_descriptors", (True, False))
+        kinds = self._probe_kinds()
+        lacking = [d.name for d in datasets if d.train_raw is None] if "raw" in kinds else []
+        if lacking:
+            raise SelectorError(None, f"{self.name}: use_probe={self.use_probe!r} needs the raw-pixel features "
+                                      f"(train_raw) of every training dataset; the features of {', '.join(lacking)} "
+                                      "were extracted before they were stored: extract them again with "
+                                      "'autodl-meta metafeatures extract'", field="train_raw")
         means = self.centroids_
         self.pca_mean_ = means.mean(axis=0)
         c = min(n_components, len(datasets) - 1, means.shape[1])
@@ -156,9 +175,8 @@ class _MemberSelector(_LearnedSelector):
             self.pca_components_ = np.zeros((0, means.shape[1]))
         desc = (np.stack([_descriptors(self.name, f"training dataset {d.name!r}", d.descriptors) for d in datasets])
                 if self.use_descriptors else None)
-        self._check_choice("use_probe", (True, False))
-        probe = (np.array([[embedding_probe_score(d.train, d.train_labels, seed=self.seed)] for d in datasets])
-                 if self.use_probe else None)
+        probe = (np.array([self._probe_scores(kinds, d.train, d.train_raw, d.train_labels) for d in datasets])
+                 if kinds else None)
         feats = self._raw_features(means, desc, probe)
         if feats.shape[1] == 0:
             raise SelectorError(None, f"{self.name}: no meta-features (n_components={self.n_components} with "
@@ -167,6 +185,17 @@ class _MemberSelector(_LearnedSelector):
         self.feat_mean_, self.feat_scale_ = _standardizer(feats)
         feats = (feats - self.feat_mean_) / self.feat_scale_
         return feats[[self.datasets_.index(t) for t in self.columns_]]
+
+    def _probe_kinds(self) -> tuple[str, ...]:
+        """The probes ``use_probe`` asks for (``embedding``, ``raw``), in column order."""
+        return _PROBE_KINDS[self._check_choice("use_probe", PROBE_CHOICES)]
+
+    def _probe_scores(self, kinds: Sequence[str], embeddings: np.ndarray, raw: np.ndarray | None,
+                      labels: np.ndarray) -> list[float]:
+        """The probes' scores of one dataset (a training dataset's or the query's batch), one per kind
+        (``raw`` checked by the caller)."""
+        return [embedding_probe_score(embeddings, labels, seed=self.seed) if kind == "embedding"
+                else raw_probe_score(raw, labels, seed=self.seed) for kind in kinds]
 
     def _raw_features(self, mean_embedding: np.ndarray, descriptors: np.ndarray | None,
                       probe: np.ndarray | None = None) -> np.ndarray:
@@ -182,11 +211,16 @@ class _MemberSelector(_LearnedSelector):
         self._check_query(query)
         desc = _descriptors(self.name, "the query", query.descriptors) if self.use_descriptors else None
         probe = None
-        if getattr(self, "use_probe", False):
+        kinds = self._probe_kinds() if hasattr(self, "use_probe") else ()
+        if kinds:
             if query.labels is None:
                 raise SelectorError(None, f"{self.name}: use_probe needs the query's labels (a probe is fitted on "
                                           "them)", field="labels")
-            probe = np.array([embedding_probe_score(query.embeddings, query.labels, seed=self.seed)])
+            if "raw" in kinds and query.raw is None:
+                raise SelectorError(None, f"{self.name}: use_probe={self.use_probe!r} needs the raw-pixel features "
+                                          "of the query's batch (Query.raw: metafeatures.probe.raw_probe_features "
+                                          "of its decoded clips), which it lacks", field="raw")
+            probe = np.array(self._probe_scores(kinds, query.embeddings, query.raw, query.labels))
         raw = self._raw_features(query.embeddings.astype(np.float64).mean(axis=0), desc, probe)[0]
         return (raw - self.feat_mean_) / self.feat_scale_
 
@@ -219,8 +253,12 @@ class MemberRegressionSelector(_MemberSelector):
 
     Parameters
     ----------
-    n_components, use_descriptors, use_probe:
+    n_components, use_descriptors:
         The meta-features (see the module docstring).
+    use_probe:
+        The probes' scores among them: ``False`` (none), ``True`` or ``"embedding"`` (the
+        ridge probe on embeddings), ``"raw"`` (on raw pixels: the training datasets' features
+        need ``train_raw``, the query ``raw``), ``"both"`` (two columns).
     regressor, k, alpha:
         ``ridge`` with penalty ``alpha``, or ``knn`` with ``k`` neighbours.
     temperature:
@@ -234,7 +272,7 @@ class MemberRegressionSelector(_MemberSelector):
                                   np.float64)
 
     def __init__(self, n_components: int = 4, use_descriptors: bool = True, regressor: str = "ridge", k: int = 3,
-                 alpha: float = 1.0, temperature: float = 0.01, seed: int = 0, use_probe: bool = False):
+                 alpha: float = 1.0, temperature: float = 0.01, seed: int = 0, use_probe: bool | str = False):
         self.n_components = n_components
         self.use_descriptors = use_descriptors
         self.use_probe = use_probe
@@ -313,8 +351,12 @@ class MemberPairwiseSelector(_MemberSelector):
 
     Parameters
     ----------
-    n_components, use_descriptors, use_probe:
+    n_components, use_descriptors:
         The meta-features (see the module docstring).
+    use_probe:
+        The probes' scores among them: ``False`` (none), ``True`` or ``"embedding"`` (the
+        ridge probe on embeddings), ``"raw"`` (on raw pixels: the training datasets' features
+        need ``train_raw``, the query ``raw``), ``"both"`` (two columns).
     alpha:
         L2 penalty of the coefficients.
     seed:
@@ -325,7 +367,7 @@ class MemberPairwiseSelector(_MemberSelector):
     _state_arrays = dict.fromkeys((*_MemberSelector._feature_arrays, "coef", "intercept", "pairs"), np.float64)
 
     def __init__(self, n_components: int = 4, use_descriptors: bool = True, alpha: float = 1.0, seed: int = 0,
-                 use_probe: bool = False):
+                 use_probe: bool | str = False):
         self.n_components = n_components
         self.use_descriptors = use_descriptors
         self.use_probe = use_probe
@@ -392,8 +434,12 @@ class MemberRankingSelector(_MemberSelector):
 
     Parameters
     ----------
-    n_components, use_descriptors, use_probe:
+    n_components, use_descriptors:
         The meta-features (see the module docstring).
+    use_probe:
+        The probes' scores among them: ``False`` (none), ``True`` or ``"embedding"`` (the
+        ridge probe on embeddings), ``"raw"`` (on raw pixels: the training datasets' features
+        need ``train_raw``, the query ``raw``), ``"both"`` (two columns).
     alpha:
         L2 penalty of the coefficients.
     target_temperature:
@@ -406,7 +452,7 @@ class MemberRankingSelector(_MemberSelector):
     _state_arrays = dict.fromkeys((*_MemberSelector._feature_arrays, "coef", "intercept"), np.float64)
 
     def __init__(self, n_components: int = 4, use_descriptors: bool = True, alpha: float = 1.0,
-                 target_temperature: float = 0.02, seed: int = 0, use_probe: bool = False):
+                 target_temperature: float = 0.02, seed: int = 0, use_probe: bool | str = False):
         self.n_components = n_components
         self.use_descriptors = use_descriptors
         self.use_probe = use_probe

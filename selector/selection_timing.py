@@ -75,7 +75,8 @@ def _timing_query(d: DatasetFeatures, b: int, seed: int) -> Query:
     y = d.train_labels.argmax(axis=1) if d.train_labels.shape[1] else np.zeros(len(d.train), int)
     pools = [rng.permutation(np.flatnonzero(y == c)) for c in np.unique(y)]
     idx = [int(pools[k % len(pools)][(k // len(pools)) % len(pools[k % len(pools)])]) for k in range(b)]
-    return Query(d.train[idx], d.train_labels[idx], dict(d.descriptors), name=d.name)
+    raw = None if d.train_raw is None else d.train_raw[idx]
+    return Query(d.train[idx], d.train_labels[idx], dict(d.descriptors), name=d.name, raw=raw)
 
 
 def make_embedder(spec: Any = None, in_chans: int = 3, device: str = "cpu") -> Any:

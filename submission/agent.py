@@ -14,8 +14,9 @@ that finds the artifacts (:mod:`submission.artifacts`) beside it.
    stratified sample of ``query_size`` training examples is decoded and embedded exactly
    as the training datasets' meta-features were (:mod:`metafeatures.embeddings`: same
    backbone, input size, frames and scaling), described (:mod:`metafeatures.descriptors`'
-   keys, from the metadata and the sample), and handed to the selector as a
-   :class:`~metafeatures.features.Query`. Its pick is used unless its confidence is below
+   keys, from the metadata and the sample), reduced to the learner's raw-pixel probe
+   features (:func:`metafeatures.probe.raw_probe_features`, as the training datasets'
+   ``train_raw``), and handed to the selector as a :class:`~metafeatures.features.Query`. Its pick is used unless its confidence is below
    the card's fallback threshold or its novelty (distance of the batch to the nearest
    training dataset, in standard errors) above it: then the single best. A selector that
    needs no query (``single-best``) costs nothing.
@@ -328,8 +329,10 @@ class MetaModel:
         from finetune.learner import _data_format
         from metafeatures.embeddings import _dense_range, _scale
         from metafeatures.features import Query
+        from metafeatures.probe import raw_probe_features
 
         spec = self.embedder.spec
+        raw = self._needs_raw()
         x, y = load_arrays(dataset, (spec.input_size, spec.input_size), min(spec.frames, 64), limit=self._query_size(),
                            seed=self.settings.seed)
         if x.dtype != np.uint8:  # dense data: scaled as the training datasets' were
@@ -339,9 +342,16 @@ class MetaModel:
             frames = min(t, spec.frames)
             fmt = _data_format(self.metadata, dataset)
             self.clock.advance(self.timing.decode_s(fmt, len(x), len(x) * t * h * w * x.shape[-1] / 1e6)
-                               + self.timing.forward_s(spec.backbone, spec.input_size) * len(x) * frames)
+                               + self.timing.forward_s(spec.backbone, spec.input_size) * len(x) * frames
+                               + (self.timing.raw_features_s(len(x), h * w, t, x.shape[-1]) if raw else 0.0))
         emb = self.embedder.embed(x)
-        return Query(emb, y, describe_sample(self.metadata, x, y))
+        # the raw-pixel probe's features of the batch already decoded (a pooling pass: milliseconds),
+        # made only for a selector that reads them (use_probe raw or both)
+        return Query(emb, y, describe_sample(self.metadata, x, y), raw=raw_probe_features(x) if raw else None)
+
+    def _needs_raw(self) -> bool:
+        """Whether the selector reads the query's raw-pixel probe features (``use_probe`` raw or both)."""
+        return getattr(self.selector, "use_probe", False) in ("raw", "both")
 
     def _select(self, dataset: Any) -> None:
         """Ask the selector; put the chosen configuration first in the chain (or keep the single

@@ -190,6 +190,15 @@ def test_extract_features_never_reads_the_test_labels(squares: Path, embedders: 
     arr = ds.load_numpy("train", size=32, indices=train_idx)
     np.testing.assert_allclose(feats.train, embedders[3].embed(arr.x), atol=1e-5)
     np.testing.assert_array_equal(feats.train_labels, arr.y)
+    # and so are the raw-pixel features: the learner's raw_features of the same clips, row for row
+    import torch
+
+    from finetune.probe import raw_features
+
+    learner_view = raw_features(torch.from_numpy(np.ascontiguousarray(arr.x.transpose(0, 1, 4, 2, 3))))
+    assert feats.train_raw.shape == (12, 3 * 16 * 16) and feats.train_raw.dtype == np.float32
+    np.testing.assert_allclose(feats.train_raw, learner_view.numpy(), atol=1e-4)
+    assert "raw_features" in card["train_raw"]
     assert len(set(test_idx.tolist())) == 6 and test_idx.max() < 12
 
     # round trip through the files
@@ -198,6 +207,7 @@ def test_extract_features_never_reads_the_test_labels(squares: Path, embedders: 
     np.testing.assert_array_equal(back.train, feats.train)
     np.testing.assert_array_equal(back.test, feats.test)
     np.testing.assert_array_equal(back.train_labels, feats.train_labels)
+    np.testing.assert_array_equal(back.train_raw, feats.train_raw)
     assert back.card == feats.card and back.descriptors == feats.descriptors and back.source == "synthetic"
 
 
@@ -220,8 +230,11 @@ def test_extract_features_without_test_samples(squares: Path, embedders: dict) -
 def test_extract_features_of_dense_and_video_data(written: dict, embedders: dict) -> None:
     video = extract_features(written["video"].root, SPEC, embedder=embedders[3])
     assert video.train.shape == (5, 1280) and video.descriptors["frames"] == 4
+    assert video.train_raw.shape == (5, 3 * 16 * 16)
     dense = extract_features(written["dense"].root, SPEC, device="cpu")  # 2 channels of float values
     assert dense.train.shape == (5, 1280) and np.isfinite(dense.train).all()
+    # raw pixels of dense data: scaled to [0, 1] as the embedded clips were
+    assert dense.train_raw.shape == (5, 2 * 16 * 16) and 0.0 <= dense.train_raw.min() <= dense.train_raw.max() <= 1.0
     assert "dense_scaling" in dense.card and dense.card["in_chans"] == 2
 
 

@@ -151,3 +151,18 @@ def test_extract_collection_with_dask_workers(two: list, tmp_path: Path) -> None
         a, b = DatasetFeatures.load(here / f"{name}.npz"), DatasetFeatures.load(there / f"{name}.npz")
         np.testing.assert_allclose(a.train, b.train, atol=1e-5)
         np.testing.assert_allclose(a.test, b.test, atol=1e-5)
+
+
+def test_features_without_raw_pixels_are_extracted_again(two: list, calls: list, tmp_path: Path) -> None:
+    """Files written before ``train_raw`` existed load (without it) and are recomputed, so that
+    'autodl-meta metafeatures extract' is how to get the raw-pixel probe's features."""
+    out = tmp_path / "features"
+    extract_collection(two, SPEC, out, device="cpu")
+    old = DatasetFeatures.load(out / "rgb.npz")
+    assert old.train_raw is not None and old.train_raw.shape == (4, 3 * 16 * 16)
+    old.train_raw = None  # as an older extractor wrote it
+    old.save(out)
+    assert DatasetFeatures.load(out / "rgb.npz").train_raw is None
+    extract_collection(two, SPEC, out, device="cpu")
+    assert calls == ["rgb", "gray", "rgb"]
+    assert DatasetFeatures.load(out / "rgb.npz").train_raw.shape == (4, 3 * 16 * 16)

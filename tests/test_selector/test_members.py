@@ -554,3 +554,78 @@ def test_the_probe_meta_feature_picks_where_nothing_else_differs(tmp_path):
     assert load_selector(tmp_path / "s").predict(n3) == "tune"
     with pytest.raises(SelectorError, match="labels"):
         sel.predict(Query(n3.embeddings))
+
+
+def _probe_world(seed: int = 2) -> tuple[list[DatasetFeatures], MemberMatrix]:
+    """Six datasets whose embeddings and descriptors are alike: only their raw pixels differ, by
+    how well they separate the classes (p*: by brightness; n*: not at all); ``probes`` is the
+    best member where they do, ``tune`` where they do not."""
+    from metafeatures.probe import raw_probe_features
+
+    rng = np.random.default_rng(seed)
+    y = np.eye(2, dtype=np.float32)[np.arange(60) % 2]
+
+    def dataset(name: str) -> DatasetFeatures:
+        levels = np.where(y[:, 0] > 0, 80.0, 170.0) if name[0] == "p" else np.full(60, 128.0)
+        clips = np.clip(rng.normal(size=(60, 1, 16, 16, 1)) * 30 + levels[:, None, None, None, None], 0, 255)
+        return DatasetFeatures(name, rng.normal(size=(60, 4)), y, None, descriptors("s1"), name,
+                               {"backbone": "hand-made"}, raw_probe_features(clips.astype(np.uint8)))
+
+    names = ["p1", "p2", "p3", "n1", "n2", "n3"]
+    alc = np.array([[0.8 if n[0] == "p" else 0.5 for n in names], [0.6 if n[0] == "p" else 0.7 for n in names]])
+    mm = MemberMatrix(["probes", "tune"], names, alc, dict.fromkeys(names, 0.01),
+                      {n: "probes" if n[0] == "p" else "tune" for n in names}, {"probes": [], "tune": []},
+                      source="pool", seeds=[0, 1])
+    return [dataset(n) for n in names], mm
+
+
+@pytest.mark.parametrize("kind", ["member-regression", "member-pairwise", "member-ranking"])
+@pytest.mark.parametrize("use_probe", ["raw", "both"])
+def test_the_raw_probe_picks_where_only_the_pixels_differ(tmp_path, kind, use_probe):
+    data, mm = _probe_world()
+    train = [d for d in data if d.name not in ("p3", "n3")]
+    sel = make_selector(kind, n_components=0, use_descriptors=False, use_probe=use_probe, alpha=0.1)
+    sel.fit(train, None, members=mm.restrict(["probes", "tune"], [d.name for d in train]))
+    assert sel.feat_mean_.shape == ((2,) if use_probe == "both" else (1,))  # one column per probe
+    p3, n3 = (d.query(64, split="train", seed=0) for d in data if d.name in ("p3", "n3"))
+    assert p3.raw is not None and p3.raw.shape == (60, 256)
+    assert sel.predict(p3) == "probes" and sel.predict(n3) == "tune"
+    sel.save(tmp_path / "s")
+    back = load_selector(tmp_path / "s")
+    assert back.use_probe == use_probe
+    np.testing.assert_allclose(back.predict_proba(n3), sel.predict_proba(n3))
+    with pytest.raises(SelectorError, match="raw-pixel features of the query") as info:
+        sel.predict(Query(n3.embeddings, n3.labels))  # a query without its raw features
+    assert info.value.field == "raw"
+
+
+def test_use_probe_true_is_the_embedding_probe():
+    data, mm = _probe_world()
+    members = mm.restrict(["probes", "tune"], [d.name for d in data])
+    q = data[2].query(32, seed=1)
+    fitted = [make_selector("member-regression", n_components=1, use_probe=value).fit(data, None, members=members)
+              for value in (True, "embedding")]
+    np.testing.assert_array_equal(fitted[0].train_features_, fitted[1].train_features_)
+    np.testing.assert_array_equal(fitted[0].predict_proba(q), fitted[1].predict_proba(q))
+    both = make_selector("member-regression", n_components=1, use_probe="both").fit(data, None, members=members)
+    # "both": the embedding probe's column, then the raw probe's
+    np.testing.assert_array_equal(both.feat_mean_[:-1], fitted[0].feat_mean_)
+
+
+def test_the_raw_probe_needs_raw_features_and_a_known_value():
+    data, mm = _probe_world()
+    members = mm.restrict(["probes", "tune"], [d.name for d in data])
+    old = [DatasetFeatures(d.name, d.train, d.train_labels, None, d.descriptors, d.source, d.card)
+           if d.name in ("p2", "n1") else d for d in data]  # features extracted before train_raw existed
+    for value in ("raw", "both"):
+        with pytest.raises(SelectorError, match=r"p2, n1 were extracted before.*autodl-meta metafeatures "
+                                                r"extract") as info:
+            make_selector("member-ranking", use_probe=value).fit(old, None, members=members)
+        assert info.value.field == "train_raw"
+    # the embedding probe does without them
+    make_selector("member-ranking", use_probe="embedding").fit(old, None, members=members)
+    for bad in ("pixels", 1, None):
+        with pytest.raises(SelectorError, match="use_probe=.*expected one of False, True, 'embedding', 'raw', "
+                                                "'both'") as info:
+            make_selector("member-regression", use_probe=bad).fit(data, None, members=members)
+        assert info.value.field == "use_probe"

@@ -237,3 +237,24 @@ def test_selection_is_skipped_when_it_would_not_fit_in_the_budget(tiny_artifacts
     assert res.success and res.timestamps and max(res.timestamps) <= 2.0
     assert models[0].decision["fallback"].startswith("no time to select")
     assert models[0].decision["configuration_source"].startswith("single best")
+
+
+def test_the_query_carries_the_raw_pixel_features_of_its_batch(tiny_artifacts, unseen):
+    """The submission's query has the raw-pixel probe's features of the batch it decoded, row for
+    row with its embeddings and as the training datasets' ``train_raw`` were made."""
+    from autodl.dataset import AutoDLDataset
+    from finetune.data import load_arrays
+    from metafeatures.probe import raw_probe_features, raw_probe_score
+
+    ds = AutoDLDataset(unseen)
+    d_train = ds.tf_dataset("train")
+    d_train.autodl_source = (ds, "train")  # as this project's ingestion hands it over
+    model = MetaModel(ds.metadata("train"), tiny_artifacts,
+                      settings=SubmissionSettings(first_prediction="after-selection", query_size=16))
+    assert model._query(d_train).raw is None  # a selector that does not read them: not made, not charged
+    model.selector.use_probe = "raw"
+    query = model._query(d_train)
+    assert query.raw is not None and query.raw.shape == (16, 3 * 16 * 16) and len(query.labels) == 16
+    x, _ = load_arrays(d_train, (32, 32), 1, limit=16, seed=model.settings.seed)  # the batch the query decoded
+    np.testing.assert_allclose(query.raw, raw_probe_features(x), rtol=1e-6)
+    assert np.isfinite(raw_probe_score(query.raw, query.labels))
