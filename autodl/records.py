@@ -22,7 +22,7 @@ everywhere:
 - :func:`atomic_write_text`, :func:`atomic_write_bytes`, :func:`write_json_atomic`,
   :func:`atomic_path` and :func:`atomic_folder`: a file (or folder) written beside its
   place and renamed into it, so that a reader never sees half of it and a writer that fails
-  leaves the one before as it was.
+  leaves the one before as it was (:func:`is_temporary` tells their temporary names).
 """
 
 from __future__ import annotations
@@ -291,16 +291,30 @@ def read_versioned_json(path: str | Path, formats: str | Collection[str], *, wha
 
 
 # --- atomic writes ----------------------------------------------------------------------------
-def _beside(path: Path) -> Path:
+def _beside(path: Path, suffix: str = "") -> Path:
     """The temporary name a file or folder is written under before it is renamed to ``path``:
-    hidden, in the same folder (a rename within one file system), one per process."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    hidden, in the same folder (a rename within one file system), one per process, ending in
+    ``.tmp`` then ``suffix``."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+
+
+def is_temporary(path: str | Path) -> bool:
+    """Whether ``path`` is a temporary name of :func:`atomic_path` or :func:`atomic_folder` (one left
+    by a process killed while writing: never a result)."""
+    name = Path(path).name
+    return name.endswith(".tmp") or (name.startswith(".") and ".tmp." in name)
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary file name beside ``path`` for a writer that wants a name (safetensors, numpy):
-    renamed onto ``path`` when the block ends, removed when it raises.
+def atomic_path(path: str | Path, *, keep_suffix: bool = False) -> Iterator[Path]:
+    """A temporary file name beside ``path`` for a writer that wants a name (safetensors, numpy,
+    matplotlib): renamed onto ``path`` when the block ends, removed when it raises.
+
+    Parameters
+    ----------
+    keep_suffix
+        The temporary name ends with ``path``'s suffix too (``.cost_matrix.png.PID.tmp.png``),
+        for a writer that picks the format from the name (matplotlib's ``savefig``).
 
     Raises
     ------
@@ -309,7 +323,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         instead; the file before at ``path`` is left as it was.
     """
     path = Path(path)
-    tmp = _beside(path)
+    tmp = _beside(path, path.suffix if keep_suffix else "")
     try:
         yield tmp
         os.replace(tmp, path)

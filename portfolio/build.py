@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autodl.records import file_sha256, read_jsonl, utc_now, write_json_atomic
+from autodl.records import file_sha256, is_temporary, read_jsonl, utc_now, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -251,10 +251,11 @@ class Manifest:
 
 def committed_files(out: str | Path) -> list[Path]:
     """The files of a portfolio folder that get committed: all but the manifest, BOHB's local
-    working folders and logs, nameserver credentials and half-written ``*.tmp`` files."""
+    working folders and logs, nameserver credentials and the temporary files of a writer killed
+    while writing (:func:`autodl.records.is_temporary`)."""
     out = Path(out)
     return [p for p in sorted(out.rglob("*")) if p.is_file() and p.name != MANIFEST and "work" not in p.parts
-            and "logs" not in p.parts and not p.name.startswith("nameserver-") and not p.name.endswith(".tmp")]
+            and "logs" not in p.parts and not p.name.startswith("nameserver-") and not is_temporary(p)]
 
 
 def build(out: str | Path, settings: BuildSettings, *, command: str = "",

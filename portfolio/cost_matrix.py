@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import os
@@ -79,7 +80,8 @@ from typing import Any
 
 import numpy as np
 
-from autodl.records import FINISHED, Status, append_jsonl, file_sha256, read_jsonl, utc_now
+from autodl.records import (FINISHED, Status, append_jsonl, atomic_path, atomic_write_text, file_sha256, read_jsonl,
+                            utc_now, write_json_atomic)
 from portfolio.incumbents import PORTFOLIO_FILE, Portfolio, PortfolioError, portfolio_file
 
 logger = logging.getLogger(__name__)
@@ -289,15 +291,16 @@ class CostMatrix:
         return None if np.isnan(v) else float(v)
 
     def to_csv(self, path: str | Path) -> Path:
-        """Rows: ``source`` then one column per dataset; empty where there is no mean ALC."""
+        """Rows: ``source`` then one column per dataset; empty where there is no mean ALC. Written
+        whole (a full disk: an ``OSError`` naming the file, the one before left as it was)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["source", *self.targets])
-            for i, source in enumerate(self.sources):
-                writer.writerow([source, *("" if np.isnan(v) else f"{v:.6f}" for v in self.alc[i])])
-        return path
+        f = io.StringIO(newline="")
+        writer = csv.writer(f)
+        writer.writerow(["source", *self.targets])
+        for i, source in enumerate(self.sources):
+            writer.writerow([source, *("" if np.isnan(v) else f"{v:.6f}" for v in self.alc[i])])
+        return atomic_write_text(path, f.getvalue())
 
     @classmethod
     def read_csv(cls, path: str | Path) -> CostMatrix:
@@ -469,10 +472,16 @@ def heatmap(matrix: CostMatrix, path: str | Path, summary: Mapping[str, Any] | N
     empty = [[("" if status[i][j] == Status.MISSING else status[i][j])
               for j in range(len(matrix.targets))] for i in range(len(matrix.sources))]
     framed = [(matrix.sources.index(o["source"]), matrix.targets.index(t)) for t, o in summary.get("oracle", {}).items()]
-    return alc_heatmap(matrix.alc, rows, matrix.targets, path, framed=framed, empty_text=empty,
-                       title=title or "cost matrix; red: oracle per dataset",
-                       colorbar=f"mean ALC over seeds {list(matrix.seeds)}", xlabel="dataset", ylabel="incumbent of",
-                       row_height=0.45)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # written beside and renamed (a full disk leaves the picture before as it was); the temporary
+    # name keeps ``.png``, from which matplotlib takes the format
+    with atomic_path(path, keep_suffix=True) as tmp:
+        alc_heatmap(matrix.alc, rows, matrix.targets, tmp, framed=framed, empty_text=empty,
+                    title=title or "cost matrix; red: oracle per dataset",
+                    colorbar=f"mean ALC over seeds {list(matrix.seeds)}", xlabel="dataset", ylabel="incumbent of",
+                    row_height=0.45)
+    return path
 
 
 # --- computing it -----------------------------------------------------------------------------
@@ -649,6 +658,13 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
         Before anything runs: an unreadable portfolio or dataset, an output folder of a
         portfolio with another protocol, clock or timing table, a timing table that
         changed since the BOHB runs.
+    CostMatrixError
+        While it runs, naming ``cells.jsonl``: a cell that cannot be recorded (a full disk, a
+        read-only folder), or the connection to the Dask scheduler lost (the scheduler
+        killed); the cells recorded before are kept, and the same command computes the rest.
+    OSError
+        A file written whole (the CSV, the heatmap, the summaries) that cannot be written,
+        naming it; the one before is left as it was, and the cells are recorded.
     """
     t_start = time.perf_counter()
     if not isinstance(portfolio, Portfolio):
@@ -754,7 +770,13 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
             record(evaluate_cell(task))
         compute = time.perf_counter() - t0
     elif tasks:
-        startup, compute, n_workers = _run_dask(tasks, record, workers=workers, scheduler=scheduler)
+        try:
+            startup, compute, n_workers = _run_dask(tasks, record, workers=workers, scheduler=scheduler)
+        except _SchedulerLost as lost:  # at once: Dask cancels the futures as the connection closes
+            raise CostMatrixError(cells_path, f"the connection to the Dask scheduler at {lost.address} was lost with "
+                                              f"{lost.pending} cells not computed: stopped; the {len(done)} cells "
+                                              "recorded are kept; start a scheduler and its workers again, then run "
+                                              "the same command to compute the rest") from None
     cells = [done[k] for k in sorted(done, key=lambda k: (k[2], sources.index(k[0]), targets.index(k[1])))]
     matrix = matrix_from_cells(cells, sources, targets, seeds)
     summary = summarize(matrix)
@@ -766,11 +788,11 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
                "heatmap": heatmap(matrix, out / HEATMAP_FILE, summary,
                                   title=f"cost matrix ({portfolio.protocol['name']}, {portfolio.clock} clock); "
                                         "red: oracle per dataset")}
-    written["summary_json"] = out / SUMMARY_JSON
-    written["summary_json"].write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
-    written["summary_md"] = out / SUMMARY_MD
-    written["summary_md"].write_text(summary_markdown(summary, matrix, protocol=portfolio.protocol["name"],
-                                                      clock=portfolio.clock, cells=cells))
+    # each written whole: a full disk or a read-only folder raises an OSError naming the file and
+    # leaves the one before as it was (the cells are recorded already)
+    written["summary_json"] = write_json_atomic(out / SUMMARY_JSON, summary, indent=1, allow_nan=False)
+    written["summary_md"] = atomic_write_text(out / SUMMARY_MD, summary_markdown(
+        summary, matrix, protocol=portfolio.protocol["name"], clock=portfolio.clock, cells=cells))
     evals = [float(r.get("wall_seconds") or 0.0) for r in computed]
     task_s = [float(r.get("task_seconds") or 0.0) for r in computed]
     timings = {"wall_seconds": time.perf_counter() - t_start, "startup_seconds": startup,
@@ -784,39 +806,58 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
     return CostMatrixResult(out, matrix, summary, cells, computed, timings, written)
 
 
+class _SchedulerLost(Exception):
+    """The Dask client lost its scheduler while cells were in flight (their futures cancelled)."""
+
+    def __init__(self, address: str, pending: int) -> None:
+        super().__init__(address, pending)
+        self.address, self.pending = address, pending
+
+
 def _run_dask(tasks: Sequence[dict[str, Any]], record: Callable[[dict[str, Any]], None], *, workers: int,
               scheduler: str | None) -> tuple[float, float, int]:
     """Compute ``tasks`` on a Dask cluster, calling ``record`` with each row as it finishes.
 
-    Returns (startup seconds, compute seconds, workers seen).
+    Returns (startup seconds, compute seconds, workers seen). Raises :class:`_SchedulerLost` as
+    soon as a future is cancelled (the client lost its scheduler); the rows recorded stay.
     """
     from dask.distributed import as_completed
 
     from autodl.parallel import dask_client
 
     t0 = time.perf_counter()
-    with dask_client(workers, scheduler, what="cells") as client:
-        n_workers = len(client.scheduler_info().get("workers", {}))
-        startup = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        futures = {}
-        for task in tasks:
-            key = f"cost-matrix-cell-{task['source']}-{task['target']}-{task['seed']}-{os.urandom(4).hex()}"
-            futures[client.submit(evaluate_cell, task, key=key, pure=False)] = task
-        for future in as_completed(list(futures)):
-            task = futures.pop(future)
-            if future.status == "finished":
-                record(future.result())
-            elif future.status == "error":  # the worker process died (dask retried it) or the task broke
-                exc = future.exception()
-                record(failed_row(task, f"{type(exc).__name__}: {exc}",
-                                  trace="".join(traceback.format_exception(exc))))
-            else:  # cancelled: the scheduler went away; not recorded, a re-run computes it
-                logger.warning("cell %s -> %s seed %s: %s, not recorded", task["source"], task["target"],
-                               task["seed"], future.status)
-            future.release()
-        compute = time.perf_counter() - t1
-        n_workers = max(n_workers, len(client.scheduler_info().get("workers", {})))
+    client_log = logging.getLogger("distributed.client")
+    level = client_log.level
+    try:
+        with dask_client(workers, scheduler, what="cells") as client:
+            n_workers = len(client.scheduler_info().get("workers", {}))
+            startup = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            futures = {}
+            for task in tasks:
+                key = f"cost-matrix-cell-{task['source']}-{task['target']}-{task['seed']}-{os.urandom(4).hex()}"
+                futures[client.submit(evaluate_cell, task, key=key, pure=False)] = task
+            for future in as_completed(list(futures)):
+                task = futures.pop(future)
+                if future.status == "finished":
+                    record(future.result())
+                elif future.status == "error":  # the worker process died (dask retried it) or the task broke
+                    exc = future.exception()
+                    record(failed_row(task, f"{type(exc).__name__}: {exc}",
+                                      trace="".join(traceback.format_exception(exc))))
+                else:  # cancelled: the client lost its scheduler (killed, its machine gone), which cancels
+                    # every future at once: no result comes any more, so stop instead of writing a matrix
+                    # with holes as if it were done (a re-run computes what is missing). Closing the
+                    # client (at once, on the way out) aborts its attempt to reconnect, which distributed
+                    # logs as errors with tracebacks: quiet while it closes
+                    client_log.setLevel(logging.CRITICAL)
+                    raise _SchedulerLost(getattr(client.scheduler, "address", None) or scheduler or "?",
+                                         len(futures) + 1)
+                future.release()
+            compute = time.perf_counter() - t1
+            n_workers = max(n_workers, len(client.scheduler_info().get("workers", {})))
+    finally:
+        client_log.setLevel(level)
     return startup, compute, n_workers
 
 

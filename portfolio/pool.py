@@ -44,7 +44,6 @@ the same non-saturated datasets, so the two compare in one report.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from autodl.records import Status, read_jsonl, read_versioned_json, write_json_atomic
+from autodl.records import Status, atomic_path, atomic_write_text, read_jsonl, read_versioned_json, write_json_atomic
 from portfolio.incumbents import Incumbent, Portfolio, PortfolioError, find_runs, incumbents_from_runs
 
 logger = logging.getLogger(__name__)
@@ -460,8 +459,11 @@ def curve_figure(analysis: Mapping[str, Any], path: str | Path) -> Path:
     ax.legend(fontsize=7)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:  # written beside and renamed: a full disk leaves the picture before as it was
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -496,12 +498,13 @@ def analysis_markdown(analysis: Mapping[str, Any], *, protocol: str, clock: str)
 
 
 def write_analysis(analysis: Mapping[str, Any], out: str | Path, *, protocol: str, clock: str) -> dict[str, Path]:
-    """``greedy.json``, ``greedy.md`` and the picture into ``out``."""
+    """``greedy.json``, ``greedy.md`` and the picture into ``out``, each written whole (a full disk,
+    a read-only folder: an ``OSError`` naming the file, the one before left as it was)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / ANALYSIS_FILE, "md": out / ANALYSIS_MD, "png": out / CURVE_FILE}
-    paths["json"].write_text(json.dumps(analysis, indent=1, allow_nan=False) + "\n")
-    paths["md"].write_text(analysis_markdown(analysis, protocol=protocol, clock=clock))
+    write_json_atomic(paths["json"], analysis, indent=1, allow_nan=False)
+    atomic_write_text(paths["md"], analysis_markdown(analysis, protocol=protocol, clock=clock))
     curve_figure(analysis, paths["png"])
     return paths
 

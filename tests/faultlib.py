@@ -1,5 +1,6 @@
 """Helpers of the fault tests (``pytest -m faults``): processes killed on an event, a full disk,
-a read-only folder.
+a read-only folder, a full disk at the moment a given file is written (:func:`fill_when_written`),
+the test's own Dask scheduler and worker processes (:func:`dask`).
 
 Every wait polls the file system (or a process) against a deadline, never a fixed sleep, and
 fails naming what it waited for. A process is signalled only after checking that it belongs
@@ -16,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -71,6 +73,23 @@ def python(code: str, *args: str, log: Path) -> subprocess.Popen:
     with open(log, "ab") as f:
         return subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=f, stderr=subprocess.STDOUT,
                                 cwd=REPO)
+
+
+def dask(*args: str, log: Path, cwd: Path | None = None) -> subprocess.Popen:
+    """``dask ARGS`` (``scheduler``, ``worker``) of this environment, a child of the test (so that
+    :func:`kill_in_tree` may signal it and what it starts), the repository on its
+    ``PYTHONPATH`` (the workers import the tasks' functions), output appended to ``log``."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    with open(log, "ab") as f:
+        return subprocess.Popen([str(Path(sys.executable).with_name("dask")), *args], env=env, stdout=f,
+                                stderr=subprocess.STDOUT, cwd=cwd or REPO)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a scheduler that must come back on the same address)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def finish(p: subprocess.Popen, log: Path, timeout: float = 300.0) -> int:
@@ -223,6 +242,54 @@ def fill(folder: Path, name: str = "filler") -> Path:
                 block = block[: len(block) // 2]
     return filler
 
+
+def fill_when_written(disk: str | Path, target: str | Path) -> None:
+    """In this process, fill the file system of ``disk`` (:func:`fill`, file ``filler``) at the
+    moment ``target`` is first opened for writing, itself or the temporary name an atomic
+    writer gives it beside it (``.NAME.*.tmp*``, :func:`autodl.records.atomic_path`): the
+    full disk hits exactly that whole-file write, whatever the program wrote before. An audit
+    hook (``sys.addaudithook``, event ``open``), so that neither the program nor the library is
+    changed; once only. :data:`WRITE_FAULT` runs a command under it."""
+    disk, target = Path(disk), Path(os.path.abspath(target))
+    state = {"done": False}
+
+    def hook(event: str, args: tuple) -> None:
+        if event != "open" or state["done"] or not isinstance(args[0], (str, bytes, os.PathLike)):
+            return
+        mode, flags = args[1], args[2] or 0
+        writing = (any(c in mode for c in "wax+") if isinstance(mode, str)
+                   else bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)))
+        path = Path(os.path.abspath(os.fsdecode(args[0])))
+        if not writing or path.parent != target.parent:
+            return
+        if path.name == target.name or (path.name.startswith(f".{target.name}.") and ".tmp" in path.name):
+            state["done"] = True
+            fill(disk)
+            print(f"faults: {disk} filled as {path.name} is opened for writing", file=sys.stderr, flush=True)
+
+    sys.addaudithook(hook)
+
+
+WRITE_FAULT = r"""
+import runpy, sys
+from faultlib import fill_when_written
+disk, target, *argv = sys.argv[1:]
+fill_when_written(disk, target)
+sys.argv = argv
+runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+"""
+"""``python -c WRITE_FAULT DISK TARGET MODULE ARGS``: ``python -m MODULE ARGS`` (the command line,
+``autodl_meta.cli``; or a script's module) with the disk of ``DISK`` filled as ``TARGET`` is
+written (:func:`fill_when_written`); run with :func:`python`."""
+
+
+
+def assert_stopped_by_full_disk(proc: subprocess.Popen, log: Path, target: Path, timeout: float = 300.0) -> None:
+    """``proc`` ended with exit 2 and one last line naming ``target`` as full, without a traceback."""
+    assert finish(proc, log, timeout=timeout) == 2, tail(log)
+    lines = log.read_text().strip().splitlines()
+    assert lines[-1] == f"autodl-meta: error: {target}: No space left on device", tail(log)
+    assert not any("Traceback" in line for line in lines), tail(log)
 
 @contextlib.contextmanager
 def read_only(path: Path) -> Iterator[Path]:

@@ -1,5 +1,6 @@
 """Faults in a BOHB run (``pytest -m faults``): a worker killed in the middle of a trial, the
-master killed, the nameserver killed, a full disk, a read-only run folder.
+master killed, the nameserver killed, a full disk (as a trial is appended, and as ``run.json``
+is written at the start of a new run and of a resumed one), a read-only run folder.
 
 After each fault the same command (or commands, on a cluster) finishes the run; every finished
 trial is in ``trials.jsonl`` once; the finished trials and the incumbent are those of an
@@ -19,8 +20,9 @@ from typing import Any
 
 import pytest
 from conftest import write_squares
-from faultlib import (alive, assert_every_line_is_json, cli, cmdline, descendants, fill, finish, jsonl_lines,
-                      kill_in_tree, read_only, small_disk, tail, wait_for)
+from faultlib import (WRITE_FAULT, alive, assert_every_line_is_json, assert_stopped_by_full_disk, cli,
+                      cmdline, descendants, fill, finish, jsonl_lines, kill_in_tree, python, read_only,
+                      small_disk, tail, wait_for)
 
 from autodl.records import read_jsonl
 from offline_bohb.local import run_local
@@ -225,6 +227,39 @@ def test_a_full_disk_stops_the_run_naming_the_file_and_keeps_every_finished_tria
         again = cli(*args, log=log)
         assert finish(again, log) == 0, tail(log)
         rows = read_jsonl(out / "trials.jsonl")
+    _assert_same_as_undisturbed(rows, undisturbed)
+
+
+@pytest.mark.timeout(600)
+def test_a_full_disk_as_run_json_is_written_names_it_and_keeps_the_one_before(squares: Path, tmp_path: Path,
+                                                                              undisturbed):
+    # run.json is the run's one file written whole, at the start of a new run and of a resumed one
+    log = tmp_path / "bohb.log"
+    with small_disk(tmp_path / "disk") as disk:
+        out = disk / "run"
+        run_json = out / "run.json"
+        first = [*_run_args(squares, out, seconds=0.0), "--iterations", "1"]  # the first bracket: 4 trials
+        args = _run_args(squares, out, seconds=0.0)  # both brackets: resumes the run of `first`
+
+        def fails_at_run_json(command: list[str]) -> None:
+            log.write_text("")
+            faulty = python(WRITE_FAULT, str(disk), str(run_json), "autodl_meta.cli", *command, log=log)
+            assert_stopped_by_full_disk(faulty, log, run_json)
+            assert not [p.name for p in out.iterdir() if ".tmp" in p.name]  # no temporary file left
+            (disk / "filler").unlink()  # space again
+
+        fails_at_run_json(first)  # a new run: stopped before anything of it is written
+        assert sorted(p.name for p in out.iterdir()) == []
+        assert finish(cli(*first, log=log), log) == 0, tail(log)  # the same command
+        files = {p: p.read_bytes() for p in out.iterdir() if p.is_file()}
+        kept = read_jsonl(out / "trials.jsonl")
+        assert len(kept) == 4
+
+        fails_at_run_json(args)  # a resumed run: run.json, the trials and the samples as they were
+        assert {p: p.read_bytes() for p in out.iterdir() if p.is_file()} == files
+        assert finish(cli(*args, log=log), log) == 0, tail(log)  # the same command
+        rows = read_jsonl(out / "trials.jsonl")
+    assert rows[:4] == kept
     _assert_same_as_undisturbed(rows, undisturbed)
 
 

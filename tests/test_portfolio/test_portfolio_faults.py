@@ -1,6 +1,9 @@
 """Faults in the cost matrix and the default build (``pytest -m faults``): a Dask worker killed in
-the middle of a cell, a full disk, a read-only output folder; ``portfolio.build.build`` stopped
-between two steps and killed inside its BOHB and pool-matrix steps.
+the middle of a cell, an external Dask scheduler killed, a nanny killed with its worker, a full
+disk (as a cell is appended, and as each file written whole is written: the CSV, the heatmap,
+the summaries, the build's greedy analysis and its figure), a read-only output folder;
+``portfolio.build.build`` stopped between two steps and killed inside its BOHB and pool-matrix
+steps.
 
 After each fault the same command finishes; every finished cell (trial) is recorded once, and
 the cells, the incumbents and the portfolio equal those of an undisturbed run (simulated clock,
@@ -15,7 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import signal
+import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +30,14 @@ import numpy as np
 import pytest
 import yaml
 from conftest import flat_timing
-from faultlib import (alive, assert_every_line_is_json, cli, descendants, fill, finish, jsonl_lines,
-                      kill_in_tree, python, read_only, small_disk, tail, wait_for)
+from faultlib import (WRITE_FAULT, alive, assert_every_line_is_json, assert_stopped_by_full_disk, cli, dask,
+                      descendants, fill, finish, free_port, jsonl_lines, kill_in_tree, python, read_only,
+                      small_disk, tail, wait_for)
 
 from autodl.protocol import Protocol
 from autodl.records import read_jsonl
 from autodl.writer import write_arrays
-from portfolio.cost_matrix import run_cost_matrix
+from portfolio.cost_matrix import CSV_FILE, HEATMAP_FILE, SUMMARY_JSON, SUMMARY_MD, run_cost_matrix
 from portfolio.incumbents import Incumbent, Portfolio
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.usefixtures("torch_threads_1")]
@@ -165,6 +173,159 @@ def test_a_read_only_matrix_folder_is_refused_naming_the_file_and_left_as_it_was
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
 
 
+def _temporary(folder: Path) -> list[str]:
+    """What an atomic writer left behind in ``folder`` (its temporary names hold ``.tmp``)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if ".tmp" in p.name)
+
+
+@pytest.mark.timeout(900)
+def test_a_full_disk_as_each_file_written_whole_is_written_names_it_and_keeps_the_one_before(matrix_inputs, tmp_path,
+                                                                                             undisturbed_cells):
+    # the CSV, the heatmap (matplotlib), summary.json and summary.md, in the order the command
+    # writes them: each run of the same command meets a full disk at the next one
+    portfolio, data = matrix_inputs
+    log = tmp_path / "matrix.log"
+    with small_disk(tmp_path / "disk") as disk:
+        out = disk / "matrix"
+        cells = out / "cells.jsonl"
+        run_cost_matrix(portfolio, [("bars", data / "bars")], out, workers=0, device="cpu")  # 3 of 9 cells
+        whole = [out / name for name in (CSV_FILE, HEATMAP_FILE, SUMMARY_JSON, SUMMARY_MD)]
+        partial = {p: p.read_bytes() for p in whole}  # the versions before: a matrix of one dataset
+        args = _matrix_args(matrix_inputs, out, "--workers", "0")
+        for target in whole:
+            before = target.read_bytes()
+            log.write_text("")
+            faulty = python(WRITE_FAULT, str(disk), str(target), "autodl_meta.cli", *args, log=log)
+            assert_stopped_by_full_disk(faulty, log, target)
+            assert target.read_bytes() == before, f"{target.name}: not the version before"
+            assert _temporary(out) == []
+            # the 6 cells the first faulty run computed before its summaries are recorded, whole
+            assert _cells(assert_every_line_is_json(cells)) == undisturbed_cells
+            (disk / "filler").unlink()  # space again: the same command
+
+        log.write_text("")
+        assert finish(cli(*args, log=log), log) == 0, tail(log)
+        assert "0 cells computed now" in log.read_text()
+        assert _cells(read_jsonl(cells)) == undisturbed_cells
+        assert all(p.read_bytes() != partial[p] for p in whole)  # each failed write would have changed its file
+        assert json.loads((out / SUMMARY_JSON).read_text())["cells"] == {"ok": 3 * 3}
+        assert (out / HEATMAP_FILE).read_bytes().startswith(b"\x89PNG")
+        assert _temporary(out) == []
+
+
+# --- an external Dask cluster: its scheduler killed, a nanny killed with its worker ----------------
+class _Cluster:
+    """A Dask scheduler on ``127.0.0.1:port`` and ``n`` ``dask worker`` processes (a nanny each,
+    which starts one single-threaded worker process), all children of the test."""
+
+    def __init__(self, tmp: Path, port: int, n: int = 2) -> None:
+        self.address = f"tcp://127.0.0.1:{port}"
+        self.log = tmp / "scheduler.log"
+        self.scheduler = dask("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
+                              log=self.log, cwd=tmp)
+        self.worker_logs = [tmp / f"worker-{i}.log" for i in range(n)]
+        wait_for(f"the scheduler at {self.address}", lambda: "Scheduler at:" in self.log.read_text(),
+                 procs=(self.scheduler,), logs=(self.log,), timeout=120)
+        self.workers = []
+        for i, w_log in enumerate(self.worker_logs):
+            start = len(w_log.read_text()) if w_log.is_file() else 0
+            self.workers.append(dask("worker", self.address, "--nworkers", "1", "--nthreads", "1", "--host",
+                                     "127.0.0.1", "--no-dashboard", "--memory-limit", "0", "--local-directory",
+                                     str(tmp / f"dask-{i}"), log=w_log, cwd=tmp))
+            wait_for(f"worker {i} to register", lambda w_log=w_log, start=start: "Registered to"
+                     in w_log.read_text()[start:], procs=(self.workers[-1],), logs=(w_log,), timeout=120)
+
+    def logs(self) -> tuple[Path, ...]:
+        return (self.log, *self.worker_logs)
+
+    def stop(self) -> None:
+        """SIGKILL what is left of it, the workers' processes before their nannies (a worker process
+        whose nanny died first is no longer in the test's tree)."""
+        for root in (*self.workers, self.scheduler):
+            if root.poll() is None:
+                for pid in sorted(descendants(root.pid), reverse=True):
+                    if alive(pid):
+                        kill_in_tree(root, pid)
+                kill_in_tree(root, root.pid)
+            root.wait()
+
+
+def _computed_now(log: Path) -> int:
+    return int(re.search(r"(\d+) cells computed now", log.read_text()).group(1))
+
+
+@pytest.mark.timeout(900)
+def test_a_killed_dask_scheduler_stops_the_matrix_with_one_line_and_a_new_one_computes_the_rest(matrix_inputs,
+                                                                                               tmp_path,
+                                                                                               undisturbed_cells):
+    out, log = tmp_path / "matrix", tmp_path / "matrix.log"
+    cells = out / "cells.jsonl"
+    port = free_port()
+    args = _matrix_args(matrix_inputs, out, "--scheduler", f"tcp://127.0.0.1:{port}")
+    cluster = _Cluster(tmp_path, port)
+    try:
+        first = cli(*args, log=log)
+        wait_for("the first cell", lambda: jsonl_lines(cells) >= 1, procs=(first,), logs=(log, *cluster.logs()))
+        kill_in_tree(cluster.scheduler, cluster.scheduler.pid)
+        cluster.scheduler.wait()
+        killed = time.monotonic()
+        assert finish(first, log, timeout=180) == 2, tail(log)
+        # at once (2 s measured), not after Dask's 30 s of trying to reconnect
+        assert time.monotonic() - killed < 20, f"stopped {time.monotonic() - killed:.0f} s after the kill"
+        lines = log.read_text().strip().splitlines()
+        assert not any("Traceback" in line for line in lines), tail(log)
+        assert lines[-1].startswith(f"autodl-meta: error: {cells}: ") and "scheduler" in lines[-1], tail(log)
+        rows = assert_every_line_is_json(cells)
+        kept = _cells(rows)
+        assert 1 <= len(kept) < 9 and kept == {k: undisturbed_cells[k] for k in kept}
+    finally:
+        cluster.stop()
+
+    # a new scheduler on the same address, new workers: the same command computes the rest
+    cluster = _Cluster(tmp_path, port)
+    try:
+        log.write_text("")
+        assert finish(cli(*args, log=log), log) == 0, tail(log, *cluster.logs())
+    finally:
+        cluster.stop()
+    assert _computed_now(log) == 9 - len(kept)
+    after = read_jsonl(cells)
+    assert after[:len(rows)] == rows
+    assert _cells(after) == undisturbed_cells
+
+
+@pytest.mark.timeout(900)
+def test_a_nanny_killed_with_its_worker_mid_cell_leaves_the_matrix_to_the_other_worker(matrix_inputs, tmp_path,
+                                                                                      undisturbed_cells):
+    out, log = tmp_path / "matrix", tmp_path / "matrix.log"
+    cells = out / "cells.jsonl"
+    cluster = _Cluster(tmp_path, free_port())
+    try:
+        first = cli(*_matrix_args(matrix_inputs, out, "--scheduler", cluster.address), log=log)
+
+        def workers_seen() -> list[int]:
+            return list(dict.fromkeys(int(r["worker"].rsplit(":", 1)[1]) for r in read_jsonl(cells)))
+
+        # both workers have finished a cell; at the next cell the other one is in the middle of its own
+        wait_for("a cell from each Dask worker", lambda: len(workers_seen()) >= 2, procs=(first,),
+                 logs=(log, *cluster.logs()))
+        n = jsonl_lines(cells)
+        wait_for("the next cell", lambda: jsonl_lines(cells) > n, procs=(first,), logs=(log,))
+        rows = read_jsonl(cells)
+        assert len(rows) < 9, "the matrix finished before a worker could be killed"
+        victim = next(pid for pid in workers_seen() if pid != int(rows[-1]["worker"].rsplit(":", 1)[1]))
+        nanny = next(w for w in cluster.workers if victim in descendants(w.pid))  # its ``dask worker`` process
+        kill_in_tree(nanny, victim)
+        kill_in_tree(nanny, nanny.pid)
+        nanny.wait()
+        assert finish(first, log) == 0, tail(log, *cluster.logs())  # the scheduler gives the cell to the other
+    finally:
+        cluster.stop()
+    rows = read_jsonl(cells)
+    assert victim not in {int(r["worker"].rsplit(":", 1)[1]) for r in rows[n + 1:]}
+    assert _cells(rows) == undisturbed_cells
+
+
 # --- the build ------------------------------------------------------------------------------------------
 BUILD = r"""
 import json, os, signal, sys
@@ -224,13 +385,19 @@ def _build_results(out: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def undisturbed_build(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def undisturbed_build_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The output folder of an undisturbed build (its settings in ``build.json`` beside it)."""
     tmp = tmp_path_factory.mktemp("undisturbed_build")
     out = tmp / "portfolio"
     config = _build_config(tmp, out)
     log = tmp / "build.log"
     assert finish(python(BUILD, str(config), log=log), log, timeout=1200) == 0, tail(log)
-    return _build_results(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def undisturbed_build(undisturbed_build_folder: Path) -> dict[str, Any]:
+    return _build_results(undisturbed_build_folder)
 
 
 def _kill_build_when(build, log: Path, what: str, event) -> None:
@@ -294,3 +461,50 @@ def test_a_build_stopped_inside_bohb_between_steps_and_inside_the_pool_matrix_en
     assert finish(last, log, timeout=1200) == 0, tail(log)
     assert "built" in log.read_text() and "event bohb" not in log.read_text()
     assert _build_results(out) == undisturbed_build
+
+
+BUILD_FULL_DISK = ("import sys\nfrom faultlib import fill_when_written\n"
+                   "fill_when_written(sys.argv.pop(1), sys.argv.pop(1))  # -c CODE DISK TARGET CONFIG\ntry:\n"
+                   + textwrap.indent(BUILD, "    ")
+                   + "except OSError as exc:  # one line, exit 2, as autodl_meta.cli.main prints it\n"
+                     "    print(f'autodl-meta: error: {exc.filename}: {exc.strerror}', flush=True)\n"
+                     "    sys.exit(2)\n")
+"""``BUILD`` with the disk of DISK filled as the file TARGET is written (``faultlib.fill_when_written``)."""
+
+
+@pytest.mark.timeout(2400)
+def test_a_full_disk_as_the_build_writes_greedy_and_summaries_names_the_file_and_keeps_the_one_before(
+        tmp_path: Path, undisturbed_build_folder: Path, undisturbed_build):
+    # a finished build continued by the same command computes nothing and writes its files whole
+    # again: the pool's greedy analysis, its figure, the cost matrix's summaries; each run meets a
+    # full disk at the next one of them
+    from autodl.records import is_temporary
+
+    size = sum(p.stat().st_size for p in undisturbed_build_folder.rglob("*") if p.is_file())
+    with small_disk(tmp_path / "disk", max(4, 2 * (size >> 20) + 8)) as disk:
+        out = disk / "portfolio"
+        shutil.copytree(undisturbed_build_folder, out)
+        config = tmp_path / "build.json"
+        config.write_text(json.dumps({**json.loads((undisturbed_build_folder.parent / "build.json").read_text()),
+                                      "out": str(out)}))
+        log = tmp_path / "build.log"
+        records = {p: p.read_bytes() for p in out.rglob("*.jsonl")}  # every trial and cell
+        targets = [out / "pool" / "greedy.json", out / "pool" / "greedy.md", out / "pool" / "oracle_vs_k.png",
+                   out / SUMMARY_JSON, out / SUMMARY_MD]
+        for target in targets:
+            before = target.read_bytes()
+            log.write_text("")
+            faulty = python(BUILD_FULL_DISK, str(disk), str(target), str(config), log=log)
+            assert_stopped_by_full_disk(faulty, log, target, timeout=1200)
+            assert "event bohb" not in log.read_text()
+            assert target.read_bytes() == before, f"{target.name}: not the version before"
+            assert [p for p in out.rglob("*") if is_temporary(p)] == []
+            assert {p: p.read_bytes() for p in out.rglob("*.jsonl")} == records
+            (disk / "filler").unlink()  # space again: the same command
+
+        log.write_text("")
+        assert finish(python(BUILD, str(config), log=log), log, timeout=1200) == 0, tail(log)
+        assert "built" in log.read_text() and "event bohb" not in log.read_text()
+        assert {p: p.read_bytes() for p in out.rglob("*.jsonl")} == records
+        assert [p for p in out.rglob("*") if is_temporary(p)] == []
+        assert _build_results(out) == undisturbed_build
