@@ -70,7 +70,7 @@ def test_train_raw_is_saved_checked_and_queried(tmp_path: Path):
     npz = feats.save(tmp_path)
     card = json.loads((tmp_path / "toy.json").read_text())
     assert card["shapes"]["train_raw"] == [10, 16]
-    with np.load(npz) as z:
+    with np.load(npz, allow_pickle=False) as z:
         assert sorted(z.files) == ["test", "train", "train_labels", "train_raw"]
     back = DatasetFeatures.load(npz)
     np.testing.assert_array_equal(back.train_raw, feats.train_raw)
