@@ -102,7 +102,7 @@ def cmd_selector_compare(args: argparse.Namespace) -> int:
                           if args.cost_batch_sizes else None,
                           timing_repeats=args.repeats, time_embedding=not args.no_embedding_timing,
                           command=_command(), nested=not args.no_nested_fallback, inner_queries=args.inner_queries,
-                          baselines=not args.no_baselines, progress=bars)
+                          baselines=not args.no_baselines, workers=args.workers, progress=bars)
     finally:
         bars.close()
     print(summary_table(summary))
@@ -248,6 +248,9 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
                    help="queries per inner held-out dataset of the nested fallback; when not given, --n-queries")
     c.add_argument("--no-baselines", action="store_true",
                    help="do not add the trivial baselines (single-best, size-rule) the --selectors lack")
+    c.add_argument("--workers", type=int, default=1,
+                   help="measure the selectors side by side in this many processes (one thread each; the same "
+                        "rows); the selection-cost table is timed alone")
     c.add_argument("--out", required=True, help="report folder (report.md/.html, pictures, CSV, summary.json)")
     c.set_defaults(func=cmd_selector_compare)
 

@@ -271,15 +271,17 @@ def extract_step(items: Sequence[tuple[str, Path, str | None]], settings: Defaul
 
 
 # --- step 6: the comparison and the fitted selectors ---------------------------------------------
-def selection_inputs(features: Path, out: Path, settings: SelectionSettings) -> dict[str, Any]:
+def selection_inputs(features: Path, out: Path, settings: SelectionSettings,
+                     names: Sequence[str] | None = None) -> dict[str, Any]:
     """What the comparison is computed from: its settings, each features file's identity (the card's
     spec digest, dataset fingerprint and source: the same for features made again from the same
-    files) and the cost matrix's SHA-256."""
+    files) and the cost matrix's SHA-256. ``names``: the datasets compared (default: every one
+    in ``features``)."""
     from portfolio.cost_matrix import CSV_FILE
 
     cards = {}
     for js in sorted(features.glob("*.json")):
-        if not (features / f"{js.stem}.npz").is_file():
+        if not (features / f"{js.stem}.npz").is_file() or (names is not None and js.stem not in set(names)):
             continue
         try:
             stored = json.loads(js.read_text())
@@ -311,8 +313,12 @@ def _read_inputs(folder: Path) -> dict[str, Any] | None:
 
 
 def comparison_step(features: Path, out: Path, settings: SelectionSettings, *, command: str,
+                    names: Sequence[str] | None = None, workers: int = 1,
                     progress: Callable[[str, int, int], None] | None = None) -> tuple[dict[str, Any], bool]:
     """Run the comparison into ``out/selection`` unless it is there with the same inputs.
+
+    ``names``: the datasets compared (the portfolio's; the features folder may hold others, e.g.
+    of an earlier build); ``workers``: selectors measured side by side (:mod:`selector.measure`).
 
     Returns
     -------
@@ -323,7 +329,7 @@ def comparison_step(features: Path, out: Path, settings: SelectionSettings, *, c
     from selector.specs import SelectorSpec
 
     folder = out / SELECTION_DIR
-    inputs = selection_inputs(features, out, settings)
+    inputs = selection_inputs(features, out, settings, names)
     recorded = _read_inputs(folder)
     if recorded == to_plain(inputs) and (folder / SUMMARY_JSON).is_file() and (folder / REPORT_MD).is_file():
         logger.info("%s: the comparison is there with the same inputs; skipped", folder)
@@ -338,7 +344,7 @@ def comparison_step(features: Path, out: Path, settings: SelectionSettings, *, c
                       query_size=r["query_size"], n_queries=r["n_queries"], seeds=r["seeds"],
                       cost_batch_sizes=r["cost_batch_sizes"], timing_repeats=r["timing_repeats"],
                       time_embedding=r["time_embedding"], nested=bool(r.get("nested", False)), command=command,
-                      progress=progress)
+                      names=names, workers=workers, progress=progress)
     (folder / INPUTS_FILE).write_text(json.dumps(to_plain(inputs), indent=1) + "\n")
     summary.pop("paths", None)
     return summary, True
@@ -368,10 +374,11 @@ def runner_up(summary: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def fit_for_shipping(pick: Mapping[str, Any], features: Path, portfolio: Path, folder: Path, *,
                      summary: Mapping[str, Any], summary_path: Path, seed: int, key: Mapping[str, Any],
-                     command: str, role: str) -> tuple[Path, bool]:
+                     command: str, role: str, names: Sequence[str] | None = None) -> tuple[Path, bool]:
     """Fit ``pick`` (``selector``, ``name``, ``params``) on every dataset with an incumbent
-    (:func:`selector.shipping.fit_for_shipping`: member selectors on the portfolio's member view)
-    and save it into ``folder``, unless a card there records the same ``key`` and its arrays are intact.
+    (:func:`selector.shipping.fit_for_shipping`: member selectors on the portfolio's member view;
+    ``names``: only these datasets of ``features``) and save it into ``folder``, unless a card
+    there records the same ``key`` and its arrays are intact.
 
     Returns
     -------
@@ -391,7 +398,8 @@ def fit_for_shipping(pick: Mapping[str, Any], features: Path, portfolio: Path, f
             logger.info("%s: %s is fitted with the same inputs; skipped", folder, pick["name"])
             return card_path, False
     scores = shipping.lodo_scores(summary, pick["selector"], summary_path)
-    fit = shipping.fit_for_shipping(pick["name"], pick.get("params") or {}, features, portfolio, seed=seed)
+    fit = shipping.fit_for_shipping(pick["name"], pick.get("params") or {}, features, portfolio, seed=seed,
+                                    names=names)
     if fit.left_out:
         logger.warning("left out of the fitted selector (no incumbent in the cost matrix): %s", ", ".join(fit.left_out))
     if fit.without_member:
@@ -477,6 +485,7 @@ def build_default(out: str | Path = DEFAULT_OUT, settings: DefaultBuildSettings 
     t = time.perf_counter()
     features = settings.features_dir
     summary, computed = comparison_step(features, out, settings.selection, command=reproduce,
+                                        names=[name for name, _, _ in items], workers=max(1, settings.build.workers),
                                         progress=selection_progress)
     choice = summary.get("choice")
     if not choice:
@@ -503,7 +512,8 @@ def build_default(out: str | Path = DEFAULT_OUT, settings: DefaultBuildSettings 
         key = {"selector": pick["name"], "params": pick.get("params") or {}, "seed": settings.selection.fit_seed,
                "comparison_inputs": inputs_digest}
         _, fitted = fit_for_shipping(pick, features, out, folder, summary=summary, summary_path=summary_path,
-                                     seed=settings.selection.fit_seed, key=key, command=reproduce, role=role)
+                                     seed=settings.selection.fit_seed, key=key, command=reproduce, role=role,
+                                     names=[name for name, _, _ in items])
         manifest.step(f"fit {role}", time.perf_counter() - t, selector=pick["selector"], fitted=fitted,
                       folder=folder.relative_to(out).as_posix(), mean_alc=pick.get("mean_alc"))
         shipped[role] = {"selector": pick["selector"], "folder": folder.relative_to(out).as_posix(),

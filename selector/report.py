@@ -40,8 +40,9 @@ from autodl.errors import AutoDLError
 from autodl.records import Status, read_versioned_json, to_plain, utc_now
 from metafeatures.features import DatasetFeatures, load_features_folder
 from selector.fallback import fallback_threshold, nested_fallback
-from selector.identification import DEFAULT_BATCH_SIZES, identification_accuracy, identification_table
-from selector.lodo import leave_one_dataset_out, per_dataset, summarize_lodo
+from selector.identification import DEFAULT_BATCH_SIZES, identification_table
+from selector.lodo import per_dataset, summarize_lodo
+from selector.measure import measure
 from selector.significance import statistics
 from selector.specs import EVALUATION_ONLY, Progress, SelectorSpec, as_specs, outputs_members
 
@@ -125,10 +126,12 @@ def load_cost(source: Any) -> CostSource:
     return CostSource(matrix, str(csv_path), str(source), protocol, clock, note)
 
 
-def load_datasets(features: str | Path | Sequence[DatasetFeatures]) -> tuple[list[DatasetFeatures], str | None]:
+def load_datasets(features: str | Path | Sequence[DatasetFeatures],
+                  names: Sequence[str] | None = None) -> tuple[list[DatasetFeatures], str | None]:
+    """The features of a folder (or given), and the folder; ``names``: only these datasets."""
     if isinstance(features, (str, Path)):
-        return load_features_folder(features), str(features)
-    return list(features), None
+        return load_features_folder(features, None if names is None else sorted(names)), str(features)
+    return [d for d in features if names is None or d.name in set(names)], None
 
 
 # --- the comparison ---------------------------------------------------------------------------
@@ -139,6 +142,7 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
             cost_batch_sizes: Sequence[int] | None = None, timing_repeats: int = 3, time_embedding: bool = True,
             embedder: Any = None, command: str | None = None, members: Any = "auto",
             nested: bool = True, inner_queries: int | None = None, baselines: bool = True,
+            workers: int = 1, names: Sequence[str] | None = None,
             progress: Progress | None = None) -> dict[str, Any]:
     """Compare selectors on a collection's features and a portfolio's cost matrix; write the report.
 
@@ -192,6 +196,13 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
     baselines:
         Add the trivial baselines of :data:`BASELINES` that ``selectors`` lack (``size-rule``
         only where every dataset has the descriptors it reads).
+    workers:
+        Measure the selectors side by side in this many processes (:mod:`selector.measure`: the
+        same rows, in the same order; the selection-cost table is always timed in this process,
+        alone).
+    names:
+        Only these datasets of ``features`` (a features folder shared by several collections or
+        builds may hold others).
     progress:
         ``progress(stage, done, total)``.
 
@@ -204,7 +215,7 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
     from selector.selection_timing import selection_cost
 
     specs = as_specs(selectors)
-    datasets, features_path = load_datasets(features)
+    datasets, features_path = load_datasets(features, names)
     src = load_cost(cost)
     mm = _members_for(src, members)
     added, not_added, baseline_labels = [], {}, []
@@ -213,22 +224,12 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in seeds] or [0]
-    ident_rows: list[dict[str, Any]] = []
-    lodo_rows: list[dict[str, Any]] = []
-    query_rows: list[dict[str, Any]] = []
-    inner_rows: list[dict[str, Any]] = []
-    skipped: dict[str, str] = {}
-    for seed in seeds:
-        ident = identification_accuracy(specs, datasets, batch_sizes=batch_sizes, n_batches=n_batches, seed=seed,
-                                        cost=src.matrix, progress=progress)
-        ident_rows += ident.rows
-        skipped.update(ident.skipped)
-        lodo = leave_one_dataset_out(specs, datasets, src.matrix, query_size=query_size, n_queries=n_queries,
-                                     seed=seed, members=mm, nested_fallback=nested, inner_queries=inner_queries,
-                                     progress=progress)
-        lodo_rows += lodo.rows
-        query_rows += lodo.queries
-        inner_rows += lodo.inner_queries
+    measured = measure(specs, datasets, src.matrix, mm, seeds=seeds, workers=workers, progress=progress,
+                       ident_args={"batch_sizes": batch_sizes, "n_batches": n_batches},
+                       lodo_args={"query_size": query_size, "n_queries": n_queries, "nested_fallback": nested,
+                                  "inner_queries": inner_queries})
+    ident_rows, skipped = measured.identification, measured.skipped
+    lodo_rows, query_rows, inner_rows = measured.lodo, measured.queries, measured.inner_queries
     lodo_summary = summarize_lodo(lodo_rows)
     levels = {k: v["mean_alc"] for k, v in lodo_summary["per_selector"].items()}
     if cost_batch_sizes is None:
@@ -263,7 +264,8 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
                      "batch_sizes": sorted({int(b) for b in batch_sizes}), "n_batches": n_batches,
                      "query_size": query_size, "n_queries": n_queries, "seeds": seeds,
                      "cost_batch_sizes": list(cost_batch_sizes), "timing_repeats": timing_repeats,
-                     "nested_fallback": bool(nested), "inner_queries": int(inner_queries or n_queries)},
+                     "nested_fallback": bool(nested), "inner_queries": int(inner_queries or n_queries),
+                     "workers": int(workers)},
         "evaluation_only": evaluation_only,
         "outputs": outputs,
         "members": mm.summary(),

@@ -76,7 +76,7 @@ class FitResult:
 
 def fit_for_shipping(name: str, params: Mapping[str, Any] | None,
                      features: str | Path | Sequence[DatasetFeatures], portfolio: Any, *,
-                     seed: int = 0) -> FitResult:
+                     seed: int = 0, names: Sequence[str] | None = None) -> FitResult:
     """Fit selector ``name`` on every dataset of ``features`` with an incumbent in ``portfolio``.
 
     Parameters
@@ -90,6 +90,8 @@ def fit_for_shipping(name: str, params: Mapping[str, Any] | None,
         a selector whose outputs are members is fitted on the folder's member view.
     seed:
         The seed of a selector that takes one, unless ``params`` sets it.
+    names:
+        Only these datasets of ``features`` (a shared features folder may hold others).
 
     Returns
     -------
@@ -102,7 +104,7 @@ def fit_for_shipping(name: str, params: Mapping[str, Any] | None,
         selector, none is assigned to a member); the selector cannot be made or fitted.
     """
     params = dict(params or {})
-    datasets, folder = load_datasets(features)
+    datasets, folder = load_datasets(features, names)
     src = load_cost(portfolio)
     with_incumbent = [d for d in datasets if d.name in src.matrix.sources]
     left_out = [d.name for d in datasets if d.name not in src.matrix.sources]

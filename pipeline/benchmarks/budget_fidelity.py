@@ -389,9 +389,9 @@ def run_fidelity_measurement(results: str | Path, datasets: Sequence[tuple[str, 
         for t in todo:
             record(_evaluate_task(t))
     else:
-        from pipeline.benchmarks.config_grid import _end_with_parent
+        from autodl.workers import end_with_parent
 
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_end_with_parent,
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=end_with_parent,
                                  initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_evaluate_task, t) for t in todo]
             for f in as_completed(futures):

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -29,6 +27,7 @@ import numpy as np
 
 from autodl.machine import machine_description
 from autodl.records import Status, append_jsonl, read_jsonl, utc_now, utc_now_text
+from autodl.workers import end_with_parent
 from pipeline.benchmarks.clock_agreement import prepare_dataset
 from finetune.grid import GRID  # the configurations live in the library (BOHB's warm start uses them)
 
@@ -97,23 +96,12 @@ def run_grid(results: str | Path, data_dir: str | Path, *, configs: Sequence[str
             _record(results, done, _evaluate_one(c, d, str(paths[d]), s, protocol, timing_arg), progress)
         return list(done.values())
     # "spawn": fresh interpreters, nothing inherited from this process's PyTorch state
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_end_with_parent,
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=end_with_parent,
                              initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_evaluate_one, c, d, str(paths[d]), s, protocol, timing_arg) for c, d, s in todo]
         for future in as_completed(futures):
             _record(results, done, future.result(), progress)
     return list(done.values())
-
-
-def _end_with_parent(parent: int) -> None:
-    """In a worker: exit as soon as the process that started it is gone (killed), instead of
-    running on, orphaned, with the evaluations it was given."""
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="end-with-parent").start()
 
 
 def _record(results: Path, done: dict, row: dict[str, Any], progress: Callable | None) -> None:

@@ -159,12 +159,16 @@ def test_the_new_steps_write_the_comparison_the_selectors_and_the_manifest(built
 def test_a_second_build_skips_every_finished_step(copy):
     out = copy / "out"
     before = json.loads((out / "manifest.json").read_text())["files"]
+    # a features folder shared with another build holds other datasets: not compared, not an input
+    for ext in ("npz", "json"):
+        shutil.copy(copy / "features" / f"digits_a.{ext}", copy / "features" / f"elsewhere.{ext}")
     events: list[str] = []
     manifest = build_default(out, settings_for(copy), command="again", on_event=lambda e, i: events.append(e))
     new = manifest["steps"][-5:]
     assert [s["step"] for s in new] == ["cost matrix", "meta-features", "selection", "fit choice", "fit runner-up"]
     assert new[1]["computed"] == 0 and new[1]["cached"] == 3
     assert new[2]["computed"] is False and not new[3]["fitted"] and not new[4]["fitted"]
+    assert sorted(json.loads((out / "selection" / "inputs.json").read_text())["features"]) == NAMES
     after = manifest["files"]
     for name in ("selection/summary.json", "selection/report.md", "selector/selector.json",
                  "selector-runner-up/selector.safetensors"):
@@ -177,6 +181,7 @@ def test_a_second_build_skips_every_finished_step(copy):
     csv.write_text(csv.read_text().replace("0.9", "0.3"))
     manifest = build_default(out, settings_for(copy), command="after a new matrix")
     assert manifest["steps"][-3]["computed"] is True and manifest["steps"][-2]["fitted"]
+    assert json.loads((out / "selection" / "summary.json").read_text())["features"]["datasets"] == NAMES
 
 
 def test_changed_settings_are_refused_unless_the_step_output_is_absent(copy):
