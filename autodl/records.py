@@ -117,6 +117,28 @@ def versions(packages: Iterable[str] = DEPENDENCIES) -> dict[str, str]:
     return out
 
 
+def code_revision(root: str | Path | None = None) -> dict[str, Any] | None:
+    """The git commit of the code that runs (``commit``, and ``dirty`` when tracked files differ
+    from it), or None outside a git checkout (an installed package) or without ``git``.
+
+    ``root``: the checkout (default: the one this module lies in). A long build run from a clone
+    at a fixed commit records it per command, so that its artifacts name the code that made them.
+    """
+    import subprocess
+
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(status.strip())}
+
+
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """The rows of ``path`` (none if it does not exist); unreadable lines are skipped."""
     path = Path(path)

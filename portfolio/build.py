@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autodl.records import file_sha256, is_temporary, read_jsonl, utc_now, write_json_atomic
+from autodl.records import code_revision, file_sha256, is_temporary, read_jsonl, utc_now, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +216,9 @@ class Manifest:
     """``manifest.json``: the steps of the build, their commands and durations, and checksums.
 
     ``settings`` (a :class:`BuildSettings` or a plain dict) replaces the recorded settings;
-    the command is appended to the commands of the earlier builds into the same folder.
+    the command is appended to the commands of the earlier builds into the same folder, with
+    the code's git commit (``code``: :func:`autodl.records.code_revision`; None outside a
+    checkout), since a resumed build may run from another clone at another commit.
     """
 
     def __init__(self, out: Path, command: str, settings: BuildSettings | Mapping[str, Any]) -> None:
@@ -225,7 +227,8 @@ class Manifest:
         data.setdefault("format", "autodl-meta-portfolio-build/1")
         data.setdefault("steps", [])
         data["settings"] = settings_dict(settings) if isinstance(settings, BuildSettings) else dict(settings)
-        data.setdefault("commands", []).append({"command": command, "started": utc_now()})
+        data.setdefault("commands", []).append({"command": command, "started": utc_now(),
+                                                 "code": code_revision()})
         self.data = data
         self.save()
 

@@ -176,3 +176,30 @@ def test_atomic_folder_replaces_the_folder_or_leaves_it_as_it_was(tmp_path: Path
         assert not dest.joinpath("new.txt").exists() and tmp.name.startswith(".dataset.")
         (tmp / "new.txt").write_text("new")
     assert _names(tmp_path) == ["dataset"] and _names(dest) == ["new.txt"]
+
+
+def test_code_revision_names_the_commit_and_whether_tracked_files_differ(tmp_path):
+    import shutil
+    import subprocess
+
+    from autodl.records import code_revision
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    assert code_revision(tmp_path) is None  # not a checkout
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True, text=True,
+                              env={**os.environ, **env}).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("commit", "-q", "-m", "one")
+    head = git("rev-parse", "HEAD")
+    assert code_revision(tmp_path) == {"commit": head, "dirty": False}
+    (tmp_path / "b.py").write_text("untracked\n")  # untracked files do not count
+    assert code_revision(tmp_path) == {"commit": head, "dirty": False}
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert code_revision(tmp_path) == {"commit": head, "dirty": True}

@@ -145,6 +145,9 @@ def test_the_new_steps_write_the_comparison_the_selectors_and_the_manifest(built
     assert {"python", "torch", "numpy", "timm", "hpbandster"} <= set(manifest["versions"])
     assert manifest["seed"] == 0 and manifest["total_seconds"] > 0 and manifest["commands"][-1]["seconds"] > 0
     assert manifest["commands"][-1]["command"] == "pytest build-default"
+    from autodl.records import code_revision
+
+    assert manifest["commands"][-1]["code"] == code_revision()  # the commit of this checkout (None outside one)
     assert manifest["settings"]["features"]["spec"]["train_samples"] == 8
     assert manifest["settings"]["selection"]["selectors"] == list(SELECTION.selectors)
     files = set(manifest["files"])
