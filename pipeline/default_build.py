@@ -280,8 +280,9 @@ def selection_inputs(features: Path, out: Path, settings: SelectionSettings,
     from portfolio.cost_matrix import CSV_FILE
 
     cards = {}
+    wanted = None if names is None else set(names)
     for js in sorted(features.glob("*.json")):
-        if not (features / f"{js.stem}.npz").is_file() or (names is not None and js.stem not in set(names)):
+        if not (features / f"{js.stem}.npz").is_file() or (wanted is not None and js.stem not in wanted):
             continue
         try:
             stored = json.loads(js.read_text())
@@ -484,8 +485,9 @@ def build_default(out: str | Path = DEFAULT_OUT, settings: DefaultBuildSettings 
     notify("selection", {})
     t = time.perf_counter()
     features = settings.features_dir
+    compared = [name for name, _, _ in items]
     summary, computed = comparison_step(features, out, settings.selection, command=reproduce,
-                                        names=[name for name, _, _ in items], workers=max(1, settings.build.workers),
+                                        names=compared, workers=max(1, settings.build.workers),
                                         progress=selection_progress)
     choice = summary.get("choice")
     if not choice:
@@ -513,7 +515,7 @@ def build_default(out: str | Path = DEFAULT_OUT, settings: DefaultBuildSettings 
                "comparison_inputs": inputs_digest}
         _, fitted = fit_for_shipping(pick, features, out, folder, summary=summary, summary_path=summary_path,
                                      seed=settings.selection.fit_seed, key=key, command=reproduce, role=role,
-                                     names=[name for name, _, _ in items])
+                                     names=compared)
         manifest.step(f"fit {role}", time.perf_counter() - t, selector=pick["selector"], fitted=fitted,
                       folder=folder.relative_to(out).as_posix(), mean_alc=pick.get("mean_alc"))
         shipped[role] = {"selector": pick["selector"], "folder": folder.relative_to(out).as_posix(),

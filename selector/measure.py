@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -64,12 +63,24 @@ def _one(specs: Sequence[SelectorSpec], datasets: Sequence[DatasetFeatures], cos
     return Measured(ident.rows, dict(ident.skipped), lodo.rows, lodo.queries, lodo.inner_queries)
 
 
-def _picklable(specs: Sequence[SelectorSpec]) -> bool:
-    try:
-        pickle.dumps(list(specs))
-    except Exception:  # a factory defined in a function (tests): measured in this process
-        return False
-    return True
+_SHARED: dict[str, Any] = {}
+"""In a worker: the features, cost matrix and member view, sent once when it starts (not with every job)."""
+
+
+def _start_worker(parent: int, datasets: Sequence[DatasetFeatures], cost: Any, members: Any) -> None:
+    single_threaded_worker(parent)
+    _SHARED.update(datasets=datasets, cost=cost, members=members)
+
+
+def _one_in_worker(spec: SelectorSpec, seed: int, ident_args: Mapping[str, Any],
+                   lodo_args: Mapping[str, Any]) -> Measured:
+    return _one([spec], _SHARED["datasets"], _SHARED["cost"], _SHARED["members"], seed, ident_args, lodo_args)
+
+
+def _by_name(specs: Sequence[SelectorSpec]) -> bool:
+    """Whether every selector is built from the registry by name (a worker builds it the same way);
+    a spec with its own ``factory`` (tests, selectors defined elsewhere) is measured in this process."""
+    return all(s.factory is None for s in specs)
 
 
 def _merge(seed_parts: Sequence[Measured], specs: Sequence[SelectorSpec]) -> Measured:
@@ -118,9 +129,9 @@ def measure(specs: Sequence[SelectorSpec], datasets: Sequence[DatasetFeatures], 
     seeds = [int(s) for s in seeds]
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SelectorError(None, f"workers={workers!r}: expected 1 or more processes", field="workers")
-    if workers == 1 or len(specs) < 2 or not _picklable(specs):
+    if workers == 1 or len(specs) < 2 or not _by_name(specs):
         if workers > 1:
-            logger.info("selectors measured in this process: a selector's factory cannot be sent to a worker")
+            logger.info("selectors measured in this process: a selector with its own factory is not sent to a worker")
         out = Measured()
         for seed in seeds:
             out.extend(_one(specs, datasets, cost, members, seed, ident_args, lodo_args, progress))
@@ -130,9 +141,9 @@ def measure(specs: Sequence[SelectorSpec], datasets: Sequence[DatasetFeatures], 
     if progress is not None:
         progress("selectors", 0, len(jobs))
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=single_threaded_worker, initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(_one, [specs[i]], datasets, cost, members, seed, dict(ident_args),
-                               dict(lodo_args)): (seed, i) for seed, i in jobs}
+                             initializer=_start_worker, initargs=(os.getpid(), datasets, cost, members)) as pool:
+        futures = {pool.submit(_one_in_worker, specs[i], seed, dict(ident_args), dict(lodo_args)): (seed, i)
+                   for seed, i in jobs}
         for n, future in enumerate(as_completed(futures), 1):
             seed, i = futures[future]
             parts[(seed, i)] = future.result()

@@ -131,7 +131,8 @@ def load_datasets(features: str | Path | Sequence[DatasetFeatures],
     """The features of a folder (or given), and the folder; ``names``: only these datasets."""
     if isinstance(features, (str, Path)):
         return load_features_folder(features, None if names is None else sorted(names)), str(features)
-    return [d for d in features if names is None or d.name in set(names)], None
+    wanted = None if names is None else set(names)
+    return [d for d in features if wanted is None or d.name in wanted], None
 
 
 # --- the comparison ---------------------------------------------------------------------------
