@@ -47,16 +47,22 @@ def cmd_benchmark_heldout(args: argparse.Namespace) -> int:
     from autodl.records import read_jsonl
     from finetune.grid import GRID
     from finetune.peers import default_kit_dir, organizer_models
-    from pipeline.heldout import (build_methods, heldout_datasets, read_results, run_heldout, wall_methods,
-                                  write_report)
+    from pipeline.heldout import (build_methods, candidate_methods, heldout_datasets, read_results, run_heldout,
+                                  wall_methods, write_report)
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     wall_seeds = [] if args.no_wall else [int(s) for s in args.wall_seeds.split(",") if s.strip()]
     only = [d for d in (args.datasets or "").split(",") if d] or None
     datasets, docs = heldout_datasets(args.collection, args.data, only)
     grid_rows = read_jsonl(args.grid_results) if Path(args.grid_results).is_file() else []
-    methods = build_methods(args.portfolio, grid=GRID, grid_rows=grid_rows, grid_best=args.grid_best,
-                            selectors=_selectors(args.selector), hedge=_ints(args.hedge, "--hedge"))
+    if args.candidates:  # precompute the configuration units only: no submission, no wall clock, no report
+        pool, _, names = args.candidates.partition(":")
+        methods = candidate_methods(pool, [n for n in names.split(",") if n], grid=GRID, grid_rows=grid_rows,
+                                    grid_best=args.grid_best)
+        wall_seeds = []
+    else:
+        methods = build_methods(args.portfolio, grid=GRID, grid_rows=grid_rows, grid_best=args.grid_best,
+                                selectors=_selectors(args.selector), hedge=_ints(args.hedge, "--hedge"))
     peers = []
     if not args.no_peers and wall_seeds:
         kit = Path(args.kit) if args.kit else default_kit_dir()
@@ -81,6 +87,10 @@ def cmd_benchmark_heldout(args: argparse.Namespace) -> int:
                         scheduler=args.scheduler, timing=args.timing, wall=wall, wall_seeds=wall_seeds,
                         work_dir=args.work, progress=step)
     rows = list(read_results(args.results).values())
+    if args.candidates:
+        print(f"{len(rows)} evaluations of this learner version in {args.results}; no report (--candidates "
+              "precomputes the configuration units a later benchmark of a portfolio from this pool shares)")
+        return 0
     command = " ".join(["autodl-meta"] + sys.argv[1:])
     plain = write_report(rows, methods, [d for d, _ in datasets], doc=args.doc, command=command,
                          protocol=args.protocol, seeds=seeds, wall_seeds=wall_seeds, descriptions=docs,
@@ -162,4 +172,9 @@ def register_benchmark(bsub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--scheduler", default=None, help="a Dask scheduler address instead of a local cluster")
     add_tls_arguments(p)
     p.add_argument("--report-only", action="store_true", help="evaluate nothing: report what --results holds")
+    p.add_argument("--candidates", default=None, metavar="POOL[:NAME,...]",
+                   help="precompute only: the pool's candidates (pool.json or its folder; all, or those named), "
+                        "baseline:default, baseline:scratch and the grid's best, on the simulated clock; no "
+                        "submission, wall clock or report. A later run of a portfolio drawn from the pool shares "
+                        "these evaluations (keyed by configuration digest)")
     p.set_defaults(func=cmd_benchmark_heldout)

@@ -220,6 +220,28 @@ def best_grid_config(grid_rows: Sequence[Mapping[str, Any]], grid: Mapping[str, 
     return max(means, key=means.get) if means else None
 
 
+def fixed_methods(*, grid: Mapping[str, Any] | None = None, grid_rows: Sequence[Mapping[str, Any]] = (),
+                        grid_best: str | None = None) -> list[Method]:
+    """The fixed configurations every benchmark run compares with: ``baseline:default``,
+    ``baseline:scratch`` and the grid's best (:func:`best_grid_config` unless ``grid_best``
+    names one; none without ``grid``)."""
+    from finetune.config import validate_config
+    from finetune.models import baseline_config
+
+    methods = [Method(name, "config", "AutoCLINT-like fixed configuration (configs/finetune/default.yaml)"
+                      if name.endswith("default") else "ResNet-18 from random weights, otherwise the default",
+                      config=baseline_config(name)) for name in ("baseline:default", "baseline:scratch")]
+    chosen = grid_best or (best_grid_config(grid_rows, grid) if grid else None)
+    if chosen is not None:
+        if not grid or chosen not in grid:
+            raise AutoDLError(None, f"{chosen!r} is not a grid configuration", field="--grid-best")
+        spec = grid[chosen]
+        cfg = baseline_config(spec) if isinstance(spec, str) else validate_config(dict(spec), source=f"grid:{chosen}")
+        methods.append(Method(f"grid:{chosen}", "config", "the best fixed configuration of the grid "
+                                                            "(docs/grid.md, mean ALC over its datasets)", config=cfg))
+    return methods
+
+
 def build_methods(portfolio: str | Path, *, grid: Mapping[str, Any] | None = None,
                   grid_rows: Sequence[Mapping[str, Any]] = (), grid_best: str | None = None,
                   selectors: Mapping[str, str | Path] | None = None, hedge: Sequence[int] = ()) -> MethodSet:
@@ -239,7 +261,6 @@ def build_methods(portfolio: str | Path, *, grid: Mapping[str, Any] | None = Non
         ``submission[label]+hedgeN``; :class:`submission.agent.MetaModel`).
     """
     from finetune.config import validate_config
-    from finetune.models import baseline_config
 
     folder = Path(portfolio)
     raw, single = portfolio_members(folder)
@@ -259,22 +280,43 @@ def build_methods(portfolio: str | Path, *, grid: Mapping[str, Any] | None = Non
                                         f"top {n} configurations race inside the budget", settings={"hedge": int(n)})
                     for m in list(methods) if m.kind == "submission" and m.settings is None]
     methods.append(Method(SINGLE_BEST, "config", f"the portfolio's single best ({single})", config=members[single]))
-    for name in ("baseline:default", "baseline:scratch"):
-        methods.append(Method(name, "config", "AutoCLINT-like fixed configuration (configs/finetune/default.yaml)"
-                              if name.endswith("default") else "ResNet-18 from random weights, otherwise the default",
-                              config=baseline_config(name)))
-    chosen = grid_best or (best_grid_config(grid_rows, grid) if grid else None)
-    if chosen is not None:
-        if not grid or chosen not in grid:
-            raise AutoDLError(None, f"{chosen!r} is not a grid configuration", field="--grid-best")
-        spec = grid[chosen]
-        cfg = baseline_config(spec) if isinstance(spec, str) else validate_config(dict(spec), source=f"grid:{chosen}")
-        methods.append(Method(f"grid:{chosen}", "config", "the best fixed configuration of the grid "
-                                                            "(docs/grid.md, mean ALC over its datasets)", config=cfg))
+    fixed = fixed_methods(grid=grid, grid_rows=grid_rows, grid_best=grid_best)
+    methods += fixed
+    chosen = next((m.name[5:] for m in fixed if m.name.startswith("grid:")), None)
     methods.append(Method(RANDOM_MEMBER, "derived", f"a uniformly random member of the {len(members)} (expectation)"))
     methods.append(Method(ORACLE, "derived", f"the best of the {len(members)} members on each dataset"))
     return MethodSet(portfolio=str(folder), members=members, single_best=single, methods=methods,
                      submission_fingerprint=fingerprint, grid_best=chosen)
+
+
+def candidate_methods(pool: str | Path, names: Sequence[str] = (), *, grid: Mapping[str, Any] | None = None,
+                      grid_rows: Sequence[Mapping[str, Any]] = (), grid_best: str | None = None) -> MethodSet:
+    """The configuration units only, for a candidate pool (``pool.json`` of
+    :mod:`portfolio.pool`, or its folder): the candidates ``names`` (default: all, in the pool's
+    order), ``baseline:default``, ``baseline:scratch`` and the grid's best. No submission and no
+    derived method: this precomputes the evaluations a later benchmark of a portfolio drawn from
+    this pool shares (rows are keyed by configuration digest, so whichever K members the greedy
+    step keeps find theirs), e.g. while the pool's matrix and the selector are still being built.
+
+    Raises
+    ------
+    AutoDLError
+        A name that is no candidate of the pool (the field is ``--candidates``).
+    """
+    from finetune.config import validate_config
+    from portfolio.pool import load_pool
+
+    candidates = {c.name: c for c in load_pool(pool)}
+    wanted = list(names) or list(candidates)
+    unknown = [n for n in wanted if n not in candidates]
+    if unknown:
+        raise AutoDLError(Path(pool), f"{', '.join(unknown)}: not candidates of this pool (it has "
+                                      f"{', '.join(candidates)})", field="--candidates")
+    members = {n: validate_config(candidates[n].config, source=n) for n in wanted}
+    fixed = fixed_methods(grid=grid, grid_rows=grid_rows, grid_best=grid_best)
+    return MethodSet(portfolio=relative(pool), members=members, single_best=wanted[0], methods=fixed,
+                     submission_fingerprint="", grid_best=next((m.name[5:] for m in fixed
+                                                                if m.name.startswith("grid:")), None))
 
 
 # --- the evaluations ----------------------------------------------------------------------------

@@ -249,3 +249,25 @@ def test_the_choice_of_what_ships_leaves_the_final_split_out(tmp_path: Path) -> 
     assert "Final test split (z" in text and f"`{hedged}`" in text
     # without a final split every dataset chooses
     assert verdict(heldout_summary(_rows(vals, m), m, ["x", "y", "z"], seeds=(0,)))["split"] == "all"
+
+
+def test_a_pool_s_candidates_are_precomputed_as_the_units_a_later_portfolio_shares(tmp_path: Path) -> None:
+    """``--candidates``: the pool's configurations and the fixed methods, no submission; the
+    units are those a portfolio drawn from the pool evaluates (same digests)."""
+    from autodl.errors import AutoDLError
+    from pipeline.heldout import candidate_methods
+    from portfolio.pool import Candidate, save_pool
+
+    pool = save_pool([Candidate("fixed:a", CHEAP), Candidate("searched:b", CHEAP_B),
+                      Candidate("searched:c", {**CHEAP, "input_size": 64})], tmp_path / "pool" / "pool.json")
+    pre = candidate_methods(pool.parent, ["searched:b", "fixed:a"])
+    assert list(pre.members) == ["searched:b", "fixed:a"]
+    assert {m.kind for m in pre.methods} == {"config"}  # the baselines; no submission, nothing derived
+    tasks = simulated_tasks(pre, [("x", tmp_path)], [0], protocol={"name": "mini"}, timing={})
+    assert all(t["config"] is not None for t in tasks) and len(tasks) == 4  # b, a, default, scratch
+    later = build_methods(_portfolio(tmp_path / "p", [("d1", CHEAP), ("d2", CHEAP_B)], single="d1"))
+    assert set(later.member_units().values()) <= {t["unit"] for t in tasks}
+    assert len(candidate_methods(pool).members) == 3  # all, in the pool's order
+    with pytest.raises(AutoDLError, match="searched:zzz: not candidates") as err:
+        candidate_methods(pool, ["searched:zzz"])
+    assert err.value.field == "--candidates"
