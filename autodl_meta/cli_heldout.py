@@ -47,8 +47,15 @@ def cmd_benchmark_heldout(args: argparse.Namespace) -> int:
     from autodl.records import read_jsonl
     from finetune.grid import GRID
     from finetune.peers import default_kit_dir, organizer_models
-    from pipeline.heldout import (build_methods, candidate_methods, heldout_datasets, read_results, run_heldout,
-                                  wall_methods, write_report)
+    from pipeline.heldout import (
+        build_methods,
+        candidate_methods,
+        heldout_datasets,
+        read_results,
+        run_heldout,
+        wall_methods,
+    )
+    from pipeline.heldout_report import write_report
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     wall_seeds = [] if args.no_wall else [int(s) for s in args.wall_seeds.split(",") if s.strip()]

@@ -9,9 +9,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.heldout import (ORACLE, RANDOM_MEMBER, SINGLE_BEST, SUBMISSION, MethodSet, build_methods,
-                              clock_agreement, config_digest, heldout_html, heldout_markdown, heldout_summary,
-                              portfolio_members, read_results, run_heldout, simulated_tasks, submission_unit, verdict)
+from pipeline.heldout import (
+    ORACLE,
+    RANDOM_MEMBER,
+    SINGLE_BEST,
+    SUBMISSION,
+    MethodSet,
+    build_methods,
+    config_digest,
+    portfolio_members,
+    read_results,
+    run_heldout,
+    simulated_tasks,
+    submission_unit,
+)
+from pipeline.heldout_report import clock_agreement, heldout_html, heldout_markdown, heldout_summary, verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 CHEAP = {"backbone": "scratch_cnn", "pretrained": False, "probes": "raw+random", "finetune": False,
