@@ -107,6 +107,7 @@ def nested_fallback(queries: Sequence[Mapping[str, Any]], inner_queries: Sequenc
     -------
     dict or None
         ``mean_alc`` (each outer dataset weighted equally, its queries averaged),
+        ``per_dataset`` (dataset -> ``alc`` with the rule, ``single_best_alc``),
         ``mean_alc_without`` (never falling back), ``mean_alc_single_best`` (always),
         ``fallback_share``, ``thresholds`` (group -> ``confidence_threshold``,
         ``novelty_threshold``, ``inner_datasets``, ``inner_queries``), ``confidence_range``
@@ -144,7 +145,12 @@ def nested_fallback(queries: Sequence[Mapping[str, Any]], inner_queries: Sequenc
         return float(np.mean(np.bincount(index, weights=value, minlength=len(datasets)) / counts))
 
     confs = [t["confidence_threshold"] for t in thresholds.values()]
-    return {"mean_alc": mean_alc(use), "mean_alc_without": mean_alc(np.ones(len(recs), bool)),
+    with_rule = np.bincount(index, weights=np.where(use, alc, sb), minlength=len(datasets)) / counts
+    single = np.bincount(index, weights=sb, minlength=len(datasets)) / counts
+    per_dataset = {d: {"alc": float(with_rule[i]), "single_best_alc": float(single[i])}
+                   for i, d in enumerate(datasets)}
+    return {"mean_alc": mean_alc(use), "per_dataset": per_dataset,
+            "mean_alc_without": mean_alc(np.ones(len(recs), bool)),
             "mean_alc_single_best": mean_alc(np.zeros(len(recs), bool)), "fallback_share": float(1.0 - use.mean()),
             "thresholds": thresholds, "confidence_range": [float(min(confs)), float(max(confs))],
             "folds_without_inner": [g for g, t in thresholds.items() if not t["inner_queries"]],

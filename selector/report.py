@@ -749,7 +749,7 @@ def render(out: str | Path) -> dict[str, Path]:
 
 
 def _percent(v: Any) -> str:
-    return "n/a" if _isnan(v) else f"{100 * float(v):.0f}%"
+    return "n/a" if _isnan(v) else f"{round(100 * float(v))}%"  # an int: no "-0%"
 
 
 def _members_line(members: Mapping[str, Any]) -> str:
@@ -792,6 +792,35 @@ def _baselines_section(doc: _Doc, summary: Mapping[str, Any]) -> None:
         doc.p(f"Added to the comparison as baselines: {', '.join(base['added'])}.")
     if base.get("not_added"):
         doc.p("Not added: " + "; ".join(f"{k} ({v})" for k, v in base["not_added"].items()) + ".")
+
+
+def _bar_section(doc: _Doc, summary: Mapping[str, Any]) -> None:
+    """Each selector against the bar selection must clear (:mod:`selector.bar`)."""
+    from selector.bar import Bar, bar_rows
+
+    bar = Bar()
+    rows = [r for r in bar_rows(summary, bar) if r["datasets"]]
+    if not rows:
+        return
+    doc.h(3, "Does selection earn its place?")
+    doc.p(f"Against the single best, leave-one-dataset-out: mean ALC at least {bar.min_gain:g} above it, at least "
+          f"{100 * bar.min_gap_share:.0f}% of the single-best-to-oracle gap closed (of the means), and no dataset "
+          f"lost by more than {bar.max_loss:g}. Where the comparison scored the fallback nested, the selector is "
+          "also measured with it (thresholds chosen on the training folds only): the honest figure of what a "
+          "fitted selector ships with.")
+    table = []
+    for r in rows:
+        c = r["checks"]
+        mark = {True: "yes", False: "**no**"}
+        table.append([r["selector"], r["rule"], _f(r["mean_alc"]),
+                      _f(r["gain"], signed=True) + f" ({mark[c['gain']]})",
+                      _percent(r["gap_share"]) + f" ({mark[c['gap_share']]})",
+                      f"{_f(r['worst_delta'], 3, signed=True)} {r['worst_dataset']} ({mark[c['max_loss']]})",
+                      str(len(r["losses_beyond"])), "**passes**" if r["passes"] else "fails"])
+    doc.table(["selector", "rule", "mean ALC", "vs single best", "gap closed", "worst dataset vs single best",
+               f"losses > {bar.max_loss:g}", "bar"], table, align="llrrrlrl")
+    passing = [f"{r['selector']} ({r['rule']})" for r in rows if r["passes"]]
+    doc.p("Clearing the bar: " + (", ".join(passing) if passing else "none") + ".")
 
 
 def _fallback_section(doc: _Doc, summary: Mapping[str, Any]) -> None:
@@ -894,6 +923,7 @@ def _report(summary: Mapping[str, Any], ident_rows: Sequence[Mapping[str, Any]],
     doc.table(["selector", "picks", "mean ALC", "expected ALC", "regret", "vs single best", "gap closed",
                "acceptable picks", "Kendall tau", "confidence", "fit", "select", "datasets"], rows, align="ll" + "r" * 11)
     doc.img(pictures.get("regret"), "regret per held-out dataset and selector")
+    _bar_section(doc, summary)
     _baselines_section(doc, summary)
     _fallback_section(doc, summary)
     labels = list(per)

@@ -316,6 +316,8 @@ def test_nested_fallback_worked_example():
     assert res["thresholds"]["gy"]["confidence_threshold"] == 0.0
     assert res["mean_alc"] == pytest.approx(0.75) and res["mean_alc_without"] == pytest.approx(0.55)
     assert res["fallback_share"] == pytest.approx(0.5) and res["confidence_range"] == [0.0, 0.8]
+    assert res["per_dataset"] == {"X": {"alc": pytest.approx(0.6), "single_best_alc": pytest.approx(0.6)},
+                                  "Y": {"alc": pytest.approx(0.9), "single_best_alc": pytest.approx(0.5)}}
     # a group without inner records never falls back
     res = nested_fallback(outer, inner[:2], "s")
     assert res["folds_without_inner"] == ["gy"] and res["mean_alc"] == pytest.approx(0.75)

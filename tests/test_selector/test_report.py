@@ -102,6 +102,16 @@ def test_compare_writes_the_report(report):
         assert f"]({pic})" in md
     for label in ("test-centroid", "test-first", "test-oracle"):
         assert label in md
+    # every selector against the bar (selector.bar), the plain picks and with the nested fallback
+    from selector.bar import bar_rows
+
+    bar = md.split("### Does selection earn its place?")[1].split("###")[0]
+    rows = bar_rows(summary)
+    assert {(r["selector"], r["rule"]) for r in rows} >= {("test-centroid", "pick"),
+                                                          ("test-centroid", "pick, nested fallback")}
+    for r in rows:
+        assert f"| {r['selector']} | {r['rule']} | {r['mean_alc']:.4f} |" in bar
+    assert "Clearing the bar: " in bar
     page = (out / "report.html").read_text()
     assert "<script" not in page and '<img src="cd.png"' in page and "<table>" in page
     # the choice: the best mean LODO ALC among the selectors that are not evaluation-only
