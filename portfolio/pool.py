@@ -467,24 +467,78 @@ def curve_figure(analysis: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
+def seed_oracle_curves(analysis: Mapping[str, Any]) -> list[list[float]]:
+    """The oracle mean ALC against K on each seed alone: ``[seed][K-1]``, the greedy members
+    in their order, over the used datasets (the spread between seeds is the curve's seed noise)."""
+    used, greedy_order = analysis["used"], analysis["greedy"]
+    out = []
+    for s in range(len(analysis["seeds"])):
+        a = np.array([[analysis["cells"][m][t][s] for t in used] for m in greedy_order], dtype=float)
+        out.append([float(np.max(a[:k], axis=0).mean()) for k in range(1, len(greedy_order) + 1)])
+    return out
+
+
+def fixed_against_single_best(analysis: Mapping[str, Any], prefix: str = "fixed:") -> dict[str, Any] | None:
+    """The single best against the best fixed configuration of the pool (names starting with
+    ``prefix``: the grid's configurations and ``baseline:default``), mean ALC over the used
+    datasets, and against the best fixed one other than itself (``next_fixed``); None where
+    the pool has no fixed configuration."""
+    fixed = {n: v for n, v in analysis["mean_alc"].items() if n.startswith(prefix)}
+    if not fixed:
+        return None
+    order = sorted(fixed, key=lambda n: -fixed[n])
+    sb = analysis["single_best"]
+    out = {"single_best": sb["name"], "single_best_mean_alc": float(sb["mean_alc"]), "best_fixed": order[0],
+           "best_fixed_mean_alc": float(fixed[order[0]]), "difference": float(sb["mean_alc"] - fixed[order[0]])}
+    other = [n for n in order if n != sb["name"]]
+    if other:  # where the single best is a fixed configuration itself: the best of the others
+        out.update(next_fixed=other[0], next_fixed_mean_alc=float(fixed[other[0]]),
+                   next_difference=float(sb["mean_alc"] - fixed[other[0]]))
+    return out
+
+
 def analysis_markdown(analysis: Mapping[str, Any], *, protocol: str, clock: str) -> str:
-    """``greedy.md``: members, the oracle against K, noise, saturated datasets, headroom."""
+    """``greedy.md``: members, the oracle against K (with its seed noise), every candidate's mean
+    ALC against the best fixed one, noise, saturated datasets, headroom."""
+    per_seed = seed_oracle_curves(analysis)
     lines = ["# The greedy portfolio", "",
              f"Protocol `{protocol}`, {clock} clock, full budget, seeds {analysis['seeds']}; "
              f"{len(analysis['candidates'])} candidates on {len(analysis['datasets'])} datasets "
              f"({len(analysis['used'])} used, {len(analysis['saturated'])} saturated, "
              f"{len(analysis['incomplete'])} incomplete).", "",
              f"K = {analysis['k']} (smallest in {analysis['k_range']} whose leave-one-dataset-out oracle is within "
-             f"the mean seed noise {analysis['mean_noise']:.4f} of the best K's; picture `{CURVE_FILE}`).", "",
-             "| K | member added | oracle mean ALC (in sample) | leave one dataset out |", "|---|---|---|---|"]
+             f"the mean seed noise {analysis['mean_noise']:.4f} of the best K's; picture `{CURVE_FILE}`). Per seed: "
+             "the in-sample oracle of the same members on each seed alone, lowest and highest (its seed noise).", "",
+             "| K | member added | oracle mean ALC (in sample) | per seed | leave one dataset out |",
+             "|---|---|---|---|---|"]
     for k, (o, lo) in enumerate(zip(analysis["oracle_vs_k"], analysis["lodo_oracle_vs_k"]), 1):
         name = analysis["greedy"][k - 1] if k <= len(analysis["greedy"]) else "(none raises it)"
-        lines.append(f"| {k} | {name} | {o:.4f} | {lo:.4f} |")
+        seeds = [c[k - 1] for c in per_seed if k <= len(c)]
+        spread = f"{min(seeds):.4f}-{max(seeds):.4f}" if seeds else "-"
+        lines.append(f"| {k} | {name} | {o:.4f} | {spread} | {lo:.4f} |")
     h = analysis["headroom"]
     lines += ["", f"Single best: `{analysis['single_best']['name']}`, mean ALC "
                   f"{analysis['single_best']['mean_alc']:.4f}; oracle of the K members {analysis['oracle_mean_alc']:.4f}; "
-                  f"headroom {h['mean']:.4f}, of which beyond seed noise {h['mean_beyond_noise']:.4f}.", "",
-              "| dataset | seed noise | spread of the pool | headroom | beyond noise | member |", "|---|---|---|---|---|---|"]
+                  f"headroom {h['mean']:.4f}, of which beyond seed noise {h['mean_beyond_noise']:.4f}."]
+    vs = fixed_against_single_best(analysis)
+    if vs:
+        if vs["best_fixed"] == vs["single_best"]:
+            text = (f"`{vs['single_best']}` ({vs['single_best_mean_alc']:.4f}) is itself the best fixed configuration "
+                    "of the pool (the grid's and `baseline:default`)")
+        else:
+            text = (f"The single best `{vs['single_best']}` {vs['single_best_mean_alc']:.4f} against the best fixed "
+                    f"configuration of the pool (the grid's and `baseline:default`), `{vs['best_fixed']}` "
+                    f"{vs['best_fixed_mean_alc']:.4f} ({vs['difference']:+.4f})")
+        if vs.get("next_fixed", vs["best_fixed"]) != vs["best_fixed"]:
+            text += (f"; the next fixed one: `{vs['next_fixed']}` {vs['next_fixed_mean_alc']:.4f} "
+                     f"({vs['next_difference']:+.4f} to the single best)")
+        lines += ["", text + ". Same datasets, protocol, clock and seeds.", "",
+                  "| candidate | mean ALC | member |", "|---|---|---|"]
+        members = set(analysis["members"])
+        for n, v in sorted(analysis["mean_alc"].items(), key=lambda kv: -kv[1]):
+            lines.append(f"| {n} | {v:.4f} | {'yes' if n in members else ''} |")
+    lines += ["", "| dataset | seed noise | spread of the pool | headroom | beyond noise | member |",
+              "|---|---|---|---|---|---|"]
     for t in analysis["datasets"]:
         if t in analysis["used"]:
             lines.append(f"| {t} | {analysis['noise'][t]:.4f} | {analysis['spread'][t]:.4f} | "

@@ -179,3 +179,33 @@ def test_greedy_portfolio_file_names_members(tmp_path: Path, runs: Path) -> None
     assert [i.member for i in back.incumbents] == [a["assignment"][t] for t in back.datasets]
     assert {i.member for i in back.incumbents} <= set(a["members"])
     assert back.provenance["design"] == "greedy" and back.provenance["k"] == a["k"]
+
+
+def test_greedy_md_shows_the_oracle_per_seed_and_the_single_best_against_the_fixed_ones(tmp_path: Path) -> None:
+    """Seed 0 and seed 1 alone give their own oracle curves; the single best is set against
+    the best fixed configuration (names ``fixed:``), or, being fixed itself, the next one."""
+    from portfolio.pool import analysis_markdown, fixed_against_single_best, seed_oracle_curves
+
+    names, targets = ["fixed:a", "fixed:b", "searched:c"], ["t0", "t1"]
+    alc = np.zeros((3, 2, 2))
+    alc[:, 0] = [[0.6, 0.7], [0.5, 0.5], [0.2, 0.2]]
+    alc[:, 1] = [[0.4, 0.4], [0.3, 0.3], [1.0, 0.9]]
+    cands = [Candidate(n, {"learning_rate": 0.1 * (i + 1)}) for i, n in enumerate(names)]
+    a = analyse(_cells(alc, names, targets), cands, targets, [0, 1], k_min=1, k_max=3)
+    assert a["greedy"][:2] == ["searched:c", "fixed:a"]  # mean ALC 0.575, then fixed:a raises t0
+    curves = seed_oracle_curves(a)
+    # K=1 (searched:c): seed 0 (0.2 + 1.0) / 2 = 0.6, seed 1 (0.2 + 0.9) / 2 = 0.55; K=2 adds fixed:a on t0
+    assert curves[0][:2] == pytest.approx([0.6, 0.8]) and curves[1][:2] == pytest.approx([0.55, 0.8])
+    vs = fixed_against_single_best(a)
+    assert vs["best_fixed"] == "fixed:a" and vs["best_fixed_mean_alc"] == pytest.approx(0.525)
+    assert vs["difference"] == pytest.approx(a["single_best"]["mean_alc"] - 0.525)
+    md = analysis_markdown(a, protocol="mini", clock="simulated")
+    assert "| 1 | searched:c | 0.5750 | 0.5500-0.6000 |" in md
+    assert "against the best fixed configuration of the pool" in md and "`fixed:a` 0.5250" in md
+    assert "| fixed:b | 0.4000 |  |" in md
+    # the single best being fixed itself: the next fixed one is named
+    a2 = analyse(_cells(alc[:2], names[:2], targets), cands[:2], targets, [0, 1], k_min=1, k_max=2)
+    vs2 = fixed_against_single_best(a2)
+    assert vs2["best_fixed"] == vs2["single_best"] == "fixed:a" and vs2["next_fixed"] == "fixed:b"
+    assert "is itself the best fixed configuration" in analysis_markdown(a2, protocol="mini", clock="simulated")
+    assert fixed_against_single_best({**a, "mean_alc": {"searched:c": 0.5}}) is None
