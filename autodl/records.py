@@ -232,12 +232,15 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 def repo_relative(path: str | Path) -> str:
     """``path`` as an artifact records it: relative to :data:`REPOSITORY_ROOT` where it lies inside
     it (judged before symbolic links are followed, so a ``data`` link into another checkout still
-    counts as inside), else absolute. Read it back with :func:`from_repo`."""
+    counts as inside), ``../NAME/...`` where it lies beside it (a sibling folder such as
+    ``../shared``), else absolute. Read it back with :func:`from_repo`."""
     p = Path(os.path.abspath(path))
-    try:
-        return p.relative_to(REPOSITORY_ROOT).as_posix()
-    except ValueError:
-        return str(p)
+    for base, prefix in ((REPOSITORY_ROOT, Path()), (REPOSITORY_ROOT.parent, Path(".."))):
+        try:
+            return (prefix / p.relative_to(base)).as_posix()
+        except ValueError:
+            continue
+    return str(p)
 
 
 def from_repo(path: str | Path) -> Path:

@@ -48,13 +48,13 @@ from autodl.records import (
     append_jsonl,
     file_sha256,
     read_jsonl,
+    repo_relative,
     utc_now,
 )
 from portfolio.cost_matrix import config_digest, learner_version, row_learner_version
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 HELDOUT_COLLECTION = "heldout"
 SEEDS: tuple[int, ...] = (0, 1, 2)
 WALL_SEEDS: tuple[int, ...] = (0,)
@@ -73,16 +73,6 @@ set, a video told apart by appearance, an organizers' sample); never change it t
 results."""
 WALL_BASELINES = ("baseline:default", "baseline:linear")
 """Wall-clock methods besides the submission and the single best (the organizers' models are added)."""
-
-
-def relative(path: str | Path) -> str:
-    """``path`` relative to the repository where it lies inside it (artifacts never record this
-    machine's absolute paths), else as given."""
-    p = Path(path).resolve()
-    try:
-        return str(p.relative_to(REPO_ROOT))
-    except ValueError:
-        return os.path.relpath(p, REPO_ROOT) if p.is_absolute() else str(path)
 
 
 # --- what is run ------------------------------------------------------------------------------
@@ -260,10 +250,10 @@ def build_methods(portfolio: str | Path, *, grid: Mapping[str, Any] | None = Non
     fingerprint = _fingerprint([folder / "portfolio.json", folder / "summary.json",
                                 folder / "submission.json", *sel_files])
     methods = [Method(SUBMISSION, "submission", "the shipped submission (portfolio and selector of "
-                                                f"{relative(folder)})")]
+                                                f"{repo_relative(folder)})")]
     for label, sel in (selectors or {}).items():
         methods.append(Method(f"{SUBMISSION}[{label}]", "submission",
-                              f"the submission with the selector {relative(sel)}", selector_dir=str(sel)))
+                              f"the submission with the selector {repo_relative(sel)}", selector_dir=str(sel)))
     for n in hedge:
         if int(n) < 2:
             raise AutoDLError(None, f"hedge {n}: expected 2 or more configurations to race", field="--hedge")
@@ -305,7 +295,7 @@ def candidate_methods(pool: str | Path, names: Sequence[str] = (), *, grid: Mapp
                                       f"{', '.join(candidates)})", field="--candidates")
     members = {n: validate_config(candidates[n].config, source=n) for n in wanted}
     fixed = fixed_methods(grid=grid, grid_rows=grid_rows, grid_best=grid_best)
-    return MethodSet(portfolio=relative(pool), members=members, single_best=wanted[0], methods=fixed,
+    return MethodSet(portfolio=repo_relative(pool), members=members, single_best=wanted[0], methods=fixed,
                      submission_fingerprint="", grid_best=next((m.name[5:] for m in fixed
                                                                 if m.name.startswith("grid:")), None))
 
@@ -499,7 +489,7 @@ def run_wall(method: WallMethod, dataset: str, path: Path, seed: int, protocol: 
                "alc": float(res.score.score) if ts else None,
                "final_nauc": scores[-1] if scores else None, "timestamps": ts, "nauc": scores,
                "first_prediction_s": ts[0] if ts else None, "killed": res.killed,
-               "ingestion_success": res.ingestion_success, "error": res.error, "out": relative(out)}
+               "ingestion_success": res.ingestion_success, "error": res.error, "out": repo_relative(out)}
         if decision.is_file():
             d = json.loads(decision.read_text())
             row.update(chosen=d.get("chosen_dataset"), fallback=d.get("fallback"),

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from autodl.records import Status, atomic_write_text, utc_now, utc_now_text, versions
+from autodl.records import Status, atomic_write_text, repo_relative, utc_now, utc_now_text, versions
 from pipeline.heldout import (
     FINAL_TEST,
     ORACLE,
@@ -30,7 +30,6 @@ from pipeline.heldout import (
     SINGLE_BEST,
     SUBMISSION,
     MethodSet,
-    relative,
     submission_unit,
 )
 
@@ -294,7 +293,7 @@ def heldout_markdown(summary: Mapping[str, Any], methods: MethodSet, *, command:
              f"- Command: `{command}`", f"- Date: {when}", f"- Machine: {machine}",
              f"- Protocol `{protocol}`; simulated clock (timing table `configs/timing/`) with seeds {list(seeds)}; "
              f"wall clock (ingestion in a child process, ended at T, one run at a time) with seeds {list(wall_seeds)}",
-             f"- Portfolio: `{relative(methods.portfolio)}` ({len(methods.members)} distinct members; single best "
+             f"- Portfolio: `{repo_relative(methods.portfolio)}` ({len(methods.members)} distinct members; single best "
              f"`{methods.single_best}`); grid's best fixed configuration: `{methods.grid_best}`",
              "- Versions: " + ", ".join(f"{k} {val}" for k, val in versions.items()), "",
              "Cells: mean ALC over the seeds ± half the range (max - min). A tie is a difference of means within "
@@ -530,7 +529,7 @@ def write_report(rows: Sequence[Mapping[str, Any]], methods: MethodSet, datasets
         Path(html_path).write_text(heldout_html(text))
     plain = {"verdict": verdict(summary), "overall": summary["overall"], "clock_agreement": clock_agreement(summary),
              "methods": [dataclasses.asdict(m) for m in methods.methods], "single_best": methods.single_best,
-             "members": list(methods.members), "grid_best": methods.grid_best, "portfolio": relative(methods.portfolio),
+             "members": list(methods.members), "grid_best": methods.grid_best, "portfolio": repo_relative(methods.portfolio),
              "datasets": list(datasets), "final": summary["final"], "seeds": list(seeds),
              "wall_seeds": list(wall_seeds), "command": command,
              "protocol": protocol, "date": utc_now(),

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from autodl.records import utc_now
+from autodl.records import repo_relative, utc_now
 from submission.artifacts import FIRST_PREDICTION, SubmissionSettings
 
 logger = logging.getLogger(__name__)
@@ -89,8 +89,9 @@ def compare_orders(datasets: Sequence[str | Path], artifacts: str | Path, *, sel
         means[o] = sum(vals) / len(vals) if vals else None
     better = max((o for o in orders if means[o] is not None), key=lambda o: means[o], default=None)
     return {"records": records, "mean_alc": means, "better": better, "pairs": len(complete),
-            "protocol": proto.to_dict(), "clock": clock, "timing": None if table is None else str(timing or DEFAULT_TIMING),
-            "artifacts": str(artifacts), "selector": None if selector is None else str(selector),
+            "protocol": proto.to_dict(), "clock": clock,
+            "timing": None if table is None else repo_relative(timing or DEFAULT_TIMING),
+            "artifacts": repo_relative(artifacts), "selector": None if selector is None else repo_relative(selector),
             "seeds": list(seeds), "date": utc_now()}
 
 

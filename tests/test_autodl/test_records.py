@@ -203,3 +203,18 @@ def test_code_revision_names_the_commit_and_whether_tracked_files_differ(tmp_pat
     assert code_revision(tmp_path) == {"commit": head, "dirty": False}
     (tmp_path / "a.py").write_text("x = 2\n")
     assert code_revision(tmp_path) == {"commit": head, "dirty": True}
+
+
+def test_recorded_paths_are_relative_inside_and_beside_the_repository(tmp_path) -> None:
+    """Artifacts record paths inside the checkout relative to it, a sibling folder's (such as
+    ``../shared``) as ``../NAME/...``, anything else absolute; :func:`from_repo` reads each back."""
+    from autodl.records import REPOSITORY_ROOT, from_repo, repo_relative
+
+    inside = REPOSITORY_ROOT / "configs" / "timing" / "x.json"
+    beside = REPOSITORY_ROOT.parent / "shared" / "autodl_samples" / "Monkeys"
+    assert repo_relative(inside) == "configs/timing/x.json"
+    assert repo_relative(beside) == "../shared/autodl_samples/Monkeys"
+    assert from_repo(repo_relative(inside)) == inside and from_repo(repo_relative(beside)).resolve() == beside.resolve()
+    far = Path("/") / "nowhere-near" / "x"
+    if REPOSITORY_ROOT.parent != Path("/"):
+        assert repo_relative(far) == str(far) and from_repo(repo_relative(far)) == far
