@@ -57,6 +57,32 @@ def parse_params(items: list[str] | None, *, prefixed: bool) -> dict[str, dict[s
     return out
 
 
+def selector_entries(text: str) -> list[tuple[str, str]]:
+    """``--selectors``: comma-separated registry names, or ``LABEL=NAME`` for a variant of a
+    selector under its own label (its ``--param LABEL.KEY=VALUE``), so that variants of one
+    selector are compared side by side -> ``[(label, name)]``. Unknown names and labels given
+    twice are refused."""
+    from selector.base import list_selectors
+
+    known = set(list_selectors())
+    out = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        label, eq, name = item.partition("=")
+        label, name = (label.strip(), name.strip()) if eq else (item, item)
+        if not label or name not in known:
+            raise AutoDLError(None, f"{item!r}: expected a registered selector ({', '.join(sorted(known))}) or "
+                                    "LABEL=NAME", field="--selectors")
+        out.append((label, name))
+    labels = [label for label, _ in out]
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:
+        raise AutoDLError(None, f"{', '.join(twice)} named twice: give a variant its own label (LABEL=NAME)",
+                          field="--selectors")
+    return out
+
+
 class _Bars:
     """One tqdm bar per stage of ``progress(stage, done, total)``."""
 
@@ -85,13 +111,14 @@ def cmd_selector_compare(args: argparse.Namespace) -> int:
     from selector.report import compare
     from selector.specs import SelectorSpec
 
-    names = [n.strip() for n in args.selectors.split(",") if n.strip()] if args.selectors else list_selectors()
+    entries = selector_entries(args.selectors) if args.selectors else [(n, n) for n in list_selectors()]
     params = parse_params(args.param, prefixed=True)
-    unknown = sorted(set(params) - set(names))
+    labels = [label for label, _ in entries]
+    unknown = sorted(set(params) - set(labels))
     if unknown:
-        raise AutoDLError(None, f"parameters for {unknown}, which are not among the selectors {names}",
+        raise AutoDLError(None, f"parameters for {unknown}, which are not among the selectors {labels}",
                           field="--param")
-    specs = [SelectorSpec(n, params.get(n, {}), label=n) for n in names]
+    specs = [SelectorSpec(name, params.get(label, {}), label=label) for label, name in entries]
     bars = _Bars()
     try:
         summary = compare(specs, args.features, args.portfolio, args.out,
@@ -149,10 +176,23 @@ def cmd_selector_fit(args: argparse.Namespace) -> int:
         tuned = tuned_params(args.tuned, args.selector)
         params = {**tuned["params"], **params}
     scores = None
+    name = args.selector
     if args.summary:  # read before fitting: a wrong --summary fails at once
         summary, summary_path = read_summary(args.summary)
-        scores = lodo_scores(summary, SelectorSpec(args.selector, params).label, summary_path)
-    fit = fit_for_shipping(args.selector, params, args.features, args.portfolio, seed=args.seed)
+        compared = {s.get("label"): s for s in (summary.get("settings") or {}).get("selectors") or []}
+        if args.selector in compared:  # a label of the comparison: fit what it compared under that label
+            spec = compared[args.selector]
+            clash = {k: v for k, v in params.items() if k in (spec.get("params") or {}) and spec["params"][k] != v}
+            if clash:
+                raise AutoDLError(Path(args.summary), f"{args.selector} was compared with {spec.get('params')}; "
+                                  f"--param {clash} would fit another selector than the one scored",
+                                  field="settings.selectors")
+            name, params = str(spec.get("name") or args.selector), {**(spec.get("params") or {}), **params}
+            label = args.selector
+        else:
+            label = SelectorSpec(args.selector, params).label
+        scores = lodo_scores(summary, label, summary_path)
+    fit = fit_for_shipping(name, params, args.features, args.portfolio, seed=args.seed)
     if fit.left_out:
         print(f"left out (no incumbent in the cost matrix, so never worth naming): {', '.join(fit.left_out)}",
               file=sys.stderr)
@@ -225,8 +265,10 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
                    help="portfolio folder holding cost_matrix.csv (or cells.jsonl and portfolio.json of a matrix "
                         "still being built), or a cost_matrix.csv")
     c.add_argument("--selectors", default=None,
-                   help="comma-separated registry names; when not given, every registered selector (see 'selector list')")
-    c.add_argument("--param", action="append", default=None, metavar="NAME.KEY=VALUE",
+                   help="comma-separated registry names, or LABEL=NAME for a variant under its own label (e.g. "
+                        "member-pairwise,pairwise-raw=member-pairwise --param pairwise-raw.use_probe=raw); when not "
+                        "given, every registered selector (see 'selector list')")
+    c.add_argument("--param", action="append", default=None, metavar="LABEL.KEY=VALUE",
                    help="a selector's hyperparameter, e.g. kmeans.n_clusters=3 (repeatable; VALUE read as YAML)")
     c.add_argument("--batch-sizes", default="1,2,4,8,16,32,64,128,256,512,1024",
                    help="identification batch sizes (a batch larger than a dataset's test embeddings takes them all)")
@@ -259,7 +301,9 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
                              "(selector.json + selector.safetensors)")
     f.add_argument("--features", required=True, help="folder of <dataset>.npz/.json features")
     f.add_argument("--portfolio", required=True, help="portfolio folder (cost_matrix.csv) or a cost_matrix.csv")
-    f.add_argument("--selector", required=True, help="registry name (see 'selector list')")
+    f.add_argument("--selector", required=True,
+                   help="registry name (see 'selector list'), or a label of the --summary comparison (fitted with "
+                        "the parameters it was compared with)")
     f.add_argument("--param", action="append", default=None, metavar="KEY=VALUE",
                    help="a hyperparameter (repeatable; VALUE read as YAML)")
     f.add_argument("--summary", default=None,

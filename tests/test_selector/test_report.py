@@ -215,13 +215,17 @@ def test_cli_compare_fit_list(tmp_path, capsys):
     cost_matrix().to_csv(tmp_path / "cost_matrix.csv")
     out = tmp_path / "report"
     assert run("selector", "compare", "--features", str(feats), "--portfolio", str(tmp_path / "cost_matrix.csv"),
-               "--selectors", "nearest-centroid,random,single-best,oracle", "--param", "random.seed=3",
+               "--selectors", "nearest-centroid,random,random-7=random,single-best,oracle", "--param", "random.seed=3",
+               "--param", "random-7.seed=7",
                "--batch-sizes", "1,4", "--n-batches", "2", "--query-size", "8", "--n-queries", "2",
                "--cost-batch-sizes", "8", "--repeats", "1", "--no-embedding-timing", "--out", str(out)) == 0
     text = capsys.readouterr().out
     assert "nearest-centroid" in text and "single best" in text and f"report: {out / 'report.md'}" in text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"]["selectors"][1] == {"label": "random", "name": "random", "params": {"seed": 3}}
+    # a variant under its own label (LABEL=NAME), compared beside the plain one
+    assert summary["settings"]["selectors"][2] == {"label": "random-7", "name": "random", "params": {"seed": 7}}
+    assert "random-7" in summary["lodo"]["per_selector"]
     assert summary["lodo"]["per_selector"]["oracle"]["mean_regret"] == pytest.approx(0.0)
     assert summary["lodo"]["per_selector"]["nearest-centroid"]["failed"] == 0
     assert summary["selection_cost"]["embedding_error"] == "not timed (asked not to)"
@@ -237,6 +241,22 @@ def test_cli_compare_fit_list(tmp_path, capsys):
     sel = load_selector(fitted)
     q = features()[3].query(8, split="test", seed=0)
     assert sel.predict(q) == "d2"
+
+    # a compared label is fitted as compared (its name and parameters), its scores on its card
+    variant = tmp_path / "variant"
+    assert run("selector", "fit", "--features", str(feats), "--portfolio", str(tmp_path / "cost_matrix.csv"),
+               "--selector", "random-7", "--summary", str(out / "summary.json"), "--out", str(variant)) == 0
+    vcard = json.loads((variant / "selector.json").read_text())
+    assert vcard["scores"]["leave_one_dataset_out"] == summary["lodo"]["per_selector"]["random-7"]
+    assert vcard["selector"] == "random" and vcard["params"] == {"seed": 7}
+    with pytest.raises(AutoDLError, match="would fit another selector"):
+        run("selector", "fit", "--features", str(feats), "--portfolio", str(tmp_path / "cost_matrix.csv"),
+            "--selector", "random-7", "--param", "seed=3", "--summary", str(out / "summary.json"),
+            "--out", str(tmp_path / "v2"))
+    for bad, message in (("random,random", "named twice"), ("r=nosuch", "expected a registered selector")):
+        with pytest.raises(AutoDLError, match=message):
+            run("selector", "compare", "--features", str(feats), "--portfolio", str(tmp_path / "cost_matrix.csv"),
+                "--selectors", bad, "--out", str(tmp_path / "z"))
 
     capsys.readouterr()
     assert run("selector", "list") == 0
