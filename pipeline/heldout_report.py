@@ -232,13 +232,36 @@ def verdict(summary: Mapping[str, Any]) -> dict[str, Any]:
         fine = {n: v for n, v in {SUBMISSION: means.get(SUBMISSION), **variants}.items()
                 if v is not None and v >= means[SINGLE_BEST]}
         out["ships"] = max(fine, key=lambda n: (fine[n], n == SUBMISSION)) if fine else SINGLE_BEST
+    named = [SUBMISSION, *([out["ships"]] if out.get("ships") not in (None, SUBMISSION, SINGLE_BEST) else [])]
+    out["fixed_bar"] = {n: fixed_bar(means, n) for n in named if n in means}
     if split == "choice":
         fin = summary["overall"]["final"]
         out["final"] = {**_figures(fin, SUBMISSION), "ships": out.get("ships"),
                         "ships_mean": fin.get("mean", {}).get(out.get("ships"))}
         if out.get("ships") and SINGLE_BEST in fin.get("mean", {}) and out["final"]["ships_mean"] is not None:
             out["final"]["ships_minus_single-best"] = out["final"]["ships_mean"] - fin["mean"][SINGLE_BEST]
+        out["final"]["fixed_bar"] = {n: fixed_bar(fin.get("mean", {}), n) for n in named if n in fin.get("mean", {})}
     return out
+
+
+FIXED_BAR = 0.01
+"""How far above every fixed configuration's mean ALC a submission must be to count as selection
+that pays (:func:`fixed_bar`)."""
+
+
+def is_fixed(name: str) -> bool:
+    """Whether a method of the benchmark is one fixed configuration for every dataset (the single
+    best, the baselines that fine-tune, the grid's best)."""
+    return name == SINGLE_BEST or name.startswith(("baseline:", "grid:"))
+
+
+def fixed_bar(means: Mapping[str, float], name: str, margin: float = FIXED_BAR) -> dict[str, Any]:
+    """``name``'s mean ALC minus every fixed configuration's (:func:`is_fixed`), the smallest of
+    them and whether it is at least ``margin`` (``clears``)."""
+    diffs = {f: float(means[name] - v) for f, v in means.items() if is_fixed(f) and f != name and v is not None}
+    worst = min(diffs, key=lambda f: diffs[f]) if diffs else None
+    return {"margin": margin, "minus": diffs, "closest": worst,
+            "smallest": diffs[worst] if worst else None, "clears": bool(diffs) and diffs[worst] >= margin}
 
 
 def _figures(ov: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -314,6 +337,12 @@ def heldout_markdown(summary: Mapping[str, Any], methods: MethodSet, *, command:
         if v.get("ships"):
             lines += [f"What to ship by this benchmark: `{v['ships']}` (the best mean ALC among the submissions not "
                       f"worse than the single best, else the single best), chosen over the {v['split']} split.", ""]
+        for n, b in (v.get("fixed_bar") or {}).items():
+            if b["closest"] is not None:
+                lines += [f"Against every fixed configuration ({', '.join(f'`{x}`' for x in b['minus'])}): `{n}` is "
+                          f"{b['smallest']:+.4f} from the closest, `{b['closest']}`; it "
+                          + ("**clears**" if b["clears"] else "does **not** clear")
+                          + f" the bar of {b['margin']:+.2f} above each ({v['split']} split).", ""]
         f = v.get("final")
         if f:
             lines += [f"Final test split ({', '.join(summary.get('final', []))}; kept out of the choice above, whose "

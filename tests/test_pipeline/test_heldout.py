@@ -132,6 +132,15 @@ def test_oracle_random_member_and_wins_ties_losses(two_members: MethodSet) -> No
     assert ov["rank"][SUBMISSION] < ov["rank"][RANDOM_MEMBER]
     v = verdict(s)
     assert v["not_worse_than_single_best"] and v["minus_single-best"] == pytest.approx((0.18 + 0.05) / 2)
+    # against every fixed configuration: submission 0.825; single best 0.71, default 0.645, scratch 0.41
+    bar = v["fixed_bar"][SUBMISSION]
+    assert set(bar["minus"]) == {SINGLE_BEST, "baseline:default", "baseline:scratch"}
+    assert bar["closest"] == SINGLE_BEST and bar["smallest"] == pytest.approx(0.115) and bar["clears"]
+    from pipeline.heldout_report import fixed_bar
+
+    assert not fixed_bar({SUBMISSION: 0.70, SINGLE_BEST: 0.695, "grid:g": 0.5}, SUBMISSION)["clears"]  # +0.005
+    assert fixed_bar({SUBMISSION: 0.70, ORACLE: 0.9}, SUBMISSION) == {
+        "margin": 0.01, "minus": {}, "closest": None, "smallest": None, "clears": False}
 
 
 def test_oracle_waits_for_every_member_and_incomplete_datasets_leave_the_means(two_members: MethodSet) -> None:
@@ -259,6 +268,8 @@ def test_the_choice_of_what_ships_leaves_the_final_split_out(tmp_path: Path) -> 
     text = heldout_markdown(s, m, command="c", machine="m", versions={}, protocol="mini", seeds=(0,), wall_seeds=(),
                             datasets=["x", "y", "z"])
     assert "Final test split (z" in text and f"`{hedged}`" in text
+    assert f"`{hedged}` is +0.0750 from the closest, `{SINGLE_BEST}`; it **clears** the bar" in text
+    assert v["final"]["fixed_bar"][hedged]["smallest"] == pytest.approx(-0.2)
     # without a final split every dataset chooses
     assert verdict(heldout_summary(_rows(vals, m), m, ["x", "y", "z"], seeds=(0,)))["split"] == "all"
 
