@@ -78,7 +78,7 @@ def cmd_benchmark_heldout(args: argparse.Namespace) -> int:
             for p in peers:
                 if not p.runnable:
                     print(f"organizers' {p.name}: not run ({p.reason})")
-    wall = wall_methods(methods, peers=peers) if wall_seeds else []
+    wall = wall_methods(methods, peers=peers, variants=args.wall_variants) if wall_seeds else []
     print(f"held-out benchmark: {len(datasets)} datasets, {len(methods.methods)} methods "
           f"({len(methods.members)} portfolio members), simulated seeds {seeds}, wall-clock seeds {wall_seeds} "
           f"({len(wall)} wall-clock methods)")
@@ -172,6 +172,9 @@ def register_benchmark(bsub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--seeds", default="0,1,2", help="simulated-clock seeds, comma-separated")
     p.add_argument("--wall-seeds", default="0", help="wall-clock seeds, comma-separated")
     p.add_argument("--no-wall", action="store_true", help="skip the wall-clock runs")
+    p.add_argument("--wall-variants", action="store_true",
+                   help="also run the other selectors (--selector) and the hedged submissions (--hedge) on the wall "
+                        "clock (by default only on the simulated clock, where what ships is chosen)")
     p.add_argument("--no-peers", action="store_true", help="skip the organizers' baseline models")
     p.add_argument("--kit", default=None, help="the organizers' starting kit (default: ../shared/autodl_kit)")
     p.add_argument("--workers", type=int, default=2,

@@ -449,11 +449,16 @@ class WallMethod:
 
 
 def wall_methods(methods: MethodSet, *, baselines: Sequence[str] = WALL_BASELINES,
-                 peers: Sequence[Any] = ()) -> list[WallMethod]:
-    """The submission(s), the single best, ``baselines`` and the organizers' runnable models."""
+                 peers: Sequence[Any] = (), variants: bool = False) -> list[WallMethod]:
+    """The shipped submission (with ``variants``, also the other selectors and the hedged ones),
+    the single best, ``baselines`` and the organizers' runnable models.
+
+    The variants are compared on the simulated clock, where what ships is chosen; on the wall
+    clock each would cost another run per dataset and seed (about T plus start-up), so they run
+    there only when asked."""
     out = []
     for m in methods.methods:
-        if m.kind != "submission":
+        if m.kind != "submission" or (not variants and m.name != SUBMISSION):
             continue
         env = {"AUTODL_META_ARTIFACTS": str(Path(methods.portfolio).resolve())}
         if m.selector_dir:

@@ -238,7 +238,8 @@ def test_hedged_variants_are_their_own_units_and_carry_their_settings(tmp_path: 
     tasks = simulated_tasks(methods, [("x", tmp_path)], [0], protocol={"name": "mini"}, timing={})
     assert {t["label"]: t.get("settings") for t in tasks if t["config"] is None} == {
         SUBMISSION: None, f"{SUBMISSION}+hedge2": {"hedge": 2}, f"{SUBMISSION}+hedge3": {"hedge": 3}}
-    env = {w.name: w.env for w in wall_methods(methods, baselines=())}
+    assert [w.name for w in wall_methods(methods, baselines=())] == [SUBMISSION, SINGLE_BEST]  # variants: asked
+    env = {w.name: w.env for w in wall_methods(methods, baselines=(), variants=True)}
     assert json.loads(env[f"{SUBMISSION}+hedge2"]["AUTODL_META_SETTINGS"]) == {"hedge": 2}
     assert "AUTODL_META_SETTINGS" not in env[SUBMISSION]
 
