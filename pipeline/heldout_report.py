@@ -32,6 +32,7 @@ from pipeline.heldout import (
     MethodSet,
     submission_unit,
 )
+from selector.significance import holm
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ def heldout_summary(rows: Sequence[Mapping[str, Any]], methods: MethodSet, datas
              for m in methods.methods if m.kind != "derived"}
     member_units = methods.member_units()
     sim: dict[str, dict[str, Cell]] = {}
+    member_cells: dict[str, dict[str, Cell]] = {}
     for ds in datasets:
         cells = {name: _cell(by_unit.get((u, ds), [])) for name, u in units.items()}
         members = {name: _cell(by_unit.get((u, ds), [])) for name, u in member_units.items()}
@@ -105,6 +107,7 @@ def heldout_summary(rows: Sequence[Mapping[str, Any]], methods: MethodSet, datas
             best = max(members, key=lambda n: members[n].mean)
             cells[ORACLE] = dataclasses.replace(members[best], chosen=[best])
         sim[ds] = cells
+        member_cells[ds] = {name: c for name, c in members.items() if c.alcs}
     wall: dict[str, dict[str, Cell]] = {}
     for r in rows:
         if r["clock"] == "wall":
@@ -121,7 +124,8 @@ def heldout_summary(rows: Sequence[Mapping[str, Any]], methods: MethodSet, datas
     if held and len(held) < len(datasets):
         overall["choice"] = _overall({ds: c for ds, c in sim.items() if ds not in held}, names)
         overall["final"] = _overall({ds: c for ds, c in sim.items() if ds in held}, names)
-    return {"simulated": sim, "wall": wall, "methods": names, "final": held, "overall": overall, "compute": compute}
+    return {"simulated": sim, "wall": wall, "methods": names, "final": held, "overall": overall, "compute": compute,
+            "member_cells": member_cells}
 
 
 def _compute(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -172,9 +176,67 @@ def _overall(table: Mapping[str, Mapping[str, Cell]], names: Sequence[str]) -> d
                 else:
                     lo += 1
             out["vs"][n] = {"wins": w, "ties": t, "losses": lo, "mean_difference": float(np.mean(diffs)),
-                            "differences": dict(zip(complete, map(float, diffs)))}
+                            "differences": dict(zip(complete, map(float, diffs))), "wilcoxon_p": _wilcoxon(diffs)}
+        tested = [n for n, vs in out["vs"].items() if vs["wilcoxon_p"] is not None]
+        for n, adj in zip(tested, holm([out["vs"][n]["wilcoxon_p"] for n in tested]), strict=True):
+            out["vs"][n]["holm_p"] = adj
         if ORACLE in names and out["mean"][ORACLE] > 0:
             out["share_of_oracle"] = out["mean"][SUBMISSION] / out["mean"][ORACLE]
+    out["friedman"] = _friedman(means[:, [j for j, n in enumerate(names) if n != ORACLE]])
+    return out
+
+
+MIN_DATASETS_FOR_TEST = 5
+"""Fewer held-out datasets than this: no signed-rank or Friedman test (a two-sided Wilcoxon test on
+4 datasets cannot reach p < 0.05)."""
+
+
+def _wilcoxon(diffs: Sequence[float]) -> float | None:
+    """Two-sided Wilcoxon signed-rank p-value of the per-dataset differences of mean ALC (zero
+    differences dropped, exact where scipy can); 1.0 where every difference is zero, None with
+    fewer than :data:`MIN_DATASETS_FOR_TEST` datasets."""
+    from scipy.stats import wilcoxon
+
+    d = np.round(np.asarray(diffs, dtype=float), 9)
+    if len(d) < MIN_DATASETS_FOR_TEST:
+        return None
+    if not np.any(d):
+        return 1.0
+    return float(wilcoxon(d, zero_method="wilcox").pvalue)
+
+
+def _friedman(means: np.ndarray) -> dict[str, Any] | None:
+    """Friedman's test over the datasets (rows) of the methods (columns, the oracle left out):
+    whether any method ranks differently from the others; None with fewer than 3 methods or
+    :data:`MIN_DATASETS_FOR_TEST` datasets, or where every dataset ties them all."""
+    from scipy.stats import friedmanchisquare
+
+    if means.ndim != 2 or means.shape[1] < 3 or means.shape[0] < MIN_DATASETS_FOR_TEST:
+        return None
+    rounded = np.round(means, 9)
+    if all(len(set(row)) == 1 for row in rounded):
+        return None
+    res = friedmanchisquare(*rounded.T)
+    return {"statistic": float(res.statistic), "pvalue": float(res.pvalue), "methods": int(means.shape[1]),
+            "datasets": int(means.shape[0])}
+
+
+def fixed_spread(summary: Mapping[str, Any], members: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Per dataset (simulated clock), how far apart the fixed choices land: the best and the worst
+    of the fixed configurations (:func:`is_fixed`) and the portfolio members (``members``, read
+    from the summary's ``member_cells``), their mean ALCs and the range between them. Where the
+    winner changes from dataset to dataset by a wide range, a selector has something to find."""
+    out: dict[str, dict[str, Any]] = {}
+    for ds, cells in summary["simulated"].items():
+        pool = {n: c for n, c in cells.items() if is_fixed(n) and c.mean is not None}
+        pool.update({n: c for n, c in (summary.get("member_cells", {}).get(ds) or {}).items()
+                     if n in set(members) and c.mean is not None})
+        if len(pool) < 2:
+            continue
+        best = max(pool, key=lambda n: pool[n].mean)
+        worst = min(pool, key=lambda n: pool[n].mean)
+        out[ds] = {"best": best, "best_alc": pool[best].mean, "worst": worst, "worst_alc": pool[worst].mean,
+                   "range": pool[best].mean - pool[worst].mean, "choices": len(pool)}
     return out
 
 
@@ -358,12 +420,40 @@ def heldout_markdown(summary: Mapping[str, Any], methods: MethodSet, *, command:
         lines.append(f"- `{m.name}`: {m.description}")
     lines += ["", "## Mean ALC and mean rank (simulated clock)", "",
               f"Over the datasets where every method has a value ({len(ov.get('datasets', []))} of {len(datasets)}).", "",
-              "| method | mean ALC | mean rank | submission W/T/L | submission minus |", "|---|---:|---:|---|---:|"]
+              "| method | mean ALC | mean rank | submission W/T/L | submission minus | Wilcoxon p (Holm) |",
+              "|---|---:|---:|---|---:|---:|"]
     for n in names:
         vs = ov.get("vs", {}).get(n)
         wtl = f"{vs['wins']}/{vs['ties']}/{vs['losses']}" if vs else ""
+        test = (f"{vs['wilcoxon_p']:.3g} ({vs['holm_p']:.3g})" if vs and vs.get("wilcoxon_p") is not None else "")
         lines.append(f"| {n} | {_f(ov.get('mean', {}).get(n))} | {_f(ov.get('rank', {}).get(n), 2)} | {wtl} | "
-                     f"{_f(vs['mean_difference']) if vs else ''} |")
+                     f"{_f(vs['mean_difference']) if vs else ''} | {test} |")
+    lines += ["", "Wilcoxon: two-sided signed-rank test of the submission's per-dataset mean ALC against the method's, "
+              "Holm-corrected over the methods; "
+              + (f"not run with fewer than {MIN_DATASETS_FOR_TEST} datasets." if len(ov.get("datasets", [])) < MIN_DATASETS_FOR_TEST
+                 else "with this few datasets a p-value above 0.05 says the benchmark cannot tell, not that the methods are equal.")]
+    fr = ov.get("friedman")
+    if fr:
+        lines.append(f"Friedman test over the {fr['methods']} methods (the oracle left out) and {fr['datasets']} datasets: "
+                     f"chi-square {fr['statistic']:.2f}, p = {fr['pvalue']:.3g}"
+                     + (" (some method ranks apart)." if fr["pvalue"] < 0.05 else " (no method ranks apart at 0.05)."))
+    spread = fixed_spread(summary, list(methods.members))
+    if spread:
+        wide = [ds for ds, r in spread.items() if r["range"] >= 0.1]
+        winners = sorted({r["best"] for r in spread.values()})
+        lines += ["", "## Where the fixed choices differ (simulated clock)", "",
+                  "Per dataset, the best and the worst of the fixed configurations (single best, baselines, the grid's "
+                  "best) and the portfolio's members: the headroom a selector exists for.", "",
+                  f"The best fixed choice is one of {len(winners)} ({', '.join(f'`{w}`' for w in winners)}); it is "
+                  f"0.1 ALC or more above the worst on {len(wide)} of {len(spread)} datasets.", "",
+                  "| dataset | best fixed choice | ALC | worst | ALC | range | oracle minus single best |",
+                  "|---|---|---:|---|---:|---:|---:|"]
+        for ds, r in spread.items():
+            cells = sim.get(ds, {})
+            head = (cells[ORACLE].mean - cells[SINGLE_BEST].mean if ORACLE in cells and SINGLE_BEST in cells
+                    and cells[SINGLE_BEST].mean is not None else None)
+            lines.append(f"| {ds} | {r['best']} | {_f(r['best_alc'], 3)} | {r['worst']} | {_f(r['worst_alc'], 3)} | "
+                         f"{_f(r['range'], 3)} | {_f(head, 3)} |")
     lines += ["", "## ALC per dataset (simulated clock)", "",
               "| dataset | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for ds in datasets:
@@ -560,6 +650,7 @@ def write_report(rows: Sequence[Mapping[str, Any]], methods: MethodSet, datasets
              "methods": [dataclasses.asdict(m) for m in methods.methods], "single_best": methods.single_best,
              "members": list(methods.members), "grid_best": methods.grid_best, "portfolio": repo_relative(methods.portfolio),
              "datasets": list(datasets), "final": summary["final"], "seeds": list(seeds),
+             "fixed_spread": fixed_spread(summary, list(methods.members)),
              "wall_seeds": list(wall_seeds), "command": command,
              "protocol": protocol, "date": utc_now(),
              "cells": {clock: {ds: {n: {"alcs": c.alcs, "mean": c.mean, "spread": c.spread, "final_nauc": c.nauc}

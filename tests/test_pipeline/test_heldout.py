@@ -295,3 +295,47 @@ def test_a_pool_s_candidates_are_precomputed_as_the_units_a_later_portfolio_shar
     with pytest.raises(AutoDLError, match="searched:zzz: not candidates") as err:
         candidate_methods(pool, ["searched:zzz"])
     assert err.value.field == "--candidates"
+
+
+def test_signed_rank_tests_and_where_the_fixed_choices_differ(two_members: MethodSet) -> None:
+    """Six datasets: the submission above the default on every one (exact two-sided Wilcoxon p =
+    2/64), equal to member a everywhere (p = 1); member b wins on half the datasets by 0.3."""
+    m = two_members
+    ds = [f"d{i}" for i in range(6)]
+    a = [0.50, 0.55, 0.60, 0.65, 0.70, 0.75]
+    b = [v + (0.3 if i % 2 else -0.3) for i, v in enumerate(a)]
+    vals = {"member:a": {d: [v] for d, v in zip(ds, a)}, "member:b": {d: [v] for d, v in zip(ds, b)},
+            SUBMISSION: {d: [v] for d, v in zip(ds, a)},
+            "baseline:default": {d: [v - 0.1 - 0.01 * i] for i, (d, v) in enumerate(zip(ds, a))},
+            "baseline:scratch": {d: [0.4] for d in ds}}
+    s = heldout_summary(_rows(vals, m), m, ds, seeds=(0,))
+    vs = s["overall"]["simulated"]["vs"]
+    assert vs["baseline:default"]["wilcoxon_p"] == pytest.approx(2 / 64)
+    assert vs[SINGLE_BEST]["wilcoxon_p"] == 1.0  # the single best is member a: no difference anywhere
+    ps = {n: v["wilcoxon_p"] for n, v in vs.items()}
+    holm_default = vs["baseline:default"]["holm_p"]
+    assert holm_default >= ps["baseline:default"] and holm_default <= min(1.0, len(ps) * ps["baseline:default"])
+    fr = s["overall"]["simulated"]["friedman"]
+    assert fr["datasets"] == 6 and fr["methods"] == len(s["methods"]) - 1 and 0 <= fr["pvalue"] < 0.05
+    from pipeline.heldout_report import fixed_spread
+
+    spread = fixed_spread(s, list(m.members))
+    assert spread["d1"]["best"] == "member:b" and spread["d1"]["range"] == pytest.approx(0.85 - 0.4)
+    assert spread["d0"]["best"] == "member:a" or spread["d0"]["best"] == SINGLE_BEST
+    text = heldout_markdown(s, m, command="c", machine="m", versions={}, protocol="mini", seeds=(0,), wall_seeds=(),
+                            datasets=ds)
+    assert "## Where the fixed choices differ" in text and "0.1 ALC or more above the worst on 6 of 6" in text
+    assert "Friedman test over" in text and "0.0312 (" in text
+
+
+def test_too_few_datasets_for_a_signed_rank_test(two_members: MethodSet) -> None:
+    m = two_members
+    vals = {"member:a": {"x": [0.5]}, "member:b": {"x": [0.6]}, SUBMISSION: {"x": [0.6]},
+            "baseline:default": {"x": [0.1]}, "baseline:scratch": {"x": [0.1]}}
+    s = heldout_summary(_rows(vals, m), m, ["x"], seeds=(0,))
+    ov = s["overall"]["simulated"]
+    assert ov["vs"]["baseline:default"]["wilcoxon_p"] is None and "holm_p" not in ov["vs"]["baseline:default"]
+    assert ov["friedman"] is None
+    text = heldout_markdown(s, m, command="c", machine="m", versions={}, protocol="mini", seeds=(0,), wall_seeds=(),
+                            datasets=["x"])
+    assert "not run with fewer than 5 datasets" in text
