@@ -209,7 +209,7 @@ def test_efficientnet_lite_weights_are_read_once_per_process(monkeypatch: pytest
 
 
 def test_efficientnet_lite_new_classifier_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="finetune.backbones"):
+    with caplog.at_level(logging.INFO, logger="finetune.weights"):
         net = create_backbone("tf_efficientnet_lite0", num_classes=10)
     assert "replaced by a new, randomly initialised one with 10 outputs" in caplog.text
     assert net.get_classifier().out_features == 10
@@ -219,7 +219,7 @@ def test_efficientnet_lite_new_classifier_is_logged(caplog: pytest.LogCaptureFix
 def test_pretrained_first_conv_is_adapted_to_other_channel_counts(
         in_chans: int, caplog: pytest.LogCaptureFixture) -> None:
     rgb = create_backbone("tf_efficientnet_lite0").model.conv_stem.weight.detach()
-    with caplog.at_level(logging.INFO, logger="finetune.backbones"):
+    with caplog.at_level(logging.INFO, logger="finetune.weights"):
         net = create_backbone("tf_efficientnet_lite0", in_chans=in_chans, num_classes=3).eval()
     assert f"adapted from 3 to {in_chans} input channels" in caplog.text
     adapted = net.model.conv_stem.weight.detach()

@@ -117,7 +117,7 @@ def test_weights_are_read_with_weights_only_a_pickle_is_refused_without_running(
     weights_only=True: a pickle of an arbitrary object is refused, its payload never runs."""
     import torch
 
-    from finetune.backbones import WeightsMismatchError, _read_state_dict
+    from finetune.weights import WeightsMismatchError, _read_state_dict
 
     marker = tmp_path / "ran"
     with pytest.raises(WeightsMismatchError, match="weights_only=True"):

@@ -63,13 +63,13 @@ def test_corrupted_weights_in_the_zip_are_refused_on_load(tiny_zip, unseen, tmp_
     folder = extract_submission(tiny_zip, tmp_path / "unzipped")
     w = folder / "artifacts" / "weights" / "tf_efficientnet_lite0.pth"
     w.write_bytes(w.read_bytes()[:-16] + b"\x00" * 16)
-    from finetune import backbones
+    from finetune import weights
 
-    saved = list(backbones._WEIGHTS_DIRS)
+    saved = list(weights._WEIGHTS_DIRS)
     try:
         model = MetaModel(AutoDLDataset(unseen).metadata("train"), folder / "artifacts")
     finally:
-        backbones._WEIGHTS_DIRS[:] = saved
+        weights._WEIGHTS_DIRS[:] = saved
     events = " | ".join(model.decision["events"])
     assert "building the selector's embedder failed" in events and "SHA-256" in events
     assert model.selector is None and model.learner is not None
