@@ -2,8 +2,9 @@
 
 A source is a loader ``seed -> (x_train, y_train, x_test, y_test, label_names)`` and a cheap
 check that says why it cannot load on this machine (:class:`~autodl.source_types.DataSource`).
-The sources live in three modules, all registered here when this module is imported (the core
-ones first; the other two register themselves, :func:`register_source`):
+The sources live in three modules that know nothing of this registry; each lists its sources
+(``CORE_SOURCES``, ``HELDOUT_SOURCES``, ``TRAINING_SOURCES``) and this module registers them, in
+that order, when it is imported (:func:`register_source` adds more):
 
 - :mod:`autodl.sources_core`: the first training sources (``digits``, ``fashion_mnist``,
   ``textures``, ``glyphs``, ``moving_squares``, ``photos``, ``microscopy``, ``faces``, ``icons``,
@@ -44,15 +45,17 @@ from autodl.images import take
 from autodl.labels import stratified_subset
 from autodl.source_types import DataSource, SourceArrays, SourceInfo
 from autodl.sources_core import CORE_SOURCES
+from autodl.sources_heldout import HELDOUT_SOURCES
+from autodl.sources_training import TRAINING_SOURCES
 from autodl.writer import check_max_examples, check_output_folder, write_arrays
 
 logger = logging.getLogger(__name__)
 
 stratified_subsample = stratified_subset  # the name this module gave it before autodl.labels
 
-SOURCES: dict[str, DataSource] = {s.name: s for s in CORE_SOURCES}
+SOURCES: dict[str, DataSource] = {}
 """Every registered source by name: the core ones, then the held-out ones, then the extra
-training ones (the last two modules register their own when this module is imported)."""
+training ones (registered below, when this module is imported), then any :func:`register_source` adds."""
 
 
 def register_source(source: DataSource, *, replace: bool = False) -> DataSource:
@@ -197,7 +200,5 @@ def write_source(name: str, out_root: str | Path, *, max_train: int | None = Non
                         label_names=names, overwrite=overwrite, progress=progress)
 
 
-# --- the held-out sources (the benchmark's data, autodl/sources_heldout.py) register themselves --------
-from autodl import sources_heldout as _heldout  # noqa: E402,F401  (import at the end: it uses the names above)
-# --- more training sources (real imagery from Debian packages, generated scenes and videos) ----------
-from autodl import sources_training as _training  # noqa: E402,F401  (import at the end: it uses the names above)
+for _source in (*CORE_SOURCES, *HELDOUT_SOURCES, *TRAINING_SOURCES):
+    register_source(_source)

@@ -57,14 +57,20 @@ from typing import Any
 
 import numpy as np
 
-from autodl.errors import ConversionError
 from autodl.compose import (
-    alpha_crop, check_int, paste, random_background, read_rgba, scaled_rgba, shuffled, smooth_background,
+    alpha_crop,
+    check_int,
+    paste,
+    random_background,
+    read_rgba,
+    scaled_rgba,
+    shuffled,
+    smooth_background,
 )
+from autodl.errors import ConversionError
 from autodl.fonts import HELD_OUT_FONT_DIRS, draw_glyph, find_fonts, glyph_fonts
 from autodl.images import resize_image, split_by_group
 from autodl.source_types import DataSource, SourceArrays
-from autodl.sources import register_source
 
 logger = logging.getLogger(__name__)
 
@@ -1126,7 +1132,4 @@ HELDOUT_SOURCES = (
                                   "mountains, ice, ocean), test crops from other regions of the world",
                "7 classes, 32x32x3", load_earth_landcover, _earth_missing),
 )
-"""The held-out sources, registered in :data:`autodl.sources.SOURCES`."""
-
-for _source in HELDOUT_SOURCES:
-    register_source(_source)
+"""The held-out sources, which :mod:`autodl.sources` registers."""

@@ -65,11 +65,10 @@ from typing import Any
 
 import numpy as np
 
-from autodl.errors import ConversionError
 from autodl.compose import alpha_crop, check_int, paste, random_background, scaled_rgba, shuffled
+from autodl.errors import ConversionError
 from autodl.images import resize_image, split_by_group
 from autodl.source_types import DataSource, SourceArrays
-from autodl.sources import register_source
 
 logger = logging.getLogger(__name__)
 
@@ -969,7 +968,4 @@ TRAINING_SOURCES = (
                           "(2-8 frames), uniform random phase; every frame has the same distribution in every class",
                "4 classes, 8x48x48x3 clips", load_flicker, lambda: None),
 )
-"""The extra training sources, registered in :data:`autodl.sources.SOURCES`."""
-
-for _source in TRAINING_SOURCES:
-    register_source(_source)
+"""The extra training sources, which :mod:`autodl.sources` registers."""
