@@ -53,9 +53,10 @@ from autodl.clock import Clock
 from autodl.dataset import AutoDLDataset
 from autodl.errors import AutoDLError
 from autodl.ingestion import ModelFactory, run_ingestion
+from autodl.plots import plot_learning_curve
 from autodl.protocol import Protocol
 from autodl.records import Status, to_plain
-from autodl.scoring import ScoreResult, plot_learning_curve, score_folder, write_scores
+from autodl.score_files import ScoreResult, score_folder, write_scores
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +251,7 @@ def evaluate_model(factory: ModelFactory, dataset: str | Path | AutoDLDataset, p
     clock
         The clock the model and the ingestion read; ``clock_name`` names it in the result.
     metric
-        ``alc`` (the challenge's) or another area known to :func:`autodl.scoring.score_folder`.
+        ``alc`` (the challenge's) or another area known to :func:`autodl.score_files.score_folder`.
     out
         Folder for ``predictions/``, ``scores/`` and ``ingestion.log``; None: a temporary
         folder, removed afterwards.

@@ -1,7 +1,15 @@
-"""Pictures: a grid of a dataset's training examples with their labels; heatmaps of ALC tables."""
+"""Pictures: a grid of a dataset's training examples with their labels; heatmaps of ALC tables;
+the learning curve of a scored task.
+
+The learning-curve figure (:func:`plot_learning_curve`) follows the organizers' layout
+(transformed time on x with a second axis in seconds, 2*AUC-1 on y, step plot, ALC in the
+legend) but is not meant to be pixel-identical; :func:`time_ticks` gives the seconds of its
+top axis.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -9,6 +17,17 @@ from typing import Any
 import numpy as np
 
 from autodl.dataset import AutoDLDataset
+from autodl.score_files import ScoreResult
+from autodl.scoring import (
+    CURVE_RULES,
+    METRIC_NAMES,
+    SCORE_NAMES,
+    curve_points,
+    transform_time,
+    trapezoid_points,
+)
+
+logger = logging.getLogger(__name__)
 
 
 def example_grid(dataset: AutoDLDataset, path: str | Path, n: int = 32, size: int = 64) -> Path:
@@ -83,4 +102,121 @@ def alc_heatmap(values: Any, rows: Sequence[str], columns: Sequence[str], path: 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# Learning-curve figure
+# --------------------------------------------------------------------------------------
+_NICE_SECONDS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 10800, 14400,
+                 21600, 43200, 86400)
+
+
+def time_ticks(T: float, t0: float, min_gap: float = 0.07) -> list[float]:
+    """Ticks in seconds for the top axis: 0, t0, round values and T, not crowded."""
+    must = [0.0, float(T)] + ([float(t0)] if 0 < t0 < T else [])
+    ticks = sorted(must)
+    pos = {t: float(transform_time(t, T, t0)) for t in ticks}
+    for t in _NICE_SECONDS:
+        if 0 < t < T:
+            x = float(transform_time(t, T, t0))
+            if all(abs(x - p) >= min_gap for p in pos.values()):
+                pos[float(t)] = x
+    return sorted(pos)
+
+
+def _format_seconds(t: float) -> str:
+    return f"{t:g}"
+
+
+def plot_learning_curve(result: ScoreResult, path: str | Path) -> Path:
+    """Draw the learning curve of a scored task and save it as a PNG.
+
+    For the ALC (``result.metric == "alc"``): a step plot (``where='post'``) of the NAUC over
+    the transformed time in [0, 1]. For ``"bac"``: the 2*BAC - 1 scores joined by straight
+    lines from (0, 0), as the trapezoid rule integrates them. Either way the area is filled
+    lightly, each prediction marked, a second x axis on top gives seconds, the legend holds
+    the area and the title the task name and T/t0. Predictions made after T are drawn beyond
+    t~ = 1, right of a dashed line at T (the ALC counts them; the BAC area does not, and
+    they are drawn as open circles).
+
+    Parameters
+    ----------
+    result
+        What :func:`autodl.score_files.score_folder` returned.
+    path
+        Where to write the PNG (its folder is created if needed).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure  # no pyplot: no global state, thread-safe
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    T, t0 = result.time_budget, result.t0
+    step = CURVE_RULES[result.metric] == "step"
+    late: list[tuple[float, float]] = []
+    if step:
+        xs, ys = curve_points(result.timestamps, result.curve_scores, T, t0)
+    else:
+        xs, ys, late = trapezoid_points(result.timestamps, result.curve_scores, T, t0)
+    late_xy = [(float(transform_time(t, T, t0)), v) for t, v in late]
+    x_max = max([1.0, *xs, *(x for x, _ in late_xy)])
+    if x_max > 1.0:  # a late prediction: leave room right of it
+        x_max += 0.02
+
+    fig = Figure(figsize=(7, 5.2), dpi=100)
+    ax = fig.add_subplot(111)
+    ax.set_xlim(0, x_max)
+    ax.set_ylim(-0.01, 1)
+    ax.grid(True, alpha=0.3)
+    ax.set_xlabel("Transformed time  " + r"$\tilde{t} = \log(1 + t/t_0)\, /\, \log(1 + T/t_0)$")
+    ax.set_ylabel(SCORE_NAMES[result.metric])
+
+    label = f"{METRIC_NAMES[result.metric]} = {result.score:.4f}"
+    # Curve: origin, predictions (drawn in time order), held to the end of the axis.
+    pts = sorted(zip(xs[1:-1], ys[1:-1], strict=True))
+    cx = [0.0] + [p[0] for p in pts] + [x_max if step else 1.0]
+    cy = [0.0] + [p[1] for p in pts]
+    cy.append(cy[-1])
+    fill_x = [min(x, 1.0) for x in cx]
+    if step:
+        ax.fill_between(fill_x, cy, step="post", color="tab:blue", alpha=0.15, linewidth=0)
+        ax.step(cx, cy, where="post", color="tab:blue", linewidth=1.8, marker="o", markersize=5,
+                markevery=list(range(1, len(pts) + 1)), clip_on=False, label=label)
+    else:
+        ax.fill_between(fill_x, cy, color="tab:blue", alpha=0.15, linewidth=0)
+        ax.plot(cx, cy, color="tab:blue", linewidth=1.8, marker="o", markersize=5,
+                markevery=list(range(1, len(pts) + 1)), clip_on=False, label=label)
+        if late_xy:
+            ax.plot([x for x, _ in late_xy], [v for _, v in late_xy], linestyle="none", marker="o",
+                    markersize=5, markerfacecolor="none", color="tab:blue", clip_on=False,
+                    label="after T (not counted)")
+    if pts:
+        last_x, last_y = pts[-1]
+        ax.annotate(f"{last_y:.4f}", (last_x, last_y), textcoords="offset points",
+                    xytext=(5, -13 if last_y > 0.9 else 5), fontsize=8, color="tab:blue")
+    if x_max > 1.0:
+        ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
+        ax.text(1.0, 0.97, "T ", color="grey", fontsize=9, ha="right", va="top")
+    ax.legend(loc="lower right")
+
+    top = ax.twiny()
+    top.set_xlim(ax.get_xlim())
+    ticks = time_ticks(T, t0)
+    top.set_xticks([float(transform_time(t, T, t0)) for t in ticks])
+    top.set_xticklabels([_format_seconds(t) for t in ticks], fontsize=8)
+    top.set_xlabel("Time (s)", fontsize=9)
+
+    ax.set_title(f"Learning curve: {result.task_name or 'task'}   (T = {T:g} s, t0 = {t0:g} s)",
+                 fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    logger.debug("wrote learning curve %s", path)
     return path

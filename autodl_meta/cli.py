@@ -235,7 +235,9 @@ def cmd_selfservice(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from autodl.scoring import METRIC_NAMES, plot_learning_curve, score_folder, write_scores
+    from autodl.plots import plot_learning_curve
+    from autodl.score_files import score_folder, write_scores
+    from autodl.scoring import METRIC_NAMES
 
     res = score_folder(args.predictions, args.solution, time_budget=args.time_budget, t0=args.t0,
                        metric=args.metric)

@@ -27,7 +27,7 @@ def cmd_submission_build(args: argparse.Namespace) -> int:
 
 def cmd_submission_check(args: argparse.Namespace) -> int:
     from autodl.dataset import AutoDLDataset
-    from autodl.scoring import score_folder
+    from autodl.score_files import score_folder
     from submission.package import extract_submission, run_isolated
 
     ds = AutoDLDataset(args.data)  # a bad dataset fails here, in one line
@@ -59,7 +59,7 @@ def cmd_submission_check(args: argparse.Namespace) -> int:
 
 
 def _check_under_organizers_ingestion(args: argparse.Namespace, ds: Any) -> int:
-    from autodl.scoring import score_folder
+    from autodl.score_files import score_folder
     from submission.package import (
         extract_submission,
         find_organizers_ingestion,

@@ -524,8 +524,9 @@ def curve_figures(rows: Sequence[Mapping[str, Any]], methods: MethodSet, dataset
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from autodl.plots import time_ticks
     from autodl.protocol import load_protocol
-    from autodl.scoring import time_ticks, transform_time
+    from autodl.scoring import transform_time
 
     proto = load_protocol(protocol)
     T, t0 = proto.time_budget, proto.t0

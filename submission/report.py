@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autodl.plots import time_ticks
 from autodl.protocol import Protocol
 from autodl.records import Status, utc_now_text
-from autodl.scoring import ScoreResult, time_ticks, transform_time
+from autodl.score_files import ScoreResult
+from autodl.scoring import transform_time
 
 logger = logging.getLogger(__name__)
 

@@ -81,7 +81,8 @@ from autodl.metadata import COMPRESSED, DENSE
 from autodl.model_runs import RunResult
 from autodl.protocol import Protocol, load_protocol
 from autodl.records import Status, atomic_folder
-from autodl.scoring import ScoreResult, load_prediction, nauc
+from autodl.score_files import ScoreResult, load_prediction
+from autodl.scoring import nauc
 from submission.report import ScoredMixin
 
 logger = logging.getLogger(__name__)

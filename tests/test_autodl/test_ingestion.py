@@ -8,7 +8,7 @@ import yaml
 
 from autodl.clock import SimulatedClock, WallClock
 from autodl.ingestion import format_predictions, run_ingestion, source_of
-from autodl.scoring import score_folder
+from autodl.score_files import score_folder
 from autodl.writer import write_arrays
 
 

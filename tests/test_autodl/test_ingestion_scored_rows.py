@@ -14,7 +14,7 @@ from autodl.errors import AutoDLError
 from autodl.ingestion import UNLABELLED_PREDICT, run_ingestion
 from autodl.model_runs import run_local
 from autodl.protocol import Protocol
-from autodl.scoring import load_prediction, score_folder
+from autodl.score_files import load_prediction, score_folder
 from autodl.writer import write_arrays
 
 N_TEST, N_UNLABELLED, K = 4, 3, 3

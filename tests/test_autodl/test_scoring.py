@@ -1,4 +1,5 @@
-"""Tests of autodl.scoring: the organizers' reference cases, hand-worked values, bad input."""
+"""Tests of autodl.scoring, autodl.score_files and the learning curve of autodl.plots: the
+organizers' reference cases, hand-worked values, bad input."""
 
 from __future__ import annotations
 
@@ -11,25 +12,27 @@ import numpy as np
 import pytest
 
 from autodl.errors import PredictionError
+from autodl.plots import plot_learning_curve
+from autodl.score_files import (
+    ScoreResult,
+    load_prediction,
+    parse_scores_txt,
+    read_prediction_folder,
+    score_folder,
+    write_scores,
+)
 from autodl.scoring import (
     METRICS,
-    ScoreResult,
     accuracy,
     alc,
     balanced_accuracy,
     binarize_predictions,
     learning_curve_area,
-    load_prediction,
     nauc,
     nbac,
-    parse_scores_txt,
-    plot_learning_curve,
     prediction_score,
-    read_prediction_folder,
-    score_folder,
     tiedrank,
     transform_time,
-    write_scores,
 )
 
 # The organizers' scorer's outputs on small prediction folders (tests/data/README.md).

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from autodl.scoring import alc, parse_scores_txt
+from autodl.score_files import parse_scores_txt
+from autodl.scoring import alc
 from autodl.writer import write_arrays
 
 

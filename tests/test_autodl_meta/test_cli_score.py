@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from autodl.scoring import learning_curve_area, parse_scores_txt
+from autodl.score_files import parse_scores_txt
+from autodl.scoring import learning_curve_area
 from autodl_meta.cli import main
 
 CASE = Path(__file__).resolve().parents[1] / "data" / "scoring_vectors" / "multiclass_3preds"

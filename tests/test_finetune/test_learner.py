@@ -29,7 +29,8 @@ from conftest import flat_timing
 from autodl.clock import SimulatedClock
 from autodl.dataset import AutoDLDataset
 from autodl.ingestion import IngestionResult, run_ingestion
-from autodl.scoring import load_prediction, nauc, read_prediction_folder, score_folder
+from autodl.score_files import load_prediction, read_prediction_folder, score_folder
+from autodl.scoring import nauc
 from autodl.writer import write_arrays
 from finetune.config import ConfigError
 from finetune.learner import FineTuneLearner

@@ -23,7 +23,7 @@ import finetune.learner as learner_module
 from autodl.clock import SimulatedClock
 from autodl.dataset import AutoDLDataset
 from autodl.ingestion import run_ingestion
-from autodl.scoring import load_prediction
+from autodl.score_files import load_prediction
 from autodl.writer import write_arrays
 from finetune.learner import FineTuneLearner
 from finetune.timing import TimingTable

@@ -17,7 +17,7 @@ import pytest
 from autodl.dataset import AutoDLDataset
 from autodl.errors import AutoDLError, PredictionError
 from autodl.protocol import Protocol
-from autodl.scoring import ScoreResult, parse_scores_txt
+from autodl.score_files import ScoreResult, parse_scores_txt
 from submission.report import RunSummary, plot_curves, write_report
 from submission.selfservice import (
     build_run_dataset,
