@@ -62,7 +62,7 @@ def selector_entries(text: str) -> list[tuple[str, str]]:
     selector under its own label (its ``--param LABEL.KEY=VALUE``), so that variants of one
     selector are compared side by side -> ``[(label, name)]``. Unknown names and labels given
     twice are refused."""
-    from selector.base import list_selectors
+    from selector.registry import list_selectors
 
     known = set(list_selectors())
     out = []
@@ -107,7 +107,7 @@ class _Bars:
 
 
 def cmd_selector_compare(args: argparse.Namespace) -> int:
-    from selector.base import list_selectors
+    from selector.registry import list_selectors
     from selector.report import compare
     from selector.specs import SelectorSpec
 
@@ -241,7 +241,7 @@ def cmd_selector_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_selector_list(args: argparse.Namespace) -> int:
-    from selector.base import list_selectors, selector_class
+    from selector.registry import list_selectors, selector_class
 
     for name in list_selectors():
         cls = selector_class(name)

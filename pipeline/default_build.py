@@ -121,7 +121,7 @@ class SelectionSettings:
 
     def resolved(self) -> dict[str, Any]:
         """The settings as recorded (selectors resolved, tuples as lists); what is compared on resume."""
-        from selector.base import list_selectors
+        from selector.registry import list_selectors
 
         names = list(self.selectors) or list_selectors()
         unknown = sorted(set(self.params) - set(names))

@@ -1,4 +1,4 @@
-"""The selector interface, its registry and its files.
+"""The selector interface, its registration and its files.
 
 A selector is fitted on the training datasets' features (:class:`DatasetFeatures`, and
 for the cost-sensitive ones the cost matrix) and, given a :class:`Query` (a batch of
@@ -24,9 +24,14 @@ Adding a selector is one class::
         def predict_proba(self, query):
             ...  # one probability per training dataset, in the order of classes_
 
+The class registers itself when its module is imported; :mod:`selector.registry` imports
+the modules of the built-in selectors and looks them up by name (``selector_class``,
+``list_selectors``, ``make_selector``). This module imports none of them: they import it.
+
 Files (never pickles): ``<folder>/selector.json`` (the card: selector name, its
 hyperparameters, the training datasets, the embedding card, what ``_state`` returns as
-metadata, scores added by the caller) and ``<folder>/selector.safetensors`` (its arrays).
+metadata, scores added by the caller) and ``<folder>/selector.safetensors`` (its arrays),
+written by :meth:`Selector.save` and read back by :func:`selector.registry.load_selector`.
 """
 
 from __future__ import annotations
@@ -41,7 +46,6 @@ from autodl.errors import AutoDLError
 from autodl.records import (
     atomic_write_bytes,
     file_sha256,
-    read_versioned_json,
     to_plain,
     utc_now,
     write_json_atomic,
@@ -182,38 +186,6 @@ class Selector(BaseEstimator):
         return write_json_atomic(folder / CARD_FILE, card, indent=1, sort_keys=True)
 
 
-def load_selector(folder: str | Path) -> Selector:
-    """A fitted selector from ``folder``; the arrays' checksum is verified first."""
-    from safetensors.numpy import load_file
-
-    folder = Path(folder)
-    card_path, arrays_path = folder / CARD_FILE, folder / ARRAYS_FILE
-    for p in (card_path, arrays_path):
-        if not p.is_file():
-            raise SelectorError(p, "not found; expected a folder written by Selector.save")
-    card = read_versioned_json(card_path, SELECTOR_FORMAT, what="the selector's card", error=SelectorError)
-    digest = file_sha256(arrays_path)
-    if card.get("arrays_sha256") != digest:
-        raise SelectorError(arrays_path, f"SHA-256 {digest[:12]}... differs from the card's "
-                                         f"{str(card.get('arrays_sha256'))[:12]}...: the file is corrupted or "
-                                         "was replaced", field="arrays_sha256")
-    cls = selector_class(card.get("selector", ""))
-    try:
-        arrays = load_file(str(arrays_path))  # safetensors: arrays only, never a pickle
-    except Exception as exc:  # safetensors' own error type: a file that is not safetensors (a pickle, say)
-        raise SelectorError(arrays_path, f"not a safetensors file of arrays ({type(exc).__name__}: {exc})",
-                            field="arrays") from None
-    try:
-        sel = cls(**card.get("params", {}))
-        sel.classes_ = list(card["classes"])
-        sel.n_features_in_ = int(card["n_features_in"])
-        sel.embedding_card_ = dict(card.get("embedding") or {})
-        sel._restore(arrays, card.get("state") or {})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SelectorError(card_path, f"cannot restore {card.get('selector')!r}: {exc}") from None
-    return sel
-
-
 # --- registry ---------------------------------------------------------------------------------
 _REGISTRY: dict[str, type[Selector]] = {}
 
@@ -226,32 +198,3 @@ def register_selector(cls: type[Selector]) -> type[Selector]:
         raise ValueError(f"selector name {cls.name!r} is taken by {_REGISTRY[cls.name].__name__}")
     _REGISTRY[cls.name] = cls
     return cls
-
-
-def _load_builtin() -> None:
-    # the built-in selectors register themselves on import
-    import selector.baselines  # noqa: F401
-    import selector.learned  # noqa: F401
-    import selector.member_selectors  # noqa: F401
-    import selector.similarity  # noqa: F401
-
-
-def selector_class(name: str) -> type[Selector]:
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise SelectorError(None, f"unknown selector {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
-
-
-def list_selectors() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def make_selector(name: str, **params: Any) -> Selector:
-    """A new, unfitted selector by registry name."""
-    cls = selector_class(name)
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise SelectorError(None, f"selector {name!r}: {exc}") from None

@@ -21,7 +21,8 @@ Where it comes from (:func:`load_members`):
   the evaluation of the seed design as it was before members existed.
 
 :func:`member_cost`: a member view as a :class:`~portfolio.cost_matrix.CostMatrix` whose rows are
-the members.
+the members. :func:`load_cost`: a portfolio folder's cost matrix (or the one its cells give while
+it is being built) and what it was measured under.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autodl.records import Status
+from autodl.errors import AutoDLError
+from autodl.records import Status, read_jsonl
 from selector.base import SelectorError
 from selector.members import MemberMatrix, seed_noise, trivial_members
 
@@ -44,7 +47,66 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_members", "member_cost", "members_from_cells", "members_from_cost", "members_from_pool"]
+__all__ = ["CostSource", "ReportError", "load_cost", "load_members", "member_cost", "members_from_cells", "members_from_cost", "members_from_pool"]
+
+
+class ReportError(AutoDLError):
+    """A comparison that cannot be made or a report folder that cannot be read."""
+
+
+@dataclass
+class CostSource:
+    """A cost matrix and what it was measured under (from the portfolio folder, where known)."""
+
+    matrix: Any
+    path: str | None = None
+    folder: str | None = None
+    protocol: dict[str, Any] | None = None
+    clock: str | None = None
+    note: str | None = None
+
+
+def load_cost(source: Any) -> CostSource:
+    """The cost matrix of a portfolio folder, a ``cost_matrix.csv``, or a :class:`CostMatrix`.
+
+    A folder's ``cost_matrix.csv`` is read; where there is none yet (a portfolio still being
+    built), the matrix is made from its ``cells.jsonl`` (the cells finished so far, averaged
+    over the seeds present). The protocol and clock come from the folder's ``portfolio.json``.
+    """
+    from portfolio.cost_matrix import CELLS_FILE, CSV_FILE, CostMatrix, matrix_from_cells
+    from portfolio.incumbents import PORTFOLIO_FILE, Portfolio
+
+    if isinstance(source, CostMatrix):
+        return CostSource(source)
+    path = Path(source)
+    if not path.exists():
+        raise ReportError(path, f"not found; expected a portfolio folder (holding {CSV_FILE}) or a {CSV_FILE}",
+                          field="portfolio")
+    folder = path if path.is_dir() else path.parent
+    protocol = clock = note = None
+    if (folder / PORTFOLIO_FILE).is_file():
+        portfolio = Portfolio.load(folder / PORTFOLIO_FILE)
+        protocol, clock = dict(portfolio.protocol), portfolio.clock
+    else:
+        portfolio = None
+    csv_path = path if path.is_file() else folder / CSV_FILE
+    if csv_path.is_file():
+        matrix = CostMatrix.read_csv(csv_path)
+    elif (folder / CELLS_FILE).is_file() and portfolio is not None:
+        cells = read_jsonl(folder / CELLS_FILE)
+        targets = list(dict.fromkeys(c["target"] for c in cells))
+        seeds = sorted({int(c["seed"]) for c in cells})
+        matrix = matrix_from_cells(cells, portfolio.datasets, targets, seeds)
+        csv_path = folder / CELLS_FILE
+        note = (f"made from {CELLS_FILE} ({sum(1 for row in matrix.status for s in row if s == Status.OK)} of "
+                f"{len(matrix.sources) * len(matrix.targets)} cells measured): the portfolio's cost_matrix.csv "
+                "is not written yet")
+        logger.warning("%s: %s", folder, note)
+    else:
+        raise ReportError(path, f"no {CSV_FILE} (nor {CELLS_FILE} with {PORTFOLIO_FILE}); expected a portfolio "
+                                "folder written by 'autodl-meta portfolio cost-matrix' or 'portfolio build', or a "
+                                "cost_matrix.csv", field="portfolio")
+    return CostSource(matrix, str(csv_path), str(source), protocol, clock, note)
 
 
 def member_cost(mm: MemberMatrix) -> CostMatrix:
@@ -255,8 +317,6 @@ def load_members(source: Any, cost: CostMatrix | None = None) -> MemberMatrix:
         if (folder / CSV_FILE).is_file():
             cost = CostMatrix.read_csv(folder / CSV_FILE)
         else:
-            from selector.report import load_cost
-
             cost = load_cost(folder).matrix
     portfolio = Portfolio.load(folder / PORTFOLIO_FILE) if (folder / PORTFOLIO_FILE).is_file() else None
     if portfolio is None:
@@ -270,7 +330,5 @@ def load_members(source: Any, cost: CostMatrix | None = None) -> MemberMatrix:
                            exc)
     cells = None
     if (folder / CELLS_FILE).is_file():
-        from autodl.records import read_jsonl
-
         cells = read_jsonl(folder / CELLS_FILE)
     return members_from_cost(cost, portfolio, cells)

@@ -30,19 +30,18 @@ import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from autodl.errors import AutoDLError
-from autodl.records import Status, read_versioned_json, to_plain, utc_now
+from autodl.records import read_versioned_json, to_plain, utc_now
 from metafeatures.features import DatasetFeatures, load_features_folder
 from selector.fallback import fallback_threshold, nested_fallback
 from selector.identification import DEFAULT_BATCH_SIZES, identification_table
 from selector.lodo import per_dataset, summarize_lodo
 from selector.measure import measure
+from selector.member_views import CostSource, ReportError, load_cost, load_members
 from selector.report_figures import plot_accuracy, plot_cd, plot_embeddings, plot_regret
 from selector.significance import statistics
 from selector.specs import EVALUATION_ONLY, Progress, SelectorSpec, as_specs, outputs_members
@@ -65,68 +64,7 @@ TABLE_BATCH_SIZES = (1, 8, 32, 128, 1024)
 _TIE = 1e-9
 
 
-class ReportError(AutoDLError):
-    """A comparison that cannot be made or a report folder that cannot be read."""
-
-
 # --- inputs -----------------------------------------------------------------------------------
-@dataclass
-class CostSource:
-    """A cost matrix and what it was measured under (from the portfolio folder, where known)."""
-
-    matrix: Any
-    path: str | None = None
-    folder: str | None = None
-    protocol: dict[str, Any] | None = None
-    clock: str | None = None
-    note: str | None = None
-
-
-def load_cost(source: Any) -> CostSource:
-    """The cost matrix of a portfolio folder, a ``cost_matrix.csv``, or a :class:`CostMatrix`.
-
-    A folder's ``cost_matrix.csv`` is read; where there is none yet (a portfolio still being
-    built), the matrix is made from its ``cells.jsonl`` (the cells finished so far, averaged
-    over the seeds present). The protocol and clock come from the folder's ``portfolio.json``.
-    """
-    from portfolio.cost_matrix import CELLS_FILE, CSV_FILE, CostMatrix, matrix_from_cells
-    from portfolio.incumbents import PORTFOLIO_FILE, Portfolio
-
-    if isinstance(source, CostMatrix):
-        return CostSource(source)
-    path = Path(source)
-    if not path.exists():
-        raise ReportError(path, f"not found; expected a portfolio folder (holding {CSV_FILE}) or a {CSV_FILE}",
-                          field="portfolio")
-    folder = path if path.is_dir() else path.parent
-    protocol = clock = note = None
-    if (folder / PORTFOLIO_FILE).is_file():
-        portfolio = Portfolio.load(folder / PORTFOLIO_FILE)
-        protocol, clock = dict(portfolio.protocol), portfolio.clock
-    else:
-        portfolio = None
-    csv_path = path if path.is_file() else folder / CSV_FILE
-    if csv_path.is_file():
-        matrix = CostMatrix.read_csv(csv_path)
-    elif (folder / CELLS_FILE).is_file() and portfolio is not None:
-        from autodl.records import read_jsonl
-
-        cells = read_jsonl(folder / CELLS_FILE)
-        targets = list(dict.fromkeys(c["target"] for c in cells))
-        seeds = sorted({int(c["seed"]) for c in cells})
-        matrix = matrix_from_cells(cells, portfolio.datasets, targets, seeds)
-        csv_path = folder / CELLS_FILE
-        note = (f"made from {CELLS_FILE} ({sum(1 for row in matrix.status for s in row if s == Status.OK)} of "
-                f"{len(matrix.sources) * len(matrix.targets)} cells measured): the portfolio's cost_matrix.csv "
-                "is not written yet")
-        logger.warning("%s: %s", folder, note)
-    else:
-        raise ReportError(path, f"no {CSV_FILE} (nor {CELLS_FILE} with {PORTFOLIO_FILE}); expected a portfolio "
-                                "folder written by 'autodl-meta portfolio cost-matrix' or 'portfolio build', or a "
-                                "cost_matrix.csv", field="portfolio")
-    return CostSource(matrix, str(csv_path), str(source), protocol, clock, note)
-
-
 def load_datasets(features: str | Path | Sequence[DatasetFeatures],
                   names: Sequence[str] | None = None) -> tuple[list[DatasetFeatures], str | None]:
     """The features of a folder (or given), and the folder; ``names``: only these datasets."""
@@ -294,7 +232,6 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
 
 def _members_for(src: CostSource, members: Any) -> Any:
     """The member view :func:`compare` scores with (see its ``members``)."""
-    from selector.member_views import load_members
     from selector.members import MemberMatrix, trivial_members
 
     if isinstance(members, MemberMatrix):

@@ -23,7 +23,8 @@ from typing import Any
 
 from metafeatures.features import DatasetFeatures
 from selector.base import Selector, SelectorError
-from selector.report import SUMMARY_JSON, ReportError, load_cost, load_datasets
+from selector.member_views import ReportError, load_cost, load_members
+from selector.report import SUMMARY_JSON, load_datasets
 from selector.specs import SelectorSpec, outputs_members
 
 logger = logging.getLogger(__name__)
@@ -82,11 +83,11 @@ def fit_for_shipping(name: str, params: Mapping[str, Any] | None,
     Parameters
     ----------
     name, params:
-        The registry name and hyperparameters (:func:`selector.base.make_selector`).
+        The registry name and hyperparameters (:func:`selector.registry.make_selector`).
     features:
         A folder of features (:func:`metafeatures.features.load_features_folder`) or the datasets.
     portfolio:
-        A portfolio folder, its ``cost_matrix.csv`` or a cost matrix (:func:`selector.report.load_cost`);
+        A portfolio folder, its ``cost_matrix.csv`` or a cost matrix (:func:`selector.member_views.load_cost`);
         a selector whose outputs are members is fitted on the folder's member view.
     seed:
         The seed of a selector that takes one, unless ``params`` sets it.
@@ -115,8 +116,6 @@ def fit_for_shipping(name: str, params: Mapping[str, Any] | None,
     sel = SelectorSpec(name, params).make(seed=seed)
     without_member: list[str] = []
     if outputs_members(sel):
-        from selector.member_views import load_members
-
         mm = load_members(portfolio, src.matrix)
         without_member = [d.name for d in with_incumbent if d.name not in mm.member_of]
         with_incumbent = [d for d in with_incumbent if d.name in mm.member_of]

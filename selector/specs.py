@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from metafeatures.features import DatasetFeatures, Query
-from selector.base import Selector, SelectorError, make_selector
+from selector.base import Selector, SelectorError
+from selector.registry import make_selector
 
 EVALUATION_ONLY: frozenset[str] = frozenset({"oracle"})
 """Registry names of selectors that look at the held-out dataset's own cost-matrix column
@@ -40,7 +41,7 @@ class SelectorSpec:
     Attributes
     ----------
     name:
-        Registry name (:func:`selector.base.list_selectors`).
+        Registry name (:func:`selector.registry.list_selectors`).
     params:
         Hyperparameters handed to the class (``make_selector(name, **params)``).
     label:

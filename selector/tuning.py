@@ -42,7 +42,7 @@ def trial_params(selector: str, config: Mapping[str, Any], budget: float,
                  full_budget: float | None = None) -> tuple[dict[str, Any], float]:
     """The selector's keyword arguments for a trial at ``budget``, and the share of the query
     batches it uses (1.0 where a budget parameter carries the budget)."""
-    from selector.base import selector_class
+    from selector.registry import selector_class
     from selector.space import BUDGET_PARAMS, params_from_config
 
     params = params_from_config(selector, config)
@@ -58,7 +58,7 @@ def selector_objective(run: Mapping[str, Any]) -> Callable[[dict[str, Any], floa
     """A BOHB worker's ``(encoded config, budget, config id) -> info`` for a selector run.
 
     The run's ``objective_args``: ``selector`` (its name), ``cost`` (a portfolio folder or a
-    ``cost_matrix.csv``, see :func:`selector.report.load_cost`; ``cost_sha256`` its file's digest),
+    ``cost_matrix.csv``, see :func:`selector.member_views.load_cost`; ``cost_sha256`` its file's digest),
     ``query_size``, ``n_queries``, ``seed`` and optionally ``full_budget``; its dataset is the
     features folder. Never raises: a trial that raises is ``crashed`` with its traceback.
     """
@@ -66,7 +66,7 @@ def selector_objective(run: Mapping[str, Any]) -> Callable[[dict[str, Any], floa
     from offline_bohb.hpb import decode_config
     from offline_bohb.run import resolve_space
     from selector.lodo import leave_one_dataset_out
-    from selector.report import load_cost
+    from selector.member_views import load_cost
     from selector.specs import SelectorSpec
 
     args = dict(run.get("objective_args") or {})
@@ -117,14 +117,14 @@ def tune_selector(selector: str, features: str | Path, portfolio: str | Path, ou
     """Run (or resume) BOHB over ``selector``'s hyperparameters; returns the run's summary.
 
     ``portfolio`` is a portfolio folder or a ``cost_matrix.csv``
-    (:func:`selector.report.load_cost`). The run records the digest of the cost matrix's
+    (:func:`selector.member_views.load_cost`). The run records the digest of the cost matrix's
     file, so a resume over a changed matrix is refused (the differences named). The best
     configuration at the full budget: :func:`best_params`.
     """
     from offline_bohb.local import run_local
     from offline_bohb.run import RunSpec
     from selector.base import SelectorError
-    from selector.report import load_cost
+    from selector.member_views import load_cost
     from selector.space import tunable_selectors
 
     if selector not in tunable_selectors():

@@ -6,7 +6,7 @@ A folder of artifacts holds:
 - ``portfolio.json``: each training dataset's incumbent (:mod:`portfolio.incumbents`);
 - ``summary.json``: the cost matrix's summary, of which the single best is read;
 - ``selector/``: the fitted selector (``selector.json`` + ``selector.safetensors``,
-  :func:`selector.base.load_selector`), optional;
+  :func:`selector.registry.load_selector`), optional;
 - ``weights/<backbone>.pth``: pretrained weights (in a zip; in the source tree the
   installed packages' files are used);
 - ``submission.json``: the submission's settings (:class:`SubmissionSettings`), optional;
@@ -254,7 +254,7 @@ class Artifacts:
 
     def selector(self) -> Any:
         """The fitted selector (its card's checksum of the arrays verified by the loader)."""
-        from selector.base import load_selector
+        from selector.registry import load_selector
 
         if self.selector_dir.parent == self.root:  # listed in the table: checked here too
             for name in ("selector.json", "selector.safetensors"):

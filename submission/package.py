@@ -127,7 +127,8 @@ def stage_submission(portfolio: str | Path, out_dir: str | Path, *, selector: st
         A missing or corrupted input, a selector fitted on other datasets than the
         portfolio's, a backbone whose weights are not on this machine.
     """
-    from selector.base import SelectorError, load_selector
+    from selector.base import SelectorError
+    from selector.registry import load_selector
 
     portfolio = Path(portfolio)
     try:

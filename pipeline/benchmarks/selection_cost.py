@@ -140,7 +140,7 @@ def run_selector_benchmark(selectors: Sequence[str] | None = None, *, features: 
 
     from metafeatures.embeddings import Embedder, EmbeddingSpec
     from metafeatures.features import Query
-    from selector.base import list_selectors, make_selector
+    from selector.registry import list_selectors, make_selector
     from selector.specs import EVALUATION_ONLY, is_evaluation_only, pick
 
     if threads is not None:
@@ -171,7 +171,7 @@ def run_selector_benchmark(selectors: Sequence[str] | None = None, *, features: 
         fitted_on = (f"synthetic embeddings: {SYNTHETIC_DATASETS} datasets x {SYNTHETIC_SAMPLES} samples, "
                      f"{SYNTHETIC_CLASSES} classes, dimension {embedder.dim}")
     if portfolio is not None:
-        from selector.report import load_cost
+        from selector.member_views import load_cost
 
         cost = load_cost(portfolio).matrix
     else:

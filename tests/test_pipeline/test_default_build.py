@@ -117,7 +117,7 @@ def copy(built: tuple[Path, Path, dict[str, Any]], tmp_path: Path, monkeypatch: 
 
 
 def test_the_new_steps_write_the_comparison_the_selectors_and_the_manifest(built):
-    from selector.base import load_selector
+    from selector.registry import load_selector
 
     root, out, manifest = built
     steps = {s["step"]: s for s in manifest["steps"]}

@@ -156,7 +156,8 @@ def _features(names=("a", "b")):
 
 
 def test_selector_arrays_that_differ_from_the_card_are_refused(tmp_path):
-    from selector.base import SelectorError, load_selector, make_selector
+    from selector.base import SelectorError
+    from selector.registry import load_selector, make_selector
 
     make_selector("nearest-centroid").fit(_features()).save(tmp_path / "sel")
     assert load_selector(tmp_path / "sel").classes_ == ["a", "b"]
@@ -167,7 +168,8 @@ def test_selector_arrays_that_differ_from_the_card_are_refused(tmp_path):
 
 
 def test_a_pickle_in_place_of_the_selector_arrays_is_refused_even_with_a_matching_checksum(tmp_path):
-    from selector.base import SelectorError, load_selector, make_selector
+    from selector.base import SelectorError
+    from selector.registry import load_selector, make_selector
 
     make_selector("nearest-centroid").fit(_features()).save(tmp_path / "sel")
     marker = tmp_path / "ran"

@@ -8,7 +8,8 @@ from sklearn.base import clone
 
 from metafeatures.features import DatasetFeatures, Query
 from portfolio.cost_matrix import CostMatrix
-from selector.base import SelectorError, load_selector, make_selector
+from selector.base import SelectorError
+from selector.registry import load_selector, make_selector
 
 NAMES = ["A", "B", "C"]
 

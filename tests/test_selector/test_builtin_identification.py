@@ -10,7 +10,7 @@ import pytest
 from autodl.sources import cap_examples, load_source
 from autodl.writer import write_arrays
 from metafeatures.embeddings import EmbeddingSpec, extract_features
-from selector.base import make_selector
+from selector.registry import make_selector
 
 pytestmark = [pytest.mark.slow, pytest.mark.smoke, pytest.mark.usefixtures("torch_threads_1")]
 

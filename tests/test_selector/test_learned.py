@@ -15,8 +15,9 @@ from sklearn.base import clone
 
 from metafeatures.features import DatasetFeatures, Query
 from portfolio.cost_matrix import CostMatrix
-from selector.base import SelectorError, load_selector, make_selector
+from selector.base import SelectorError
 from selector.learned import _inverse_distance_weights, _vote_proba, novelty_score
+from selector.registry import load_selector, make_selector
 from selector.space import params_from_config, selector_space, tunable_selectors
 
 pytestmark = pytest.mark.usefixtures("torch_threads_1")

@@ -37,7 +37,7 @@ from selectors_for_tests import Centroid, NoState, spec
 
 from metafeatures.features import DatasetFeatures, Query
 from portfolio.cost_matrix import CostMatrix
-from selector.base import SelectorError, load_selector, make_selector
+from selector.base import SelectorError
 from selector.fallback import fallback_threshold, nested_fallback
 from selector.identification import identification_accuracy
 from selector.lodo import leave_one_dataset_out
@@ -50,6 +50,7 @@ from selector.members import (
     seed_noise,
     trivial_members,
 )
+from selector.registry import load_selector, make_selector
 
 NAMES = ["s1", "s2", "s3", "b1", "b2", "b3"]
 SIDE = {"s1": 8, "s2": 10, "s3": 12, "b1": 64, "b2": 80, "b3": 96}

@@ -19,7 +19,8 @@ from selectors_for_tests import Centroid, NoState, Oracle, spec
 from autodl.errors import AutoDLError
 from metafeatures.features import DatasetFeatures, Query
 from portfolio.cost_matrix import CostMatrix
-from selector.report import choose, compare, load_cost, render
+from selector.member_views import load_cost
+from selector.report import choose, compare, render
 
 NAMES = ["d0", "d1a", "d1b", "d2", "d3", "d4"]
 SOURCES = {"d1a": "d1", "d1b": "d1"}       # two variants of one source, held out together
@@ -207,7 +208,7 @@ def run(*argv: str) -> int:
 
 
 def test_cli_compare_fit_list(tmp_path, capsys):
-    from selector.base import load_selector
+    from selector.registry import load_selector
 
     feats = tmp_path / "features"
     for d in features():

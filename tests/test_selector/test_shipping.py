@@ -18,8 +18,9 @@ import pytest
 
 from metafeatures.features import DatasetFeatures, load_features_folder
 from portfolio.cost_matrix import CostMatrix
-from selector.base import SelectorError, load_selector
-from selector.report import ReportError
+from selector.base import SelectorError
+from selector.member_views import ReportError
+from selector.registry import load_selector
 from selector.shipping import fit_for_shipping, lodo_scores, read_summary
 
 NAMES = ["s1", "s2", "s3", "b1", "b2", "b3"]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from metafeatures.features import DatasetFeatures, Query
-from selector.base import SelectorError, list_selectors, load_selector, make_selector
+from selector.base import SelectorError
+from selector.registry import list_selectors, load_selector, make_selector
 from selector.similarity import scores_to_proba
 
 NAMES = ("logme", "leep", "nce", "hscore", "gbc", "otdd", "task2vec")

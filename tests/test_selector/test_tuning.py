@@ -70,7 +70,7 @@ def test_bohb_tunes_a_selector_with_a_worker_process_and_resumes(tmp_path: Path)
     assert 0.0 <= alc <= 1.0 and set(params) == {"metric", "standardize"}
     # the tuned hyperparameters go into the shipped selector's card
     from autodl_meta.cli import main
-    from selector.base import load_selector
+    from selector.registry import load_selector
 
     assert main(["selector", "fit", "--features", str(features), "--portfolio", str(cost), "--selector",
                  "nearest-centroid", "--tuned", str(out), "--out", str(tmp_path / "fitted")]) == 0

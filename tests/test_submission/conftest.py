@@ -28,7 +28,7 @@ def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of artifacts: portfolio.json, summary.json, a fitted nearest-centroid selector
     (Lite0 embeddings at 32 px) and a checksum table."""
     from metafeatures.embeddings import EmbeddingSpec, extract_features
-    from selector.base import make_selector
+    from selector.registry import make_selector
     from submission.artifacts import CHECKSUMS, CHECKSUMS_FORMAT, checksum_table
 
     base = tmp_path_factory.mktemp("artifacts")
