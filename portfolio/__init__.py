@@ -1,5 +1,9 @@
-"""The meta-dataset: training-dataset collections, their incumbents, and the cost matrix.
+"""The portfolio: configurations worth selecting from, and what each scores on every training dataset.
 
-The cost matrix holds the ALC of every incumbent on every training dataset, evaluated in
-parallel with Dask; incumbents + cost matrix = the portfolio, shipped as JSON + CSV.
+The BOHB runs' incumbents (:mod:`portfolio.incumbents`); the shared candidate pool, its matrix
+over the training datasets and seeds, and the greedy portfolio built from it
+(:mod:`portfolio.pool`); the cost matrix of every member on every training dataset, evaluated
+in parallel with Dask (:mod:`portfolio.cost_matrix`); the baselines' rows (:mod:`portfolio.baselines`);
+and ``portfolio build``, which runs them in order (:mod:`portfolio.build`). Shipped as JSON + CSV.
+The training collections themselves are built by :mod:`autodl.collection`.
 """
