@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -36,3 +37,41 @@ def run_benchmark(args: argparse.Namespace, desc: str, run: Callable[[Callable[[
         append_report(args.doc, text)
     print(text)
     return 0
+
+
+def cell_text(row: Mapping[str, Any]) -> str:
+    """One cost-matrix cell in words: ``SOURCE on TARGET seed S: STATUS ALC``."""
+    alc = "n/a" if row.get("alc") is None else f"{row['alc']:.3f}"
+    return f"{row['source']} on {row['target']} seed {row['seed']}: {row['status']} {alc}"
+
+
+class LineProgress:
+    """Progress for a log file: where a bar is off (standard error is no terminal, e.g. a build run
+    in the background with its output redirected), a timestamped line per finished item with the
+    count, the item and the time left at the rate so far; nothing where the bar shows.
+
+    ``update(done, total, text)``: ``done`` of ``total`` items are finished, ``text`` the last one.
+    Items that took no time (cells copied from an earlier evaluation) count in the rate as they come.
+    """
+
+    def __init__(self, bar: Any, what: str, clock: Callable[[], float] = time.monotonic,
+                 out: Any = None) -> None:
+        self.bar, self.what, self.clock = bar, what, clock
+        self.out = sys.stdout if out is None else out
+        self.started: float | None = None
+
+    def update(self, done: int, total: int, text: str) -> None:
+        if not getattr(self.bar, "disable", True):
+            return
+        now = self.clock()
+        if self.started is None:
+            self.started = now
+        left = ""
+        if 0 < done < total and now > self.started:
+            seconds = (now - self.started) / done * (total - done)
+            left = f"; about {seconds / 3600:.1f} h left" if seconds >= 3600 else f"; about {seconds / 60:.0f} min left"
+        print(f"[{time.strftime('%H:%M:%S')}] {self.what} {done}/{total}: {text}{left}", file=self.out, flush=True)
+
+    def start(self) -> None:
+        """Start the rate's clock (before the first item is computed)."""
+        self.started = self.clock()

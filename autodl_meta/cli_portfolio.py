@@ -10,6 +10,7 @@ from typing import Any
 
 from autodl.errors import AutoDLError
 from autodl.parallel import add_tls_arguments
+from autodl_meta._cli_util import LineProgress, cell_text
 from autodl_meta.cli_bohb import _fraction
 
 
@@ -47,14 +48,16 @@ def cmd_portfolio_cost_matrix(args: argparse.Namespace) -> int:
     from portfolio.cost_matrix import run_cost_matrix
 
     with tqdm(desc="cost matrix", unit="cell", disable=None) as bar:
+        lines = LineProgress(bar, "cost matrix")
+
         def progress(done: int, total: int, row: dict[str, Any] | None) -> None:
             if row is None:
                 bar.reset(total=total)
+                lines.start()
                 return
-            alc = "n/a" if row["alc"] is None else f"{row['alc']:.3f}"
-            bar.set_postfix_str(f"{row['source']} on {row['target']} seed {row['seed']}: {row['status']} {alc}",
-                                refresh=False)
+            bar.set_postfix_str(cell_text(row), refresh=False)
             bar.update(1)
+            lines.update(done, total, cell_text(row))
 
         result = run_cost_matrix(args.portfolio, args.datasets, args.out, seeds=_seeds(args.seeds),
                                  workers=args.workers, scheduler=args.scheduler, timing=args.timing,
@@ -79,11 +82,13 @@ def cmd_portfolio_cost_matrix(args: argparse.Namespace) -> int:
 
 class _BuildProgress:
     """The progress display of ``portfolio build`` and ``build-default``: a line per step, a bar per
-    BOHB run, the cost matrix, the meta-features and each stage of the selector comparison."""
+    BOHB run, the cost matrix, the meta-features and each stage of the selector comparison; without
+    a terminal (a build in the background), a line per cost-matrix cell with the time left."""
 
     def __init__(self) -> None:
         self.bars: dict[str, Any] = {}
         self.stage: str | None = None
+        self.lines: LineProgress | None = None  # the cost matrix's lines where its bar is off
 
     def close(self) -> None:
         for bar in self.bars.values():
@@ -116,10 +121,13 @@ class _BuildProgress:
     def cell(self, done: int, total: int, row: dict[str, Any] | None) -> None:
         from tqdm import tqdm
 
-        bar = self.bars.setdefault("cells", tqdm(total=total, desc="cost matrix", unit="cell", disable=None,
-                                                 leave=False))
+        if "cells" not in self.bars:
+            self.bars["cells"] = tqdm(total=total, desc="cost matrix", unit="cell", disable=None, leave=False)
+            self.lines = LineProgress(self.bars["cells"], "cost matrix")
+            self.lines.start()
         if row is not None:
-            bar.update(1)
+            self.bars["cells"].update(1)
+            self.lines.update(done, total, cell_text(row))
 
     def features(self, done: int, total: int, name: str) -> None:
         from tqdm import tqdm

@@ -190,3 +190,39 @@ def test_a_crashing_model_is_reported_as_crashed_not_as_an_alc(small_digits, tmp
     assert proc.returncode == 1
     assert "crashed" in proc.stderr and "RuntimeError: the model broke" in proc.stderr
     assert "ALC" not in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_line_progress_writes_a_line_per_item_with_the_time_left_only_without_a_terminal():
+    """A build in the background logs each cost-matrix cell and the time left; a terminal gets the bar only."""
+    import io
+    from types import SimpleNamespace
+
+    from autodl_meta._cli_util import LineProgress, cell_text
+
+    now = [100.0]
+    out = io.StringIO()
+    lines = LineProgress(SimpleNamespace(disable=True), "cost matrix", clock=lambda: now[0], out=out)
+    lines.start()
+    row = {"source": "fixed:a", "target": "digits", "seed": 1, "status": "ok", "alc": 0.81234}
+    now[0] += 600.0  # one cell in 10 min: 3 more take 30 min
+    lines.update(1, 4, cell_text(row))
+    now[0] += 6600.0  # two cells in 2 h: 2 more take 2 h
+    lines.update(2, 4, cell_text({**row, "alc": None, "status": "crashed"}))
+    lines.update(4, 4, cell_text(row))
+    text = out.getvalue().splitlines()
+    assert text[0].endswith("cost matrix 1/4: fixed:a on digits seed 1: ok 0.812; about 30 min left")
+    assert text[1].endswith("cost matrix 2/4: fixed:a on digits seed 1: crashed n/a; about 2.0 h left")
+    assert text[2].endswith("cost matrix 4/4: fixed:a on digits seed 1: ok 0.812")
+    shown = io.StringIO()
+    LineProgress(SimpleNamespace(disable=False), "cost matrix", out=shown).update(1, 4, "x")
+    assert shown.getvalue() == ""
+
+
+def test_the_build_logs_its_cost_matrix_cells_without_a_terminal(capsys):
+    from autodl_meta.cli_portfolio import _BuildProgress
+
+    show = _BuildProgress()
+    show.cell(0, 2, None)
+    show.cell(1, 2, {"source": "fixed:a", "target": "digits", "seed": 0, "status": "ok", "alc": 0.5})
+    show.close()
+    assert "cost matrix 1/2: fixed:a on digits seed 0: ok 0.500" in capsys.readouterr().out
