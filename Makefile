@@ -41,7 +41,8 @@ $(SYSDEPS_STAMP):
 
 sysdeps: $(SYSDEPS_STAMP)
 
-# The import contracts of pyproject.toml ([tool.importlinter]): no package imports one above it, and
+# The import contracts of pyproject.toml ([tool.importlinter]): no package imports one above it, no two
+# modules of a package import each other (through a chain too), and
 # the submission's code never reaches the offline build (README, "Layout"); imports inside functions count.
 lint-imports: install
 	$(BIN)/lint-imports --no-cache

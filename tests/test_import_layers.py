@@ -1,7 +1,7 @@
 """The import contracts of ``pyproject.toml`` (``[tool.importlinter]``), checked with import-linter as
 ``make lint-imports`` checks them, so that every test run (and CI) fails on an import that goes up a
-layer (README, "Layout"), inside a function or not, and on one by which the submission's code (what
-the zip carries) would reach the offline build."""
+layer (README, "Layout"), inside a function or not, on one by which the submission's code (what
+the zip carries) would reach the offline build, and on an import circle inside a package."""
 
 from __future__ import annotations
 
