@@ -51,8 +51,6 @@ from autodl.writer import check_max_examples, check_output_folder, write_arrays
 
 logger = logging.getLogger(__name__)
 
-stratified_subsample = stratified_subset  # the name this module gave it before autodl.labels
-
 SOURCES: dict[str, DataSource] = {}
 """Every registered source by name: the core ones, then the held-out ones, then the extra
 training ones (registered below, when this module is imported), then any :func:`register_source` adds."""
