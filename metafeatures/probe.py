@@ -28,31 +28,72 @@ training dataset they describe the same examples.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PROBE_SAMPLES", "embedding_probe_score", "raw_probe_features", "raw_probe_score"]
+__all__ = ["PROBE_SAMPLES", "clear_score_cache", "embedding_probe_score", "raw_probe_features", "raw_probe_score"]
 
 PROBE_SAMPLES = 64
 """Labelled examples a probe sees at most (the submission's default query size)."""
 
 
+_SCORES: OrderedDict[bytes, float] = OrderedDict()
+"""Scores already computed, by a digest of the inputs (least recently used first)."""
+
+SCORE_CACHE_SIZE = 65536
+"""Scores :data:`_SCORES` keeps at most (a float each)."""
+
+
+def clear_score_cache() -> None:
+    """Forget the scores computed so far (a timing of the selection must compute them)."""
+    _SCORES.clear()
+
+
+def _digest(x: np.ndarray, y: np.ndarray, samples: int, seed: int) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for a in (x, y):
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).data)
+    h.update(f"{samples}:{seed}".encode())
+    return h.digest()
+
+
 def _loo_probe_score(x: np.ndarray, labels: np.ndarray, *, samples: int, seed: int, what: str) -> float:
-    """Leave-one-out NAUC of the learner's ridge probe on ``x [N, F]`` with 0/1 ``labels [N, K]``."""
+    """Leave-one-out NAUC of the learner's ridge probe on ``x [N, F]`` with 0/1 ``labels [N, K]``.
+
+    A pure function of its inputs, so each score is computed once per process and then looked
+    up (by a digest of the arrays, the sample size and the seed): the leave-one-dataset-out
+    evaluation fits a selector per fold and asks it about the same queries and training
+    datasets again and again.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(labels, dtype=np.float32)
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"{what} [N, F] and labels [N, K] expected, got {x.shape} and {y.shape}")
+    key = _digest(x, y, samples, seed)
+    if key in _SCORES:
+        _SCORES.move_to_end(key)
+        return _SCORES[key]
+    score = _probe_score(x, y, samples=samples, seed=seed)
+    _SCORES[key] = score
+    if len(_SCORES) > SCORE_CACHE_SIZE:
+        _SCORES.popitem(last=False)
+    return score
+
+
+def _probe_score(x: np.ndarray, y: np.ndarray, *, samples: int, seed: int) -> float:
     import torch
 
     from autodl.labels import is_multilabel, stratified_subset
     from finetune.probe import RidgeProbe
 
-    x = np.asarray(x, dtype=np.float32)
-    y = np.asarray(labels, dtype=np.float32)
-    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
-        raise ValueError(f"{what} [N, F] and labels [N, K] expected, got {x.shape} and {y.shape}")
     if len(x) > samples:
         keep = np.sort(stratified_subset(y, samples, seed=seed))
         x, y = x[keep], y[keep]

@@ -50,9 +50,9 @@ And the trivial baselines every similarity and transferability measure is compar
   the member with the best mean ALC over the leaf's training datasets. Stored as arrays (the
   tree's nodes), not a pickle.
 
-All predict with numpy and save as safetensors + JSON like every selector. A submission cannot
-ship them yet: it maps a training dataset to its configuration (``portfolio.json``), not a
-member (:func:`selector.report.choose` leaves them out).
+All predict with numpy and save as safetensors + JSON like every selector. A submission ships
+them like any other: it looks a member up by name in the portfolio's ``provenance.members``
+(:meth:`submission.artifacts.Artifacts.members`), a dataset selector's pick in ``portfolio.json``'s rows.
 """
 
 from __future__ import annotations
@@ -83,8 +83,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MemberPairwiseSelector", "MemberRankingSelector", "MemberRegressionSelector", "SingleBestMemberSelector",
-           "SizeRuleSelector", "rule_features"]
+__all__ = ["KIND_FEATURES", "KindRuleSelector", "MemberPairwiseSelector", "MemberRankingSelector",
+           "MemberRegressionSelector", "SingleBestMemberSelector", "SizeRuleSelector", "alc_tree", "kind_features",
+           "rule_features"]
 
 PROBE_CHOICES: tuple[Any, ...] = (False, True, "embedding", "raw", "both")
 """The values of the member selectors' ``use_probe`` (see the module docstring)."""
@@ -560,6 +561,107 @@ def rule_features(selector: str, what: str, descriptors: Mapping[str, float] | N
     return np.array([math.log2(max(1.0, math.sqrt(h * w))), math.log10(max(1.0, n))])
 
 
+KIND_FEATURES: tuple[str, ...] = ("log2 side", "log10 training examples", "log2 classes", "multi-label", "video",
+                                   "colour")
+"""The columns of :func:`kind_features` (``kind-rule``'s, and ``size-rule``'s with ``features="kind"``)."""
+
+
+def kind_features(selector: str, what: str, descriptors: Mapping[str, float] | None) -> np.ndarray:
+    """:func:`rule_features` plus what tells kinds of data apart: ``log2 classes``, and 0/1 for
+    multi-label, video (more than one frame) and colour (three channels or more)."""
+    size = rule_features(selector, what, descriptors)
+    d = dict(descriptors or {})
+    try:
+        c, ml, f, ch = (float(d[k]) for k in ("classes", "multilabel", "frames", "channels"))
+    except (KeyError, TypeError, ValueError):
+        raise SelectorError(None, f"{selector}: {what} needs the descriptors classes, multilabel, frames and "
+                                  "channels (metafeatures.descriptors.describe)", field="descriptors") from None
+    if not all(math.isfinite(v) and v >= 0 for v in (c, ml, f, ch)):
+        raise SelectorError(None, f"{selector}: {what}'s classes, multilabel, frames, channels {c}, {ml}, {f}, {ch}: "
+                                  "expected numbers >= 0", field="descriptors")
+    return np.array([*size, math.log2(max(1.0, c)), float(ml > 0), float(f > 1), float(ch >= 3)])
+
+
+_RULE_FEATURES = {"size": rule_features, "kind": kind_features}
+
+
+def alc_tree(x: np.ndarray, alc: np.ndarray, noise: np.ndarray, *, max_depth: int,
+             min_samples_leaf: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The axis-aligned tree that maximises the summed ALC of each leaf's best member, found by
+    exhaustive search up to ``max_depth``; each split must gain more than the seed noise summed
+    over the datasets it splits (so no split is made on differences the seeds already make).
+
+    A cost-sensitive tree: CART (``criterion="gini"``) splits on the labels alone and a label
+    that wins by 0.001 counts as much as one that wins by 0.1; here the splits are judged by the
+    ALC they give, as the leaves are.
+
+    Parameters
+    ----------
+    x:
+        ``[n, F]`` the datasets' rule features.
+    alc:
+        ``[members, n]`` their ALCs (no NaN: the caller fills them).
+    noise:
+        ``[n]`` their seed noise.
+
+    Returns
+    -------
+    feature, threshold, left, right:
+        Per node, as scikit-learn's ``tree_`` arrays (a leaf: ``left = right = -1``).
+    leaves:
+        ``[n]`` the leaf each dataset falls in.
+    """
+    n_features = x.shape[1]
+
+    def best(rows: np.ndarray, depth: int) -> tuple[float, int, Any]:
+        """(penalised summed ALC, leaves, tree) of the best tree on ``rows``; of equal ALC the one
+        with fewer leaves."""
+        value = float(alc[:, rows].sum(axis=1).max())
+        if depth == 0 or len(rows) < 2 * min_samples_leaf:
+            return value, 1, None
+        top: tuple[float, int, Any] = (value, 1, None)
+        cost = float(noise[rows].sum())
+        for f in range(n_features):
+            col = x[rows, f]
+            vals = np.unique(col)
+            for lo, hi in zip(vals[:-1], vals[1:], strict=True):
+                thr = (lo + hi) / 2.0
+                left, right = rows[col <= thr], rows[col > thr]
+                if len(left) < min_samples_leaf or len(right) < min_samples_leaf:
+                    continue
+                sl, nl, tl = best(left, depth - 1)
+                sr, nr, tr = best(right, depth - 1)
+                score = sl + sr - cost
+                if score > top[0] + 1e-9 or (score >= top[0] - 1e-9 and nl + nr < top[1]):
+                    top = (score, nl + nr, (f, thr, tl, tr))
+        return top
+
+    feature: list[float] = []
+    threshold: list[float] = []
+    left_of: list[float] = []
+    right_of: list[float] = []
+    leaves = np.zeros(x.shape[0], dtype=int)
+
+    def emit(tree: Any, rows: np.ndarray) -> int:
+        node = len(feature)
+        feature.append(-2.0)
+        threshold.append(-2.0)
+        left_of.append(-1.0)
+        right_of.append(-1.0)
+        if tree is None:
+            leaves[rows] = node
+            return node
+        f, thr, tl, tr = tree
+        feature[node], threshold[node] = float(f), float(thr)
+        left_of[node] = float(emit(tl, rows[x[rows, f] <= thr]))
+        right_of[node] = float(emit(tr, rows[x[rows, f] > thr]))
+        return node
+
+    all_rows = np.arange(x.shape[0])
+    emit(best(all_rows, int(max_depth))[2], all_rows)
+    return (np.array(feature), np.array(threshold), np.array(left_of), np.array(right_of), leaves)
+
+
 @register_selector
 class SizeRuleSelector(_MemberSelector):
     """A baseline: a small decision rule on image side and training size names the member.
@@ -575,29 +677,40 @@ class SizeRuleSelector(_MemberSelector):
         Training datasets per leaf at least.
     seed:
         scikit-learn's ``random_state`` (which of equally good splits is taken).
+    features:
+        ``"size"`` (side and training examples: the trivial baseline) or ``"kind"`` (also the
+        number of classes, multi-label, video and colour: :data:`KIND_FEATURES`).
+    criterion:
+        ``"gini"``: scikit-learn's CART grown on each training dataset's preferred acceptable
+        member; ``"alc"``: the cost-sensitive tree of :func:`alc_tree` (splits judged by the
+        summed ALC of the leaves' members, each worth more than the seed noise it splits).
     """
 
     name = "size-rule"
     _member_arrays = (*_MemberSelector._member_arrays, "feature", "threshold", "left", "right", "leaf_member",
                       "train_features")
-    _FEATURES: ClassVar[tuple[str, ...]] = ("log2 side", "log10 training examples")
 
-    def __init__(self, max_depth: int = 2, min_samples_leaf: int = 2, seed: int = 0):
+    def __init__(self, max_depth: int = 2, min_samples_leaf: int = 2, seed: int = 0, features: str = "size",
+                 criterion: str = "gini"):
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
         self.seed = seed
+        self.features = features
+        self.criterion = criterion
+
+    def _rule_features(self, what: str, descriptors: Mapping[str, float] | None) -> np.ndarray:
+        return _RULE_FEATURES[self._check_choice("features", tuple(_RULE_FEATURES))](self.name, what, descriptors)
 
     def fit(self, datasets: Sequence[DatasetFeatures], cost: CostMatrix | None = None,
             members: MemberMatrix | None = None) -> SizeRuleSelector:
-        from sklearn.tree import DecisionTreeClassifier
-
         from selector.members import acceptable_members, preferred_member
 
         self._check_int("max_depth")
         self._check_int("min_samples_leaf")
+        criterion = self._check_choice("criterion", ("gini", "alc"))
         sub = self._start_member_fit(datasets, cost, members)
         by_name = {d.name: d for d in datasets}
-        feats = np.stack([rule_features(self.name, f"training dataset {t!r}", by_name[t].descriptors)
+        feats = np.stack([self._rule_features(f"training dataset {t!r}", by_name[t].descriptors)
                           for t in self.columns_])
         mean = {m: float(v) for m, v in zip(self.classes_, self.mean_alc_, strict=True)}
         rows, labels = [], []
@@ -610,8 +723,16 @@ class SizeRuleSelector(_MemberSelector):
             raise SelectorError(None, f"{self.name}: no training dataset with a measured member")
         self.train_features_ = feats
         x, y = feats[rows], np.asarray(labels)
-        if len(set(labels)) > 1:
+        if criterion == "alc":
+            alc = self.train_alc_[:, rows]
+            with np.errstate(all="ignore"):  # an unmeasured member counts as the worst measured one there
+                alc = np.where(np.isnan(alc), np.nanmin(alc, axis=0, keepdims=True), alc)
+            self.feature_, self.threshold_, self.left_, self.right_, leaves = alc_tree(
+                x, alc, self.noise_[rows], max_depth=int(self.max_depth), min_samples_leaf=int(self.min_samples_leaf))
+        elif len(set(labels)) > 1:
             import warnings
+
+            from sklearn.tree import DecisionTreeClassifier
 
             with warnings.catch_warnings():  # few datasets, many labels: scikit-learn suspects a regression
                 warnings.simplefilter("ignore", UserWarning)
@@ -649,8 +770,7 @@ class SizeRuleSelector(_MemberSelector):
 
     def predict_member(self, query: Query) -> str:
         self._check_query(query)
-        return self.classes_[int(self.leaf_member_[self._leaf(rule_features(self.name, "the query",
-                                                                             query.descriptors))])]
+        return self.classes_[int(self.leaf_member_[self._leaf(self._rule_features("the query", query.descriptors))])]
 
     def predict_proba(self, query: Query) -> np.ndarray:
         k = self.classes_.index(self.predict_member(query))
@@ -668,7 +788,25 @@ class SizeRuleSelector(_MemberSelector):
             if self.left_[node] < 0:
                 return [f"{pad}-> {self.classes_[int(self.leaf_member_[node])]}"]
             f, t = int(self.feature_[node]), float(self.threshold_[node])
-            shown = f"side <= {2 ** t:.1f} px" if f == 0 else f"training examples <= {10 ** t:.0f}"
+            shown = (f"side <= {2 ** t:.1f} px", f"training examples <= {10 ** t:.0f}", f"classes <= {2 ** t:.1f}",
+                     "not multi-label", "not video", "not colour")[f]
             return ([f"{pad}if {shown}:"] + show(int(self.left_[node]), depth + 1) + [f"{pad}else:"]
                     + show(int(self.right_[node]), depth + 1))
         return "\n".join(show(0, 0))
+
+
+@register_selector
+class KindRuleSelector(SizeRuleSelector):
+    """A cost-sensitive decision rule on what kind of data it is (side, training examples,
+    classes, multi-label, video, colour) names the member.
+
+    ``size-rule`` with ``features="kind"`` and ``criterion="alc"`` (see :func:`alc_tree`): a
+    learned selector, not a trivial baseline; ``rule()`` prints it.
+    """
+
+    name = "kind-rule"
+
+    def __init__(self, max_depth: int = 2, min_samples_leaf: int = 2, seed: int = 0, features: str = "kind",
+                 criterion: str = "alc"):
+        super().__init__(max_depth=max_depth, min_samples_leaf=min_samples_leaf, seed=seed, features=features,
+                         criterion=criterion)

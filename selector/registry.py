@@ -9,7 +9,7 @@ Importing this module imports the modules whose selectors register themselves
 - :mod:`selector.similarity`: ``hscore``, ``logme``, ``leep``, ``nce``, ``gbc``, ``otdd``,
   ``task2vec``;
 - :mod:`selector.member_selectors`: ``single-best-member``, ``size-rule``,
-  ``member-regression``, ``member-pairwise``, ``member-ranking``.
+  ``kind-rule``, ``member-regression``, ``member-pairwise``, ``member-ranking``.
 
 A new built-in selector registers where its class is defined (``@register_selector`` from
 :mod:`selector.base`); a new module of them is imported at the top of this one. The

@@ -37,6 +37,26 @@ def test_raw_probe_score_tells_intensity_classes_from_look_alike_ones():
         raw_probe_score(by_intensity[:, :, None], y)
 
 
+def test_scores_are_computed_once_per_input_and_cleared_for_timing(monkeypatch):
+    """The same inputs give the cached score without a second probe; other labels, another seed
+    or a cleared cache compute again, and the cached score is the computed one."""
+    import metafeatures.probe as probe
+
+    y = np.eye(3, dtype=np.float32)[np.arange(120) % 3]
+    x = raw_probe_features(_images(np.array([60.0, 128.0, 196.0])[np.arange(120) % 3], seed=0))
+    probe.clear_score_cache()
+    first = raw_probe_score(x, y)
+    fits = []
+    real = probe._probe_score
+    monkeypatch.setattr(probe, "_probe_score", lambda *a, **k: fits.append(1) or real(*a, **k))
+    assert raw_probe_score(x, y) == first and embedding_probe_score(x.copy(), y) == first and not fits
+    raw_probe_score(x, y, seed=1)
+    raw_probe_score(x, y[:, ::-1].copy())
+    assert len(fits) == 2
+    probe.clear_score_cache()
+    assert raw_probe_score(x, y) == first and len(fits) == 3
+
+
 def test_raw_probe_features_are_the_learners_raw_features():
     import torch
 

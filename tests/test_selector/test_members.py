@@ -632,3 +632,65 @@ def test_the_raw_probe_needs_raw_features_and_a_known_value():
                                                 "'both'") as info:
             make_selector("member-regression", use_probe=bad).fit(data, None, members=members)
         assert info.value.field == "use_probe"
+
+
+# --- the cost-sensitive rule on kinds of data -------------------------------------------------------
+def test_alc_tree_splits_where_the_alc_gain_beats_the_noise():
+    """Four datasets on one feature (0, 1, 2, 3); A is good on the first two, B on the last two.
+    Unsplit, either member sums 2.8; split at 1.5 the leaves sum 1.8 + 1.8 = 3.6, minus the noise
+    of the four datasets (4 x .01): 3.56 > 2.8, so it splits. Where the members differ by .01 only
+    (A .90 .90 .89 .89, B .89 .89 .90 .90) the split gains .02, less than the .04 of noise: no split
+    (with no noise it splits). ``min_samples_leaf=3`` leaves no split of four datasets."""
+    from selector.member_selectors import alc_tree
+
+    x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    apart = np.array([[.9, .9, .5, .5], [.5, .5, .9, .9]])
+    feature, threshold, left, right, leaves = alc_tree(x, apart, np.full(4, .01), max_depth=2, min_samples_leaf=1)
+    assert feature.tolist() == [0.0, -2.0, -2.0] and threshold.tolist() == [1.5, -2.0, -2.0]
+    assert left.tolist() == [1.0, -1.0, -1.0] and right.tolist() == [2.0, -1.0, -1.0]
+    assert leaves.tolist() == [1, 1, 2, 2]
+    close = np.array([[.90, .90, .89, .89], [.89, .89, .90, .90]])
+    assert alc_tree(x, close, np.full(4, .01), max_depth=2, min_samples_leaf=1)[0].tolist() == [-2.0]
+    assert alc_tree(x, close, np.zeros(4), max_depth=2, min_samples_leaf=1)[0].tolist() == [0.0, -2.0, -2.0]
+    assert alc_tree(x, apart, np.zeros(4), max_depth=2, min_samples_leaf=3)[4].tolist() == [0, 0, 0, 0]
+
+
+def _kind_datasets() -> list[DatasetFeatures]:
+    """m1, m2 multi-label, n1, n2 not; all 32 px with 1000 training examples (a rule on size
+    cannot tell them apart)."""
+    out = []
+    for i, n in enumerate(["m1", "m2", "n1", "n2"]):
+        rng = np.random.default_rng(i)
+        d = {"train_samples": 1000.0, "test_samples": 100.0, "classes": 5.0, "channels": 3.0, "height": 32.0,
+             "width": 32.0, "variable_size": 0.0, "frames": 1.0, "multilabel": float(n[0] == "m")}
+        y = np.eye(2, dtype=np.float32)[np.arange(40) % 2]
+        out.append(DatasetFeatures(n, rng.normal(size=(40, 4)).astype(np.float32), y,
+                                   rng.normal(size=(20, 4)).astype(np.float32), d, n, {"backbone": "hand-made"}))
+    return out
+
+
+def test_kind_rule_tells_multi_label_apart_where_the_size_rule_cannot(tmp_path):
+    names = ["m1", "m2", "n1", "n2"]
+    alc = np.array([[.80, .82, .50, .52], [.60, .58, .90, .88]])  # multi, single
+    mm = MemberMatrix(["multi", "single"], names, alc, dict.fromkeys(names, .01),
+                      {n: "multi" if n[0] == "m" else "single" for n in names}, {"multi": [], "single": []},
+                      source="pool", seeds=[0, 1])
+    cost = CostMatrix(names, names, np.array([alc[0 if n[0] == "m" else 1] for n in names]),
+                      [["ok"] * 4 for _ in names], seeds=[0, 1])
+    data = _kind_datasets()
+    sel = make_selector("kind-rule").fit(data, cost, members=mm)
+    assert sel.rule() == "if not multi-label:\n  -> single\nelse:\n  -> multi"
+    assert sel.predict(data[0].query(8, split="train", seed=1)) == "multi"
+    assert sel.predict(data[2].query(8, split="train", seed=1)) == "single"
+    size = make_selector("size-rule").fit(data, cost, members=mm)
+    assert size.rule().count("->") == 1  # one leaf: side and size are the same everywhere
+    sel.save(tmp_path / "kind")
+    back = load_selector(tmp_path / "kind")
+    assert back.get_params()["criterion"] == "alc" and back.rule() == sel.rule()
+    bare = [DatasetFeatures(d.name, d.train, d.train_labels, d.test, {k: v for k, v in d.descriptors.items()
+                                                                      if k != "classes"}, d.source, d.card)
+            for d in data]
+    with pytest.raises(SelectorError, match="classes, multilabel, frames and channels"):
+        make_selector("kind-rule").fit(bare, cost, members=mm)
+    with pytest.raises(SelectorError, match="criterion"):
+        make_selector("size-rule", criterion="entropy").fit(data, cost, members=mm)
