@@ -57,6 +57,7 @@ them like any other: it looks a member up by name in the portfolio's ``provenanc
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -624,7 +625,7 @@ def alc_tree(x: np.ndarray, alc: np.ndarray, noise: np.ndarray, *, max_depth: in
         for f in range(n_features):
             col = x[rows, f]
             vals = np.unique(col)
-            for lo, hi in zip(vals[:-1], vals[1:], strict=True):
+            for lo, hi in itertools.pairwise(vals):
                 thr = (lo + hi) / 2.0
                 left, right = rows[col <= thr], rows[col > thr]
                 if len(left) < min_samples_leaf or len(right) < min_samples_leaf:
@@ -728,7 +729,8 @@ class SizeRuleSelector(_MemberSelector):
             with np.errstate(all="ignore"):  # an unmeasured member counts as the worst measured one there
                 alc = np.where(np.isnan(alc), np.nanmin(alc, axis=0, keepdims=True), alc)
             self.feature_, self.threshold_, self.left_, self.right_, leaves = alc_tree(
-                x, alc, self.noise_[rows], max_depth=int(self.max_depth), min_samples_leaf=int(self.min_samples_leaf))
+                x, alc, np.nan_to_num(self.noise_[rows]), max_depth=int(self.max_depth),
+                min_samples_leaf=int(self.min_samples_leaf))
         elif len(set(labels)) > 1:
             import warnings
 

@@ -40,7 +40,7 @@ def test_raw_probe_score_tells_intensity_classes_from_look_alike_ones():
 def test_scores_are_computed_once_per_input_and_cleared_for_timing(monkeypatch):
     """The same inputs give the cached score without a second probe; other labels, another seed
     or a cleared cache compute again, and the cached score is the computed one."""
-    import metafeatures.probe as probe
+    from metafeatures import probe
 
     y = np.eye(3, dtype=np.float32)[np.arange(120) % 3]
     x = raw_probe_features(_images(np.array([60.0, 128.0, 196.0])[np.arange(120) % 3], seed=0))
