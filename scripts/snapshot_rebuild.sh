@@ -2,10 +2,11 @@
 # Copy a running (or stopped) `portfolio build-default` output folder into portfolio/rebuild/ of this
 # checkout, so that its results so far can be committed while the build goes on elsewhere (a
 # separate clone at a fixed commit, README "The default, rebuilt"). Left out: the BOHB runs' worker
-# logs, hpbandster working folders and nameserver files (.gitignore). portfolio/rebuild/README.md
-# is kept. Absolute paths of the build's clone (and of any earlier clone named after it, from which
-# the build was moved on) are made repository-relative: artifacts name paths relative to the
-# repository (older commits wrote a BOHB run's space and tracebacks' source files absolute). Then:
+# logs, hpbandster working folders and nameserver files (.gitignore). Kept: portfolio/rebuild/README.md
+# and portfolio/rebuild/preview-* (measurements made on a snapshot, not by the build). Absolute
+# paths of the build's clone (and of any earlier clone named after it, from which the build was
+# moved on) are made repository-relative: artifacts name paths relative to the repository (older
+# commits wrote a BOHB run's space and tracebacks' source files absolute). Then:
 # git add -A portfolio/rebuild && git commit.
 #
 #   scripts/snapshot_rebuild.sh /path/to/clone/portfolio/default [/path/to/an/earlier/clone ...]
@@ -17,7 +18,7 @@ dest="$(git rev-parse --show-toplevel)/portfolio/rebuild"
 mkdir -p "$dest"
 readme=$(mktemp)
 [ -f "$dest/README.md" ] && cp "$dest/README.md" "$readme"
-find "$dest" -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+find "$dest" -mindepth 1 -maxdepth 1 ! -name README.md ! -name 'preview-*' -exec rm -rf {} +
 (cd "$src" && tar cf - --exclude='*/logs' --exclude='*/work' --exclude='nameserver-*.json' .) | (cd "$dest" && tar xf -)
 roots=("$(git -C "$src" rev-parse --show-toplevel)" "$@")
 for root in "${roots[@]}"; do
