@@ -129,7 +129,7 @@ def cmd_selector_compare(args: argparse.Namespace) -> int:
                           if args.cost_batch_sizes else None,
                           timing_repeats=args.repeats, time_embedding=not args.no_embedding_timing,
                           command=_command(), nested=not args.no_nested_fallback, inner_queries=args.inner_queries,
-                          baselines=not args.no_baselines, workers=args.workers, progress=bars)
+                          baselines=not args.no_baselines, workers=args.workers, progress=bars, parts=args.parts)
     finally:
         bars.close()
     print(summary_table(summary))
@@ -293,6 +293,11 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     c.add_argument("--workers", type=int, default=1,
                    help="measure the selectors side by side in this many processes (one thread each; the same "
                         "rows); the selection-cost table is timed alone")
+    c.add_argument("--parts", default=None, metavar="DIR",
+                   help="keep each (seed, selector) measurement in DIR as it is made, and read those kept there "
+                        "instead of measuring again: an interrupted comparison started again with the same DIR "
+                        "measures only the rest (kept ones are named by a digest of the selector, the settings and "
+                        "the data: other inputs are never read from there)")
     c.add_argument("--out", required=True, help="report folder (report.md/.html, pictures, CSV, summary.json)")
     c.set_defaults(func=cmd_selector_compare)
 

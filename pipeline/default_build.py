@@ -13,6 +13,8 @@ folder (``portfolio/default/``, what gets committed):
    (``report.md``, ``report.html``, ``summary.json``, the pictures and the CSVs it is drawn
    from, about 2 MB), skipped when its summary is there and its inputs (the settings, the
    features' identity, the cost matrix) are those recorded in ``OUT/selection/inputs.json``;
+   while it runs each (seed, selector) measurement is kept in ``OUT/work/selection-parts/``
+   (:data:`SELECTION_PARTS`), so an interrupted build measures only the rest;
    then the comparison's choice is fitted on the whole collection into ``OUT/selector/`` and
    the best learned selector that is not the choice (the *runner-up*: the best mean
    leave-one-dataset-out ALC among the selectors that are not references, :data:`REFERENCES`,
@@ -75,6 +77,9 @@ DEFAULT_ONLY = ("tag:core",)
 SIZE_LIMIT = 20_000_000
 """The most bytes ``OUT`` may hold at the end of a build (the committed artifacts: 20 MB)."""
 SELECTION_DIR, SELECTOR_DIR, RUNNER_UP_DIR = "selection", "selector", "selector-runner-up"
+SELECTION_PARTS = "work/selection-parts"
+"""The comparison's measurements kept while it runs (:func:`selector.measure.measure`'s ``parts``):
+an interrupted build resumes the comparison there; deleted when it has finished; never committed."""
 INPUTS_FILE = "inputs.json"
 REFERENCES = frozenset({"single-best", "single-best-member", "random", "oracle", "size-rule"})
 """Reference selectors: never the runner-up (the single best may be the choice)."""
@@ -330,6 +335,7 @@ def comparison_step(features: Path, out: Path, settings: SelectionSettings, *, c
     from selector.specs import SelectorSpec
 
     folder = out / SELECTION_DIR
+    parts = out / SELECTION_PARTS
     inputs = selection_inputs(features, out, settings, names)
     recorded = _read_inputs(folder)
     if recorded == to_plain(inputs) and (folder / SUMMARY_JSON).is_file() and (folder / REPORT_MD).is_file():
@@ -339,14 +345,17 @@ def comparison_step(features: Path, out: Path, settings: SelectionSettings, *, c
         logger.info("%s: the comparison's inputs changed (features or cost matrix); compared again", folder)
     if folder.exists():
         shutil.rmtree(folder)  # no stale picture or CSV of an earlier comparison stays
+    if parts.is_dir():  # each kept measurement is named by its inputs' digest: stale ones are never read
+        logger.info("%s: resuming the comparison with the measurements kept there", parts)
     r = inputs["settings"]
     specs = [SelectorSpec(n, r["params"].get(n, {}), label=n) for n in r["selectors"]]
     summary = compare(specs, features, out, folder, batch_sizes=r["batch_sizes"], n_batches=r["n_batches"],
                       query_size=r["query_size"], n_queries=r["n_queries"], seeds=r["seeds"],
                       cost_batch_sizes=r["cost_batch_sizes"], timing_repeats=r["timing_repeats"],
                       time_embedding=r["time_embedding"], nested=bool(r.get("nested", False)), command=command,
-                      names=names, workers=workers, progress=progress)
+                      names=names, workers=workers, progress=progress, parts=parts)
     (folder / INPUTS_FILE).write_text(json.dumps(to_plain(inputs), indent=1) + "\n")
+    shutil.rmtree(parts, ignore_errors=True)
     summary.pop("paths", None)
     return summary, True
 

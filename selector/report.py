@@ -83,7 +83,7 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
             embedder: Any = None, command: str | None = None, members: Any = "auto",
             nested: bool = True, inner_queries: int | None = None, baselines: bool = True,
             workers: int = 1, names: Sequence[str] | None = None,
-            progress: Progress | None = None) -> dict[str, Any]:
+            progress: Progress | None = None, parts: str | Path | None = None) -> dict[str, Any]:
     """Compare selectors on a collection's features and a portfolio's cost matrix; write the report.
 
     Every selector is scored through the portfolio's members (:mod:`selector.members`, the view
@@ -145,6 +145,10 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
         builds may hold others).
     progress:
         ``progress(stage, done, total)``.
+    parts:
+        A folder where each (seed, selector) measurement is kept once made
+        (:func:`selector.measure.measure`): a comparison interrupted and started again with the
+        same folder measures only what is not kept there. None: nothing kept.
 
     Returns
     -------
@@ -164,7 +168,7 @@ def compare(selectors: Sequence[SelectorSpec | str | tuple[str, Mapping[str, Any
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in seeds] or [0]
-    measured = measure(specs, datasets, src.matrix, mm, seeds=seeds, workers=workers, progress=progress,
+    measured = measure(specs, datasets, src.matrix, mm, seeds=seeds, workers=workers, progress=progress, parts=parts,
                        ident_args={"batch_sizes": batch_sizes, "n_batches": n_batches},
                        lodo_args={"query_size": query_size, "n_queries": n_queries, "nested_fallback": nested,
                                   "inner_queries": inner_queries})

@@ -187,6 +187,39 @@ def test_a_second_build_skips_every_finished_step(copy):
     assert json.loads((out / "selection" / "summary.json").read_text())["features"]["datasets"] == NAMES
 
 
+def test_an_interrupted_comparison_resumes_with_the_measurements_kept(copy, monkeypatch: pytest.MonkeyPatch):
+    from selector import measure
+
+    out = copy / "out"
+    before = json.loads((out / "selection" / "summary.json").read_text())
+    assert not (out / "work" / "selection-parts").exists()  # deleted once the comparison finished
+    shutil.rmtree(out / "selection")
+    real, calls = measure._one, []
+
+    def interrupted(specs, *args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(specs[0].label)
+        return real(specs, *args, **kwargs)
+
+    monkeypatch.setattr(measure, "_one", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_default(out, settings_for(copy), command="interrupted")
+    kept = sorted((out / "work" / "selection-parts").glob("*.json"))
+    assert len(kept) == 2
+    monkeypatch.setattr(measure, "_one", lambda specs, *a, **k: calls.append(specs[0].label) or real(specs, *a, **k))
+    build_default(out, settings_for(copy), command="resumed")
+    n = len(before["settings"]["selectors"]) * len(before["settings"]["seeds"])
+    assert len(calls) == n and len(set(calls[:2]) & set(calls[2:])) == 0  # the kept two are not measured again
+    after = json.loads((out / "selection" / "summary.json").read_text())
+    def untimed(per):
+        return {k: {f: v for f, v in row.items() if "seconds" not in f} for k, row in per.items()}
+
+    assert untimed(after["lodo"]["per_selector"]) == untimed(before["lodo"]["per_selector"])
+    assert after["choice"]["selector"] == before["choice"]["selector"]
+    assert not (out / "work" / "selection-parts").exists()
+
+
 def test_changed_settings_are_refused_unless_the_step_output_is_absent(copy):
     out = copy / "out"
     changed = DEFAULT_ITERATIONS + 1

@@ -45,3 +45,37 @@ def test_workers_must_be_a_positive_count(workers):
     with pytest.raises(SelectorError, match="workers"):
         measure([SelectorSpec("single-best")], features(), cost_matrix(), None, seeds=(0,), ident_args=IDENT,
                 lodo_args=LODO, workers=workers)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kept_parts_resume_an_interrupted_measurement(tmp_path, monkeypatch, workers):
+    import selector.measure as m
+
+    specs = [SelectorSpec(n, label=n) for n in ("nearest-centroid", "cost-sensitive", "single-best")]
+    data, cost = features(), cost_matrix()
+    plain = measure(specs, data, cost, None, seeds=(0, 1), ident_args=IDENT, lodo_args=LODO, workers=1)
+    parts = tmp_path / "parts"
+    first = measure(specs, data, cost, None, seeds=(0, 1), ident_args=IDENT, lodo_args=LODO, workers=workers,
+                    parts=parts)
+    kept = sorted(parts.glob("*.json"))
+    assert len(kept) == 2 * len(specs)
+    for field in ("identification", "lodo", "queries", "inner_queries"):
+        assert _plain(getattr(first, field)) == _plain(getattr(plain, field)), field
+    # interrupted: one job lost, one written half; only those two are measured again, in this process
+    lost = next(p for p in kept if p.name.startswith("cost-sensitive-seed1-"))
+    lost.unlink()
+    half = next(p for p in kept if p.name.startswith("single-best-seed0-"))
+    half.write_text(half.read_text()[:50])
+    calls = []
+    real = m._one
+    monkeypatch.setattr(m, "_one", lambda specs, *a, **k: calls.append([s.label for s in specs]) or real(specs, *a, **k))
+    again = measure(specs, data, cost, None, seeds=(0, 1), ident_args=IDENT, lodo_args=LODO, workers=1, parts=parts)
+    assert sorted(calls) == [["cost-sensitive"], ["single-best"]]
+    for field in ("identification", "lodo", "queries", "inner_queries"):
+        assert getattr(again, field) == getattr(first, field) or _plain(getattr(again, field)) == _plain(
+            getattr(first, field)), field
+    # other data: nothing kept is read (the digest names the features and the cost matrix)
+    calls.clear()
+    cost.alc[0, 0] = cost.alc[0, 0] - 0.01
+    measure(specs, data, cost, None, seeds=(0,), ident_args=IDENT, lodo_args=LODO, workers=1, parts=parts)
+    assert len(calls) == len(specs)

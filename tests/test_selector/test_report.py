@@ -219,10 +219,12 @@ def test_cli_compare_fit_list(tmp_path, capsys):
                "--selectors", "nearest-centroid,random,random-7=random,single-best,oracle", "--param", "random.seed=3",
                "--param", "random-7.seed=7",
                "--batch-sizes", "1,4", "--n-batches", "2", "--query-size", "8", "--n-queries", "2",
-               "--cost-batch-sizes", "8", "--repeats", "1", "--no-embedding-timing", "--out", str(out)) == 0
+               "--cost-batch-sizes", "8", "--repeats", "1", "--no-embedding-timing", "--parts", str(tmp_path / "kept"),
+               "--out", str(out)) == 0
     text = capsys.readouterr().out
     assert "nearest-centroid" in text and "single best" in text and f"report: {out / 'report.md'}" in text
     summary = json.loads((out / "summary.json").read_text())
+    assert len(list((tmp_path / "kept").glob("*.json"))) == len(summary["settings"]["selectors"])  # one per selector
     assert summary["settings"]["selectors"][1] == {"label": "random", "name": "random", "params": {"seed": 3}}
     # a variant under its own label (LABEL=NAME), compared beside the plain one
     assert summary["settings"]["selectors"][2] == {"label": "random-7", "name": "random", "params": {"seed": 7}}
