@@ -117,9 +117,15 @@ def versions(packages: Iterable[str] = DEPENDENCIES) -> dict[str, str]:
     return out
 
 
+ARTIFACT_FOLDERS = ("docs", "portfolio/default", "portfolio/rebuild")
+"""Committed outputs, not code: a build writing into ``portfolio/default`` (or a benchmark into
+``docs``) does not make the code it runs ``dirty`` (:func:`code_revision`)."""
+
+
 def code_revision(root: str | Path | None = None) -> dict[str, Any] | None:
-    """The git commit of the code that runs (``commit``, and ``dirty`` when tracked files differ
-    from it), or None outside a git checkout (an installed package) or without ``git``.
+    """The git commit of the code that runs (``commit``, and ``dirty`` when tracked files outside
+    :data:`ARTIFACT_FOLDERS` differ from it), or None outside a git checkout (an installed
+    package) or without ``git``.
 
     ``root``: the checkout (default: the one this module lies in). A long build run from a clone
     at a fixed commit records it per command, so that its artifacts name the code that made them.
@@ -132,7 +138,8 @@ def code_revision(root: str | Path | None = None) -> dict[str, Any] | None:
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                 *(f":(exclude){f}" for f in ARTIFACT_FOLDERS)],
                                 capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None

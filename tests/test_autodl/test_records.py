@@ -201,6 +201,17 @@ def test_code_revision_names_the_commit_and_whether_tracked_files_differ(tmp_pat
     assert code_revision(tmp_path) == {"commit": head, "dirty": False}
     (tmp_path / "b.py").write_text("untracked\n")  # untracked files do not count
     assert code_revision(tmp_path) == {"commit": head, "dirty": False}
+    (tmp_path / "portfolio" / "default").mkdir(parents=True)  # an output the build writes over: not code
+    (tmp_path / "portfolio" / "default" / "portfolio.json").write_text("{}\n")
+    (tmp_path / "portfolio" / "build.py").write_text("y = 1\n")
+    git("add", "portfolio")
+    git("commit", "-q", "-m", "two")
+    head = git("rev-parse", "HEAD")
+    (tmp_path / "portfolio" / "default" / "portfolio.json").write_text('{"rebuilt": true}\n')
+    assert code_revision(tmp_path) == {"commit": head, "dirty": False}
+    (tmp_path / "portfolio" / "build.py").write_text("y = 2\n")
+    assert code_revision(tmp_path) == {"commit": head, "dirty": True}
+    (tmp_path / "portfolio" / "build.py").write_text("y = 1\n")
     (tmp_path / "a.py").write_text("x = 2\n")
     assert code_revision(tmp_path) == {"commit": head, "dirty": True}
 
