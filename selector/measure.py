@@ -30,7 +30,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -225,24 +225,46 @@ def measure(specs: Sequence[SelectorSpec], datasets: Sequence[DatasetFeatures], 
             out.extend(_one(specs, datasets, cost, members, seed, ident_args, lodo_args, progress))
         return out
     jobs = [(seed, i) for seed in seeds for i in range(len(specs))]
-    parts: dict[tuple[int, int], Measured] = {}
+    done: dict[tuple[int, int], Measured] = {}
     if progress is not None:
         progress("selectors", 0, len(jobs))
+
+    def record(job: tuple[int, int], measured: Measured) -> None:
+        done[job] = measured
+        _measured(specs, job, len(done), len(jobs), progress)
+
+    _side_by_side(jobs, specs, datasets, cost, members, ident_args, lodo_args, workers, record)
+    return _merged(done, specs, seeds)
+
+
+def _measured(specs: Sequence[SelectorSpec], job: tuple[int, int], n: int, total: int,
+              progress: Progress | None) -> None:
+    """Log and report that ``job`` (seed, selector index) was measured, the ``n``-th of ``total``."""
+    logger.info("selectors: %s (seed %d) measured (%d of %d)", specs[job[1]].label, job[0], n, total)
+    if progress is not None:
+        progress("selectors", n, total)
+
+
+def _side_by_side(jobs: Sequence[tuple[int, int]], specs: Sequence[SelectorSpec],
+                  datasets: Sequence[DatasetFeatures], cost: Any, members: Any, ident_args: Mapping[str, Any],
+                  lodo_args: Mapping[str, Any], workers: int,
+                  on_done: Callable[[tuple[int, int], Measured], None]) -> None:
+    """Measure each (seed, selector index) of ``jobs`` in ``workers`` processes; ``on_done(job, rows)``
+    as each finishes."""
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                              initializer=_start_worker, initargs=(os.getpid(), datasets, cost, members)) as pool:
         futures = {pool.submit(_one_in_worker, specs[i], seed, dict(ident_args), dict(lodo_args)): (seed, i)
                    for seed, i in jobs}
-        for n, future in enumerate(as_completed(futures), 1):
-            seed, i = futures[future]
-            parts[(seed, i)] = future.result()
-            logger.info("selectors: %s (seed %d) measured (%d of %d)", specs[i].label, seed, n, len(jobs))
-            if progress is not None:
-                progress("selectors", n, len(jobs))
+        for future in as_completed(futures):
+            on_done(futures[future], future.result())
+
+
+def _merged(done: Mapping[tuple[int, int], Measured], specs: Sequence[SelectorSpec], seeds: Sequence[int]) -> Measured:
+    """The per-job parts, seed by seed, as one process gives them."""
     out = Measured()
     for seed in seeds:
-        out.extend(_merge([parts[(seed, i)] for i in range(len(specs))], specs))
+        out.extend(_merge([done[(seed, i)] for i in range(len(specs))], specs))
     return out
-
 
 
 def _measure_kept(specs: Sequence[SelectorSpec], datasets: Sequence[DatasetFeatures], cost: Any, members: Any, *,
@@ -269,21 +291,11 @@ def _measure_kept(specs: Sequence[SelectorSpec], datasets: Sequence[DatasetFeatu
         path, key = where[job]
         write_json_atomic(path, {"key": key, "measured": measured.to_dict()}, indent=None)
         done[job] = measured
-        logger.info("selectors: %s (seed %d) measured (%d of %d)", specs[job[1]].label, job[0], len(done), len(jobs))
-        if progress is not None:
-            progress("selectors", len(done), len(jobs))
+        _measured(specs, job, len(done), len(jobs), progress)
 
     if workers == 1 or len(todo) < 2 or not _by_name(specs):
         for seed, i in todo:
             keep((seed, i), _one([specs[i]], datasets, cost, members, seed, ident_args, lodo_args))
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                 initializer=_start_worker, initargs=(os.getpid(), datasets, cost, members)) as pool:
-            futures = {pool.submit(_one_in_worker, specs[i], seed, dict(ident_args), dict(lodo_args)): (seed, i)
-                       for seed, i in todo}
-            for future in as_completed(futures):
-                keep(futures[future], future.result())
-    out = Measured()
-    for seed in seeds:
-        out.extend(_merge([done[(seed, i)] for i in range(len(specs))], specs))
-    return out
+        _side_by_side(todo, specs, datasets, cost, members, ident_args, lodo_args, workers, keep)
+    return _merged(done, specs, seeds)
