@@ -253,8 +253,10 @@ def leave_one_dataset_out(selectors: Iterable[SelectorSpec | str | tuple[str, Ma
         ``alc_expected`` (mean over the batches of the ALC expected under the selector's
         probabilities, sum of p_i * ALC_i), ``oracle``, ``oracle_alc``, ``acceptable``
         (``;``-joined), ``n_acceptable``, ``noise`` (the dataset's seed noise),
-        ``single_best``, ``single_best_alc``, ``expected_random_alc`` (a uniformly random
-        candidate dataset's member), ``regret`` (oracle - alc), ``delta_single_best``
+        ``single_best``, ``single_best_alc``, ``all_data_single_best`` and
+        ``all_data_single_best_alc`` (the member with the best mean over every dataset, this one
+        included: the shipped single best, an in-sample reference), ``expected_random_alc`` (a
+        uniformly random candidate dataset's member), ``regret`` (oracle - alc), ``delta_single_best``
         (alc - single best), ``gap_closed`` (:func:`gap_closed`), ``kendall_tau`` (mean over
         the batches, :func:`kendall_tau`), ``confidence`` (mean), ``fit_seconds``,
         ``predict_seconds`` (per batch), ``queries``, ``error`` (None, or why the selector
@@ -286,6 +288,7 @@ def leave_one_dataset_out(selectors: Iterable[SelectorSpec | str | tuple[str, Ma
             query_cache[(h, n)] = [by_name[h].query(query_size, split="train", seed=s) for s in q_seeds]
         return query_cache[(h, n)]
 
+    overall = _all_data_single_best(mm)
     if progress is not None:
         progress("leave-one-dataset-out", 0, len(folds))
     for k, fold in enumerate(folds):
@@ -297,7 +300,8 @@ def leave_one_dataset_out(selectors: Iterable[SelectorSpec | str | tuple[str, Ma
         base = {"dataset": h, "group": fold.group, "seed": int(seed), "n_candidates": len(fold.candidates),
                 "n_members": len(fold.members), "oracle": fold.members[oracle_i], "oracle_alc": float(true[oracle_i]),
                 "acceptable": ";".join(accept), "n_acceptable": len(accept), "noise": mm.noise_of(h),
-                "single_best": sb, "single_best_alc": sb_alc,
+                "single_best": sb, "single_best_alc": sb_alc, "all_data_single_best": overall,
+                "all_data_single_best_alc": float(mm.value(overall, h)) if overall else float("nan"),
                 "expected_random_alc": float(np.mean([mm.value(mm.member_of[c], h) for c in fold.candidates]))}
         queries = queries_of(h, n_queries)
         train = [by_name[c] for c in fold.candidates]
@@ -332,6 +336,15 @@ def _fold_single_best(mm: MemberMatrix, fold: _Fold) -> tuple[str, float]:
         sb = fold.members[0]
         logger.warning("%s: no ALC of the candidates outside its group; single best = %s", fold.target, sb)
     return sb, float(mm.value(sb, fold.target))
+
+
+def _all_data_single_best(mm: MemberMatrix) -> str | None:
+    """The member with the best mean ALC over every dataset, the held-out ones included: the
+    single best a build ships (in-sample, so not a leave-one-dataset-out figure; a reference the
+    fold's own single best can fall below where the members' means lie within noise)."""
+    from selector.member_views import member_cost
+
+    return single_best_of(member_cost(mm))
 
 
 def _fit(spec: SelectorSpec, train: Sequence[DatasetFeatures], cost: CostMatrix, fold: _Fold, seed: int,
@@ -498,7 +511,10 @@ def per_dataset(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                                "error": next((r["error"] for r in rs if r.get("error")), None)}
         for key in ("oracle_alc", "single_best_alc", "expected_random_alc"):
             row[key] = float(np.mean([r[key] for r in rs]))
+        # rows kept by an older comparison (selector compare --parts) have no all-data single best
+        row["all_data_single_best_alc"] = float(np.mean([r.get("all_data_single_best_alc", np.nan) for r in rs]))
         row["oracle"], row["single_best"] = first["oracle"], first["single_best"]
+        row["all_data_single_best"] = first.get("all_data_single_best")
         row["acceptable"] = first.get("acceptable") or first["oracle"]
         row["noise"] = first.get("noise", 0.0)
         picks = Counter(r["selected"] for r in ok)
@@ -532,8 +548,10 @@ def summarize_lodo(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         ``per_dataset`` (dataset -> ``group``, ``n_candidates``, ``n_members``, ``oracle``,
         ``oracle_alc``, ``acceptable``, ``noise``, ``single_best``, ``single_best_alc``,
         ``expected_random_alc``, ``alc``, ``regret``, ``selected`` and ``selected_member`` per
-        selector), ``oracle_mean_alc``, ``single_best_mean_alc``,
-        ``expected_random_alc`` (the exact mean ALC of a uniformly random pick), ``seeds``.
+        selector, and ``all_data_single_best`` with its ``all_data_single_best_alc``),
+        ``oracle_mean_alc``, ``single_best_mean_alc``, ``expected_random_alc`` (the exact mean
+        ALC of a uniformly random pick), ``all_data_single_best_mean_alc`` (the member with the
+        best mean over every dataset, in-sample: the single best a build ships), ``seeds``.
     """
     table = per_dataset(rows)
     labels = list(dict.fromkeys(r["selector"] for r in rows))
@@ -564,6 +582,8 @@ def summarize_lodo(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                       "oracle": f["oracle"], "oracle_alc": f["oracle_alc"], "acceptable": f["acceptable"],
                       "noise": f["noise"], "single_best": f["single_best"],
                       "single_best_alc": f["single_best_alc"], "expected_random_alc": f["expected_random_alc"],
+                      "all_data_single_best": f["all_data_single_best"],
+                      "all_data_single_best_alc": f["all_data_single_best_alc"],
                       "alc": {r["selector"]: r["alc"] for r in rs}, "regret": {r["selector"]: r["regret"] for r in rs},
                       "selected": {r["selector"]: r["selected"] for r in rs},
                       "selected_member": {r["selector"]: r["selected_member"] for r in rs}}
@@ -571,4 +591,5 @@ def summarize_lodo(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "oracle_mean_alc": nanmean(v["oracle_alc"] for v in per_ds.values()),
             "single_best_mean_alc": nanmean(v["single_best_alc"] for v in per_ds.values()),
             "expected_random_alc": nanmean(v["expected_random_alc"] for v in per_ds.values()),
+            "all_data_single_best_mean_alc": nanmean(v["all_data_single_best_alc"] for v in per_ds.values()),
             "seeds": sorted({int(r["seed"]) for r in rows})}

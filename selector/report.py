@@ -664,11 +664,24 @@ def _bar_section(doc: _Doc, summary: Mapping[str, Any]) -> None:
                       _f(r["gain"], signed=True) + f" ({mark[c['gain']]})",
                       _percent(r["gap_share"]) + f" ({mark[c['gap_share']]})",
                       f"{_f(r['worst_delta'], 3, signed=True)} {r['worst_dataset']} ({mark[c['max_loss']]})",
-                      str(len(r["losses_beyond"])), "**passes**" if r["passes"] else "fails"])
+                      str(len(r["losses_beyond"])), "**passes**" if r["passes"] else "fails",
+                      _f(r.get("vs_random"), signed=True), _f(r.get("vs_all_data_single_best"), signed=True)])
     doc.table(["selector", "rule", "mean ALC", "vs single best", "gap closed", "worst dataset vs single best",
-               f"losses > {bar.max_loss:g}", "bar"], table, align="llrrrlrl")
+               f"losses > {bar.max_loss:g}", "bar", "vs random member", "vs all-data single best"], table,
+              align="llrrrlrlrr")
     passing = [f"{r['selector']} ({r['rule']})" for r in rows if r["passes"]]
     doc.p("Clearing the bar: " + (", ".join(passing) if passing else "none") + ".")
+    lodo = summary["lodo"]
+    sb, rnd, overall = (lodo.get(k) for k in ("single_best_mean_alc", "expected_random_alc",
+                                               "all_data_single_best_mean_alc"))
+    if sb is not None and rnd is not None:
+        ref = f" and the all-data single best's {_f(overall)}" if not _isnan(overall) else ""
+        doc.p(f"Beside the bar, not part of it: a uniformly random member (exact expectation, {_f(rnd)} mean ALC) "
+              f"and the member with the best mean over every dataset{ref} (what a build ships as `single-best`; "
+              "chosen on the held-out dataset too, so in-sample). "
+              + ("**Here the fold's single best lies below a random member**: the members' means are within noise of "
+                 "each other, so the bar's reference is a noisy choice, and a selector's gain over it overstates "
+                 "what selection adds; the two columns on the right are the stricter reading." if sb < rnd else ""))
 
 
 def _fallback_section(doc: _Doc, summary: Mapping[str, Any]) -> None:

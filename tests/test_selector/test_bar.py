@@ -58,3 +58,23 @@ def test_no_gap_means_no_share_and_no_pass() -> None:
     rows = bar_rows(_summary({"s": {"a": .6, "b": .5}}, single, dict(single)), Bar(min_gain=0.0))
     assert len(rows) == 1 and rows[0]["gap_share"] != rows[0]["gap_share"]  # NaN
     assert rows[0]["checks"]["gap_share"] is False and not rows[0]["passes"]
+
+
+def test_references_beside_the_bar() -> None:
+    """A random member (exact expectation) and the all-data single best, beside the bar: the
+    worked example with random .65, .55, .70 (mean .6333) and an all-data single best of .66,
+    .55, .72 (mean .6433). `good` (mean .6367) clears the bar against the fold's single best
+    (.6) yet is only +.0033 above random and -.0067 below the all-data single best; a summary
+    from before the all-data single best was recorded gives NaN there, not a figure."""
+    single = {"a": .6, "b": .5, "c": .7}
+    oracle = {"a": .7, "b": .6, "c": .8}
+    summary = _summary({"good": {"a": .66, "b": .56, "c": .69}}, single, oracle)
+    for d, rnd, overall in (("a", .65, .66), ("b", .55, .55), ("c", .70, .72)):
+        summary["lodo"]["per_dataset"][d].update(expected_random_alc=rnd, all_data_single_best_alc=overall)
+    (good,) = bar_rows(summary)
+    assert good["passes"]
+    assert good["vs_random"] == pytest.approx(0.01 / 3) and good["vs_all_data_single_best"] == pytest.approx(-0.02 / 3)
+    for v in summary["lodo"]["per_dataset"].values():
+        del v["all_data_single_best_alc"]
+    (old,) = bar_rows(summary)
+    assert old["vs_all_data_single_best"] != old["vs_all_data_single_best"] and old["passes"]  # NaN

@@ -221,6 +221,13 @@ def test_lodo_scores_members_and_hits():
         assert r["n_members"] == 3 and r["n_candidates"] == 5
     assert res.summary["single_best_mean_alc"] == pytest.approx(0.625)
     assert res.summary["oracle_mean_alc"] == pytest.approx(0.90)
+    # the all-data single best (every dataset, the held-out one too): big, 4.42 / 6 (mid 4.34 / 6,
+    # small 3.98 / 6), where the folds of b1-b3 (trained on s1-s3 only) name mid
+    mm = member_matrix()
+    for name in NAMES:
+        r = rows_of(res.rows, "test-always")[name]
+        assert r["all_data_single_best"] == "big" and r["all_data_single_best_alc"] == pytest.approx(mm.value("big", name))
+    assert res.summary["all_data_single_best_mean_alc"] == pytest.approx(4.42 / 6)
     always = rows_of(res.rows, "test-always")
     # mid everywhere: .70 but .84 on s3, where it is acceptable (within .02 of small's .85)
     assert always["s3"]["alc"] == pytest.approx(0.84) and always["s3"]["hit_rate"] == 1.0
