@@ -201,6 +201,8 @@ class MetaModel:
         self.incumbents = (arts and self._guard("reading portfolio.json", arts.incumbents)) or {}
         self.members = (arts and self.incumbents and self._guard("reading the portfolio's members",
                                                                  arts.members)) or dict(self.incumbents)
+        self.member_names = (arts and self.incumbents and self._guard("reading the portfolio's member names",
+                                                                      arts.member_names)) or {}
         single = arts and self._guard("reading the single best", arts.single_best)
         self.single_best = single if single in self.incumbents else None
         self.selector = arts and self._guard("loading the selector", arts.selector)
@@ -217,7 +219,8 @@ class MetaModel:
         # the single best learner is built now, outside the budget: it is the fallback and,
         # with first_prediction before-selection, the first predictor
         if self.single_best is not None:
-            self._chain.append((f"single best (incumbent of {self.single_best})", self.incumbents[self.single_best]))
+            self._chain.append((f"single best ({self._dataset_source(self.single_best)})",
+                                self.incumbents[self.single_best]))
         self._chain.append(("probes only (no pretrained weights)", dict(SIMPLE_CONFIG)))
         if self.settings.first_prediction == "before-selection" or self.selector is None:
             self._next_learner()
@@ -400,7 +403,7 @@ class MetaModel:
         if why is None:
             source, config = self._resolve(pick)  # type: ignore[misc]
             if self.single_best not in (None, pick) and _same(config, self.incumbents[self.single_best]):
-                source += f" (the same configuration as the single best, incumbent of {self.single_best})"
+                source += f" (the same configuration as the single best, {self._dataset_source(self.single_best)})"
             if not getattr(self.selector, "needs_query", True):
                 msg = f"the {self.selector.name} selector names the single best, {pick}"
             else:
@@ -436,7 +439,13 @@ class MetaModel:
             config = self.members.get(str(name))
             return None if config is None else (f"member {name}", config)
         config = self.incumbents.get(str(name))
-        return None if config is None else (f"incumbent of {name}", config)
+        return None if config is None else (self._dataset_source(str(name)), config)
+
+    def _dataset_source(self, dataset: str) -> str:
+        """What a training dataset's configuration is, in words: the member a greedy portfolio
+        assigned to it where ``portfolio.json`` names one, else the dataset's incumbent."""
+        member = self.member_names.get(dataset)
+        return f"member {member} (the best on {dataset})" if member else f"incumbent of {dataset}"
 
     def _stop_running(self) -> None:
         """Put the running learner back in the chain (first: the fallback) after keeping its best."""

@@ -211,6 +211,17 @@ class Artifacts:
             raise ArtifactError(self.root / "portfolio.json", f"has no readable incumbents ({exc!r})",
                                 field="incumbents") from None
 
+    def member_names(self) -> dict[str, str]:
+        """``{training dataset: the portfolio member assigned to it}`` where ``portfolio.json``
+        names one (a greedy portfolio: each dataset's best member); empty for a portfolio of
+        per-dataset incumbents."""
+        data = self.read_json("portfolio.json")
+        try:
+            return {str(inc["dataset"]): str(inc["member"]) for inc in data["incumbents"] if inc.get("member")}
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ArtifactError(self.root / "portfolio.json", f"has no readable incumbents ({exc!r})",
+                                field="incumbents") from None
+
     def members(self) -> dict[str, dict[str, Any]]:
         """``{member name: configuration}``: what a selector whose outputs are members
         (:mod:`selector.member_selectors`) may name.

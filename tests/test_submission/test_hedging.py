@@ -121,7 +121,8 @@ def test_the_race_measures_each_racer_and_the_best_continues(portfolio, race_dat
     sel = _FixedRanking(["tune", "probes", "slow"])
     model = _run(_Artifacts(portfolio, sel), race_data, tmp_path / "out", hedge=3, hedge_share=0.6)
     race = model.decision["hedge"]
-    assert race[0]["source"] == "single best (incumbent of probes)"  # already running: it leads
+    # already running: it leads; named by the member the portfolio assigned to the dataset
+    assert race[0]["source"] == "single best (member fixed:probes (the best on probes))"
     assert all(r["status"] == "measured" for r in race), race
     winner = max(race, key=lambda r: r["score"])
     assert model.decision["configuration_source"] == winner["source"]
@@ -162,8 +163,9 @@ def test_a_racer_that_fails_is_dropped_and_the_race_goes_on(portfolio, race_data
     sel = _FixedRanking(["tune", "slow"])
     model = _run(_Artifacts(portfolio, sel), race_data, tmp_path / "out", hedge=2, first_prediction="after-selection")
     statuses = {r["source"]: r["status"] for r in model.decision["hedge"]}
-    assert statuses == {"incumbent of tune": "measured", "incumbent of slow": "failed"}
-    assert model.decision["configuration_source"] == "incumbent of tune"
+    assert statuses == {"member searched:tune (the best on tune)": "measured",
+                        "member searched:slow (the best on slow)": "failed"}
+    assert model.decision["configuration_source"] == "member searched:tune (the best on tune)"
 
 
 @pytest.mark.parametrize("bad", [{"hedge": 0}, {"hedge": "2"}, {"hedge": True}, {"hedge": 9},
@@ -172,3 +174,13 @@ def test_bad_hedge_settings_name_the_field(bad):
     with pytest.raises(ArtifactError) as err:
         SubmissionSettings.from_dict(bad)
     assert err.value.field == next(iter(bad))
+
+
+def test_member_names_come_from_the_portfolio_and_an_incumbent_portfolio_has_none(portfolio, tmp_path):
+    assert Artifacts(portfolio).member_names() == {"probes": "fixed:probes", "tune": "searched:tune",
+                                                    "slow": "searched:slow"}
+    data = json.loads((portfolio / "portfolio.json").read_text())
+    for inc in data["incumbents"]:
+        del inc["member"]
+    (portfolio / "portfolio.json").write_text(json.dumps(data))
+    assert Artifacts(portfolio).member_names() == {}
