@@ -303,7 +303,7 @@ def run_steps(out: Path, settings: BuildSettings, manifest: Manifest, *, command
     from portfolio.cost_matrix import run_cost_matrix
     from portfolio.incumbents import incumbents_from_runs
     from portfolio.pool import (POOL_DIR, POOL_FILE, analyse, assemble_pool, greedy_portfolio, incumbents_portfolio,
-                                load_pool, run_pool_matrix, save_pool, write_analysis)
+                                compare_designs, load_pool, run_pool_matrix, save_pool, write_analysis)
 
     from portfolio.pool import DESIGNS, PoolError
 
@@ -365,6 +365,7 @@ def run_steps(out: Path, settings: BuildSettings, manifest: Manifest, *, command
     template = incumbents_from_runs(out / "runs", command=command)
     analysis = analyse(pool_result.cells, candidates, names, settings.matrix_seeds, k_min=settings.k_min,
                        k_max=settings.k_max)
+    analysis["designs"] = compare_designs(analysis, candidates, template)
     write_analysis(analysis, pool_dir, protocol=template.protocol["name"], clock=template.clock)
     if settings.portfolio == "greedy":
         portfolio = greedy_portfolio(analysis, candidates, {n: paths[n] for n in names}, template, command=command)

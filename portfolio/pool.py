@@ -401,6 +401,69 @@ def analyse(cells: Sequence[Mapping[str, Any]], candidates: Sequence[Candidate],
     }
 
 
+def compare_designs(analysis: Mapping[str, Any], candidates: Sequence[Candidate], incumbents: Portfolio) -> dict[str, Any]:
+    """The greedy portfolio beside the seed paper's design (each dataset's BOHB incumbent), on the
+    pool's cells of the datasets the analysis used (mean over its seeds).
+
+    Every incumbent is looked up in the pool by configuration digest; one the pool lacks (a
+    searched configuration beyond ``max_searched``) cannot be scored here and is listed in
+    ``incumbents.missing``, its datasets left out of that design's figures.
+
+    Returns
+    -------
+    dict
+        ``greedy`` and ``incumbents``, each ``configurations`` (distinct), ``single_best`` and
+        ``single_best_mean_alc``, ``oracle_mean_alc`` (in sample); ``incumbents`` also
+        ``own_incumbent_mean_alc`` (each dataset run with its own run's incumbent, what the seed
+        paper's selector earns when it names the query's nearest dataset right; optimistic, as
+        BOHB chose each incumbent on seed 0 of that very dataset), ``of_dataset`` (dataset ->
+        candidate) and ``missing``; ``datasets`` (those scored).
+    """
+    by_digest = {digest(c.config): c.name for c in candidates}
+    used = list(analysis["used"])
+    of_dataset = {inc.dataset: by_digest.get(digest(inc.config)) for inc in incumbents.incumbents
+                  if inc.dataset in used}
+    missing = sorted(d for d, c in of_dataset.items() if c is None)
+    scored = [d for d in used if of_dataset.get(d)]
+
+    def alc(name: str, dataset: str) -> float:
+        return float(np.mean([v for v in analysis["cells"][name][dataset] if v is not None]))
+
+    def figures(members: Sequence[str]) -> dict[str, Any]:
+        means = {m: float(np.mean([alc(m, d) for d in scored])) for m in members}
+        sb = max(members, key=lambda m: (means[m], -list(members).index(m)))
+        return {"configurations": list(members), "single_best": sb, "single_best_mean_alc": means[sb],
+                "oracle_mean_alc": float(np.mean([max(alc(m, d) for m in members) for d in scored]))}
+
+    distinct = list(dict.fromkeys(c for c in (of_dataset.get(d) for d in scored) if c))
+    inc = figures(distinct) if scored else {}
+    if scored:
+        inc["own_incumbent_mean_alc"] = float(np.mean([alc(of_dataset[d], d) for d in scored]))
+    return {"datasets": scored, "greedy": figures(list(analysis["members"])) if scored else {},
+            "incumbents": {**inc, "of_dataset": of_dataset, "missing": missing}}
+
+
+def _designs_markdown(designs: Mapping[str, Any]) -> list[str]:
+    g, i = designs.get("greedy") or {}, designs.get("incumbents") or {}
+    if not g or "oracle_mean_alc" not in i:
+        return []
+    lines = ["", "## The two designs", "",
+             f"The greedy portfolio beside the seed paper's (each dataset's own BOHB incumbent; "
+             f"`--portfolio incumbents`), on the pool's cells of the {len(designs['datasets'])} datasets used "
+             "(mean over the seeds). \"each dataset's own\": every dataset run with its own incumbent, what the seed "
+             "paper's selector earns when it names the query's dataset right (optimistic: BOHB chose each incumbent "
+             "on that dataset).", "",
+             "| design | configurations | single best | single best mean ALC | oracle (in sample) | each dataset's own |",
+             "|---|---|---|---|---|---|",
+             f"| greedy (K = {len(g['configurations'])}) | {len(g['configurations'])} | {g['single_best']} | "
+             f"{g['single_best_mean_alc']:.4f} | {g['oracle_mean_alc']:.4f} | - |",
+             f"| incumbents | {len(i['configurations'])} | {i['single_best']} | {i['single_best_mean_alc']:.4f} | "
+             f"{i['oracle_mean_alc']:.4f} | {i['own_incumbent_mean_alc']:.4f} |"]
+    if i.get("missing"):
+        lines += ["", "Not scored (their incumbent is not in the pool): " + ", ".join(i["missing"]) + "."]
+    return lines
+
+
 def greedy_portfolio(analysis: Mapping[str, Any], candidates: Sequence[Candidate],
                      paths: Mapping[str, str | Path], template: Portfolio, *, command: str = "") -> Portfolio:
     """The portfolio file of the greedy design: each used (non-saturated) dataset with the member
@@ -548,6 +611,7 @@ def analysis_markdown(analysis: Mapping[str, Any], *, protocol: str, clock: str)
                          "saturated: left out |")
         else:
             lines.append(f"| {t} | - | - | - | - | incomplete: left out |")
+    lines += _designs_markdown(analysis.get("designs") or {})
     return "\n".join(lines) + "\n"
 
 

@@ -209,3 +209,46 @@ def test_greedy_md_shows_the_oracle_per_seed_and_the_single_best_against_the_fix
     assert vs2["best_fixed"] == vs2["single_best"] == "fixed:a" and vs2["next_fixed"] == "fixed:b"
     assert "is itself the best fixed configuration" in analysis_markdown(a2, protocol="mini", clock="simulated")
     assert fixed_against_single_best({**a, "mean_alc": {"searched:c": 0.5}}) is None
+
+
+def test_the_two_designs_side_by_side(tmp_path: Path, runs: Path) -> None:
+    """The greedy portfolio beside each dataset's own incumbent (a: searched:a, b: fixed:default,
+    c: searched:c), hand-checked on equal seeds (noise 0, nothing saturated):
+
+        candidate          a    b    c    mean
+        fixed:default     .50  .80  .40  .5667
+        fixed:lite0-96px  .60  .60  .41  .5367
+        searched:a        .70  .85  .30  .6167
+        searched:c        .20  .20  .45  .2833
+
+    incumbents: 3 configurations, single best searched:a .6167, oracle (.70 + .85 + .45) / 3,
+    each dataset's own (.70 + .80 + .45) / 3. With one searched candidate kept in the pool,
+    c's incumbent is missing and c is not scored."""
+    from portfolio.incumbents import incumbents_from_runs
+    from portfolio.pool import analysis_markdown, compare_designs
+
+    pool = assemble_pool(runs, "grid-core", max_searched=2)
+    names, targets = [c.name for c in pool], ["a", "b", "c"]
+    assert names == ["fixed:default", "fixed:lite0-96px", "searched:a", "searched:c"]
+    table = np.array([[.50, .80, .40], [.60, .60, .41], [.70, .85, .30], [.20, .20, .45]])
+    a = analyse(_cells(table[:, :, None].repeat(2, axis=2), names, targets), pool, targets, [0, 1], k_min=1, k_max=4)
+    d = compare_designs(a, pool, incumbents_from_runs(runs))
+    inc = d["incumbents"]
+    assert inc["of_dataset"] == {"a": "searched:a", "b": "fixed:default", "c": "searched:c"} and inc["missing"] == []
+    assert inc["configurations"] == ["searched:a", "fixed:default", "searched:c"]
+    assert inc["single_best"] == "searched:a" and inc["single_best_mean_alc"] == pytest.approx(1.85 / 3)
+    assert inc["oracle_mean_alc"] == pytest.approx(2.0 / 3) and inc["own_incumbent_mean_alc"] == pytest.approx(1.95 / 3)
+    g = d["greedy"]
+    assert g["configurations"] == a["members"] and g["oracle_mean_alc"] == pytest.approx(a["oracle_mean_alc"])
+    md = analysis_markdown({**a, "designs": d}, protocol="mini", clock="simulated")
+    assert "## The two designs" in md and "| incumbents | 3 | searched:a | 0.6167 | 0.6667 | 0.6500 |" in md
+    # c's incumbent left out of the pool: c is not scored by either design
+    small = assemble_pool(runs, "grid-core", max_searched=1)
+    keep = {c.name for c in small}
+    cells = [c for c in _cells(table[:, :, None].repeat(2, axis=2), names, targets) if c["source"] in keep]
+    a1 = analyse(cells, small, targets, [0, 1], k_min=1, k_max=3)
+    d1 = compare_designs(a1, small, incumbents_from_runs(runs))
+    assert d1["incumbents"]["missing"] == ["c"] and d1["datasets"] == ["a", "b"]
+    assert d1["incumbents"]["oracle_mean_alc"] == pytest.approx((.70 + .85) / 2)
+    assert "Not scored (their incumbent is not in the pool): c." in analysis_markdown({**a1, "designs": d1},
+                                                                                       protocol="mini", clock="simulated")
