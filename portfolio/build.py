@@ -302,8 +302,8 @@ def run_steps(out: Path, settings: BuildSettings, manifest: Manifest, *, command
     from offline_bohb.local import run_local
     from portfolio.cost_matrix import run_cost_matrix
     from portfolio.incumbents import incumbents_from_runs
-    from portfolio.pool import (POOL_DIR, POOL_FILE, analyse, assemble_pool, greedy_portfolio, incumbents_portfolio,
-                                compare_designs, load_pool, run_pool_matrix, save_pool, write_analysis)
+    from portfolio.pool import (POOL_DIR, POOL_FILE, analyse, assemble_pool, compare_designs, greedy_portfolio,
+                                incumbents_portfolio, load_pool, run_pool_matrix, save_pool, write_analysis)
 
     from portfolio.pool import DESIGNS, PoolError
 
