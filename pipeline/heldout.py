@@ -440,12 +440,44 @@ def _run_parallel(tasks: Sequence[dict[str, Any]], record: Callable[[dict[str, A
 
 @dataclass
 class WallMethod:
-    """A wall-clock method: its name, the model name the child process runs, its environment."""
+    """A wall-clock method: its name, the model name the child process runs, its environment,
+    and its unit: the key of its rows, which names what it runs where that depends on the
+    portfolio (the submission by its artifacts' digest, the single best by its configuration's),
+    so that a rebuilt portfolio or another shipped selector is run again, not read from the rows
+    of the one before."""
 
     name: str
     model: str
     env: dict[str, str] = field(default_factory=dict)
     portfolio: str | None = None
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        self.unit = self.unit or self.name
+
+
+def wall_unit(name: str, unit: str) -> str:
+    """The wall-clock unit of a method whose simulated unit is ``unit`` (see :class:`WallMethod`)."""
+    return unit if unit.startswith(f"{name}@") else f"{name}@{unit}"
+
+
+def wall_names(methods: MethodSet) -> dict[str, str]:
+    """``{wall-clock unit: method name}`` of the methods whose runs depend on the portfolio (the
+    submissions, the single best); see :func:`wall_name`."""
+    out = {wall_unit(m.name, submission_unit(m, methods)): m.name for m in methods.methods if m.kind == "submission"}
+    out[wall_unit(SINGLE_BEST, methods.member_units()[methods.single_best])] = SINGLE_BEST
+    return out
+
+
+def wall_name(unit: str, names: Mapping[str, str]) -> str | None:
+    """The method a wall-clock row's ``unit`` belongs to under ``names`` (:func:`wall_names`): a
+    portfolio-dependent unit of this portfolio by its method's name, another portfolio's (or a
+    row from before the units named their portfolio) None; a baseline or an organizers' model
+    is its own name."""
+    if unit in names:
+        return names[unit]
+    dependent = {n.split("@", 1)[0] for n in names} | set(names.values())
+    return None if "@" in unit or unit in dependent else unit
 
 
 def wall_methods(methods: MethodSet, *, baselines: Sequence[str] = WALL_BASELINES,
@@ -465,8 +497,10 @@ def wall_methods(methods: MethodSet, *, baselines: Sequence[str] = WALL_BASELINE
             env["AUTODL_META_SELECTOR"] = str(Path(m.selector_dir).resolve())
         if m.settings:
             env["AUTODL_META_SETTINGS"] = json.dumps(m.settings, sort_keys=True)
-        out.append(WallMethod(m.name, "submission", env))
-    out.append(WallMethod(SINGLE_BEST, "baseline:single-best", portfolio=str(Path(methods.portfolio).resolve())))
+        out.append(WallMethod(m.name, "submission", env, unit=submission_unit(m, methods)))
+    single = methods.member_units()[methods.single_best]
+    out.append(WallMethod(SINGLE_BEST, "baseline:single-best", portfolio=str(Path(methods.portfolio).resolve()),
+                          unit=wall_unit(SINGLE_BEST, single)))
     out += [WallMethod(b, b) for b in baselines]
     out += [WallMethod(p.name, p.model) for p in peers if getattr(p, "runnable", False)]
     return out
@@ -477,7 +511,7 @@ def run_wall(method: WallMethod, dataset: str, path: Path, seed: int, protocol: 
     from finetune.config_runs import run_local_model
 
     out = work_dir / method.name.replace(":", "_").replace("/", "_") / dataset / f"seed{seed}"
-    base = {"unit": method.name, "dataset": dataset, "seed": int(seed), "clock": "wall", "model": method.model,
+    base = {"unit": method.unit, "dataset": dataset, "seed": int(seed), "clock": "wall", "model": method.model,
             "protocol": protocol.name, "label": method.name, "learner_version": learner_version()}
     start = time.perf_counter()
     decision = out / "decision.json"
@@ -534,7 +568,7 @@ def run_heldout(results: str | Path, datasets: Sequence[tuple[str, Path]], metho
                                         timing=table.to_dict())
              if (t["clock"], t["unit"], t["dataset"], t["seed"], version) not in done]
     wall_todo = [(m, ds, p, s) for s in wall_seeds for ds, p in datasets for m in wall
-                 if ("wall", m.name, ds, int(s), version) not in done]
+                 if ("wall", m.unit, ds, int(s), version) not in done]
     total, count = len(tasks) + len(wall_todo), [0]
     logger.info("held-out benchmark: %d evaluations done, %d simulated and %d wall-clock to do",
                 len(done), len(tasks), len(wall_todo))

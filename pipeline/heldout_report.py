@@ -31,6 +31,8 @@ from pipeline.heldout import (
     SUBMISSION,
     MethodSet,
     submission_unit,
+    wall_name,
+    wall_names,
 )
 from selector.significance import holm
 
@@ -108,17 +110,18 @@ def heldout_summary(rows: Sequence[Mapping[str, Any]], methods: MethodSet, datas
             cells[ORACLE] = dataclasses.replace(members[best], chosen=[best])
         sim[ds] = cells
         member_cells[ds] = {name: c for name, c in members.items() if c.alcs}
-    wall: dict[str, dict[str, Cell]] = {}
+    wall_rows: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+    names_of = wall_names(methods)
     for r in rows:
-        if r["clock"] == "wall":
-            wall.setdefault(r["dataset"], {}).setdefault(r["unit"], [])
-    for ds in wall:
-        wall[ds] = {m: _cell([r for r in rows if r["clock"] == "wall" and r["dataset"] == ds and r["unit"] == m])
-                    for m in wall[ds]}
+        name = wall_name(r["unit"], names_of) if r["clock"] == "wall" else None
+        if name is not None:  # rows of another portfolio's submission or single best are not this one's
+            wall_rows.setdefault(r["dataset"], {}).setdefault(name, []).append(r)
+    wall: dict[str, dict[str, Cell]] = {ds: {m: _cell(rs) for m, rs in by.items()} for ds, by in wall_rows.items()}
     names = [m.name for m in methods.methods]
     counted = set(units.values()) | set(member_units.values())
     compute = {"simulated": _compute([r for r in sim_rows if r["unit"] in counted and r["dataset"] in set(datasets)]),
-               "wall": _compute([r for r in rows if r["clock"] == "wall" and r["dataset"] in set(datasets)])}
+               "wall": _compute([r for ds, by in wall_rows.items() if ds in set(datasets) for rs in by.values()
+                                 for r in rs])}
     overall = {"simulated": _overall(sim, names), "wall": _overall(wall, _wall_names(wall))}
     held = [ds for ds in datasets if ds in set(final)]
     if held and len(held) < len(datasets):
@@ -534,7 +537,9 @@ def curve_figures(rows: Sequence[Mapping[str, Any]], methods: MethodSet, dataset
     out_dir.mkdir(parents=True, exist_ok=True)
     units = {m.name: (m.unit if m.kind == "config" else submission_unit(m, methods))
              for m in methods.methods if m.kind != "derived"}
-    index = {(r["clock"], r["unit"], r["dataset"], int(r["seed"])): r for r in rows}
+    names_of = wall_names(methods)
+    index = {(r["clock"], r["unit"] if r["clock"] != "wall" else wall_name(r["unit"], names_of), r["dataset"],
+              int(r["seed"])): r for r in rows}
     wall_seed = min((int(r["seed"]) for r in rows if r["clock"] == "wall"), default=0)
     paths = {}
     for ds in datasets:
@@ -547,7 +552,8 @@ def curve_figures(rows: Sequence[Mapping[str, Any]], methods: MethodSet, dataset
             r = index.get(("simulated", unit, ds, 0))
             if r and r.get("timestamps"):
                 curves.append((name, "-", f"C{i % 10}", r))
-        for j, name in enumerate(sorted({r["unit"] for r in rows if r["clock"] == "wall" and r["dataset"] == ds})):
+        walls = {wall_name(r["unit"], names_of) for r in rows if r["clock"] == "wall" and r["dataset"] == ds}
+        for j, name in enumerate(sorted(walls - {None})):
             r = index.get(("wall", name, ds, wall_seed))
             if r and r.get("timestamps"):
                 color = f"C{list(units).index(name) % 10}" if name in units else f"C{(len(units) + j) % 10}"

@@ -157,12 +157,23 @@ def test_report_has_every_part_and_the_clocks_are_compared(two_members: MethodSe
     m = two_members
     vals = {"member:a": {"x": [0.5, 0.5]}, "member:b": {"x": [0.6, 0.6]}, SUBMISSION: {"x": [0.55, 0.56]},
             "baseline:default": {"x": [0.4, 0.4]}, "baseline:scratch": {"x": [0.3, 0.3]}}
+    from pipeline.heldout import wall_methods
+
     rows = [{**r, "task_seconds": 360.0} for r in _rows(vals, m)]
+    unit = {w.name: w.unit for w in wall_methods(m, baselines=("baseline:default",))}
+    assert unit["baseline:default"] == "baseline:default" and unit[SUBMISSION].startswith(f"{SUBMISSION}@")
+    assert unit[SINGLE_BEST] == f"{SINGLE_BEST}@{m.member_units()[m.single_best]}"
     for name, a in ((SUBMISSION, 0.50), (SINGLE_BEST, 0.45), ("baseline:default", 0.41), ("kit:linear", 0.2)):
-        rows.append({"clock": "wall", "unit": name, "dataset": "x", "seed": 0, "status": "ok", "alc": a,
-                     "final_nauc": a, "timestamps": [1.0], "nauc": [a], "first_prediction_s": 1.0,
+        rows.append({"clock": "wall", "unit": unit.get(name, name), "dataset": "x", "seed": 0, "status": "ok",
+                     "alc": a, "final_nauc": a, "timestamps": [1.0], "nauc": [a], "first_prediction_s": 1.0,
+                     "wall_seconds": 90.0})
+    # another portfolio's submission and single best, and rows from before the units named theirs: not this one's
+    for stale in (f"{SUBMISSION}@0123456789ab", f"{SINGLE_BEST}@config:0123456789abcdef", SUBMISSION, SINGLE_BEST):
+        rows.append({"clock": "wall", "unit": stale, "dataset": "x", "seed": 0, "status": "ok", "alc": 0.99,
+                     "final_nauc": 0.99, "timestamps": [1.0], "nauc": [0.99], "first_prediction_s": 1.0,
                      "wall_seconds": 90.0})
     s = heldout_summary(rows, m, ["x"], seeds=(0, 1))
+    assert s["wall"]["x"][SUBMISSION].alcs == [0.50] and s["wall"]["x"][SINGLE_BEST].alcs == [0.45]
     # 5 units x 2 seeds x 360 s = 1 worker-hour; 4 wall runs x 90 s = 0.1 h
     assert s["compute"]["simulated"] == {"evaluations": 10, "timed": 10, "seconds": 3600.0}
     assert s["compute"]["wall"] == {"evaluations": 4, "timed": 4, "seconds": 360.0}
