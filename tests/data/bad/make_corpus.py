@@ -840,7 +840,7 @@ def _(f: Path) -> None:
 
 @case("portfolio-incumbent-bad", "the single best's incumbent with a hyperparameter the space does not have",
       PORTFOLIO_RUN, out="run",
-      error="{case}/portfolio/portfolio.json, the incumbent of digits (baseline:single-best): field 'dropout_rate': "
+      error="{case}/portfolio/portfolio.json, the incumbent of … (baseline:single-best): field 'dropout_rate': "
             "unknown hyperparameter 'dropout_rate' (got 0.5) (did you mean 'dropout'?); allowed: …")
 def _(f: Path) -> None:
     write_dataset(f)
@@ -975,7 +975,7 @@ def _(f: Path) -> None:
 
 
 @case("selector-fit-cost-matrix-damaged", "a cost_matrix.csv holding the value 'abc'", SELECTOR_FIT, out="fitted",
-      error="{case}/cost_matrix.csv: field 'digits': line 2: could not convert string to float: 'abc'")
+      error="{case}/cost_matrix.csv: field '…': line 2: could not convert string to float: 'abc'")
 def _(f: Path) -> None:
     features(f)
     lines = (f / "cost_matrix.csv").read_text().splitlines()
