@@ -224,6 +224,19 @@ def cmd_portfolio_build_default(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_portfolio_ship(args: argparse.Namespace) -> int:
+    from pipeline.shipping import ship
+
+    settings = {"hedge": args.hedge} if args.hedge is not None else None
+    if not args.swap and settings is None:
+        print("autodl-meta: error: portfolio ship: nothing to change (give --swap, --hedge or both)", file=sys.stderr)
+        return 2
+    res = ship(args.portfolio, swap=args.swap, settings=settings, reason=args.reason, command=_command())
+    print(f"{args.portfolio} ships {res['shipped']} (runner-up {res['runner_up']}); submission settings "
+          f"{res['settings'] or 'the defaults'}; manifest checksums recomputed")
+    return 0
+
+
 def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     """Add ``portfolio incumbents`` and ``portfolio cost-matrix`` to the ``autodl-meta`` parser."""
     from portfolio.build import DEFAULT_ITERATIONS
@@ -317,3 +330,13 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
                          "tagged core)")
     _design_arguments(df)
     df.set_defaults(func=cmd_portfolio_build_default)
+
+    sh = psub.add_parser("ship", formatter_class=fmt,
+                         help="ship the runner-up selector and/or a hedging setting by a verdict (e.g. the held-out "
+                              "benchmark's), without fitting again; the manifest records why")
+    sh.add_argument("--portfolio", default=DEFAULT_OUT, help="a built portfolio folder")
+    sh.add_argument("--swap", action="store_true", help="exchange selector/ and selector-runner-up/")
+    sh.add_argument("--hedge", type=int, default=None,
+                    help="the submission's hedge setting (1: pure selection; 2-5: race the top N)")
+    sh.add_argument("--reason", required=True, help="why (kept in the cards and the manifest)")
+    sh.set_defaults(func=cmd_portfolio_ship)
