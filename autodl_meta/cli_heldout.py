@@ -156,7 +156,7 @@ def register_benchmark(bsub: Any, fmt: type[argparse.HelpFormatter]) -> None:
                    help="also run the submission with this selector folder, as submission[LABEL] (repeatable)")
     p.add_argument("--hedge", default=None, metavar="N[,N]",
                    help="also run every submission hedged: its selector's top N configurations race inside the "
-                        "budget, as submission+hedgeN (e.g. 2,3)")
+                        "budget, as submission+hedgeN (e.g. 2,3; 1: pure selection, for a portfolio shipped hedged)")
     p.add_argument("--final-test", default=None, metavar="DATASETS",
                    help="comma-separated held-out datasets kept out of the choice of what ships (default: "
                         "pipeline.heldout.FINAL_TEST; 'none': every dataset chooses)")

@@ -239,7 +239,8 @@ def build_methods(portfolio: str | Path, *, grid: Mapping[str, Any] | None = Non
     hedge
         For each ``n``, every submission also runs hedged: its selector's top ``n``
         configurations race inside the budget (``submission+hedgeN``,
-        ``submission[label]+hedgeN``; :class:`submission.agent.MetaModel`).
+        ``submission[label]+hedgeN``; :class:`submission.agent.MetaModel`); ``n`` = 1 runs it
+        without a race (pure selection), for a portfolio that ships hedged (``submission.json``).
     """
     from finetune.config import validate_config
 
@@ -255,8 +256,9 @@ def build_methods(portfolio: str | Path, *, grid: Mapping[str, Any] | None = Non
         methods.append(Method(f"{SUBMISSION}[{label}]", "submission",
                               f"the submission with the selector {repo_relative(sel)}", selector_dir=str(sel)))
     for n in hedge:
-        if int(n) < 2:
-            raise AutoDLError(None, f"hedge {n}: expected 2 or more configurations to race", field="--hedge")
+        if int(n) < 1:
+            raise AutoDLError(None, f"hedge {n}: expected 1 (no race: pure selection) or more configurations",
+                              field="--hedge")
         methods += [dataclasses.replace(m, name=f"{m.name}+hedge{n}", description=f"{m.description}; its selector's "
                                         f"top {n} configurations race inside the budget", settings={"hedge": int(n)})
                     for m in list(methods) if m.kind == "submission" and m.settings is None]

@@ -255,11 +255,14 @@ def test_hedged_variants_are_their_own_units_and_carry_their_settings(tmp_path: 
     assert "AUTODL_META_SETTINGS" not in env[SUBMISSION]
 
 
-def test_hedge_below_two_is_refused(tmp_path: Path) -> None:
+def test_hedge_below_one_is_refused_and_one_is_pure_selection(tmp_path: Path) -> None:
     from autodl.errors import AutoDLError
 
+    port = _portfolio(tmp_path / "p", [("a", CHEAP)], single="a")
     with pytest.raises(AutoDLError, match="hedge"):
-        build_methods(_portfolio(tmp_path / "p", [("a", CHEAP)], single="a"), hedge=[1])
+        build_methods(port, hedge=[0])
+    # a portfolio shipped hedged (submission.json) is also measured without the race
+    assert build_methods(port, hedge=[1]).by_name()[f"{SUBMISSION}+hedge1"].settings == {"hedge": 1}
 
 
 def test_the_choice_of_what_ships_leaves_the_final_split_out(tmp_path: Path) -> None:
