@@ -141,9 +141,11 @@ def _compute(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _wall_names(wall: Mapping[str, Mapping[str, Cell]]) -> list[str]:
+    """The wall-clock methods with an ALC on at least one dataset (one that failed everywhere, an
+    organizers' model that cannot run on this data, would leave no dataset for the means)."""
     seen: list[str] = []
     for cells in wall.values():
-        seen += [m for m in cells if m not in seen]
+        seen += [m for m, c in cells.items() if m not in seen and c.mean is not None]
     return seen
 
 

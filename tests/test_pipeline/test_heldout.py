@@ -172,11 +172,16 @@ def test_report_has_every_part_and_the_clocks_are_compared(two_members: MethodSe
         rows.append({"clock": "wall", "unit": stale, "dataset": "x", "seed": 0, "status": "ok", "alc": 0.99,
                      "final_nauc": 0.99, "timestamps": [1.0], "nauc": [0.99], "first_prediction_s": 1.0,
                      "wall_seconds": 90.0})
+    # an organizers' model that crashed on every dataset leaves the wall-clock means alone
+    rows.append({"clock": "wall", "unit": "kit:3dcnn", "dataset": "x", "seed": 0, "status": "crashed", "alc": None,
+                 "final_nauc": None, "timestamps": [], "nauc": [], "wall_seconds": 5.0})
     s = heldout_summary(rows, m, ["x"], seeds=(0, 1))
     assert s["wall"]["x"][SUBMISSION].alcs == [0.50] and s["wall"]["x"][SINGLE_BEST].alcs == [0.45]
+    assert s["overall"]["wall"]["datasets"] == ["x"] and s["overall"]["wall"]["mean"][SUBMISSION] == 0.50
+    assert "kit:3dcnn" not in s["overall"]["wall"]["mean"]
     # 5 units x 2 seeds x 360 s = 1 worker-hour; 4 wall runs x 90 s = 0.1 h
     assert s["compute"]["simulated"] == {"evaluations": 10, "timed": 10, "seconds": 3600.0}
-    assert s["compute"]["wall"] == {"evaluations": 4, "timed": 4, "seconds": 360.0}
+    assert s["compute"]["wall"] == {"evaluations": 5, "timed": 5, "seconds": 365.0}
     ag = clock_agreement(s)
     assert ag["per_dataset"]["x"]["simulated_order"] == [SUBMISSION, SINGLE_BEST, "baseline:default"]
     assert ag["per_dataset"]["x"]["same_winner"]
