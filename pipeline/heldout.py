@@ -466,9 +466,7 @@ def wall_unit(name: str, unit: str) -> str:
 def wall_names(methods: MethodSet) -> dict[str, str]:
     """``{wall-clock unit: method name}`` of the methods whose runs depend on the portfolio (the
     submissions, the single best); see :func:`wall_name`."""
-    out = {wall_unit(m.name, submission_unit(m, methods)): m.name for m in methods.methods if m.kind == "submission"}
-    out[wall_unit(SINGLE_BEST, methods.member_units()[methods.single_best])] = SINGLE_BEST
-    return out
+    return {w.unit: w.name for w in wall_methods(methods, baselines=(), variants=True)}
 
 
 def wall_name(unit: str, names: Mapping[str, str]) -> str | None:
