@@ -293,6 +293,27 @@ def _build_hyperparameter(name: str, spec: Any, path: Path, default: Any = None,
     return UniformFloatHyperparameter(name, float(lower), float(upper), log=log, meta=meta, **extra)
 
 
+_SPACE_DOCS: dict[tuple[str, int, int], Any] = {}
+"""Parsed space files by (resolved path, mtime in ns, size): parsing the YAML is most of the
+cost of :func:`load_space`, which validating a configuration pays each time (0.7 s of a
+submission's selection went to parsing one file eight times)."""
+
+
+def _read_space_file(path: Path) -> Any:
+    """The parsed space file, from :data:`_SPACE_DOCS` while the file is unchanged; a deep copy,
+    so that nothing a caller does to it reaches the next caller."""
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:  # missing or unreadable: _read_file names the file and the reason
+        return _read_file(path, SpaceError, as_json=False)
+    if key not in _SPACE_DOCS:
+        if len(_SPACE_DOCS) >= 8:  # a few space files are in use at a time; keep the cache small
+            _SPACE_DOCS.clear()
+        _SPACE_DOCS[key] = _read_file(path, SpaceError, as_json=False)
+    return copy.deepcopy(_SPACE_DOCS[key])
+
+
 def load_space(path: str | Path | None = None, seed: int | None = None) -> ConfigurationSpace:
     """Read a configuration-space YAML file into a ConfigSpace ``ConfigurationSpace``.
 
@@ -319,7 +340,7 @@ def load_space(path: str | Path | None = None, seed: int | None = None) -> Confi
         message names the file and, where there is one, the hyperparameter.
     """
     path = DEFAULT_SPACE_PATH if path is None else Path(path)
-    data = _read_file(path, SpaceError, as_json=False)
+    data = _read_space_file(path)
     if not isinstance(data, Mapping) or not isinstance(data.get("hyperparameters"), Mapping):
         raise SpaceError(path, "expected a mapping with a 'hyperparameters' mapping "
                                "(name -> type, choices or bounds, default, doc)")

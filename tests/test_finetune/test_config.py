@@ -350,6 +350,21 @@ def test_small_space_file_loads(tmp_path: Path) -> None:
         validate_config({"backbone": "resnet18"}, small)
 
 
+def test_a_changed_space_file_is_read_again_and_callers_share_nothing(tmp_path: Path) -> None:
+    """The parsed file is kept while it is unchanged (validating a configuration reads it every
+    time); an edit is seen at once, and no caller's space reaches another's."""
+    path = tmp_path / "small.yaml"
+    path.write_text("hyperparameters:\n" + _GOOD_ENTRY)
+    first, again = load_space(path), load_space(path)
+    assert first is not again and list(first.keys()) == list(again.keys()) == ["tau"]
+    first.meta["doc"] = "changed by a caller"
+    assert load_space(path).meta.get("doc") != "changed by a caller"
+    path.write_text("hyperparameters:\n" + _GOOD_ENTRY.replace("Temperature.", "Softmax temperature, edited."))
+    assert load_space(path)["tau"].meta == {"doc": "Softmax temperature, edited."}
+    path.write_text("hyperparameters: [not, a, mapping]\n")
+    with pytest.raises(SpaceError, match="small.yaml"):
+        load_space(path)
+
 # --------------------------------------------------------------------------- what can run here
 
 @pytest.fixture()
