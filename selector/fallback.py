@@ -111,7 +111,9 @@ def nested_fallback(queries: Sequence[Mapping[str, Any]], inner_queries: Sequenc
         ``mean_alc_without`` (never falling back), ``mean_alc_single_best`` (always),
         ``fallback_share``, ``thresholds`` (group -> ``confidence_threshold``,
         ``novelty_threshold``, ``inner_datasets``, ``inner_queries``), ``confidence_range``
-        (lowest and highest threshold over the folds), ``folds_without_inner`` (groups with no
+        (lowest and highest threshold over the folds), ``novelty_range`` (the same over the folds
+        with a novelty rule; None where none has one), ``novelty_folds`` (how many have one),
+        ``folds_without_inner`` (groups with no
         inner record), ``queries``, ``datasets``; None without records of ``selector``.
     """
     recs = [q for q in queries if q["selector"] == selector and not is_nan(q.get("alc"))]
@@ -145,6 +147,7 @@ def nested_fallback(queries: Sequence[Mapping[str, Any]], inner_queries: Sequenc
         return float(np.mean(np.bincount(index, weights=value, minlength=len(datasets)) / counts))
 
     confs = [t["confidence_threshold"] for t in thresholds.values()]
+    novs = [float(t["novelty_threshold"]) for t in thresholds.values() if t["novelty_threshold"] is not None]
     with_rule = np.bincount(index, weights=np.where(use, alc, sb), minlength=len(datasets)) / counts
     single = np.bincount(index, weights=sb, minlength=len(datasets)) / counts
     per_dataset = {d: {"alc": float(with_rule[i]), "single_best_alc": float(single[i])}
@@ -153,5 +156,6 @@ def nested_fallback(queries: Sequence[Mapping[str, Any]], inner_queries: Sequenc
             "mean_alc_without": mean_alc(np.ones(len(recs), bool)),
             "mean_alc_single_best": mean_alc(np.zeros(len(recs), bool)), "fallback_share": float(1.0 - use.mean()),
             "thresholds": thresholds, "confidence_range": [float(min(confs)), float(max(confs))],
+            "novelty_range": [min(novs), max(novs)] if novs else None, "novelty_folds": len(novs),
             "folds_without_inner": [g for g, t in thresholds.items() if not t["inner_queries"]],
             "queries": len(recs), "datasets": len(datasets)}

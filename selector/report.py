@@ -702,14 +702,18 @@ def _fallback_section(doc: _Doc, summary: Mapping[str, Any]) -> None:
     for lab, v in fallback.items():
         n = nested.get(lab)
         rng = "n/a" if not n else (f"{_f(n['confidence_range'][0], 3)}-{_f(n['confidence_range'][1], 3)}")
+        nov = "n/a" if not n else ("never" if not n.get("novelty_range") else
+                                   f"{_f(n['novelty_range'][0], 2)}-{_f(n['novelty_range'][1], 2)} "
+                                   f"({n['novelty_folds']} of {len(n['thresholds'])} folds)")
         rows.append([lab, _f(v["confidence_threshold"], 3),
                      "never" if v["novelty_threshold"] is None else _f(v["novelty_threshold"], 2),
-                     _f(v["mean_alc"]), _f(n["mean_alc"]) if n else ("not run" if not nested else "n/a"), rng,
+                     _f(v["mean_alc"]), _f(n["mean_alc"]) if n else ("not run" if not nested else "n/a"), rng, nov,
                      f"{100 * n['fallback_share']:.0f}%" if n else "n/a",
                      _f(v["mean_alc_without"]), _f(v["mean_alc_single_best"]), f"{100 * v['fallback_share']:.0f}%"])
     doc.table(["selector", "confidence >= (shipped)", "novelty <= (shipped)", "with the rule, optimistic",
-               "with the rule, nested", "nested thresholds (range)", "nested fallback share", "never falling back",
-               "always single best", "optimistic fallback share"], rows, align="l" + "r" * 9)
+               "with the rule, nested", "nested confidence >= (range)", "nested novelty <= (range)",
+               "nested fallback share", "never falling back", "always single best", "optimistic fallback share"],
+              rows, align="l" + "r" * 10)
     if not nested:
         doc.p("The nested figure was not computed (`--no-nested-fallback`, or a comparison made before it existed): "
               "the optimistic one overstates the rule.")

@@ -332,6 +332,28 @@ def test_nested_fallback_worked_example():
     assert nested_fallback(outer, inner, "nobody") is None
 
 
+def test_nested_fallback_reports_the_novelty_thresholds_of_the_folds():
+    """Inner records of gx pay for a novelty rule (the far query's pick is poor), gy's do not: one
+    fold of two falls back by novelty, and the report's range names it (confidence stays 0)."""
+    outer = [{"selector": "s", "dataset": "X", "group": "gx", "seed": 0, "query": 0, "confidence": 1.0,
+              "novelty": 20.0, "alc": .2, "single_best_alc": .6},
+             {"selector": "s", "dataset": "Y", "group": "gy", "seed": 0, "query": 0, "confidence": 1.0,
+              "novelty": 20.0, "alc": .9, "single_best_alc": .5}]
+    inner = [{"selector": "s", "outer_group": "gx", "dataset": "Y", "query": 0, "confidence": 1.0,
+              "novelty": 1.0, "alc": .9, "single_best_alc": .5},
+             {"selector": "s", "outer_group": "gx", "dataset": "Y", "query": 1, "confidence": 1.0,
+              "novelty": 9.0, "alc": .1, "single_best_alc": .5},
+             {"selector": "s", "outer_group": "gy", "dataset": "X", "query": 0, "confidence": 1.0,
+              "novelty": 9.0, "alc": .8, "single_best_alc": .4}]
+    res = nested_fallback(outer, inner, "s")
+    gx = res["thresholds"]["gx"]["novelty_threshold"]
+    assert gx is not None and 1.0 <= gx < 9.0 and res["thresholds"]["gy"]["novelty_threshold"] is None
+    assert res["novelty_folds"] == 1 and res["novelty_range"] == [gx, gx] and res["confidence_range"] == [0.0, 0.0]
+    assert res["per_dataset"]["X"]["alc"] == pytest.approx(0.6) and res["per_dataset"]["Y"]["alc"] == pytest.approx(0.9)
+    no_novelty = nested_fallback(outer, inner[:1] + inner[2:], "s")
+    assert no_novelty["novelty_range"] is None and no_novelty["novelty_folds"] == 0
+
+
 def test_nested_thresholds_never_see_the_scored_fold():
     """Change s1's data (its ALC column and its embeddings): the thresholds chosen for s1's fold
     stay the same, while s1's own figures, and the optimistic threshold chosen on every fold, move.
