@@ -179,6 +179,20 @@ def portfolio_members(portfolio: str | Path) -> tuple[dict[str, dict[str, Any]],
     return members, single
 
 
+def _shipped_settings(folder: Path) -> str:
+    """The shipped selector and race setting in words, as ``submission.json`` and the card say."""
+    try:
+        hedge = int(json.loads((folder / "submission.json").read_text()).get("hedge", 1))
+    except (OSError, ValueError, TypeError, AttributeError):
+        hedge = 1
+    try:
+        name = json.loads((folder / "selector" / "selector.json").read_text()).get("selector")
+    except (OSError, ValueError, AttributeError):
+        name = None
+    race = "no race" if hedge <= 1 else f"its top {hedge} racing"
+    return f"{'`' + str(name) + '`' if name else 'its selector'}, {race}, as shipped"
+
+
 def _fingerprint(files: Sequence[Path]) -> str:
     h = hashlib.sha256()
     for f in files:
@@ -250,8 +264,7 @@ def build_methods(portfolio: str | Path, *, grid: Mapping[str, Any] | None = Non
     sel_files = sorted((folder / "selector").glob("*")) if (folder / "selector").is_dir() else []
     fingerprint = _fingerprint([folder / "portfolio.json", folder / "summary.json",
                                 folder / "submission.json", *sel_files])
-    methods = [Method(SUBMISSION, "submission", "the shipped submission (portfolio and selector of "
-                                                f"{repo_relative(folder)})")]
+    methods = [Method(SUBMISSION, "submission", f"the shipped submission of {repo_relative(folder)}")]
     for label, sel in (selectors or {}).items():
         methods.append(Method(f"{SUBMISSION}[{label}]", "submission",
                               f"the submission with the selector {repo_relative(sel)}", selector_dir=str(sel)))
@@ -259,9 +272,12 @@ def build_methods(portfolio: str | Path, *, grid: Mapping[str, Any] | None = Non
         if int(n) < 1:
             raise AutoDLError(None, f"hedge {n}: expected 1 (no race: pure selection) or more configurations",
                               field="--hedge")
-        methods += [dataclasses.replace(m, name=f"{m.name}+hedge{n}", description=f"{m.description}; its selector's "
-                                        f"top {n} configurations race inside the budget", settings={"hedge": int(n)})
+        race = ("pure selection: its selector's pick alone, without a race" if int(n) == 1
+                else f"its selector's top {n} configurations race inside the budget")
+        methods += [dataclasses.replace(m, name=f"{m.name}+hedge{n}", description=f"{m.description}; {race}",
+                                        settings={"hedge": int(n)})
                     for m in list(methods) if m.kind == "submission" and m.settings is None]
+    methods[0] = dataclasses.replace(methods[0], description=f"{methods[0].description} ({_shipped_settings(folder)})")
     methods.append(Method(SINGLE_BEST, "config", f"the portfolio's single best ({single})", config=members[single]))
     fixed = fixed_methods(grid=grid, grid_rows=grid_rows, grid_best=grid_best)
     methods += fixed
