@@ -180,15 +180,16 @@ def portfolio_members(portfolio: str | Path) -> tuple[dict[str, dict[str, Any]],
 
 
 def _shipped_settings(folder: Path) -> str:
-    """The shipped selector and race setting in words, as ``submission.json`` and the card say."""
+    """The shipped selector and race setting in words, read as the submission reads them
+    (:class:`submission.artifacts.Artifacts`); what cannot be read is left unnamed."""
+    from submission.artifacts import Artifacts
+
     try:
-        hedge = int(json.loads((folder / "submission.json").read_text()).get("hedge", 1))
-    except (OSError, ValueError, TypeError, AttributeError):
-        hedge = 1
-    try:
-        name = json.loads((folder / "selector" / "selector.json").read_text()).get("selector")
-    except (OSError, ValueError, AttributeError):
-        name = None
+        arts = Artifacts(folder)
+        hedge = arts.settings().hedge
+        name = arts.read_json("selector/selector.json").get("selector")
+    except (AutoDLError, OSError, AttributeError):
+        hedge, name = 1, None
     race = "no race" if hedge <= 1 else f"its top {hedge} racing"
     return f"{'`' + str(name) + '`' if name else 'its selector'}, {race}, as shipped"
 
