@@ -25,7 +25,7 @@ from autodl.errors import AutoDLError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COUNT_KEYS", "DESCRIPTOR_KEYS", "FLAG_KEYS", "SIZE_SAMPLE", "describe", "descriptor_vector"]
+__all__ = ["COUNT_KEYS", "DESCRIPTOR_KEYS", "FLAG_KEYS", "SIZE_SAMPLE", "describe", "describe_new", "descriptor_vector"]
 
 DESCRIPTOR_KEYS: tuple[str, ...] = ("train_samples", "test_samples", "classes", "channels", "height", "width",
                                     "variable_size", "frames", "multilabel")
@@ -49,15 +49,19 @@ def _frame_hw(frame: Any) -> tuple[int, int]:
     return int(frame.shape[0]), int(frame.shape[1])
 
 
-def _median_shape(ds: Any, seed: int = 0) -> tuple[int, int, int]:
-    """Median ``(T, H, W)`` over a seeded sample of :data:`SIZE_SAMPLE` training examples."""
-    n = ds.metadata("train").sample_count
+def _median_shape(ds: Any, seed: int = 0, subset: str = "train") -> tuple[int, int, int]:
+    """Median ``(T, H, W)`` over a seeded sample of :data:`SIZE_SAMPLE` examples of ``subset``."""
+    n = ds.metadata(subset).sample_count
     chosen = set(np.random.default_rng(seed).choice(n, size=min(SIZE_SAMPLE, n), replace=False).tolist())
     shapes = []
-    for i, r in enumerate(ds.iter_raw("train")):
+    for i, r in enumerate(ds.iter_raw(subset)):
         if i in chosen:
             shapes.append((len(r.frames), *_frame_hw(r.frames[0])))
-    med = np.median(np.asarray(shapes, dtype=np.float64), axis=0)
+    return _median(shapes)
+
+
+def _median(shapes: list[tuple[int, int, int]]) -> tuple[int, int, int]:
+    med = np.median(np.asarray(shapes, dtype=np.float64), axis=0) if shapes else np.ones(3)
     return round(med[0]), round(med[1]), round(med[2])
 
 
@@ -111,6 +115,64 @@ def describe(dataset: str | Path | Any) -> dict[str, float]:
         "frames": float(frames),
         "multilabel": 1.0 if is_multilabel(labels) else 0.0,
     }
+
+
+def describe_new(metadata: Any, dataset: Any) -> tuple[dict[str, float], int]:
+    """:func:`describe`'s descriptors of a new dataset as a submission sees it: its training
+    metadata and the ``tf.data`` set ingestion hands over, nothing else.
+
+    Where the image size or clip length varies, the median is taken over the stored sizes of
+    the examples :func:`describe` would read (their headers, the same seeded sample) for a
+    set from this project's ingestion, and over the first :data:`SIZE_SAMPLE` decoded
+    examples of any other pipeline (the organizers' ingestion); never over frames already
+    resized for a network. ``multilabel`` is read from all training labels (this project's
+    ingestion) or from those first examples'. ``test_samples`` is not known when ``train``
+    is first called: it is taken as ``train_samples / 2``, about the median ratio of the
+    training collection's datasets.
+
+    So for a dataset from this project's ingestion every descriptor but ``test_samples``
+    equals :func:`describe`'s of the same dataset, as the selectors were fitted on.
+
+    Returns
+    -------
+    tuple
+        The descriptors, and the number of examples whose frames were read (headers or
+        decoded; 0 where the metadata held the sizes): the cost a simulated clock charges.
+    """
+    from autodl.ingestion import source_of
+    from autodl.labels import is_multilabel
+
+    n = float(metadata.size())
+    rows, cols = metadata.get_matrix_size(0)
+    frames = metadata.get_sequence_size()
+    variable = rows < 1 or cols < 1
+    read = 0
+    src = source_of(dataset)
+    if src is not None:
+        ds, subset = src
+        labels = ds.labels(subset)
+        if variable or frames < 1:
+            t, h, w = _median_shape(ds, subset=subset)
+            read = min(SIZE_SAMPLE, ds.metadata(subset).sample_count)
+    else:
+        shapes, ys = [], []
+        for i, (x, y) in enumerate(dataset.as_numpy_iterator()):
+            if i >= SIZE_SAMPLE:
+                break
+            shape = np.shape(x)
+            shapes.append((int(shape[0]), int(shape[1]), int(shape[2])))
+            ys.append(np.asarray(y, dtype=np.float32))
+        labels = np.stack(ys) if ys else np.zeros((0, 0), np.float32)
+        read = len(shapes)
+        t, h, w = _median(shapes)
+    if variable or frames < 1:
+        rows = h if rows < 1 else rows
+        cols = w if cols < 1 else cols
+        frames = t if frames < 1 else frames
+    return ({"train_samples": n, "test_samples": float(round(n / 2)), "classes": float(metadata.get_output_size()),
+             "channels": float(metadata.get_num_channels(0)), "height": float(rows), "width": float(cols),
+             "variable_size": 1.0 if variable else 0.0, "frames": float(frames),
+             "multilabel": 1.0 if is_multilabel(labels) else 0.0}, read)
 
 
 def descriptor_vector(d: Mapping[str, float]) -> np.ndarray:

@@ -177,7 +177,9 @@ class Query:
     ----------
     embeddings:
         ``[B, D]`` float32 embeddings (same backbone and preprocessing as the training
-        datasets' features).
+        datasets' features); None for a selector that reads only the descriptors
+        (``reads_embeddings`` false: a submission then embeds nothing), which every other
+        selector refuses.
     labels:
         ``[B, K]`` labels of the batch, where known (the training split of a new dataset);
         selectors that need them (transferability measures) refuse a query without.
@@ -191,21 +193,26 @@ class Query:
         raw-pixel probe's score refuse a query without.
     """
 
-    embeddings: np.ndarray
+    embeddings: np.ndarray | None
     labels: np.ndarray | None = None
     descriptors: Mapping[str, float] | None = None
     name: str | None = None
     raw: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.embeddings = np.asarray(self.embeddings, dtype=np.float32)
-        if self.embeddings.ndim != 2 or len(self.embeddings) == 0:
-            raise ValueError(f"a query's embeddings must be a non-empty [B, D] array, got {self.embeddings.shape}")
+        if self.embeddings is None:
+            if self.descriptors is None:
+                raise ValueError("a query needs embeddings or descriptors")
+            if self.raw is not None:
+                raise ValueError("a query's raw features come with its embeddings (the same batch)")
+        else:
+            self.embeddings = np.asarray(self.embeddings, dtype=np.float32)
+            if self.embeddings.ndim != 2 or len(self.embeddings) == 0:
+                raise ValueError(f"a query's embeddings must be a non-empty [B, D] array, got {self.embeddings.shape}")
         if self.labels is not None:
             self.labels = np.asarray(self.labels, dtype=np.float32)
-            if self.labels.ndim != 2 or len(self.labels) != len(self.embeddings):
-                raise ValueError(f"a query's labels must be [B, K] with B={len(self.embeddings)}, "
-                                 f"got {self.labels.shape}")
+            if self.labels.ndim != 2 or (self.embeddings is not None and len(self.labels) != len(self.embeddings)):
+                raise ValueError(f"a query's labels must be [B, K] with B={len(self)}, got {self.labels.shape}")
         if self.raw is not None:
             self.raw = np.asarray(self.raw, dtype=np.float32)
             if self.raw.ndim != 2 or len(self.raw) != len(self.embeddings):
@@ -213,7 +220,8 @@ class Query:
                                  f"got {self.raw.shape}")
 
     def __len__(self) -> int:
-        return len(self.embeddings)
+        """The batch's size (0 for a query of descriptors alone)."""
+        return 0 if self.embeddings is None else len(self.embeddings)
 
 
 def load_features_folder(folder: str | Path, names: list[str] | None = None) -> list[DatasetFeatures]:

@@ -420,15 +420,19 @@ def simulated_tasks(methods: MethodSet, datasets: Sequence[tuple[str, Path]], se
 
 
 def submission_unit(method: Method, methods: MethodSet) -> str:
-    """The unit of a submission: its name and the digest of the artifacts it reads (a rebuilt
-    portfolio or another selector is another unit)."""
+    """The unit of a submission: its name, the digest of the artifacts it reads (a rebuilt
+    portfolio or another selector is another unit) and the agent's version
+    (:data:`submission.agent.AGENT_VERSION`: an agent that decides differently is another
+    unit too)."""
+    from submission.agent import AGENT_VERSION
+
     extra = ""
     if method.selector_dir:
         sel = Path(method.selector_dir)
         extra = "+" + _fingerprint(sorted(sel.glob("*")))
     if method.settings:
         extra += "+" + ",".join(f"{k}={v}" for k, v in sorted(method.settings.items()))
-    return f"{method.name}@{methods.submission_fingerprint}{extra}"
+    return f"{method.name}@{methods.submission_fingerprint}{extra}+agent{AGENT_VERSION}"
 
 
 def _run_parallel(tasks: Sequence[dict[str, Any]], record: Callable[[dict[str, Any]], None], workers: int,

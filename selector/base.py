@@ -75,6 +75,10 @@ class Selector(BaseEstimator):
         Whether :meth:`predict_proba` needs the query's labels (transferability measures).
     needs_cost:
         Whether :meth:`fit` needs the cost matrix (cost-sensitive selectors, baselines).
+    reads_embeddings:
+        Whether :meth:`predict_proba` reads the query's embeddings (false for a selector of
+        the descriptors alone, e.g. ``descriptor-knn``: it accepts a query without, and a
+        submission shipping it decodes no batch and runs no network to select).
     needs_query:
         Whether :meth:`predict_proba` reads the query at all (``single-best`` does not:
         it accepts None, and a submission shipping it embeds nothing).
@@ -96,6 +100,7 @@ class Selector(BaseEstimator):
     needs_labels: ClassVar[bool] = False
     needs_cost: ClassVar[bool] = False
     needs_query: ClassVar[bool] = True
+    reads_embeddings: ClassVar[bool] = True
     outputs: ClassVar[str] = "datasets"
 
     # --- to implement -------------------------------------------------------------------------
@@ -147,7 +152,11 @@ class Selector(BaseEstimator):
     def _check_query(self, query: Query) -> Query:
         if not hasattr(self, "classes_"):
             raise SelectorError(None, f"{self.name}: not fitted; call fit first")
-        if query.embeddings.shape[1] != self.n_features_in_:
+        if query.embeddings is None:
+            if self.reads_embeddings:
+                raise SelectorError(None, f"{self.name}: needs the query's embeddings (a query of descriptors "
+                                          "alone serves only a selector that reads nothing else)")
+        elif query.embeddings.shape[1] != self.n_features_in_:
             raise SelectorError(None, f"{self.name}: the query's embeddings have {query.embeddings.shape[1]} "
                                       f"features, the training datasets' {self.n_features_in_}: embed it with "
                                       f"the card's backbone ({self.embedding_card_.get('backbone')})")

@@ -266,8 +266,11 @@ class _LearnedSelector(Selector):
 
     def novelty(self, query: Query) -> float:
         """:func:`novelty_score` of the query against the training datasets (about 1 for a
-        random batch of one of them; large far from all)."""
+        random batch of one of them; large far from all). Needs the query's embeddings, even
+        for a selector that reads none to choose."""
         self._check_query(query)
+        if query.embeddings is None:
+            raise SelectorError(None, f"{self.name}: novelty needs the query's embeddings")
         return novelty_score(self.centroids_, self.spread_, query.embeddings, self.counts_)
 
     def _pooled_train(self, datasets: Sequence[DatasetFeatures], standardize: bool = True) -> np.ndarray:
@@ -775,6 +778,7 @@ class DescriptorKNNSelector(_LearnedSelector):
     """
 
     name = "descriptor-knn"
+    reads_embeddings = False
     _state_arrays = {"descriptors": np.float64, "mean": np.float64, "scale": np.float64}
 
     def __init__(self, k: int = 1, seed: int = 0):

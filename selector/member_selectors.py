@@ -688,6 +688,7 @@ class SizeRuleSelector(_MemberSelector):
     """
 
     name = "size-rule"
+    reads_embeddings = False
     _member_arrays = (*_MemberSelector._member_arrays, "feature", "threshold", "left", "right", "leaf_member",
                       "train_features")
 

@@ -19,7 +19,11 @@ that finds the artifacts (:mod:`submission.artifacts`) beside it.
    ``train_raw``), and handed to the selector as a :class:`~metafeatures.features.Query`. Its pick is used unless its confidence is below
    the card's fallback threshold or its novelty (distance of the batch to the nearest
    training dataset, in standard errors) above it: then the single best. A selector that
-   needs no query (``single-best``) costs nothing.
+   needs no query (``single-best``) costs nothing; one that reads only the descriptors
+   (``reads_embeddings`` false, e.g. ``descriptor-knn``, shipped without a novelty
+   threshold) gets them alone (:func:`metafeatures.descriptors.describe_new`: the metadata,
+   the labels and, where sizes vary, a few examples' stored sizes): no batch is decoded
+   and no network runs, so selecting costs milliseconds instead of an embedding pass.
    A selector whose outputs are portfolio members (:mod:`selector.member_selectors`) names
    a member, a dataset selector a training dataset: both are looked up in ``portfolio.json``
    (:meth:`~submission.artifacts.Artifacts.members`).
@@ -85,6 +89,13 @@ pretrained weights, no gradient step (what is left when backbones fail)."""
 
 DEFAULT_QUERY_SIZE = 64
 
+AGENT_VERSION = 2
+"""What the agent decides, beyond its artifacts: raised whenever the same artifacts would
+run differently (2: a selector of the descriptors alone selects without an embedding pass,
+and variable sizes are described by the stored sizes, not the resized batch's). Results keyed
+by a submission's artifacts (the held-out benchmark's units) carry it, so that rows of an
+older agent are run again, not reused."""
+
 MAX_SELECTION_SHARE = 0.5
 """Selection is skipped (the single best kept) when its expected seconds exceed this share of
 what is left of the budget (a selection that cannot pay for itself)."""
@@ -113,32 +124,6 @@ def _count(dataset: Any) -> int:
         ds, subset = src
         return int(ds.metadata(subset).sample_count)
     return sum(1 for _ in dataset.as_numpy_iterator())
-
-
-def describe_sample(metadata: Any, x: np.ndarray | list[np.ndarray], y: np.ndarray) -> dict[str, float]:
-    """ZAP's descriptors (:func:`metafeatures.descriptors.describe`'s keys) of a new dataset,
-    from its training metadata and a decoded sample (stored sizes are read from the metadata;
-    where they vary, the sample's median is used).
-
-    ``test_samples`` is not known when ``train`` is first called: it is taken as
-    ``train_samples / 2``, about the median ratio of the training collection's datasets.
-    """
-    from autodl.labels import is_multilabel
-
-    n = float(metadata.size())
-    rows, cols = metadata.get_matrix_size(0)
-    frames = metadata.get_sequence_size()
-    variable = rows < 1 or cols < 1
-    if variable or frames < 1:
-        shapes = np.array([np.asarray(c).shape[:3] for c in x], dtype=np.float64)
-        med = np.median(shapes, axis=0) if len(shapes) else np.array([1, 1, 1])
-        rows = round(med[1]) if rows < 1 else rows
-        cols = round(med[2]) if cols < 1 else cols
-        frames = round(med[0]) if frames < 1 else frames
-    return {"train_samples": n, "test_samples": round(n / 2), "classes": float(metadata.get_output_size()),
-            "channels": float(metadata.get_num_channels(0)), "height": float(rows), "width": float(cols),
-            "variable_size": 1.0 if variable else 0.0, "frames": float(frames),
-            "multilabel": 1.0 if is_multilabel(y) else 0.0}
 
 
 class MetaModel:
@@ -208,7 +193,7 @@ class MetaModel:
         self.selector = arts and self._guard("loading the selector", arts.selector)
         self.thresholds = self._thresholds()
         self.embedder = None
-        if self.selector is not None and getattr(self.selector, "needs_query", True):
+        if self.selector is not None and self._needs_embedding():
             self.embedder = self._guard("building the selector's embedder", self._build_embedder)
             if self.embedder is None:
                 self.selector = None
@@ -328,10 +313,18 @@ class MetaModel:
 
     # --- selection ----------------------------------------------------------------------------
     def _query(self, dataset: Any) -> Any:
-        from finetune.data import load_arrays
         from finetune.learner import _data_format
-        from metafeatures.embeddings import _dense_range, _scale
+        from metafeatures.descriptors import describe_new
         from metafeatures.features import Query
+
+        descriptors, read = describe_new(self.metadata, dataset)
+        simulated = getattr(self.clock, "simulated", False)
+        if simulated and read:  # frame headers (or the first decoded examples): charged as decoding them
+            self.clock.advance(self.timing.decode_s(_data_format(self.metadata, dataset), read, 0.0))
+        if self.embedder is None:
+            return Query(None, None, descriptors)
+        from finetune.data import load_arrays
+        from metafeatures.embeddings import _dense_range, _scale
         from metafeatures.probe import raw_probe_features
 
         spec = self.embedder.spec
@@ -340,7 +333,7 @@ class MetaModel:
                            seed=self.settings.seed)
         if x.dtype != np.uint8:  # dense data: scaled as the training datasets' were
             x = _scale(x, _dense_range(x))
-        if getattr(self.clock, "simulated", False):
+        if simulated:
             t, h, w = x.shape[1:4]
             frames = min(t, spec.frames)
             fmt = _data_format(self.metadata, dataset)
@@ -350,7 +343,15 @@ class MetaModel:
         emb = self.embedder.embed(x)
         # the raw-pixel probe's features of the batch already decoded (a pooling pass: milliseconds),
         # made only for a selector that reads them (use_probe raw or both)
-        return Query(emb, y, describe_sample(self.metadata, x, y), raw=raw_probe_features(x) if raw else None)
+        return Query(emb, y, descriptors, raw=raw_probe_features(x) if raw else None)
+
+    def _needs_embedding(self) -> bool:
+        """Whether selecting needs the query's embeddings: a selector that reads them or the raw
+        probe features of the same batch, or a novelty threshold to check."""
+        if not getattr(self.selector, "needs_query", True):
+            return False
+        return (getattr(self.selector, "reads_embeddings", True) or self._needs_raw()
+                or (self.thresholds or {}).get("novelty") is not None)
 
     def _needs_raw(self) -> bool:
         """Whether the selector reads the query's raw-pixel probe features (``use_probe`` raw or both)."""
@@ -376,7 +377,8 @@ class MetaModel:
                 if query is not None:
                     self.decision["confidence"] = float(self.selector.confidence(query))
                     novelty = getattr(self.selector, "novelty", None)
-                    self.decision["novelty"] = None if novelty is None else float(novelty(query))
+                    if novelty is not None and query.embeddings is not None:
+                        self.decision["novelty"] = float(novelty(query))
                 else:
                     self.decision["confidence"] = 1.0
                 ranked = [pick]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from autodl.errors import AutoDLError
-from metafeatures.descriptors import DESCRIPTOR_KEYS, describe, descriptor_vector
+from metafeatures.descriptors import DESCRIPTOR_KEYS, describe, describe_new, descriptor_vector
 
 
 def test_describe_rgb(written: dict) -> None:
@@ -34,6 +34,28 @@ def test_describe_variants(written: dict, kind: str, expected: dict) -> None:
     assert list(d) == list(DESCRIPTOR_KEYS)
     assert all(isinstance(v, float) for v in d.values())
     assert {k: d[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize("kind", ["rgb", "video", "multi_lists", "varsize"])
+@pytest.mark.parametrize("through", ["this project's ingestion", "a plain tf.data pipeline"])
+def test_describe_new_sees_what_describe_saw(written: dict, kind: str, through: str) -> None:
+    """What a submission describes of a new dataset (its training metadata and the tf.data set
+    ingestion hands over) equals describe()'s of the same folder, on which the selectors were
+    fitted, but for test_samples (unknown in train: half the training examples). Stored sizes,
+    never the sizes of frames resized for a network."""
+    from autodl.dataset import AutoDLDataset
+
+    ds = AutoDLDataset(written[kind].root)
+    d_train = ds.tf_dataset("train")
+    if through == "this project's ingestion":
+        d_train.autodl_source = (ds, "train")
+    got, read = describe_new(ds.metadata("train"), d_train)
+    want = describe(written[kind].root)
+    assert got == {**want, "test_samples": float(round(want["train_samples"] / 2))}
+    if through == "this project's ingestion":  # frames read only where the metadata lacks the size
+        assert read == (5 if kind == "varsize" else 0)
+    else:  # the organizers' pipeline: the first examples decoded (their labels are needed)
+        assert read == 5
 
 
 def test_describe_never_reads_the_solution(tiny_written, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -260,6 +260,23 @@ def test_hedged_variants_are_their_own_units_and_carry_their_settings(tmp_path: 
     assert "AUTODL_META_SETTINGS" not in env[SUBMISSION]
 
 
+def test_a_new_agent_version_is_a_new_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows of a submission are keyed by its artifacts and the agent's version: the same
+    artifacts run by an agent that decides differently are run again, not read back."""
+    import submission.agent
+    from pipeline.heldout import wall_methods
+
+    port = _portfolio(tmp_path / "p", [("a", CHEAP), ("b", CHEAP_B)], single="a")
+    methods = build_methods(port)
+    sub = methods.by_name()[SUBMISSION]
+    now = submission_unit(sub, methods)
+    assert now.endswith(f"+agent{submission.agent.AGENT_VERSION}")
+    wall = {w.name: w.unit for w in wall_methods(methods, baselines=())}[SUBMISSION]
+    monkeypatch.setattr(submission.agent, "AGENT_VERSION", submission.agent.AGENT_VERSION + 1)
+    assert submission_unit(sub, methods) != now
+    assert {w.name: w.unit for w in wall_methods(methods, baselines=())}[SUBMISSION] != wall
+
+
 def test_hedge_below_one_is_refused_and_one_is_pure_selection(tmp_path: Path) -> None:
     from autodl.errors import AutoDLError
 

@@ -227,6 +227,28 @@ def test_descriptor_knn_needs_descriptors(fitted: dict, datasets: list[DatasetFe
         make_selector("descriptor-knn").fit(bare)
 
 
+def test_a_query_of_descriptors_alone_serves_only_the_selectors_that_read_nothing_else(
+        fitted: dict, datasets: list[DatasetFeatures]) -> None:
+    """A query without embeddings (what a submission shipping descriptor-knn builds: no batch
+    decoded, no network run) gives descriptor-knn the same scores as the full query; a selector
+    that reads embeddings refuses it by name, and so does the novelty that needs them."""
+    full = datasets[1].query(8, split="test")
+    bare = Query(None, descriptors=full.descriptors)
+    assert len(bare) == 0
+    knn = fitted["descriptor-knn"]
+    assert not knn.reads_embeddings
+    np.testing.assert_array_equal(knn.predict_proba(bare), knn.predict_proba(full))
+    assert knn.predict(bare) == "d1" and knn.confidence(bare) == knn.confidence(full)
+    with pytest.raises(SelectorError, match="novelty needs the query's embeddings"):
+        knn.novelty(bare)
+    for name in EMBEDDING_BASED + ["cost-sensitive"]:
+        assert fitted[name].reads_embeddings
+        with pytest.raises(SelectorError, match="needs the query's embeddings"):
+            fitted[name].predict_proba(bare)
+    with pytest.raises(ValueError, match="embeddings or descriptors"):
+        Query(None)
+
+
 def test_cost_sensitive_picks_best_incumbent_not_nearest_dataset() -> None:
     """Two families of datasets (x near feature 0, y near feature 1): the incumbent of y1
     is the best on both y datasets, y2's own incumbent is mediocre. A new dataset just

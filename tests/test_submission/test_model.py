@@ -258,3 +258,66 @@ def test_the_query_carries_the_raw_pixel_features_of_its_batch(tiny_artifacts, u
     x, _ = load_arrays(d_train, (32, 32), 1, limit=16, seed=model.settings.seed)  # the batch the query decoded
     np.testing.assert_allclose(query.raw, raw_probe_features(x), rtol=1e-6)
     assert np.isfinite(raw_probe_score(query.raw, query.labels))
+
+
+def _ship_descriptor_knn(art: Path, data: Path, novelty_threshold: float | None) -> None:
+    """Replace the artifacts' selector with descriptor-knn fitted on the same two training sets
+    (their descriptors; embeddings only for the novelty reference) and rewrite the checksums."""
+    from metafeatures.descriptors import describe
+    from metafeatures.features import DatasetFeatures
+    from selector.registry import load_selector, make_selector
+    from submission.artifacts import CHECKSUMS, CHECKSUMS_FORMAT, checksum_table
+
+    old = load_selector(art / "selector")
+    rng = np.random.default_rng(0)
+    feats = [DatasetFeatures(name, rng.normal(size=(8, old.n_features_in_)), np.eye(3, dtype=np.float32)[[0, 1] * 4],
+                             descriptors=describe(data / name), card=dict(old.embedding_card_))
+             for name in ("alpha", "beta")]
+    import shutil
+
+    shutil.rmtree(art / "selector")
+    make_selector("descriptor-knn").fit(feats).save(art / "selector")
+    card_path = art / "selector" / "selector.json"
+    card = json.loads(card_path.read_text())
+    card["scores"] = {"fallback": {"confidence_threshold": 0.0, "novelty_threshold": novelty_threshold}}
+    card_path.write_text(json.dumps(card))
+    files = [p for p in art.rglob("*") if p.is_file() and p.name != CHECKSUMS]
+    (art / CHECKSUMS).write_text(json.dumps({"format": CHECKSUMS_FORMAT, "files": checksum_table(art, files)}))
+
+
+@pytest.mark.parametrize("novelty_threshold", [None, 1e9])
+def test_a_selector_of_descriptors_alone_selects_without_an_embedding(tiny_artifacts, artifacts_copy, unseen, tmp_path,
+                                                                      monkeypatch, novelty_threshold):
+    """descriptor-knn reads only the descriptors: shipped without a novelty threshold, the
+    submission builds no embedder and runs no network to select, and the simulated clock
+    charges the selection next to nothing; with a novelty threshold to check, the batch is
+    embedded as before (and its novelty decided on)."""
+    from autodl.clock import SimulatedClock
+    from finetune.config_runs import DEFAULT_TIMING
+    from finetune.timing import TimingTable
+    from metafeatures.embeddings import Embedder
+
+    _ship_descriptor_knn(artifacts_copy, tiny_artifacts.parent / "data", novelty_threshold)
+    embedded = []
+    real_embed = Embedder.embed
+    monkeypatch.setattr(Embedder, "embed", lambda self, x: embedded.append(len(x)) or real_embed(self, x))
+    timing = TimingTable.load(DEFAULT_TIMING)
+    models = []
+
+    def make(meta, clock):
+        models.append(factory(artifacts_copy, timing=timing,
+                              settings=SubmissionSettings(first_prediction="before-selection", query_size=16))(meta,
+                                                                                                            clock))
+        return models[-1]
+
+    res = run_ingestion(unseen, make, tmp_path / "out", time_budget=3.0, clock=SimulatedClock())
+    assert res.success, res.error
+    d = models[0].decision
+    assert d["selector"] == "descriptor-knn" and d["chosen_dataset"] in ("alpha", "beta") and d["fallback"] is None
+    embedding_cost = timing.forward_s("tf_efficientnet_lite0", 32) * 16
+    if novelty_threshold is None:
+        assert models[0].embedder is None and not embedded and d["novelty"] is None
+        assert d["selection_seconds"] < embedding_cost / 10
+    else:
+        assert models[0].embedder is not None and 16 in embedded and d["novelty"] is not None
+        assert d["selection_seconds"] > embedding_cost
