@@ -134,10 +134,13 @@ def heldout_summary(rows: Sequence[Mapping[str, Any]], methods: MethodSet, datas
 def _compute(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """How long the evaluations behind a report took: their count and the sum of their seconds
     (``task_seconds`` of a simulated evaluation, in its worker, start-up included; ``wall_seconds``
-    of a wall-clock run, its child process included; rows without either are counted apart)."""
+    of a wall-clock run, its child process included; rows without either are counted apart), and
+    the sum of their CPU seconds (``cpu_seconds``, where recorded: ``cpu_timed`` rows)."""
     timed = [float(r.get("task_seconds", r.get("wall_seconds"))) for r in rows
              if r.get("task_seconds", r.get("wall_seconds")) is not None]
-    return {"evaluations": len(rows), "timed": len(timed), "seconds": float(sum(timed))}
+    cpu = [float(r["cpu_seconds"]) for r in rows if r.get("cpu_seconds") is not None]
+    return {"evaluations": len(rows), "timed": len(timed), "seconds": float(sum(timed)),
+            "cpu_timed": len(cpu), "cpu_seconds": float(sum(cpu))}
 
 
 def _wall_names(wall: Mapping[str, Mapping[str, Cell]]) -> list[str]:
@@ -351,7 +354,16 @@ def _compute_lines(compute: Mapping[str, Mapping[str, Any]], workers: int = 2) -
              f"({sim_h / workers:.2f} h with {workers} workers side by side)",
              f"- Wall clock: {wall.get('evaluations', 0)} runs one at a time, {wall_h:.2f} h",
              f"- In all: about {sim_h / workers + wall_h:.2f} h on this machine (the sum of the evaluations' own "
-             "seconds, start-up in the worker included; a run resumed over several sittings adds them up)"]
+             "seconds, start-up in the worker included; a run resumed over several sittings adds them up; "
+             "whatever else ran on the machine meanwhile lengthens them)"]
+    if sim.get("evaluations") and sim.get("cpu_timed") == sim.get("evaluations"):
+        cpu_h = sim["cpu_seconds"] / 3600
+        lines.append(f"- CPU time of the simulated evaluations (every one recorded it): {cpu_h:.2f} CPU-hours, "
+                     f"so about {cpu_h / workers + wall_h:.2f} h in all on an otherwise idle machine with "
+                     f"{workers} workers (one PyTorch thread each) and the wall-clock runs as they took")
+    elif sim.get("cpu_timed"):
+        lines.append(f"- CPU time recorded by {sim['cpu_timed']} of the {sim['evaluations']} simulated evaluations "
+                     f"only ({sim['cpu_seconds'] / 3600:.2f} CPU-hours): no idle-machine total")
     untimed = sim.get("evaluations", 0) - sim.get("timed", 0) + wall.get("evaluations", 0) - wall.get("timed", 0)
     if untimed:
         lines.append(f"- {untimed} evaluations recorded no time and are not in these sums")

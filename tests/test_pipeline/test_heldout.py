@@ -159,7 +159,7 @@ def test_report_has_every_part_and_the_clocks_are_compared(two_members: MethodSe
             "baseline:default": {"x": [0.4, 0.4]}, "baseline:scratch": {"x": [0.3, 0.3]}}
     from pipeline.heldout import wall_methods
 
-    rows = [{**r, "task_seconds": 360.0} for r in _rows(vals, m)]
+    rows = [{**r, "task_seconds": 360.0, "cpu_seconds": 180.0} for r in _rows(vals, m)]
     unit = {w.name: w.unit for w in wall_methods(m, baselines=("baseline:default",))}
     assert unit["baseline:default"] == "baseline:default" and unit[SUBMISSION].startswith(f"{SUBMISSION}@")
     assert unit[SINGLE_BEST] == f"{SINGLE_BEST}@{m.member_units()[m.single_best]}"
@@ -180,8 +180,11 @@ def test_report_has_every_part_and_the_clocks_are_compared(two_members: MethodSe
     assert s["overall"]["wall"]["datasets"] == ["x"] and s["overall"]["wall"]["mean"][SUBMISSION] == 0.50
     assert "kit:3dcnn" not in s["overall"]["wall"]["mean"]
     # 5 units x 2 seeds x 360 s = 1 worker-hour; 4 wall runs x 90 s = 0.1 h
-    assert s["compute"]["simulated"] == {"evaluations": 10, "timed": 10, "seconds": 3600.0}
-    assert s["compute"]["wall"] == {"evaluations": 5, "timed": 5, "seconds": 365.0}
+    # and 10 x 180 CPU seconds = 0.5 CPU-hours: 0.25 h on 2 idle workers, + 0.1 h of wall runs
+    assert s["compute"]["simulated"] == {"evaluations": 10, "timed": 10, "seconds": 3600.0, "cpu_timed": 10,
+                                         "cpu_seconds": 1800.0}
+    assert s["compute"]["wall"] == {"evaluations": 5, "timed": 5, "seconds": 365.0, "cpu_timed": 0,
+                                    "cpu_seconds": 0.0}
     ag = clock_agreement(s)
     assert ag["per_dataset"]["x"]["simulated_order"] == [SUBMISSION, SINGLE_BEST, "baseline:default"]
     assert ag["per_dataset"]["x"]["same_winner"]
@@ -191,7 +194,7 @@ def test_report_has_every_part_and_the_clocks_are_compared(two_members: MethodSe
     for part in ("## Verdict", "## Mean ALC and mean rank", "## ALC per dataset", "Final NAUC",
                  "first prediction", "## Wall clock", "kit:linear", "same winner on 1 of 1", "![x](heldout/x.png)",
                  "a test set", "autodl-meta benchmark heldout", "## Machine time", "1.00 worker-hours",
-                 "about 0.60 h on this machine"):
+                 "about 0.60 h on this machine", "0.50 CPU-hours, so about 0.35 h in all on an otherwise idle"):
         assert part in text, part
     page = heldout_html(text)
     assert page.count("<table>") >= 4 and "<img" in page
@@ -217,6 +220,7 @@ def test_run_resumes_and_evaluates_each_unit_once(tmp_path: Path) -> None:
     rows = run_heldout(results, [("tiny", data)], methods, protocol=str(protocol), seeds=(0,), workers=0)
     assert len(rows) == 3  # member a (= the single best), member b, the submission
     assert all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]
+    assert all(0 < r["cpu_seconds"] for r in rows)  # what each cost the worker's CPU, recorded
     assert run_heldout(results, [("tiny", data)], methods, protocol=str(protocol), seeds=(0,), workers=0) == rows
     lines = results.read_text().splitlines()
     results.write_text("\n".join(lines[:-1]) + "\n")
