@@ -311,6 +311,10 @@ def verdict(summary: Mapping[str, Any]) -> dict[str, Any]:
         if out.get("ships") and SINGLE_BEST in fin.get("mean", {}) and out["final"]["ships_mean"] is not None:
             out["final"]["ships_minus_single-best"] = out["final"]["ships_mean"] - fin["mean"][SINGLE_BEST]
         out["final"]["fixed_bar"] = {n: fixed_bar(fin.get("mean", {}), n) for n in named if n in fin.get("mean", {})}
+        every = summary["overall"]["simulated"]
+        out["all"] = {"datasets": len(every.get("datasets", [])),
+                      "fixed_bar": {n: fixed_bar(every.get("mean", {}), n) for n in named
+                                    if n in every.get("mean", {})}}
     return out
 
 
@@ -431,6 +435,15 @@ def heldout_markdown(summary: Mapping[str, Any], methods: MethodSet, *, command:
                       f"{_f(f.get('minus_baseline:default'))}; `{f.get('ships')}` {_f(f.get('ships_mean'))}"
                       + (f" ({f['ships_minus_single-best']:+.4f} against the single best)"
                          if f.get("ships_minus_single-best") is not None else "") + ".", ""]
+            n_final = f["datasets"]
+            for where, part in ((f"the final test split, {n_final} dataset{'' if n_final == 1 else 's'}", f),
+                                (f"all {(v.get('all') or {}).get('datasets')} datasets", v.get("all") or {})):
+                for n, b in (part.get("fixed_bar") or {}).items():
+                    if b["closest"] is not None:
+                        lines += [f"- The bar on {where}: `{n}` is {b['smallest']:+.4f} from the closest fixed "
+                                  f"configuration, `{b['closest']}`: it "
+                                  + ("**clears**" if b["clears"] else "does **not** clear") + " it."]
+            lines.append("")
     lines += _compute_lines(summary.get("compute") or {})
     lines += ["## Methods", ""]
     for m in methods.methods:

@@ -311,6 +311,11 @@ def test_the_choice_of_what_ships_leaves_the_final_split_out(tmp_path: Path) -> 
     assert "Final test split (z" in text and f"`{hedged}`" in text
     assert f"`{hedged}` is +0.0750 from the closest, `{SINGLE_BEST}`; it **clears** the bar" in text
     assert v["final"]["fixed_bar"][hedged]["smallest"] == pytest.approx(-0.2)
+    # the bar is also judged on the final split and over all datasets: (0.6+0.55+0.3)/3 - 0.5 = -0.0167
+    assert v["all"]["datasets"] == 3 and v["all"]["fixed_bar"][hedged]["smallest"] == pytest.approx(-0.05 / 3)
+    assert (f"The bar on the final test split, 1 dataset: `{hedged}` is -0.2000 from the closest fixed "
+            f"configuration, `{SINGLE_BEST}`: it does **not** clear it.") in text
+    assert f"The bar on all 3 datasets: `{hedged}` is -0.0167" in text
     # without a final split every dataset chooses
     assert verdict(heldout_summary(_rows(vals, m), m, ["x", "y", "z"], seeds=(0,)))["split"] == "all"
 
