@@ -496,7 +496,7 @@ def trial_evaluator(run: Mapping[str, Any]) -> Callable[[dict[str, Any], float, 
 
     def evaluate_trial(encoded: dict[str, Any], budget: float, config_id: Any) -> dict[str, Any]:
         started = utc_now()
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         try:
             config = decode(encoded)
             with torch_threads(1):
@@ -511,8 +511,10 @@ def trial_evaluator(run: Mapping[str, Any]) -> Callable[[dict[str, Any], float, 
                     "traceback": traceback.format_exc()}
         from finetune.learner import LEARNER_VERSION
 
+        # cpu_seconds: what the trial cost this worker process's CPU, which other work on the machine
+        # does not inflate (wall_seconds it does)
         info.update(started=started, finished=utc_now(), worker=f"{socket.gethostname()}:{os.getpid()}",
-                    learner_version=LEARNER_VERSION)
+                    learner_version=LEARNER_VERSION, cpu_seconds=time.process_time() - cpu0)
         logger.info("trial %s at budget %.3g: %s, ALC %s", config_id, budget, info["status"], info["alc"])
         return info
 
@@ -541,6 +543,7 @@ def trial_row(run: Mapping[str, Any], config_id: tuple[int, int, int], config: d
             "status": info.get("status"), "alc": info.get("alc"), "final_nauc": info.get("final_nauc"),
             "curve": info.get("curve"), "wall_seconds": info.get("wall_seconds"), "error": info.get("error"),
             "traceback": info.get("traceback"), "worker": info.get("worker"), "started": info.get("started"),
+            **({"cpu_seconds": info["cpu_seconds"]} if info.get("cpu_seconds") is not None else {}),
             "finished": info.get("finished") or utc_now(),
             **({"learner_version": info["learner_version"]} if info.get("learner_version") is not None else {})}
 
@@ -604,6 +607,7 @@ class RunSummary:
     crashed: int = 0
     lost: int = 0
     wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
     best: dict[float, tuple[float, list[int]]] = field(default_factory=dict)
     samples: dict[str, Any] = field(default_factory=dict)
 
@@ -667,6 +671,7 @@ def run_master(run_dir: str | Path, nameserver: tuple[str, int], *, min_workers:
                     unwritten.append(exc)
                     return
                 summary.new_trials += 1
+                summary.cpu_seconds += float(row.get("cpu_seconds") or 0.0)
             status = row.get("status")
             summary.crashed += status in (Status.CRASHED, Status.TIMEOUT)
             summary.lost += status == Status.LOST

@@ -537,6 +537,9 @@ def build_default(out: str | Path = DEFAULT_OUT, settings: DefaultBuildSettings 
     manifest.data["machine"] = machine_description()
     manifest.command.update(seconds=round(time.perf_counter() - start, 1), finished=utc_now())
     manifest.data["total_seconds"] = round(sum(float(s.get("seconds") or 0) for s in manifest.data["steps"]), 1)
+    # the workers' CPU hours of the steps that record them (BOHB trials, matrix cells): unlike the steps'
+    # seconds, other work sharing the machine does not inflate them (a step resumed adds only new work)
+    manifest.data["total_cpu_hours"] = round(sum(float(s.get("cpu_hours") or 0) for s in manifest.data["steps"]), 3)
     manifest.checksums(out)
     total, _ = size_report(out)
     manifest.data["bytes"] = total

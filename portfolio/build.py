@@ -330,6 +330,7 @@ def run_steps(out: Path, settings: BuildSettings, manifest: Manifest, *, command
                             progress=bohb_progress(b.name) if bohb_progress else None)
         inc = summary.incumbent()
         manifest.step(f"bohb {b.name}", time.perf_counter() - t, trials=summary.new_trials,
+                      cpu_hours=round(summary.cpu_seconds / 3600, 4),
                       replayed=summary.replayed, incumbent_alc=inc[1] if inc else None,
                       bohb_seed=spec.bohb_seed, **{k: summary.samples.get(k) for k in
                                                    ("samples", "model_based", "after_first", "share_after_first")})
@@ -358,7 +359,7 @@ def run_steps(out: Path, settings: BuildSettings, manifest: Manifest, *, command
                                   seeds=settings.matrix_seeds, eval_seed=settings.seed, workers=settings.workers,
                                   scheduler=settings.scheduler, timing=settings.timing, progress=cell_progress)
     manifest.step("pool matrix", time.perf_counter() - t, computed=len(pool_result.computed),
-                  cells=len(pool_result.cells))
+                  cells=len(pool_result.cells), cpu_hours=round(pool_result.timings["cpu_seconds"] / 3600, 4))
 
     notify("portfolio", {"design": settings.portfolio})
     t = time.perf_counter()
@@ -383,5 +384,6 @@ def run_steps(out: Path, settings: BuildSettings, manifest: Manifest, *, command
                              workers=settings.workers, scheduler=settings.scheduler, timing=settings.timing,
                              progress=cell_progress, known=pool_result.cells)
     manifest.step("cost matrix", time.perf_counter() - t, computed=len(result.computed),
-                  single_best=result.summary.get("single_best"))
+                  single_best=result.summary.get("single_best"),
+                  cpu_hours=round(result.timings["cpu_seconds"] / 3600, 4))
     return built

@@ -229,9 +229,10 @@ def evaluate_cell(task: Mapping[str, Any]) -> dict[str, Any]:
     dict
         The ``cells.jsonl`` row: source, target, seed, status, alc, final_nauc,
         predictions, wall_seconds (inside the evaluation), task_seconds (the whole call),
-        error, traceback, worker (``host:pid``), finished.
+        cpu_seconds (the worker process's CPU over the call: what other work on the machine
+        does not inflate), error, traceback, worker (``host:pid``), finished.
     """
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
         from autodl.protocol import Protocol
@@ -245,8 +246,8 @@ def evaluate_cell(task: Mapping[str, Any]) -> dict[str, Any]:
                           timing=timing, wall_limit=task.get("wall_limit"))
         row = {**_cell_row(task), "status": ev.status, "alc": ev.alc, "final_nauc": ev.final_nauc,
                "predictions": len(ev.curve), "wall_seconds": ev.wall_seconds,
-               "task_seconds": time.perf_counter() - start, "error": ev.error, "traceback": ev.traceback,
-               "worker": worker, "finished": utc_now()}
+               "task_seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
+               "error": ev.error, "traceback": ev.traceback, "worker": worker, "finished": utc_now()}
     except Exception as exc:  # one bad cell never ends the matrix
         elapsed = time.perf_counter() - start
         row = failed_row(task, f"{type(exc).__name__}: {exc}", trace=traceback.format_exc(),
@@ -505,7 +506,8 @@ class CostMatrixResult:
         (computed now), ``workers``, ``eval_seconds_per_cell`` (mean wall seconds inside
         the evaluations), ``task_seconds_per_cell`` (mean of the whole worker call),
         ``cells_per_hour`` (cells / compute seconds), ``outside_evaluations`` (share of the
-        workers' time not spent inside an evaluation).
+        workers' time not spent inside an evaluation), ``cpu_seconds`` (the computed cells'
+        CPU seconds in their workers, summed).
     paths
         ``cells``, ``csv``, ``heatmap``, ``summary_json``, ``summary_md``, ``portfolio``.
     """
@@ -800,6 +802,7 @@ def run_cost_matrix(portfolio: Portfolio | str | Path,
                "scheduler": scheduler or ("LocalCluster" if workers else "this process"),
                "eval_seconds_per_cell": float(np.mean(evals)) if evals else None,
                "task_seconds_per_cell": float(np.mean(task_s)) if task_s else None,
+               "cpu_seconds": float(sum(float(r.get("cpu_seconds") or 0.0) for r in computed)),
                "cells_per_hour": 3600.0 * len(computed) / compute if computed and compute > 0 else None,
                "outside_evaluations": (1.0 - sum(evals) / (compute * n_workers))
                if computed and compute > 0 and n_workers else None}

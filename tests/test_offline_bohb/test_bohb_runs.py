@@ -190,6 +190,9 @@ def test_bohb_on_the_fine_tuning_learner_yields_an_incumbent(squares: Path, tmp_
         assert r["curve"]["timestamps"][-1] <= r["budget"] * 12 + 1e-6
     budget, alc, cid = summary.incumbent()
     assert budget == 1.0 and alc == max(r["alc"] for r in rows if r["budget"] == 1.0)
+    # what each trial cost its worker's CPU, and the run's sum (the build's manifest reports it)
+    assert all(r["cpu_seconds"] > 0 for r in rows)
+    assert summary.cpu_seconds == pytest.approx(sum(r["cpu_seconds"] for r in rows))
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["clock"] == "simulated" and run["timing"]["sha256"] and run["protocol"]["time_budget"] == 12
 

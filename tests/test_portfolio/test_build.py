@@ -71,6 +71,11 @@ def test_build_a_small_portfolio_then_resume_computing_nothing(tmp_path: Path):
         assert r["samples"] == 3 and 0 <= r["model_based"] <= r["samples"]  # one bracket: 3 at 1/3, 1 at 1
         step = next(s for s in manifest["steps"] if s["step"] == f"bohb {name}")
         assert step["bohb_seed"] == r["bohb_seed"] and step["samples"] == 3
+        assert step["cpu_hours"] > 0  # the trials' CPU in their workers, which sharing the machine does not inflate
+    pool_step = next(s for s in manifest["steps"] if s["step"] == "pool matrix")
+    # the cells computed here; a copied cell (reused_from) cost nothing in this step
+    computed_cpu = sum(c["cpu_seconds"] for c in pool_cells if not c.get("reused_from"))
+    assert pool_step["cpu_hours"] == pytest.approx(computed_cpu / 3600, abs=6e-5) and pool_step["cpu_hours"] > 0
 
     events.clear()
     again = build(out, settings, command="test again", on_event=lambda e, i: events.append((e, i.get("dataset"))))

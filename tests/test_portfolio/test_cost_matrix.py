@@ -154,6 +154,8 @@ def test_a_crashing_model_is_crashed_and_resuming_computes_only_what_is_missing(
     targets = [f"{n}={collection / n}" for n in ("bars", "dots")]
     first = run_cost_matrix(portfolio, targets, tmp_path / "cm", workers=0, device="cpu")
     assert [r["status"] for r in first.computed] == ["ok", "ok"]
+    assert all(r["cpu_seconds"] > 0 for r in first.computed)  # the worker's CPU, summed in the timings
+    assert first.timings["cpu_seconds"] == pytest.approx(sum(r["cpu_seconds"] for r in first.computed))
 
     def broken(self: Any, dataset: Any, remaining_time_budget: float | None = None) -> None:
         raise RuntimeError("out of memory, say")
