@@ -119,7 +119,8 @@ def heldout_summary(rows: Sequence[Mapping[str, Any]], methods: MethodSet, datas
     wall: dict[str, dict[str, Cell]] = {ds: {m: _cell(rs) for m, rs in by.items()} for ds, by in wall_rows.items()}
     names = [m.name for m in methods.methods]
     counted = set(units.values()) | set(member_units.values())
-    compute = {"simulated": _compute([r for r in sim_rows if r["unit"] in counted and r["dataset"] in set(datasets)]),
+    compute = {"simulated": {**_compute([r for r in sim_rows if r["unit"] in counted and r["dataset"] in set(datasets)]),
+                             "expected": len(counted) * len(datasets) * len(set(seeds))},
                "wall": _compute([r for ds, by in wall_rows.items() if ds in set(datasets) for rs in by.values()
                                  for r in rs])}
     overall = {"simulated": _overall(sim, names), "wall": _overall(wall, _wall_names(wall))}
@@ -353,13 +354,16 @@ def _compute_lines(compute: Mapping[str, Mapping[str, Any]], workers: int = 2) -
     if not sim.get("evaluations") and not wall.get("evaluations"):
         return []
     sim_h, wall_h = sim.get("seconds", 0.0) / 3600, wall.get("seconds", 0.0) / 3600
-    lines = ["## Machine time", "",
-             f"- Simulated clock: {sim.get('evaluations', 0)} evaluations, {sim_h:.2f} worker-hours "
-             f"({sim_h / workers:.2f} h with {workers} workers side by side)",
-             f"- Wall clock: {wall.get('evaluations', 0)} runs one at a time, {wall_h:.2f} h",
-             f"- In all: about {sim_h / workers + wall_h:.2f} h on this machine (the sum of the evaluations' own "
-             "seconds, start-up in the worker included; a run resumed over several sittings adds them up; "
-             "whatever else ran on the machine meanwhile lengthens them)"]
+    lines = ["## Machine time", ""]
+    if sim.get("expected") and sim.get("evaluations", 0) < sim["expected"]:
+        lines.append(f"- **Not complete**: {sim.get('evaluations', 0)} of the {sim['expected']} simulated evaluations "
+                     "are done; every total below is of those done so far")
+    lines += [f"- Simulated clock: {sim.get('evaluations', 0)} evaluations, {sim_h:.2f} worker-hours "
+              f"({sim_h / workers:.2f} h with {workers} workers side by side)",
+              f"- Wall clock: {wall.get('evaluations', 0)} runs one at a time, {wall_h:.2f} h",
+              f"- In all: about {sim_h / workers + wall_h:.2f} h on this machine (the sum of the evaluations' own "
+              "seconds, start-up in the worker included; a run resumed over several sittings adds them up; "
+              "whatever else ran on the machine meanwhile lengthens them)"]
     if sim.get("evaluations") and sim.get("cpu_timed") == sim.get("evaluations"):
         cpu_h = sim["cpu_seconds"] / 3600
         lines.append(f"- CPU time of the simulated evaluations (every one recorded it): {cpu_h:.2f} CPU-hours, "

@@ -182,7 +182,7 @@ def test_report_has_every_part_and_the_clocks_are_compared(two_members: MethodSe
     # 5 units x 2 seeds x 360 s = 1 worker-hour; 4 wall runs x 90 s = 0.1 h
     # and 10 x 180 CPU seconds = 0.5 CPU-hours: 0.25 h on 2 idle workers, + 0.1 h of wall runs
     assert s["compute"]["simulated"] == {"evaluations": 10, "timed": 10, "seconds": 3600.0, "cpu_timed": 10,
-                                         "cpu_seconds": 1800.0}
+                                         "cpu_seconds": 1800.0, "expected": 10}
     assert s["compute"]["wall"] == {"evaluations": 5, "timed": 5, "seconds": 365.0, "cpu_timed": 0,
                                     "cpu_seconds": 0.0}
     ag = clock_agreement(s)
@@ -198,6 +198,13 @@ def test_report_has_every_part_and_the_clocks_are_compared(two_members: MethodSe
         assert part in text, part
     page = heldout_html(text)
     assert page.count("<table>") >= 4 and "<img" in page
+    assert "Not complete" not in text
+    # a run not finished yet says so: its totals are partial
+    partial = heldout_summary(rows[1:], m, ["x"], seeds=(0, 1))
+    assert partial["compute"]["simulated"]["evaluations"] == 9
+    text = heldout_markdown(partial, m, command="c", machine="m", versions={}, protocol="mini", seeds=(0, 1),
+                            wall_seeds=(0,), datasets=["x"])
+    assert "**Not complete**: 9 of the 10 simulated evaluations are done" in text
 
 
 def test_run_resumes_and_evaluates_each_unit_once(tmp_path: Path) -> None:
