@@ -7,7 +7,8 @@ that finds the artifacts (:mod:`submission.artifacts`) beside it.
 
 1. **Construction** (outside the budget: the organizers give ``Model(metadata)`` its own
    time limit) loads the portfolio, the single best and the selector, builds the embedder
-   the selector's card names and the single best configuration's learner. What fails here
+   the selector's card names (where selecting needs embeddings: :meth:`MetaModel._needs_embedding`)
+   and the single best configuration's learner. What fails here
    is logged and remembered; nothing is raised.
 2. **Selection** (first ``train`` call, or the second with ``first_prediction:
    before-selection``, see :class:`~submission.artifacts.SubmissionSettings`): a seeded
