@@ -408,6 +408,11 @@ def heldout_markdown(summary: Mapping[str, Any], methods: MethodSet, *, command:
              "- Versions: " + ", ".join(f"{k} {val}" for k, val in versions.items()), "",
              "Cells: mean ALC over the seeds ± half the range (max - min). A tie is a difference of means within "
              "the larger seed range of the two methods.", ""]
+    done = (summary.get("compute") or {}).get("simulated") or {}
+    if done.get("expected") and done.get("evaluations", 0) < done["expected"]:
+        lines += [f"**This run is not complete**: {done.get('evaluations', 0)} of its {done['expected']} simulated "
+                  "evaluations are done; every figure below is of those done so far (run the same command "
+                  "without `--report-only` to go on).", ""]
     lines += ["## Verdict (simulated clock)", ""]
     if v.get("submission") is None:
         lines += ["Not enough evaluations yet for a verdict.", ""]

@@ -205,6 +205,7 @@ def test_report_has_every_part_and_the_clocks_are_compared(two_members: MethodSe
     text = heldout_markdown(partial, m, command="c", machine="m", versions={}, protocol="mini", seeds=(0, 1),
                             wall_seeds=(0,), datasets=["x"])
     assert "**Not complete**: 9 of the 10 simulated evaluations are done" in text
+    assert text.index("**This run is not complete**: 9 of its 10") < text.index("## Verdict")
 
 
 def test_run_resumes_and_evaluates_each_unit_once(tmp_path: Path) -> None:
