@@ -90,31 +90,39 @@ def describe(dataset: str | Path | Any) -> dict[str, float]:
         A folder that is not an AutoDL dataset, or records that do not parse.
     """
     from autodl.dataset import AutoDLDataset
-    from autodl.labels import is_multilabel
 
     ds = dataset if isinstance(dataset, AutoDLDataset) else AutoDLDataset(dataset)
     meta = ds.metadata("train")
+    median = _median_shape(ds) if _varies(meta) else None
+    if median is not None:
+        logger.debug("%s: size varies; median of a sample: T=%d, H=%d, W=%d", ds.name, *median)
+    test = float(ds.metadata("test").sample_count) if "test" in ds.subsets else 0.0
+    return _descriptors(meta, float(meta.sample_count), test, float(meta.output_dim), median, ds.labels("train"))
+
+
+def _varies(meta: Any) -> bool:
+    """Whether the metadata lacks the frame size or the clip length (they vary between examples)."""
     rows, cols = meta.get_matrix_size(0)
-    variable = rows < 1 or cols < 1
+    return rows < 1 or cols < 1 or meta.get_sequence_size() < 1
+
+
+def _descriptors(meta: Any, train: float, test: float, classes: float, median: tuple[int, int, int] | None,
+                 labels: np.ndarray) -> dict[str, float]:
+    """The descriptor dict: sizes from the metadata, each one it lacks from ``median`` ``(T, H, W)``."""
+    from autodl.labels import is_multilabel
+
+    rows, cols = meta.get_matrix_size(0)
     frames = meta.get_sequence_size()
-    if variable or frames < 1:
-        t, h, w = _median_shape(ds)
+    variable = rows < 1 or cols < 1
+    if median is not None:
+        t, h, w = median
         rows = h if rows < 1 else rows
         cols = w if cols < 1 else cols
         frames = t if frames < 1 else frames
-        logger.debug("%s: size varies; median of a sample: T=%d, H=%d, W=%d", ds.name, t, h, w)
-    labels = ds.labels("train")
-    return {
-        "train_samples": float(meta.sample_count),
-        "test_samples": float(ds.metadata("test").sample_count) if "test" in ds.subsets else 0.0,
-        "classes": float(meta.output_dim),
-        "channels": float(meta.get_num_channels(0)),
-        "height": float(rows),
-        "width": float(cols),
-        "variable_size": 1.0 if variable else 0.0,
-        "frames": float(frames),
-        "multilabel": 1.0 if is_multilabel(labels) else 0.0,
-    }
+    return {"train_samples": train, "test_samples": test, "classes": classes,
+            "channels": float(meta.get_num_channels(0)), "height": float(rows), "width": float(cols),
+            "variable_size": 1.0 if variable else 0.0, "frames": float(frames),
+            "multilabel": 1.0 if is_multilabel(labels) else 0.0}
 
 
 def describe_new(metadata: Any, dataset: Any) -> tuple[dict[str, float], int]:
@@ -140,19 +148,15 @@ def describe_new(metadata: Any, dataset: Any) -> tuple[dict[str, float], int]:
         decoded; 0 where the metadata held the sizes): the cost a simulated clock charges.
     """
     from autodl.ingestion import source_of
-    from autodl.labels import is_multilabel
 
     n = float(metadata.size())
-    rows, cols = metadata.get_matrix_size(0)
-    frames = metadata.get_sequence_size()
-    variable = rows < 1 or cols < 1
-    read = 0
+    read, median = 0, None
     src = source_of(dataset)
     if src is not None:
         ds, subset = src
         labels = ds.labels(subset)
-        if variable or frames < 1:
-            t, h, w = _median_shape(ds, subset=subset)
+        if _varies(metadata):
+            median = _median_shape(ds, subset=subset)
             read = min(SIZE_SAMPLE, ds.metadata(subset).sample_count)
     else:
         shapes, ys = [], []
@@ -164,15 +168,8 @@ def describe_new(metadata: Any, dataset: Any) -> tuple[dict[str, float], int]:
             ys.append(np.asarray(y, dtype=np.float32))
         labels = np.stack(ys) if ys else np.zeros((0, 0), np.float32)
         read = len(shapes)
-        t, h, w = _median(shapes)
-    if variable or frames < 1:
-        rows = h if rows < 1 else rows
-        cols = w if cols < 1 else cols
-        frames = t if frames < 1 else frames
-    return ({"train_samples": n, "test_samples": float(round(n / 2)), "classes": float(metadata.get_output_size()),
-             "channels": float(metadata.get_num_channels(0)), "height": float(rows), "width": float(cols),
-             "variable_size": 1.0 if variable else 0.0, "frames": float(frames),
-             "multilabel": 1.0 if is_multilabel(labels) else 0.0}, read)
+        median = _median(shapes)
+    return _descriptors(metadata, n, float(round(n / 2)), float(metadata.get_output_size()), median, labels), read
 
 
 def descriptor_vector(d: Mapping[str, float]) -> np.ndarray:

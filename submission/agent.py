@@ -320,8 +320,9 @@ class MetaModel:
 
         descriptors, read = describe_new(self.metadata, dataset)
         simulated = getattr(self.clock, "simulated", False)
+        fmt = _data_format(self.metadata, dataset) if simulated else None
         if simulated and read:  # frame headers (or the first decoded examples): charged as decoding them
-            self.clock.advance(self.timing.decode_s(_data_format(self.metadata, dataset), read, 0.0))
+            self.clock.advance(self.timing.decode_s(fmt, read, 0.0))
         if self.embedder is None:
             return Query(None, None, descriptors)
         from finetune.data import load_arrays
@@ -337,7 +338,6 @@ class MetaModel:
         if simulated:
             t, h, w = x.shape[1:4]
             frames = min(t, spec.frames)
-            fmt = _data_format(self.metadata, dataset)
             self.clock.advance(self.timing.decode_s(fmt, len(x), len(x) * t * h * w * x.shape[-1] / 1e6)
                                + self.timing.forward_s(spec.backbone, spec.input_size) * len(x) * frames
                                + (self.timing.raw_features_s(len(x), h * w, t, x.shape[-1]) if raw else 0.0))
