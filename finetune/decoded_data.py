@@ -177,7 +177,7 @@ class DecodedData:
         if n_val:
             self.x_val, self.y_val = self.to_tensor(x[val]), y[val]
         else:
-            logger.info("%d training examples (< %d): no validation split; probes chosen by leave-one-out, "
+            logger.info("%d training examples (< %d): no validation split; probes chosen by leave-pair-out, "
                         "no fine-tuning", n, MIN_VALIDATION)
         logger.info("train %d, validation %d examples at %dx%d, %d frame(s), %s", len(train), n_val,
                     *self.size, self.frames, "multi-label" if self.multilabel else "multi-class")

@@ -65,17 +65,35 @@ class RidgeProbe:
     pixels, and EfficientNet-Lite0 embeddings of 256 examples), the best penalties lay
     between 100 and 1000 and beat 1 by up to 0.15 validation NAUC.
 
+    Pooled leave-one-out predictions are a biased estimate of the AUC where classes have a
+    handful of examples: leaving out a positive lowers its class's intercept (by about 2/n_c of
+    the label range), so every held-out positive is scored low and the estimate falls towards
+    and below 0 NAUC whatever the features (Airola et al., "An experimental comparison of
+    cross-validation techniques for estimating the area under the ROC curve", Computational
+    Statistics & Data Analysis 2011; they recommend leave-pair-out). With ``pairs=True`` the
+    score without a validation split is the **leave-pair-out** NAUC instead: for every pair
+    ``P = {i, j}`` whose labels differ, both are predicted by the fit without them,
+    ``y_P - (I - H_PP)^{-1} (y_P - yhat_P)`` (exact, one 2x2 solve per pair), and per class
+    the AUC is the share of its (positive, negative) pairs ordered correctly
+    (:func:`leave_pair_out_nauc`; ``pairs_`` and ``pair_proba_`` hold them). It costs
+    ``O(n^2)`` pairs, so the learner uses it on tiny training sets only.
+
     Parameters
     ----------
     alphas:
         Candidate penalties, scaled by ``1 + D/N`` (features over examples).
     multilabel:
         Sigmoid outputs (independent labels) instead of a softmax over classes.
+    pairs:
+        Without a validation split, choose the penalty by the leave-pair-out NAUC instead of
+        the pooled leave-one-out one.
     """
 
-    def __init__(self, alphas: tuple[float, ...] = (100.0, 10.0, 1000.0, 1.0), multilabel: bool = False):
+    def __init__(self, alphas: tuple[float, ...] = (100.0, 10.0, 1000.0, 1.0), multilabel: bool = False,
+                 pairs: bool = False):
         self.alphas = alphas
         self.multilabel = multilabel
+        self.pairs = pairs
 
     def fit(self, features: Any, labels: Any, val_features: Any = None, val_labels: Any = None) -> RidgeProbe:
         """Fit on ``features [N, D]`` and 0/1 ``labels [N, K]`` (torch tensors); choose the
@@ -96,23 +114,43 @@ class RidgeProbe:
         targets = labels.detach().cpu().numpy() if val_features is None else np.asarray(
             val_labels.detach().cpu() if hasattr(val_labels, "detach") else val_labels)
         best = None
-        self.loo_proba_ = None
+        self.loo_proba_ = self.pair_proba_ = None
+        self.pairs_ = differing_pairs(targets) if self.pairs and val_features is None else None
         for alpha in self.alphas:
             lam = alpha * (1.0 + d / max(n, 1))
             shrink = sv * sv / (sv * sv + lam)
             self.coef_ = vh.T @ ((sv / (sv * sv + lam)).unsqueeze(1) * uty)
             self.alpha_ = alpha
+            pair_probs = None
             if val_features is None:
                 fitted = u @ (shrink.unsqueeze(1) * uty) + self.intercept_
                 leverage = (1.0 / n + (u * u) @ shrink).clamp(max=1 - 1e-6).unsqueeze(1)
                 probs = self._squash(y - (y - fitted) / (1 - leverage))
+                if self.pairs_ is not None:
+                    pair_probs = self._pair_out(u, shrink, y, fitted, self.pairs_)
+                    score = leave_pair_out_nauc(self.pairs_, pair_probs, targets)
+                else:
+                    score = nauc(targets, probs)
             else:
                 probs = self.predict_proba(val_features)
-            score = nauc(targets, probs)
+                score = nauc(targets, probs)
             if best is None or score > best[0]:
-                best = (score, alpha, self.coef_, probs if val_features is None else None)
-        self.validation_nauc_, self.alpha_, self.coef_, self.loo_proba_ = best
+                best = (score, alpha, self.coef_, probs if val_features is None else None, pair_probs)
+        self.validation_nauc_, self.alpha_, self.coef_, self.loo_proba_, self.pair_proba_ = best
         return self
+
+    def _pair_out(self, u: Any, shrink: Any, y: Any, fitted: Any, pairs: np.ndarray) -> np.ndarray:
+        """Probabilities ``[P, 2, K]`` of both examples of every pair from the fit without them."""
+        import torch
+
+        n = len(u)
+        hat = 1.0 / n + (u * shrink) @ u.T
+        i, j = (torch.from_numpy(pairs[:, k]).to(u.device) for k in (0, 1))
+        block = torch.stack([torch.stack([1 - hat[i, i], -hat[i, j]], -1),
+                             torch.stack([-hat[j, i], 1 - hat[j, j]], -1)], -2)  # [P, 2, 2]
+        resid = torch.stack([y[i] - fitted[i], y[j] - fitted[j]], 1)  # [P, 2, K]
+        held_out = torch.stack([y[i], y[j]], 1) - torch.linalg.solve(block, resid)
+        return self._squash(held_out.reshape(-1, y.shape[1])).reshape(len(pairs), 2, -1)
 
     def decision_function(self, features: Any) -> Any:
         return ((features.float() - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
@@ -127,6 +165,36 @@ class RidgeProbe:
         if self.multilabel:
             return torch.sigmoid(2 * scores).cpu().numpy()
         return torch.softmax(4 * scores, dim=1).cpu().numpy()
+
+
+def differing_pairs(labels: np.ndarray) -> np.ndarray:
+    """The pairs ``(i, j)``, ``i < j``, of examples whose 0/1 label rows differ, ``[P, 2]``."""
+    labels = np.asarray(labels)
+    i, j = np.triu_indices(len(labels), k=1)
+    keep = (labels[i] != labels[j]).any(axis=1)
+    return np.stack([i[keep], j[keep]], axis=1).astype(np.int64)
+
+
+def leave_pair_out_nauc(pairs: np.ndarray, pair_proba: np.ndarray, labels: np.ndarray) -> float:
+    """2 * AUC - 1 averaged over the classes, each class's AUC the share of its (positive,
+    negative) pairs whose positive scores higher (ties count half), both scored by the fit
+    without the pair (``pair_proba [P, 2, K]`` of ``pairs [P, 2]``, :class:`RidgeProbe` with
+    ``pairs=True``). Classes without such a pair are skipped, as :func:`autodl.scoring.nauc`
+    skips columns with one label; 0.0 where none has one."""
+    labels = np.asarray(labels)
+    if len(pairs) == 0:
+        return 0.0
+    first, second = labels[pairs[:, 0]], labels[pairs[:, 1]]  # [P, K]
+    differ = first != second
+    # the positive's score minus the negative's, per pair and class
+    margin = np.where(first > second, 1.0, -1.0) * (pair_proba[:, 0] - pair_proba[:, 1])
+    ordered = np.where(margin > 0, 1.0, np.where(margin == 0, 0.5, 0.0))
+    counts = differ.sum(axis=0)
+    valid = counts > 0
+    if not valid.any():
+        return 0.0
+    auc = (ordered * differ).sum(axis=0)[valid] / counts[valid]
+    return float(np.mean(2 * auc - 1))
 
 
 def raw_features(clips: Any, side: int = 16) -> Any:

@@ -5,7 +5,7 @@ configuration's ``probes`` plan (:class:`finetune.probe.ProbeStage`): a ridge pr
 (:class:`finetune.probe.RidgeProbe`) on downsampled raw pixels, on random ReLU features of
 them (:data:`RANDOM_FEATURES` wide), or on the network's embeddings of ``probe_examples``
 examples, each fitted by one ``train`` call (penalty chosen on the validation split, by exact
-leave-one-out without one) and predicting the test set at the next ``test`` call; and the quick
+leave-pair-out without one) and predicting the test set at the next ``test`` call; and the quick
 start's probe on raw pixels of a few examples per class. It prices a probe before it is fitted
 (:meth:`Probing.price`: what the clock will be charged, term by term) so that the learner can
 keep the probes within ``probe_share`` of the budget. The learner decides when a probe runs and
@@ -71,8 +71,9 @@ class Probing:
         self.started: float | None = None  # clock time the last probe's fit began (probe_share)
         self.fitted: dict[ProbeStage, Any] = {}
         self._random_features: Any = None
-        # the pending probe's (selection-set probabilities, labels): validation, or leave-one-out
-        self.select: tuple[np.ndarray, np.ndarray] | None = None
+        # the pending probe's validation probabilities (the learner scores them), or on tiny data
+        # (no validation split) None and the probe's leave-pair-out NAUC
+        self.select: tuple[np.ndarray, None] | tuple[None, float] | None = None
         self.quick_probe: Any = None  # the quick start's probe, until its test call
         # the test set's raw pixels that the quick start's probe computed, for the raw-pixel probe's test
         self._quick_test_features: Any = None
@@ -95,10 +96,10 @@ class Probing:
     def fit(self, stage: ProbeStage) -> None:
         """Fit the ridge probe of ``stage`` (``raw`` pixels, ``random`` ReLU features of them,
         or ``embedding``s of ``probe_examples`` examples), its penalty chosen on the
-        validation split (leave-one-out without one)."""
+        validation split (leave-pair-out without one: :class:`~finetune.probe.RidgeProbe`)."""
         import torch
 
-        from finetune.probe import RandomReLUFeatures, RidgeProbe
+        from finetune.probe import RandomReLUFeatures, RidgeProbe, leave_pair_out_nauc
 
         data = self.data
         n = self.examples(stage)[0]
@@ -112,17 +113,18 @@ class Probing:
                 0, raw.shape[1], RANDOM_FEATURES, n_fit=len(raw)))
         feats = self.features(stage, data.x_train[idx])
         val_feats = self.features(stage, data.x_val) if data.x_val is not None else None
-        probe = RidgeProbe(multilabel=data.multilabel).fit(feats, data.y_train[idx], val_feats, data.y_val)
+        probe = RidgeProbe(multilabel=data.multilabel, pairs=data.tiny).fit(feats, data.y_train[idx], val_feats,
+                                                                            data.y_val)
         self.clock.charge("ridge fit", lambda: self.timing.ridge_s(
             n, feats.shape[1], self.output_dim, n_eval=0 if val_feats is None else len(val_feats)))
         self.fitted[stage] = probe
-        if data.tiny:  # leave-one-out probabilities of the training examples (all of them, in order)
-            select = probe.loo_proba_
-            if stage is ProbeStage.RANDOM and ProbeStage.RAW in self.fitted:
-                select = 0.5 * (select + self.fitted[ProbeStage.RAW].loo_proba_)
-            self.select = (select, data.y_train[idx].cpu().numpy())
+        if data.tiny:  # leave-pair-out over the training examples (all of them, in order)
+            pair_proba = probe.pair_proba_
+            if stage is ProbeStage.RANDOM and ProbeStage.RAW in self.fitted:  # the mean of the two probes
+                pair_proba = 0.5 * (pair_proba + self.fitted[ProbeStage.RAW].pair_proba_)
+            self.select = (None, leave_pair_out_nauc(probe.pairs_, pair_proba, data.y_train[idx].cpu().numpy()))
         else:
-            self.select = (self.predict(stage, data.x_val, val_feats), data.y_val)
+            self.select = (self.predict(stage, data.x_val, val_feats), None)
         self.pending = stage
         logger.info("fitted a ridge probe on %s of %d examples (penalty %g)", stage.description, n,
                     probe.alpha_)

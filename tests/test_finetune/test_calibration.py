@@ -1,5 +1,5 @@
 """Calibrated blending of a probe's and a network's probabilities (finetune.calibration),
-and the ridge probe's leave-one-out choice for datasets too small for a validation split."""
+and the ridge probe's leave-one-out and leave-pair-out choices for datasets too small for a validation split."""
 
 from __future__ import annotations
 
@@ -105,3 +105,61 @@ def test_ridge_without_validation_picks_its_penalty_by_leave_one_out():
     probe = RidgeProbe().fit(x, y)
     assert probe.loo_proba_.shape == (n, 2) and probe.alpha_ in RidgeProbe().alphas
     assert probe.validation_nauc_ == pytest.approx(nauc(y.numpy(), probe.loo_proba_))
+
+
+def test_leave_pair_out_predictions_equal_refits_without_both_examples():
+    """The closed-form leave-pair-out predictions equal refits without the pair (intercept and
+    centring refitted, the standardisation kept), for every pair whose labels differ."""
+    from finetune.probe import differing_pairs
+
+    rng = np.random.default_rng(7)
+    n, d, k = 10, 6, 3
+    x = torch.from_numpy(rng.normal(0, 1, (n, d))).double()
+    y = torch.zeros(n, k, dtype=torch.float64)
+    y[torch.arange(n), torch.from_numpy(rng.integers(0, k, n))] = 1
+    probe = RidgeProbe(alphas=(3.0,), pairs=True).fit(x, y)
+    z = ((x.float() - probe.mean_) / probe.scale_).double()
+    yy = y * 2 - 1
+    lam = 3.0 * (1 + d / n)
+    pairs = differing_pairs(y.numpy())
+    assert np.array_equal(probe.pairs_, pairs) and len(pairs) > 0
+    assert all((y[i] != y[j]).any() for i, j in pairs)  # only pairs whose labels differ
+    for p, (i, j) in enumerate(pairs):
+        keep = (torch.arange(n) != i) & (torch.arange(n) != j)
+        zm, ym = z[keep].mean(0), yy[keep].mean(0)
+        zi, yi = z[keep] - zm, yy[keep] - ym
+        coef = torch.linalg.solve(zi.T @ zi + lam * torch.eye(d, dtype=torch.float64), zi.T @ yi)
+        for side, e in enumerate((i, j)):
+            expected = torch.softmax(4 * ((z[e] - zm) @ coef + ym), 0).numpy()
+            assert np.allclose(probe.pair_proba_[p, side], expected, atol=1e-4), (i, j)
+
+
+def test_leave_pair_out_is_unbiased_where_leave_one_out_is_not():
+    """On features that carry no information about a few examples per class, the pooled
+    leave-one-out NAUC sits far below 0 (every held-out example lowers its own class's
+    intercept); the leave-pair-out one is near 0, as it should be (Airola et al. 2011)."""
+    rng = np.random.default_rng(8)
+    n, k, reps = 24, 8, 20
+    loo, lpo = [], []
+    for _ in range(reps):
+        y = torch.zeros(n, k)
+        y[torch.arange(n), torch.arange(n) % k] = 1  # 3 examples per class
+        x = torch.from_numpy(rng.normal(0, 1, (n, 50))).float()
+        loo.append(RidgeProbe(alphas=(100.0,)).fit(x, y).validation_nauc_)
+        lpo.append(RidgeProbe(alphas=(100.0,), pairs=True).fit(x, y).validation_nauc_)
+    assert np.mean(loo) < -0.3
+    assert abs(np.mean(lpo)) < 0.1
+
+
+def test_leave_pair_out_nauc_counts_ordered_pairs_per_class():
+    """Per class, the share of (positive, negative) pairs whose positive scores higher, ties
+    half; classes without such a pair are skipped."""
+    from finetune.probe import leave_pair_out_nauc
+
+    labels = np.array([[1, 0], [0, 1], [1, 0]])
+    pairs = np.array([[0, 1], [1, 2]])
+    # pair (0, 1): example 0 (class 0) scores higher on class 0, and example 1 on class 1
+    # pair (1, 2): example 2 (class 0) ties example 1 on class 0, and example 1 scores lower on class 1
+    proba = np.array([[[0.9, 0.1], [0.2, 0.8]], [[0.5, 0.3], [0.5, 0.6]]])
+    assert leave_pair_out_nauc(pairs, proba, labels) == pytest.approx(np.mean([2 * 0.75 - 1, 2 * 0.5 - 1]))
+    assert leave_pair_out_nauc(np.zeros((0, 2), dtype=int), np.zeros((0, 2, 2)), labels) == 0.0

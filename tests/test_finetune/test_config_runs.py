@@ -129,9 +129,9 @@ def test_refusals_happen_before_anything_runs(squares: Path):
         _run(squares, budget=0.0)
 
 
-def test_tiny_datasets_choose_probes_by_leave_one_out(monkeys: Any, tmp_path: Path):
+def test_tiny_datasets_choose_probes_by_leave_pair_out(monkeys: Any, tmp_path: Path):
     """The organizers' Monkeys (26 training examples): no validation split, so no
-    fine-tuning; every prediction comes from a ridge probe chosen by its leave-one-out
+    fine-tuning; every prediction comes from a ridge probe chosen by its leave-pair-out
     NAUC on the training examples, and a probe that scores worse there is not returned."""
     result = evaluate("baseline:default", monkeys, Protocol("mini", 60.0, 3.0), timing=TIMING, device="cpu")
     assert result.ok, result.error
@@ -141,10 +141,10 @@ def test_tiny_datasets_choose_probes_by_leave_one_out(monkeys: Any, tmp_path: Pa
     assert len(tested) == 3 and all(h["source"].startswith("ridge on") for h in tested)
     best = -np.inf
     for h in tested:
-        assert h["val_nauc"] is not None  # a leave-one-out score, not "no score"
+        assert h["val_nauc"] is not None  # a leave-pair-out score, not "no score"
         assert h["returned"] == ("this" if h["val_nauc"] >= best else "earlier best")
         best = max(best, h["val_nauc"])
-    # the curve no longer swings: each returned prediction is the best by leave-one-out
+    # the curve no longer swings: each returned prediction is the best by leave-pair-out
     assert min(result.curve.nauc) >= 0.5 * max(result.curve.nauc)
 
 

@@ -295,7 +295,7 @@ def test_first_prediction_comes_from_the_ridge_model_before_any_step(any_run: Ru
     ridges = [k for k, s in enumerate(sources) if s.startswith(RIDGE)]
     assert ridges == list(range(len(ridges)))
     assert all(history[k]["steps"] == 0 for k in ridges)
-    if run.learner.tiny:  # no validation split: probes chosen by leave-one-out, no fine-tuning
+    if run.learner.tiny:  # no validation split: probes chosen by leave-pair-out, no fine-tuning
         assert run.learner.steps_done == 0
         assert all(s.startswith((RIDGE, "unchanged")) for s in sources), sources
         return
