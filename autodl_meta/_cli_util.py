@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -75,3 +76,28 @@ class LineProgress:
     def start(self) -> None:
         """Start the rate's clock (before the first item is computed)."""
         self.started = self.clock()
+
+
+def command_line() -> str:
+    """This command line as reports show it (``autodl-meta ...``, without ``--note`` and its text)."""
+    argv, out, skip = sys.argv[1:], [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--note":
+            skip = True
+            continue
+        if not a.startswith("--note="):
+            out.append(a if a and " " not in a else repr(a))
+    return " ".join(["autodl-meta"] + out)
+
+
+def append_section(doc: str | Path, text: str) -> None:
+    """Add the Markdown ``text`` to ``doc`` after a blank line (:func:`pipeline.benchmarks.report_doc.append_report`)."""
+    from pipeline.benchmarks.report_doc import append_report
+
+    doc = Path(doc)
+    if doc.is_file() and doc.stat().st_size and not doc.read_text().endswith("\n\n"):
+        text = "\n" + text
+    append_report(doc, text)

@@ -24,6 +24,7 @@ from autodl_meta import (
     cli_portfolio,
     cli_selector,
     cli_submission,
+    cli_tiny_probes,
 )
 
 logger = logging.getLogger("autodl_meta")
@@ -510,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_submission.register_benchmark(bsub, fmt)
     cli_heldout.register_benchmark(bsub, fmt)
     cli_fidelity_budget.register_benchmark(bsub, fmt)
+    cli_tiny_probes.register_benchmark(bsub, fmt)
 
     ft = sub.add_parser("finetune", help="fine-tuning tools")
     fsub = ft.add_subparsers(dest="finetune_command", required=True, metavar="ACTION")

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from autodl.errors import AutoDLError
+from autodl_meta._cli_util import append_section, command_line
 
 
 def _floats(text: str, field: str) -> list[float]:
@@ -43,36 +43,16 @@ def _datasets(values: str, collection: str) -> list[tuple[str, Path]]:
     return out
 
 
-def _command() -> str:
-    """This command line as the report shows it (without ``--note`` and its text)."""
-    argv, out, skip = sys.argv[1:], [], False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a == "--note":
-            skip = True
-            continue
-        if not a.startswith("--note="):
-            out.append(a if a and " " not in a else repr(a))
-    return " ".join(["autodl-meta"] + out)
-
-
-def _append_section(doc: str | Path, text: str) -> None:
-    """Add ``text`` to ``doc`` after a blank line."""
-    from pipeline.benchmarks.report_doc import append_report
-
-    doc = Path(doc)
-    if doc.is_file() and doc.stat().st_size and not doc.read_text().endswith("\n\n"):
-        text = "\n" + text
-    append_report(doc, text)
-
-
 def cmd_benchmark_fidelity(args: argparse.Namespace) -> int:
     from autodl.machine import machine_description
     from autodl.records import utc_now_text
-    from pipeline.benchmarks.budget_fidelity import (fidelity_markdown, fidelity_summary,
-                                                     run_fidelity_measurement, runs_fidelity, runs_markdown)
+    from pipeline.benchmarks.budget_fidelity import (
+        fidelity_markdown,
+        fidelity_summary,
+        run_fidelity_measurement,
+        runs_fidelity,
+        runs_markdown,
+    )
     from portfolio.cost_matrix import learner_version
 
     parts = []
@@ -129,12 +109,12 @@ def cmd_benchmark_fidelity(args: argparse.Namespace) -> int:
     if args.doc:
         when = utc_now_text()
         lines = [f"## fidelity: do BOHB's low budgets rank configurations as the full budget does? ({when})", "",
-                 f"- Command: `{_command()}`", f"- Machine: {machine_description()}"]
+                 f"- Command: `{command_line()}`", f"- Machine: {machine_description()}"]
         if args.note:
             lines.append(f"- {args.note}")
         for title, head, body in parts:
             lines += ["", f"### {title}", "", head, "", body]
-        _append_section(args.doc, "\n".join(lines))
+        append_section(args.doc, "\n".join(lines))
         print(f"added to {args.doc}")
     return 0
 
@@ -157,12 +137,12 @@ def cmd_benchmark_budget(args: argparse.Namespace) -> int:
 
         _, rows = run_budget(args.results, args.data, models=models, conditions=conditions, repeats=args.repeats,
                              protocol=args.protocol, busy=args.busy, slow_io=args.slow_io, seed=args.seed,
-                             portfolio=args.portfolio, work_dir=args.work, command=_command(), progress=step)
-    text = budget_markdown(rows, command=_command(), machine=machine_description(), dataset=args.data,
+                             portfolio=args.portfolio, work_dir=args.work, command=command_line(), progress=step)
+    text = budget_markdown(rows, command=command_line(), machine=machine_description(), dataset=args.data,
                            note=args.note or "", results=args.results)
     print(text)
     if args.doc and rows:
-        _append_section(args.doc, text)
+        append_section(args.doc, text)
         print(f"added to {args.doc}")
     return 0
 

@@ -10,18 +10,14 @@ from typing import Any
 
 from autodl.errors import AutoDLError
 from autodl.parallel import add_tls_arguments
-from autodl_meta._cli_util import LineProgress, cell_text
+from autodl_meta._cli_util import LineProgress, cell_text, command_line
 from autodl_meta.cli_bohb import _fraction
-
-
-def _command() -> str:
-    return " ".join(["autodl-meta"] + sys.argv[1:])
 
 
 def cmd_portfolio_incumbents(args: argparse.Namespace) -> int:
     from portfolio.incumbents import build_portfolio
 
-    portfolio = build_portfolio(args.runs, args.out, command=_command())
+    portfolio = build_portfolio(args.runs, args.out, command=command_line())
     proto = portfolio.protocol
     print(f"{len(portfolio.incumbents)} incumbents under {proto['name']} (T={proto['time_budget']:g} s, "
           f"t0={proto['t0']:g} s), {portfolio.clock} clock:")
@@ -180,7 +176,7 @@ def cmd_portfolio_build(args: argparse.Namespace) -> int:
                              only=tuple(args.only.split(",")) if args.only else (), **_design_settings(args))
     show = _BuildProgress()
     try:
-        manifest = build(args.out, settings, command=_command(), on_event=show.on_event, bohb_progress=show.bohb,
+        manifest = build(args.out, settings, command=command_line(), on_event=show.on_event, bohb_progress=show.bohb,
                          cell_progress=show.cell)
     finally:
         show.close()
@@ -204,7 +200,7 @@ def cmd_portfolio_build_default(args: argparse.Namespace) -> int:
     print(f"reproduce with: {reproduce_command(settings, args.out)}", flush=True)
     show = _BuildProgress()
     try:
-        manifest = build_default(args.out, settings, command=_command(), on_event=show.on_event,
+        manifest = build_default(args.out, settings, command=command_line(), on_event=show.on_event,
                                  bohb_progress=show.bohb, cell_progress=show.cell, features_progress=show.features,
                                  selection_progress=show.selection)
     finally:
@@ -231,7 +227,7 @@ def cmd_portfolio_ship(args: argparse.Namespace) -> int:
     if not args.swap and settings is None:
         print("autodl-meta: error: portfolio ship: nothing to change (give --swap, --hedge or both)", file=sys.stderr)
         return 2
-    res = ship(args.portfolio, swap=args.swap, settings=settings, reason=args.reason, command=_command())
+    res = ship(args.portfolio, swap=args.swap, settings=settings, reason=args.reason, command=command_line())
     print(f"{args.portfolio} ships {res['shipped']} (runner-up {res['runner_up']}); submission settings "
           f"{res['settings'] or 'the defaults'}; manifest checksums recomputed")
     return 0

@@ -14,10 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.errors import AutoDLError
-
-
-def _command() -> str:
-    return " ".join(["autodl-meta"] + sys.argv[1:])
+from autodl_meta._cli_util import command_line
 
 
 def _ints(text: str, option: str) -> list[int]:
@@ -128,7 +125,7 @@ def cmd_selector_compare(args: argparse.Namespace) -> int:
                           cost_batch_sizes=_ints(args.cost_batch_sizes, "--cost-batch-sizes")
                           if args.cost_batch_sizes else None,
                           timing_repeats=args.repeats, time_embedding=not args.no_embedding_timing,
-                          command=_command(), nested=not args.no_nested_fallback, inner_queries=args.inner_queries,
+                          command=command_line(), nested=not args.no_nested_fallback, inner_queries=args.inner_queries,
                           baselines=not args.no_baselines, workers=args.workers, progress=bars, parts=args.parts)
     finally:
         bars.close()
@@ -202,7 +199,7 @@ def cmd_selector_fit(args: argparse.Namespace) -> int:
     if fit.outputs_members:
         print(f"note: {args.selector} names portfolio members, not training datasets: the submission looks the "
               "member up in portfolio.json (provenance.members, each incumbent's member)", file=sys.stderr)
-    extra: dict[str, Any] = {"command": _command(), "date": utc_now(), **fit.card_fields()}
+    extra: dict[str, Any] = {"command": command_line(), "date": utc_now(), **fit.card_fields()}
     if tuned is not None:
         extra["tuned"] = {k: v for k, v in tuned.items() if k != "params"}
     if scores is not None:
@@ -228,7 +225,7 @@ def cmd_selector_tune(args: argparse.Namespace) -> int:
         summary = tune_selector(args.selector, args.features, args.portfolio, args.out, workers=args.workers,
                                 iterations=args.iterations, min_budget=args.min_budget, eta=args.eta,
                                 query_size=args.query_size, n_queries=args.n_queries, seed=args.seed,
-                                command=_command(), progress=progress)
+                                command=command_line(), progress=progress)
     best = best_params(args.out)
     print(f"{summary.new_trials} trials run, {summary.replayed} replayed, {summary.crashed} crashed")
     if best is None:
