@@ -103,7 +103,7 @@ def cmd_benchmark_heldout(args: argparse.Namespace) -> int:
                          protocol=args.protocol, seeds=seeds, wall_seeds=wall_seeds, descriptions=docs,
                          html_path=Path(args.doc).with_suffix(".html"),
                          summary_path=Path(args.results).with_suffix(".summary.json"),
-                         final=_final(args.final_test))
+                         final=_final(args.final_test), results=args.results)
     v = plain["verdict"]
     print(f"report: {args.doc} and {Path(args.doc).with_suffix('.html')}")
     if v.get("submission") is not None:

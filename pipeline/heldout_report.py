@@ -391,15 +391,16 @@ def _cell_text(c: Cell | None) -> str:
 def heldout_markdown(summary: Mapping[str, Any], methods: MethodSet, *, command: str, machine: str,
                      versions: Mapping[str, str], protocol: str, seeds: Sequence[int], wall_seeds: Sequence[int],
                      datasets: Sequence[str], figures: Mapping[str, str] | None = None,
-                     descriptions: Mapping[str, str] | None = None) -> str:
-    """The Markdown report (``docs/heldout.md``)."""
+                     descriptions: Mapping[str, str] | None = None,
+                     results: str = "docs/results/heldout.jsonl") -> str:
+    """The Markdown report (``docs/heldout.md``) of the evaluations in ``results``."""
     names = list(summary["methods"])
     sim, ov = summary["simulated"], summary["overall"]["simulated"]
     when = utc_now_text()
     v = verdict(summary)
     lines = ["# Held-out benchmark", "",
              "Written by `autodl-meta benchmark heldout` (`pipeline/heldout.py`, `pipeline/heldout_report.py`); "
-             "the evaluations are in `docs/results/heldout.jsonl`.", "",
+             f"the evaluations are in `{results}`.", "",
              f"- Command: `{command}`", f"- Date: {when}", f"- Machine: {machine}",
              f"- Protocol `{protocol}`; simulated clock (timing table `configs/timing/`) with seeds {list(seeds)}; "
              f"wall clock (ingestion in a child process, ended at T, one run at a time) with seeds {list(wall_seeds)}",
@@ -673,9 +674,10 @@ def _inline(text: str) -> str:
 def write_report(rows: Sequence[Mapping[str, Any]], methods: MethodSet, datasets: Sequence[str], *,
                  doc: str | Path, command: str, protocol: str, seeds: Sequence[int], wall_seeds: Sequence[int],
                  descriptions: Mapping[str, str] | None = None, html_path: str | Path | None = None,
-                 summary_path: str | Path | None = None, final: Sequence[str] = FINAL_TEST) -> dict[str, Any]:
-    """Aggregate ``rows`` and write the Markdown report ``doc``, its pictures (``<doc stem>/``
-    beside it), the HTML page and a JSON summary (``final``: the final test split,
+                 summary_path: str | Path | None = None, final: Sequence[str] = FINAL_TEST,
+                 results: str = "docs/results/heldout.jsonl") -> dict[str, Any]:
+    """Aggregate ``rows`` (read from ``results``) and write the Markdown report ``doc``, its pictures
+    (``<doc stem>/`` beside it), the HTML page and a JSON summary (``final``: the final test split,
     :func:`verdict`). Returns the summary."""
     from autodl.machine import machine_description
     doc = Path(doc)
@@ -684,7 +686,7 @@ def write_report(rows: Sequence[Mapping[str, Any]], methods: MethodSet, datasets
     rel = {ds: os.path.relpath(p, doc.parent) for ds, p in figures.items()}
     text = heldout_markdown(summary, methods, command=command, machine=machine_description(), versions=versions(),
                             protocol=protocol, seeds=seeds, wall_seeds=wall_seeds, datasets=datasets,
-                            figures=rel, descriptions=descriptions)
+                            figures=rel, descriptions=descriptions, results=results)
     doc.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(doc, text)
     if html_path is not None:

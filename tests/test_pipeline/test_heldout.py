@@ -203,8 +203,9 @@ def test_report_has_every_part_and_the_clocks_are_compared(two_members: MethodSe
     partial = heldout_summary(rows[1:], m, ["x"], seeds=(0, 1))
     assert partial["compute"]["simulated"]["evaluations"] == 9
     text = heldout_markdown(partial, m, command="c", machine="m", versions={}, protocol="mini", seeds=(0, 1),
-                            wall_seeds=(0,), datasets=["x"])
+                            wall_seeds=(0,), datasets=["x"], results="docs/results/other.jsonl")
     assert "**Not complete**: 9 of the 10 simulated evaluations are done" in text
+    assert "the evaluations are in `docs/results/other.jsonl`" in text  # the file the report was made from
     assert text.index("**This run is not complete**: 9 of its 10") < text.index("## Verdict")
 
 
