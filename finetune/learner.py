@@ -28,7 +28,8 @@ portfolio (Stoll et al., AutoDL 2019), with ZAP's anytime knobs in the configura
    checkpoint's, or their blend, both calibrated on the validation split by
    :mod:`finetune.calibration`). With fewer than :data:`MIN_VALIDATION` training examples
    there is no validation split: the probes are chosen by their exact leave-pair-out
-   NAUC (:class:`finetune.probe.RidgeProbe`), and the network, which nothing could validate, is not fine-tuned.
+   NAUC (:class:`finetune.probe.RidgeProbe`), and the network, which nothing could
+   validate, is not fine-tuned.
 4. **Every decision depends on the clock only.** Durations are read from the clock the
    learner is given, and every operation (decoding, each probe's fit and prediction,
    embedding passes, training steps with the configuration's optimizer and augmentation,

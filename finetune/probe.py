@@ -61,14 +61,15 @@ class RidgeProbe:
     example i from a fit without it is ``y_i - (y_i - yhat_i) / (1 - H_ii)``
     (the standardisation is not refitted without i). All fits share one SVD, so trying
     several penalties costs almost nothing. ``validation_nauc_`` is the chosen penalty's
-    score; ``loo_proba_`` the leave-one-out probabilities when no validation split was given. Measured on digits and Fashion-MNIST at 32 px (raw
-    pixels, and EfficientNet-Lite0 embeddings of 256 examples), the best penalties lay
-    between 100 and 1000 and beat 1 by up to 0.15 validation NAUC.
+    score; ``loo_proba_`` the leave-one-out probabilities when no validation split was given.
+    Measured on digits and Fashion-MNIST at 32 px (raw pixels, and EfficientNet-Lite0 embeddings
+    of 256 examples), the best penalties lay between 100 and 1000 and beat 1 by up to 0.15
+    validation NAUC.
 
     Pooled leave-one-out predictions are a biased estimate of the AUC where classes have a
-    handful of examples: leaving out a positive lowers its class's intercept (by about 2/n_c of
-    the label range), so every held-out positive is scored low and the estimate falls towards
-    and below 0 NAUC whatever the features (Airola et al., "An experimental comparison of
+    handful of examples: leaving out an example removes one of the n_c examples of its own class
+    (and lowers that class's intercept), so held-out positives are scored systematically below the
+    rest and the estimate falls towards and below 0 NAUC whatever the features (Airola et al., "An experimental comparison of
     cross-validation techniques for estimating the area under the ROC curve", Computational
     Statistics & Data Analysis 2011; they recommend leave-pair-out). With ``pairs=True`` the
     score without a validation split is the **leave-pair-out** NAUC instead: for every pair
