@@ -92,12 +92,11 @@ def evaluate_draw(raw: np.ndarray, emb: np.ndarray, labels: np.ndarray, draw: Ti
         test = {name: p.predict_proba(features[name][draw.test]) for name, p in probes.items()}
         test["random"] = 0.5 * (test["random"] + test["raw"])  # the learner's mean of the two probes
         estimate = {name: float(p.validation_nauc_) for name, p in probes.items()}
-        mean_raw_random = 0.5 * (probes["random"].loo_proba_ + probes["raw"].loo_proba_)
-        if criterion == "lpo":
+        if criterion == "lpo":  # the learner's random probe is the mean of it and the raw-pixel one
             pair_proba = 0.5 * (probes["random"].pair_proba_ + probes["raw"].pair_proba_)
             estimate["random"] = leave_pair_out_nauc(probes["raw"].pairs_, pair_proba, y[draw.train])
         else:
-            estimate["random"] = nauc(y[draw.train], mean_raw_random)
+            estimate["random"] = nauc(y[draw.train], 0.5 * (probes["random"].loo_proba_ + probes["raw"].loo_proba_))
         out[criterion] = {"estimate": estimate, "test": {name: nauc(y_test, p) for name, p in test.items()}}
     return out
 
