@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from metafeatures.features import DatasetFeatures, Query
+from selector import measures
 from selector.base import Selector, SelectorError
 from selector.specs import (
     TIE,
@@ -212,7 +213,11 @@ def leave_one_dataset_out(selectors: Iterable[SelectorSpec | str | tuple[str, Ma
     seed noise of the oracle (:func:`selector.members.acceptable_members`).
     The selector is asked about ``n_queries`` random labelled batches of ``query_size``
     samples of ``h``'s training split (a new dataset's training data is labelled); each pick
-    is scored and the figures are averaged over the batches.
+    is scored and the figures are averaged over the batches. Folds fitted on the same training
+    datasets, columns and members (siblings of one group, mostly) share one fit of a registered
+    selector (:class:`_SharedFits`), and the measures reuse the probes of training datasets fitted
+    before (:func:`selector.measures.fit_softmax_probe`'s ``reuse``): the rows are those of a fit
+    per fold, ``fit_seconds`` that of one cold fit.
 
     Parameters
     ----------
@@ -289,6 +294,7 @@ def leave_one_dataset_out(selectors: Iterable[SelectorSpec | str | tuple[str, Ma
         return query_cache[(h, n)]
 
     overall = _all_data_single_best(mm)
+    fits = _SharedFits(folds)
     if progress is not None:
         progress("leave-one-dataset-out", 0, len(folds))
     for k, fold in enumerate(folds):
@@ -307,7 +313,7 @@ def leave_one_dataset_out(selectors: Iterable[SelectorSpec | str | tuple[str, Ma
         train = [by_name[c] for c in fold.candidates]
         for spec in specs:
             row = {"selector": spec.label, **base,
-                   **_lodo_one(spec, train, queries, cost, fold, seed, by_name, mm, set(accept))}
+                   **_lodo_one(spec, train, queries, cost, fold, seed, by_name, mm, set(accept), fits)}
             for i, rec in enumerate(row.pop("query_records", None) or []):
                 query_rows.append({"selector": spec.label, "dataset": h, "group": fold.group, "seed": int(seed),
                                    "query": i, **rec, "single_best_alc": sb_alc})
@@ -315,6 +321,7 @@ def leave_one_dataset_out(selectors: Iterable[SelectorSpec | str | tuple[str, Ma
             row.update(regret=base["oracle_alc"] - a, delta_single_best=a - sb_alc,
                        gap_closed=gap_closed(a, sb_alc, base["oracle_alc"]) if not np.isnan(a) else float("nan"))
             rows.append(row)
+        fits.done(fold)
         if progress is not None:
             progress("leave-one-dataset-out", k + 1, len(folds))
     inner: list[dict[str, Any]] = []
@@ -370,9 +377,75 @@ def _fit(spec: SelectorSpec, train: Sequence[DatasetFeatures], cost: CostMatrix,
     return sel
 
 
+def _fit_key(fold: _Fold) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """What a fold's fit reads besides the selector and the seed (see :func:`_fit`): its training
+    datasets, training columns and candidate members (and, for an evaluation-only selector alone,
+    the target's column: see :func:`_reusable`)."""
+    return tuple(fold.candidates), tuple(fold.train_targets), tuple(fold.members)
+
+
+def _reusable(spec: SelectorSpec, sel: Selector) -> bool:
+    """Whether one fit of ``spec`` may answer every fold with its training set.
+
+    A registered selector fits deterministically given its seed and its predictions leave it as
+    they found it (``tests/test_selector/test_lodo_reuse.py`` checks every registered one), so
+    one fit per training set gives the rows a fit per fold gives. Not reused: an evaluation-only
+    selector (its fit reads the held-out dataset's column, so no two folds share one) and a
+    selector built by ``spec.factory`` (code not checked there: the tests' ``test-uniform``, for
+    one, draws its picks from a generator made at fit, so a second fold would continue the
+    first's draws).
+    """
+    return spec.factory is None and not is_evaluation_only(sel)
+
+
+class _SharedFits:
+    """Fitted selectors shared by the folds whose training sets coincide (:func:`_fit_key`).
+
+    Folds of one group holding several datasets (derived variants of one source) are usually
+    fitted on the same datasets, columns and members: the first fits, the others reuse the fit
+    with the seconds it took (``fit_seconds`` stays the time of one fit). A fit is kept only while
+    a later fold has its key, and dropped after the last (:meth:`done`); a fit that fails is not
+    kept (the next fold tries again, and fails as the first did).
+    """
+
+    def __init__(self, folds: Sequence[_Fold]):
+        self._left = Counter(_fit_key(f) for f in folds)
+        self._fits: dict[tuple[str, int, tuple[Any, ...]], tuple[Selector, float]] = {}
+
+    def fit(self, spec: SelectorSpec, train: Sequence[DatasetFeatures], cost: CostMatrix, fold: _Fold,
+            seed: int, mm: MemberMatrix) -> tuple[Selector, float]:
+        """``spec`` fitted on the fold (:func:`_fit`) and the seconds that fit took."""
+        key = (spec.label, int(seed), _fit_key(fold))  # labels differ between specs (as_specs)
+        if key in self._fits:
+            return self._fits[key]
+        saved, t0 = measures.probe_seconds_saved(), time.perf_counter()
+        sel = _fit(spec, train, cost, fold, seed, mm)
+        # a cold fit's seconds: with those of the probes the measures' cache answered
+        seconds = time.perf_counter() - t0 + measures.probe_seconds_saved() - saved
+        if self._left[key[2]] > 1 and _reusable(spec, sel):
+            self._fits[key] = (sel, seconds)
+        return sel, seconds
+
+    def done(self, fold: _Fold) -> None:
+        """The fold is measured: drop the fits no later fold uses."""
+        k = _fit_key(fold)
+        self._left[k] -= 1
+        if self._left[k] <= 0:
+            for key in [key for key in self._fits if key[2] == k]:
+                del self._fits[key]
+
+
 def _confidence(sel: Selector, query: Query, p: np.ndarray) -> float:
-    if type(sel).confidence is Selector.confidence:
+    """``sel.confidence(query)`` given ``p = sel.predict_proba(query)``: read off ``p`` where the
+    confidence is a function of the probabilities alone (the default top probability, the
+    measures' margin: :func:`selector.similarity.margin`), without a second ``predict_proba``."""
+    from selector.similarity import _MeasureSelector, margin
+
+    method = type(sel).confidence
+    if method is Selector.confidence:
         return float(np.max(p))
+    if method is _MeasureSelector.confidence:
+        return margin(p)
     return float(sel.confidence(query))
 
 
@@ -413,17 +486,16 @@ def _ask(sel: Selector, label: str, queries: Sequence[Query], fold: _Fold, mm: M
 
 def _lodo_one(spec: SelectorSpec, train: Sequence[DatasetFeatures], queries: Sequence[Query], cost: CostMatrix,
               fold: _Fold, seed: int, by_name: Mapping[str, DatasetFeatures], mm: MemberMatrix,
-              accept: set[str]) -> dict[str, Any]:
-    """One selector on one fold: its figures (NaN with ``error`` when it raises)."""
+              accept: set[str], fits: _SharedFits) -> dict[str, Any]:
+    """One selector on one fold: its figures (NaN with ``error`` when it raises); the fit from
+    ``fits`` (shared with the folds of the same training set)."""
     h = fold.target
     nan = float("nan")
     out: dict[str, Any] = {"selected": None, "selected_member": None, "selected_group": None, "distinct_picks": 0,
                            "alc": nan, "hit_rate": nan, "alc_expected": nan, "kendall_tau": nan, "confidence": nan,
                            "fit_seconds": nan, "predict_seconds": nan, "queries": len(queries), "error": None}
     try:
-        t0 = time.perf_counter()
-        sel = _fit(spec, train, cost, fold, seed, mm)
-        out["fit_seconds"] = time.perf_counter() - t0
+        sel, out["fit_seconds"] = fits.fit(spec, train, cost, fold, seed, mm)
         got = _ask(sel, spec.label, queries, fold, mm, accept)
         most = Counter(got["picks"]).most_common(1)[0][0]
         with np.errstate(all="ignore"):
@@ -452,7 +524,7 @@ def _inner_records(specs: Sequence[SelectorSpec], datasets: Sequence[DatasetFeat
     jobs: dict[tuple[Any, ...], list[tuple[str, _Fold]]] = {}
     for g, fs in inner_folds.items():
         for f in fs:
-            jobs.setdefault((tuple(f.candidates), tuple(f.train_targets), tuple(f.members)), []).append((g, f))
+            jobs.setdefault(_fit_key(f), []).append((g, f))
     out: list[dict[str, Any]] = []
     for spec in specs:
         try:

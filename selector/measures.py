@@ -37,9 +37,13 @@ naming the argument, what it got and what was expected. Logarithms are natural.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
+import threading
+import time
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -47,7 +51,8 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 __all__ = ["bures_wasserstein2", "class_gaussians", "fit_softmax_probe", "gbc", "hscore", "leep", "logme", "nce",
-           "otdd", "probe_fisher_diag", "single_blas_thread", "softmax", "task2vec", "task2vec_distance"]
+           "otdd", "probe_fisher_diag", "probe_seconds_saved", "single_blas_thread", "softmax", "task2vec",
+           "task2vec_distance"]
 
 
 def single_blas_thread() -> Any:
@@ -573,8 +578,71 @@ def _targets(labels: Any, n: int, name: str = "labels") -> np.ndarray:
     return y / y.sum(axis=1, keepdims=True)
 
 
+class _ProbeCache:
+    """Fitted probes of this process, by a SHA-256 of their inputs, least recently used dropped first.
+
+    A comparison fits the probe of one training dataset's subsample again and again: in every
+    fold it is a training dataset of, and in every selector fitting one (the five source-head
+    measures share it). The fit is deterministic (L-BFGS from zero weights, one BLAS thread), so
+    a kept ``W, b`` is what fitting again gives. Holds at most ``max_bytes`` of arrays; counts the
+    seconds the fits it answered had taken (:func:`probe_seconds_saved`).
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = int(max_bytes)
+        self.saved_seconds = 0.0
+        self._probes: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, float]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(features: Any, labels: Any, l2: Any, max_iter: Any) -> bytes | None:
+        """The digest of a fit's inputs; None for inputs of Python objects (no bytes to digest)."""
+        h = hashlib.sha256(repr((l2, max_iter)).encode())
+        for a in (features, labels):
+            a = np.ascontiguousarray(a)
+            if a.dtype.hasobject:
+                return None
+            h.update(repr((a.dtype.str, a.shape)).encode())
+            h.update(a.tobytes())
+        return h.digest()
+
+    def get(self, key: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+        """Copies of the kept ``W, b`` (None where none is kept)."""
+        with self._lock:
+            hit = self._probes.get(key)
+            if hit is None:
+                return None
+            self._probes.move_to_end(key)
+            self.saved_seconds += hit[2]
+        return hit[0].copy(), hit[1].copy()
+
+    def put(self, key: bytes, w: np.ndarray, b: np.ndarray, seconds: float) -> None:
+        """Keep copies of ``W, b`` and the seconds their fit took; drop the oldest beyond ``max_bytes``."""
+        size = w.nbytes + b.nbytes
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._probes:
+                return
+            self._probes[key] = (w.copy(), b.copy(), float(seconds))
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (w_old, b_old, _) = self._probes.popitem(last=False)
+                self._bytes -= w_old.nbytes + b_old.nbytes
+
+
+_PROBES = _ProbeCache(max_bytes=128 * 2 ** 20)
+
+
+def probe_seconds_saved() -> float:
+    """The seconds that the fits :func:`fit_softmax_probe` answered from its cache (``reuse=True``)
+    had taken when first fitted, summed over this process (for timings of one cold fit)."""
+    return _PROBES.saved_seconds
+
+
 def fit_softmax_probe(features: Any, labels: Any, *, l2: float = 0.1, max_iter: int = 200,
-                      ) -> tuple[np.ndarray, np.ndarray]:
+                      reuse: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression (a linear softmax probe) with an L2 penalty.
 
     Minimises ``mean_i CE(t_i, softmax(W z_i + b)) + l2/2 ||W||^2`` over standardised
@@ -600,14 +668,26 @@ def fit_softmax_probe(features: Any, labels: Any, *, l2: float = 0.1, max_iter: 
         named the right dataset more often than 1e-3 for Task2Vec and H-score.
     max_iter:
         L-BFGS iterations.
+    reuse:
+        Look the probe up among those this process fitted with ``reuse`` (a digest of
+        ``features``, ``labels``, ``l2`` and ``max_iter``; at most 128 MiB kept, least recently
+        used dropped first) and keep it there: for the probes of training datasets, which a
+        comparison fits again in many folds and selectors. The same ``W, b`` as a fit.
 
     Returns
     -------
     W, b
         ``[C, D]`` and ``[C]`` (float64).
     """
+    key = _ProbeCache.key(features, labels, l2, max_iter) if reuse else None
+    if key is not None and (kept := _PROBES.get(key)) is not None:
+        return kept
+    t0 = time.perf_counter()
     with single_blas_thread():
-        return _fit_softmax_probe(features, labels, l2=l2, max_iter=max_iter)
+        w, b = _fit_softmax_probe(features, labels, l2=l2, max_iter=max_iter)
+    if key is not None:
+        _PROBES.put(key, w, b, time.perf_counter() - t0)
+    return w, b
 
 
 def _fit_softmax_probe(features: Any, labels: Any, *, l2: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
@@ -687,7 +767,8 @@ def probe_fisher_diag(features: Any, weights: Any, bias: Any) -> np.ndarray:
     return (p * (1 - p)).T @ (f ** 2) / len(f)
 
 
-def task2vec(features: Any, labels: Any, *, l2: float = 0.1, max_iter: int = 200) -> np.ndarray:
+def task2vec(features: Any, labels: Any, *, l2: float = 0.1, max_iter: int = 200,
+             reuse: bool = False) -> np.ndarray:
     """Task2Vec-style embedding of a labelled dataset on a fixed feature extractor, ``[D]``.
 
     Achille et al. 2019, "Task2Vec: Task Embedding for Meta-Learning" (ICCV), Section 2: a
@@ -711,12 +792,14 @@ def task2vec(features: Any, labels: Any, *, l2: float = 0.1, max_iter: int = 200
     l2, max_iter:
         The probe's L2 penalty and L-BFGS iterations (see :func:`fit_softmax_probe` for why
         the penalty is not tiny).
+    reuse:
+        Reuse the probe fitted on these features and labels before (see :func:`fit_softmax_probe`).
     """
     f = _as_features(features)
     t = _targets(labels, len(f))
     if t.shape[1] < 2:
         raise ValueError("labels: a Task2Vec embedding needs at least 2 classes (one class gives zero Fisher)")
-    w, b = fit_softmax_probe(f, t, l2=l2, max_iter=max_iter)
+    w, b = fit_softmax_probe(f, t, l2=l2, max_iter=max_iter, reuse=reuse)
     return probe_fisher_diag(f, w, b).sum(axis=0)
 
 

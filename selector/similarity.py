@@ -85,6 +85,13 @@ def scores_to_proba(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return measures.softmax((z / temperature)[None, :])[0]
 
 
+def margin(p: np.ndarray) -> float:
+    """The measures' confidence given their probabilities ``p``: the margin between the two
+    highest (1 with a single training dataset)."""
+    q = np.sort(np.asarray(p, np.float64))[::-1]
+    return 1.0 if len(q) < 2 else float(q[0] - q[1])
+
+
 def _labelled_rows(labels: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.asarray(labels).max(axis=1) > 0)
 
@@ -153,9 +160,8 @@ class _MeasureSelector(Selector):
         return scores_to_proba(self.scores(query), self.temperature)
 
     def confidence(self, query: Query) -> float:
-        """Margin between the two highest probabilities (1 with one training dataset)."""
-        p = np.sort(self.predict_proba(query))[::-1]
-        return 1.0 if len(p) < 2 else float(p[0] - p[1])
+        """Margin between the two highest probabilities (1 with one training dataset): :func:`margin`."""
+        return margin(self.predict_proba(query))
 
     def _check_common_params(self) -> None:
         if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
@@ -204,7 +210,8 @@ class _SourceHeadSelector(_PairedState, _ProbeSelector):
             if len(x) == 0:
                 raise SelectorError(None, f"{self.name}: training dataset {d.name!r} has no labelled sample")
             try:
-                w, b = measures.fit_softmax_probe(x, y[:, y.sum(axis=0) > 0], l2=self.l2, max_iter=self.max_iter)
+                w, b = measures.fit_softmax_probe(x, y[:, y.sum(axis=0) > 0], l2=self.l2,
+                                                  max_iter=self.max_iter, reuse=True)
             except ValueError as exc:
                 raise SelectorError(None, f"{self.name}: source head of {d.name!r}: {exc}") from None
             self.head_weights_.append(w)
@@ -395,7 +402,7 @@ class Task2VecSelector(_ProbeSelector):
         for d in datasets:
             x, labels = _subsample(d, self.n_samples, self.seed)
             try:
-                rows.append(measures.task2vec(x, labels, l2=self.l2, max_iter=self.max_iter))
+                rows.append(measures.task2vec(x, labels, l2=self.l2, max_iter=self.max_iter, reuse=True))
             except ValueError as exc:
                 raise SelectorError(None, f"{self.name}: training dataset {d.name!r}: {exc}") from None
         self.task_embeddings_ = np.stack(rows)
