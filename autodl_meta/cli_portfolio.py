@@ -160,10 +160,15 @@ def _design_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool-searched", type=int, default=ref.pool_searched,
                    help="searched configurations in the pool at most (those that beat every fixed one on their own "
                         "dataset by the largest margin)")
+    p.add_argument("--pool-hours", type=float, default=ref.pool_hours,
+                   help="worker-hours the pool's matrix is sized to: searched configurations whose cells (estimated "
+                        "from the BOHB runs' trial times) would not fit are left out; 0: no limit "
+                        f"(default {ref.pool_hours:g}: the default build within 12 hours of 2 cores)")
 
 
 def _design_settings(args: argparse.Namespace) -> dict[str, Any]:
-    return {"portfolio": args.portfolio, "warm_start": args.warm_start, "pool_searched": args.pool_searched}
+    return {"portfolio": args.portfolio, "warm_start": args.warm_start, "pool_searched": args.pool_searched,
+            "pool_hours": args.pool_hours or None}
 
 
 def cmd_portfolio_build(args: argparse.Namespace) -> int:

@@ -87,7 +87,7 @@ DEFAULT_EMBEDDING = EmbeddingSpec(train_samples=512, test_samples=512)
 """The features of the embedded default: EfficientNet-Lite0 at 64 px, 512 training / 512 test samples."""
 _SEARCH_KEYS = ("collection", "protocol", "clock", "timing", "iterations", "min_budget", "max_budget", "eta", "seed",
                 "only", "space", "objective_args", "warm_start", "bohb")
-_POOL_KEYS = ("pool_per_run", "pool_searched", "warm_start")
+_POOL_KEYS = ("pool_per_run", "pool_searched", "pool_hours", "warm_start")
 _MATRIX_KEYS = ("matrix_seeds",)
 _NOT_SETTINGS = frozenset({"batch_size"})
 """Embedding spec fields that do not change the features (left out of its digest)."""
@@ -188,11 +188,12 @@ def reproduce_command(settings: DefaultBuildSettings, out: str | Path = DEFAULT_
         parts.append("--matrix-seeds " + ",".join(map(str, b.matrix_seeds)))
     if b.only != ref.build.only:
         parts.append(f"--only {','.join(b.only)!r}")
-    for key, flag in (("portfolio", "--portfolio"), ("warm_start", "--warm-start"), ("pool_searched", "--pool-searched")):
+    for key, flag in (("portfolio", "--portfolio"), ("warm_start", "--warm-start"), ("pool_searched", "--pool-searched"),
+                      ("pool_hours", "--pool-hours")):
         if getattr(b, key) != getattr(ref.build, key):
-            parts.append(f"{flag} {getattr(b, key)}")
+            parts.append(f"{flag} {getattr(b, key) or 0:g}" if key == "pool_hours" else f"{flag} {getattr(b, key)}")
     on_line = ("data", "iterations", "seed", "workers", "scheduler", "matrix_seeds", "only", "portfolio", "warm_start",
-               "pool_searched")
+               "pool_searched", "pool_hours")
     other = [f"{k}={v!r}" for k, v in settings_dict(b).items()
              if k not in on_line and v != settings_dict(ref.build)[k]]
     if settings.embedding != ref.embedding:

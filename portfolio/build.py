@@ -8,9 +8,10 @@ Seven steps, each skipped where its output is complete, each timed in ``manifest
    dataset's name and warm-started with fixed configurations of the grid (:mod:`offline_bohb`);
    a run whose iterations are all done is not started again; the manifest's ``bohb`` says
    per run how many configurations BOHB sampled and how many its model picked;
-3. the shared candidate pool (:func:`portfolio.pool.assemble_pool`) into ``OUT/pool/pool.json``:
+3. the shared candidate pool (:func:`portfolio.pool.plan_pool`) into ``OUT/pool/pool.json``:
    the warm start's fixed configurations and the searched configurations that beat them on
-   their own dataset;
+   their own dataset, as many as fit in ``pool_hours`` worker-hours of step 4 (estimated from
+   the runs' trial times);
 4. the pool on every dataset over ``matrix_seeds`` (:func:`portfolio.pool.run_pool_matrix`,
    Dask, resumable) into ``OUT/pool/``; the BOHB trials that are such cells are copied;
 5. the analysis (:func:`portfolio.pool.analyse`: seed noise, saturated datasets, the greedy
@@ -61,8 +62,12 @@ class BuildSettings:
     candidates. ``bohb``: the configuration generator's settings over
     :data:`offline_bohb.run.DEFAULT_BOHB`. ``matrix_seeds``: the seeds of the pool's and the
     cost matrix's cells (the first should be ``seed``, so that the runs' full-budget trials
-    are cells). ``pool_per_run``, ``pool_searched``: searched candidates per run and in all
-    (:func:`portfolio.pool.assemble_pool`). ``portfolio``: ``greedy`` (K members chosen in
+    are cells). ``pool_per_run``, ``pool_searched``: searched candidates per run and in all;
+    ``pool_hours``: the worker-hours the pool's matrix is sized to (searched candidates whose
+    cells would not fit are left out; ``None`` or 0: no limit; :func:`portfolio.pool.plan_pool`).
+    The default, 9 worker-hours (4.5 hours on this machine's 2 workers), keeps the whole default
+    build within 12 hours of a 2-core machine: its BOHB runs take about 5.2 hours and the
+    selector comparison about 1.4 at most (``docs/portfolio-build-log.md``). ``portfolio``: ``greedy`` (K members chosen in
     ``[k_min, k_max]``) or ``incumbents`` (:data:`portfolio.pool.DESIGNS`). ``only``: dataset
     names or ``tag:NAME`` of the collection (empty: all).
     """
@@ -87,6 +92,7 @@ class BuildSettings:
     bohb: dict[str, Any] = field(default_factory=dict)
     pool_per_run: int = 1
     pool_searched: int = 8
+    pool_hours: float | None = 9.0
     portfolio: str = "greedy"
     k_min: int = 4
     k_max: int = 10
@@ -302,8 +308,8 @@ def run_steps(out: Path, settings: BuildSettings, manifest: Manifest, *, command
     from offline_bohb.local import run_local
     from portfolio.cost_matrix import run_cost_matrix
     from portfolio.incumbents import incumbents_from_runs
-    from portfolio.pool import (POOL_DIR, POOL_FILE, analyse, assemble_pool, compare_designs, greedy_portfolio,
-                                incumbents_portfolio, load_pool, run_pool_matrix, save_pool, write_analysis)
+    from portfolio.pool import (POOL_DIR, POOL_FILE, analyse, compare_designs, greedy_portfolio, incumbents_portfolio,
+                                load_pool, plan_pool, run_pool_matrix, save_pool, write_analysis)
 
     from portfolio.pool import DESIGNS, PoolError
 
@@ -346,12 +352,15 @@ def run_steps(out: Path, settings: BuildSettings, manifest: Manifest, *, command
     if pool_file.is_file():
         candidates = load_pool(pool_file)
     else:
-        candidates = assemble_pool(out / "runs", settings.warm_start, per_run=settings.pool_per_run,
-                                   max_searched=settings.pool_searched)
+        plan = plan_pool(out / "runs", settings.warm_start, per_run=settings.pool_per_run,
+                         max_searched=settings.pool_searched, budget_hours=settings.pool_hours,
+                         seeds=settings.matrix_seeds, eval_seed=settings.seed)
+        candidates = plan.candidates
         save_pool(candidates, pool_file, warm_start=settings.warm_start, per_run=settings.pool_per_run,
-                  max_searched=settings.pool_searched, command=command)
+                  max_searched=settings.pool_searched, command=command, **plan.provenance())
     manifest.step("pool", time.perf_counter() - t, candidates=len(candidates),
-                  searched=sum(c.origin.get("kind") == "searched" for c in candidates))
+                  searched=sum(c.origin.get("kind") == "searched" for c in candidates),
+                  estimate_hours=round(sum(float(c.origin.get("matrix_hours") or 0.0) for c in candidates), 3))
 
     notify("pool matrix", {"cells": len(candidates) * len(built) * len(settings.matrix_seeds)})
     t = time.perf_counter()

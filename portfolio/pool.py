@@ -7,12 +7,14 @@ al., JMLR 2022) and ZAP (Ozturk et al., ICML 2022) build it instead from a *shar
 evaluated on every training dataset, greedily: start empty, add the candidate that most
 raises the mean over datasets of the best member's ALC, stop at K. This module does that.
 
-The pool (:func:`assemble_pool`)
+The pool (:func:`plan_pool`)
     The fixed configurations every BOHB run starts from (its warm start: the grid's
     configurations and ``baseline:default``, :mod:`finetune.grid`), then from every run the
     full-budget trials that beat every fixed configuration on that run's own dataset (at most
     ``per_run`` of them, best first), ranked over all runs by that margin, at most
-    ``max_searched`` of them; configurations equal once validated are kept once.
+    ``max_searched`` of them, and only those whose matrix cells fit in the worker-hours left of
+    the build's budget for the matrix (:func:`plan_pool`, estimated from the runs' own trial
+    times by :func:`matrix_seconds`); configurations equal once validated are kept once.
 The pool's matrix (:func:`run_pool_matrix`)
     Every candidate on every training dataset, at full budget, over ``seeds`` (the cost
     matrix's machinery, :func:`portfolio.cost_matrix.run_cost_matrix`, Dask, resumable,
@@ -171,17 +173,125 @@ def searched_candidates(runs: str | Path | Iterable[str | Path], fixed: Sequence
     return sorted(found.values(), key=lambda c: (-(c.origin.get("margin") or 0.0), c.name))
 
 
-def assemble_pool(runs: str | Path | Iterable[str | Path], warm_start: str, *, per_run: int = 1,
-                  max_searched: int = 9) -> list[Candidate]:
-    """The pool: the fixed configurations, then at most ``max_searched`` searched ones (largest
-    margin first; see :func:`searched_candidates`)."""
+def _geomean(values: Iterable[float]) -> float | None:
+    v = [math.log(x) for x in values if x > 0]
+    return math.exp(sum(v) / len(v)) if v else None
+
+
+def matrix_seconds(candidates: Sequence[Candidate], runs: str | Path | Iterable[str | Path], *,
+                   seeds: Sequence[int], eval_seed: int) -> dict[str, float]:
+    """Per candidate, the worker-seconds its pool-matrix cells should take (an estimate from the
+    runs' own clock, made before any cell is computed).
+
+    What the runs measured: the wall seconds of every full-budget trial under ``eval_seed``
+    (each on the same workers as the matrix). A cell that is such a trial is copied, not
+    computed (:func:`trial_cells`): it costs nothing. A cell whose configuration a run
+    evaluated on that dataset under another seed costs what the trial took. Any other cell
+    costs ``r_c * s_d``: ``s_d`` is the dataset's scale, the geometric mean of the fixed
+    candidates' trials on it (of all its full-budget trials where no fixed one ran), ``r_c``
+    the candidate's relative cost, the geometric mean of its trials' seconds over their
+    datasets' scales (1 where it has none). So a searched configuration that took three
+    times the fixed ones' time on its own dataset is expected to take three times theirs on
+    every other dataset.
+    """
+    folders = find_runs(runs)
+    datasets = [run.dataset for run in folders]
+    known: dict[tuple[str, str], float] = {}
+    for run in folders:
+        for t in _full_ok(run.trials, float(run.record.get("max_budget", 1.0)), eval_seed):
+            if t.get("wall_seconds") is not None:
+                known[(digest(t["config"]), run.dataset)] = float(t["wall_seconds"])
+    digests = {c.name: digest(c.config) for c in candidates}
+    fixed = {digests[c.name] for c in candidates if c.origin.get("kind") == "fixed"}
+    scale: dict[str, float] = {}
+    for d in datasets:
+        own = [sec for (g, dd), sec in known.items() if dd == d]
+        s = _geomean(sec for (g, dd), sec in known.items() if dd == d and g in fixed) or _geomean(own)
+        if s is not None:
+            scale[d] = s
+    fallback = float(np.median(list(scale.values()))) if scale else 1.0
+    out: dict[str, float] = {}
+    for c in candidates:
+        g = digests[c.name]
+        rel = _geomean(sec / scale.get(d, fallback) for (gg, d), sec in known.items() if gg == g) or 1.0
+        total = 0.0
+        for d in datasets:
+            measured = known.get((g, d))
+            for seed in seeds:
+                if measured is not None and seed == eval_seed:
+                    continue
+                total += measured if measured is not None else rel * scale.get(d, fallback)
+        out[c.name] = total
+    return out
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """The pool a build evaluates (:func:`plan_pool`).
+
+    ``candidates``: the fixed ones, then the searched ones kept (largest margin first), each
+    with ``origin["matrix_hours"]``, its estimated worker-hours (:func:`matrix_seconds`);
+    ``left_out``: searched candidates not kept, each with why; ``budget_hours``: the
+    worker-hours the matrix was sized to (``None``: no limit); ``estimate_hours``: what the
+    kept candidates' cells should take.
+    """
+
+    candidates: list[Candidate]
+    left_out: dict[str, str]
+    budget_hours: float | None
+    estimate_hours: float
+
+    def provenance(self) -> dict[str, Any]:
+        return {"budget_hours": self.budget_hours, "estimate_hours": round(self.estimate_hours, 3),
+                "left_out": dict(self.left_out)}
+
+
+def plan_pool(runs: str | Path | Iterable[str | Path], warm_start: str, *, per_run: int = 1, max_searched: int = 9,
+              budget_hours: float | None = None, seeds: Sequence[int] = (0, 1), eval_seed: int = 0) -> PoolPlan:
+    """The pool: the fixed configurations, then the searched ones (:func:`searched_candidates`)
+    in order of their margin, at most ``max_searched``, each kept only where its cells fit
+    in what is left of ``budget_hours`` worker-hours of the pool matrix over ``seeds`` (after
+    the fixed candidates' cells, which are always kept; see :func:`matrix_seconds`). A
+    candidate that does not fit is skipped and a cheaper one after it may still be kept: two
+    searched configurations that fine-tune a larger network at 96 px took half of the first
+    rebuild's matrix (``docs/portfolio-build-log.md``)."""
     fixed = fixed_candidates(warm_start, runs)
     searched = searched_candidates(runs, fixed, per_run=per_run)
-    if len(searched) > max_searched:
-        logger.info("pool: %d searched candidates beat the fixed ones on their dataset; the %d with the largest "
-                    "margin are kept (left out: %s)", len(searched), max_searched,
-                    ", ".join(c.name for c in searched[max_searched:]))
-    return fixed + searched[:max_searched]
+    cost = matrix_seconds(fixed + searched, runs, seeds=seeds, eval_seed=eval_seed) if fixed or searched else {}
+    budget = None if budget_hours is None or budget_hours <= 0 else float(budget_hours) * 3600.0
+    spent = sum(cost[c.name] for c in fixed)
+    if budget is not None and spent > budget:
+        logger.warning("pool: the fixed candidates' cells alone should take %.2f worker-hours, over the budget of "
+                       "%.2f; no searched candidate is kept", spent / 3600, budget / 3600)
+    kept: list[Candidate] = []
+    left_out: dict[str, str] = {}
+    for c in searched:
+        hours = cost[c.name] / 3600
+        if len(kept) >= max_searched:
+            left_out[c.name] = f"beyond the {max_searched} with the largest margin"
+        elif budget is not None and spent + cost[c.name] > budget:
+            left_out[c.name] = (f"its cells should take {hours:.2f} worker-hours; {max(budget - spent, 0) / 3600:.2f} "
+                                f"of the {budget / 3600:g} were left")
+        else:
+            kept.append(c)
+            spent += cost[c.name]
+    if left_out:
+        logger.info("pool: %d searched candidates kept, %d left out (%s)", len(kept), len(left_out),
+                    "; ".join(f"{k}: {v}" for k, v in left_out.items()))
+
+    def costed(c: Candidate) -> Candidate:
+        return Candidate(c.name, c.config, {**c.origin, "matrix_hours": round(cost[c.name] / 3600, 4)})
+
+    return PoolPlan([costed(c) for c in fixed + kept], left_out, None if budget is None else budget / 3600,
+                    spent / 3600)
+
+
+def assemble_pool(runs: str | Path | Iterable[str | Path], warm_start: str, *, per_run: int = 1,
+                  max_searched: int = 9, budget_hours: float | None = None, seeds: Sequence[int] = (0, 1),
+                  eval_seed: int = 0) -> list[Candidate]:
+    """The candidates of :func:`plan_pool`."""
+    return plan_pool(runs, warm_start, per_run=per_run, max_searched=max_searched, budget_hours=budget_hours,
+                     seeds=seeds, eval_seed=eval_seed).candidates
 
 
 def save_pool(candidates: Sequence[Candidate], path: str | Path, **provenance: Any) -> Path:

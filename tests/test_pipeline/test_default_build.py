@@ -231,6 +231,13 @@ def test_changed_settings_are_refused_unless_the_step_output_is_absent(copy):
         check_settings(out, settings_for(copy, selection=other))
     with pytest.raises(DefaultBuildError, match=r"input_size \(32 -> 40; features"):
         check_settings(out, settings_for(copy, embedding=EmbeddingSpec(**{**SPEC.to_dict(), "input_size": 40})))
+    # the pool's budget is a setting once a pool is there (this tiny build has none)
+    check_settings(out, settings_for(copy, build={"pool_hours": 1.5}))
+    (out / "pool").mkdir()
+    (out / "pool" / "pool.json").write_text("{}")
+    with pytest.raises(DefaultBuildError, match=r"pool_hours \(9\.0 -> 1\.5; pool"):
+        check_settings(out, settings_for(copy, build={"pool_hours": 1.5}))
+    shutil.rmtree(out / "pool")
     # the batch size and the paths are not settings
     check_settings(out, settings_for(copy, embedding=EmbeddingSpec(**{**SPEC.to_dict(), "batch_size": 2})))
     check_settings(out, settings_for(copy, build={"workers": 2, "data": str(copy / "elsewhere")}))
@@ -279,6 +286,8 @@ def test_the_command_that_reproduces_a_build():
                                                   "--data /scratch/d --features /scratch/f --iterations 10 --seed 3")
     s = DefaultBuildSettings(embedding=SPEC)
     assert "# library settings: embedding=" in reproduce_command(s)
+    for hours, flag in ((None, "--pool-hours 0"), (12.5, "--pool-hours 12.5")):
+        assert reproduce_command(DefaultBuildSettings(build=BuildSettings(pool_hours=hours))).endswith(flag)
 
 
 def test_the_command_line_prints_how_to_reproduce(monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path):

@@ -23,7 +23,9 @@ from portfolio.pool import (
     greedy_portfolio,
     load_pool,
     lodo_curve,
+    matrix_seconds,
     oracle_curve,
+    plan_pool,
     save_pool,
     trial_cells,
     write_analysis,
@@ -93,6 +95,66 @@ def test_trial_cells_are_full_budget_trials_of_the_seed(runs: Path) -> None:
         ("a", 0.5), ("a", 0.6), ("a", 0.7), ("b", 0.6), ("b", 0.79), ("b", 0.8), ("c", 0.4), ("c", 0.41)]
     lite = digest(grid_config("lite0-96px"))
     assert {r["target"] for r in rows if r["config_digest"] == lite} == {"a", "b", "c"}
+
+
+def _timed(cid: list[int], config: dict[str, Any], alc: float, seconds: float) -> dict[str, Any]:
+    return {**_trial(cid, config, alc), "wall_seconds": seconds}
+
+
+@pytest.fixture
+def timed_runs(tmp_path: Path) -> Path:
+    """Two runs whose trials took known times: on ``a`` the fixed ones took 10 and 20 s and a
+    searched configuration X (the larger margin) 40 s; on ``b`` the fixed ones 20 and 40 s and
+    a searched Y 7.07 s (half the fixed ones' geometric mean, 28.28 s)."""
+    root = tmp_path / "runs"
+    lite, default = grid_config("lite0-96px"), grid_config("default")
+    x, y = {**lite, "learning_rate": 0.01234}, {**lite, "learning_rate": 0.0777}
+    _write(root, "a", [_timed([0, 0, 0], default, 0.50, 10.0), _timed([0, 0, 1], lite, 0.60, 20.0),
+                       _timed([1, 0, 0], x, 0.90, 40.0)])
+    _write(root, "b", [_timed([0, 0, 0], default, 0.50, 20.0), _timed([0, 0, 1], lite, 0.60, 40.0),
+                       _timed([1, 0, 0], y, 0.70, 800 ** 0.5 / 4)])
+    return root
+
+
+def test_matrix_seconds_scale_a_candidate_s_own_time_by_each_dataset_s(timed_runs: Path) -> None:
+    """Hand-checked: a cell that is a trial under the evaluation seed costs nothing, one whose
+    trial ran costs the trial's time under another seed, any other ``r_c * s_d``."""
+    plan = plan_pool(timed_runs, "grid-core", max_searched=5)
+    cost = matrix_seconds(plan.candidates, timed_runs, seeds=(0, 1), eval_seed=0)
+    assert cost["fixed:default"] == pytest.approx(10 + 20)  # seed 1 only, at the trials' times
+    assert cost["fixed:lite0-96px"] == pytest.approx(20 + 40)
+    # X: 40 s on a, where the fixed ones' geometric mean is sqrt(200): r = 2*sqrt(2); b's scale
+    # sqrt(800): 80 s on b under each seed; 40 s on a under seed 1
+    assert cost["searched:a"] == pytest.approx(40 + 2 * 80)
+    # Y: r = 1/4; a's scale sqrt(200): 3.54 s under each seed; its own trial again under seed 1
+    assert cost["searched:b"] == pytest.approx(2 * 200 ** 0.5 / 4 + 800 ** 0.5 / 4)
+    # with the evaluation seed not among the matrix's seeds nothing is copied
+    assert matrix_seconds(plan.candidates, timed_runs, seeds=(1,), eval_seed=0)["fixed:default"] == pytest.approx(30)
+    assert [c.origin["matrix_hours"] for c in plan.candidates] == [
+        pytest.approx(round(cost[c.name] / 3600, 4)) for c in plan.candidates]
+    assert plan.budget_hours is None and plan.left_out == {}
+    assert plan.estimate_hours == pytest.approx(sum(cost.values()) / 3600)
+
+
+def test_a_searched_candidate_that_does_not_fit_the_matrix_budget_is_left_out(timed_runs: Path) -> None:
+    """The budget keeps the fixed candidates, skips X (the larger margin, 200 worker-s) and
+    still keeps the cheaper Y after it; the reason is recorded with the pool."""
+    fixed_s, y_s = 90.0, 2 * 200 ** 0.5 / 4 + 800 ** 0.5 / 4
+    plan = plan_pool(timed_runs, "grid-core", max_searched=5, budget_hours=(fixed_s + y_s + 10) / 3600)
+    assert [c.name for c in plan.candidates] == ["fixed:default", "fixed:lite0-96px", "searched:b"]
+    assert list(plan.left_out) == ["searched:a"] and "worker-hours" in plan.left_out["searched:a"]
+    assert plan.estimate_hours == pytest.approx((fixed_s + y_s) / 3600)
+    # enough for both: both, largest margin first; max_searched still applies
+    both = plan_pool(timed_runs, "grid-core", max_searched=5, budget_hours=1.0)
+    assert [c.name for c in both.candidates][2:] == ["searched:a", "searched:b"]
+    one = plan_pool(timed_runs, "grid-core", max_searched=1, budget_hours=0)  # 0: no limit
+    assert [c.name for c in one.candidates][2:] == ["searched:a"] and "largest margin" in one.left_out["searched:b"]
+    # a budget below the fixed candidates' cells keeps them (they are the warm start) and no searched one
+    assert [c.name for c in plan_pool(timed_runs, "grid-core", budget_hours=1e-6).candidates] == [
+        "fixed:default", "fixed:lite0-96px"]
+    save_pool(plan.candidates, timed_runs.parent / "pool.json", **plan.provenance())
+    saved = json.loads((timed_runs.parent / "pool.json").read_text())["provenance"]
+    assert saved["left_out"] == plan.left_out and saved["budget_hours"] == pytest.approx(plan.budget_hours)
 
 
 def test_pool_file_round_trip(tmp_path: Path, runs: Path) -> None:
