@@ -24,15 +24,6 @@ def _selectors(values: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _ints(text: str | None, flag: str) -> list[int]:
-    from autodl.errors import AutoDLError
-
-    try:
-        return [int(v) for v in (text or "").split(",") if v.strip()]
-    except ValueError:
-        raise AutoDLError(None, f"{text!r}: expected comma-separated integers", field=flag) from None
-
-
 def _final(text: str | None) -> tuple[str, ...]:
     from pipeline.heldout import FINAL_TEST
 
@@ -68,8 +59,9 @@ def cmd_benchmark_heldout(args: argparse.Namespace) -> int:
                                     grid_best=args.grid_best)
         wall_seeds = []
     else:
+        hedge = [h for h in (args.hedge or "").split(",") if h.strip()]
         methods = build_methods(args.portfolio, grid=GRID, grid_rows=grid_rows, grid_best=args.grid_best,
-                                selectors=_selectors(args.selector), hedge=_ints(args.hedge, "--hedge"))
+                                selectors=_selectors(args.selector), hedge=hedge)
     peers = []
     if not args.no_peers and wall_seeds:
         kit = Path(args.kit) if args.kit else default_kit_dir()
@@ -156,7 +148,8 @@ def register_benchmark(bsub: Any, fmt: type[argparse.HelpFormatter]) -> None:
                    help="also run the submission with this selector folder, as submission[LABEL] (repeatable)")
     p.add_argument("--hedge", default=None, metavar="N[,N]",
                    help="also run every submission hedged: its selector's top N configurations race inside the "
-                        "budget, as submission+hedgeN (e.g. 2,3; 1: pure selection, for a portfolio shipped hedged)")
+                        "budget, as submission+hedgeN (e.g. 2,3; 1: pure selection, for a portfolio shipped hedged); "
+                        "Nsb: the single best races second, after the selector's pick (e.g. 2sb)")
     p.add_argument("--final-test", default=None, metavar="DATASETS",
                    help="comma-separated held-out datasets kept out of the choice of what ships (default: "
                         "pipeline.heldout.FINAL_TEST; 'none': every dataset chooses)")

@@ -226,9 +226,13 @@ def cmd_portfolio_build_default(args: argparse.Namespace) -> int:
 
 
 def cmd_portfolio_ship(args: argparse.Namespace) -> int:
+    from pipeline.heldout import parse_hedge
     from pipeline.shipping import ship
 
-    settings = {"hedge": args.hedge} if args.hedge is not None else None
+    settings = None
+    if args.hedge is not None:
+        n, anchored = parse_hedge(args.hedge)
+        settings = {"hedge": n, "hedge_single_best": anchored}
     if not args.swap and settings is None:
         print("autodl-meta: error: portfolio ship: nothing to change (give --swap, --hedge or both)", file=sys.stderr)
         return 2
@@ -337,7 +341,8 @@ def register(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
                               "benchmark's), without fitting again; the manifest records why")
     sh.add_argument("--portfolio", default=DEFAULT_OUT, help="a built portfolio folder")
     sh.add_argument("--swap", action="store_true", help="exchange selector/ and selector-runner-up/")
-    sh.add_argument("--hedge", type=int, default=None,
-                    help="the submission's hedge setting (1: pure selection; 2-5: race the top N)")
+    sh.add_argument("--hedge", default=None,
+                    help="the submission's hedge setting (1: pure selection; 2-5: race the top N; 2sb-5sb: the "
+                         "selector's pick, the single best second, then its next picks)")
     sh.add_argument("--reason", required=True, help="why (kept in the cards and the manifest)")
     sh.set_defaults(func=cmd_portfolio_ship)

@@ -238,9 +238,21 @@ def fixed_methods(*, grid: Mapping[str, Any] | None = None, grid_rows: Sequence[
     return methods
 
 
+def parse_hedge(item: int | str) -> tuple[int, bool]:
+    """``2`` or ``"2"``: the selector's top 2 race; ``"2sb"``: its pick and the single best
+    (``(2, True)``). Raises an :class:`AutoDLError` naming ``--hedge`` otherwise."""
+    text = str(item).strip().lower()
+    anchored = text.endswith("sb")
+    digits = text[:-2] if anchored else text
+    if not digits.isdigit() or int(digits) < (2 if anchored else 1):
+        raise AutoDLError(None, f"hedge {item!r}: expected N >= 1 configurations racing (1: pure selection) or Nsb "
+                                f"with N >= 2 (the single best races second)", field="--hedge")
+    return int(digits), anchored
+
+
 def build_methods(portfolio: str | Path, *, grid: Mapping[str, Any] | None = None,
                   grid_rows: Sequence[Mapping[str, Any]] = (), grid_best: str | None = None,
-                  selectors: Mapping[str, str | Path] | None = None, hedge: Sequence[int] = ()) -> MethodSet:
+                  selectors: Mapping[str, str | Path] | None = None, hedge: Sequence[int | str] = ()) -> MethodSet:
     """The benchmark's methods for the portfolio folder ``portfolio``.
 
     Parameters
@@ -256,6 +268,8 @@ def build_methods(portfolio: str | Path, *, grid: Mapping[str, Any] | None = Non
         configurations race inside the budget (``submission+hedgeN``,
         ``submission[label]+hedgeN``; :class:`submission.agent.MetaModel`); ``n`` = 1 runs it
         without a race (pure selection), for a portfolio that ships hedged (``submission.json``).
+        ``"Nsb"`` (e.g. ``"2sb"``): the single best races second, after the selector's pick
+        (``submission+hedgeNsb``; ``hedge_single_best``).
     """
     from finetune.config import validate_config
 
@@ -269,14 +283,18 @@ def build_methods(portfolio: str | Path, *, grid: Mapping[str, Any] | None = Non
     for label, sel in (selectors or {}).items():
         methods.append(Method(f"{SUBMISSION}[{label}]", "submission",
                               f"the submission with the selector {repo_relative(sel)}", selector_dir=str(sel)))
-    for n in hedge:
-        if int(n) < 1:
-            raise AutoDLError(None, f"hedge {n}: expected 1 (no race: pure selection) or more configurations",
-                              field="--hedge")
-        race = ("pure selection: its selector's pick alone, without a race" if int(n) == 1
-                else f"its selector's top {n} configurations race inside the budget")
-        methods += [dataclasses.replace(m, name=f"{m.name}+hedge{n}", description=f"{m.description}; {race}",
-                                        settings={"hedge": int(n)})
+    for item in hedge:
+        n, anchored = parse_hedge(item)
+        if anchored:
+            race = ("its selector's pick and the single best race inside the budget" if n == 2 else
+                    f"its selector's pick, the single best and its next {n - 2} race inside the budget")
+            settings = {"hedge": n, "hedge_single_best": True}
+        else:
+            race = ("pure selection: its selector's pick alone, without a race" if n == 1
+                    else f"its selector's top {n} configurations race inside the budget")
+            settings = {"hedge": n}
+        methods += [dataclasses.replace(m, name=f"{m.name}+hedge{n}{'sb' if anchored else ''}",
+                                        description=f"{m.description}; {race}", settings=settings)
                     for m in list(methods) if m.kind == "submission" and m.settings is None]
     methods[0] = dataclasses.replace(methods[0], description=f"{methods[0].description} ({_shipped_settings(folder)})")
     methods.append(Method(SINGLE_BEST, "config", f"the portfolio's single best ({single})", config=members[single]))

@@ -41,7 +41,9 @@ that finds the artifacts (:mod:`submission.artifacts`) beside it.
    first network test (or when it has finished); its score is its best validation NAUC of
    the network (its probes' where it does not fine-tune). The next racer starts only while
    less than ``hedge_share`` of the budget is spent; then the best measured racer continues
-   and the others are dropped. A racer that fails is dropped.
+   and the others are dropped. A racer that fails is dropped. With ``hedge_single_best``
+   the portfolio's single best races second (where the pick is not it), before the
+   selector's next picks.
 4. **Degrading**: a learner that cannot be built or fails in ``train`` or ``test`` (a
    backbone's weights missing, CUDA out of memory, anything) is replaced by the next of
    the chain: chosen configuration, single best, a probes-only configuration that needs
@@ -384,7 +386,11 @@ class MetaModel:
                     self.decision["confidence"] = 1.0
                 ranked = [pick]
                 if self.settings.hedge > 1:
-                    ranked += [r for r in self.selector.rank(query) if r != pick]
+                    if self.settings.hedge_single_best and self.single_best is not None:
+                        members = getattr(self.selector, "outputs", "datasets") == "members"
+                        ranked.append(self.member_names.get(self.single_best, self.single_best) if members
+                                      else self.single_best)
+                    ranked += [r for r in self.selector.rank(query) if r not in ranked]
             except Exception as exc:  # noqa: BLE001
                 why = f"the selector failed ({_short(exc)})"
                 logger.debug("%s", traceback.format_exc())

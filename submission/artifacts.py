@@ -75,6 +75,11 @@ class SubmissionSettings:
     hedge_share:
         A racer is started only while less than this share of the budget is spent (the race
         never eats the budget the winner needs).
+    hedge_single_best:
+        With ``hedge`` >= 2, the portfolio's single best races second (after the selector's
+        pick, where it is not the pick itself) and the selector's next picks after it: the race
+        then never lacks the configuration that is best on average, whatever the selector got
+        wrong.
     """
 
     first_prediction: str = "before-selection"
@@ -84,6 +89,7 @@ class SubmissionSettings:
     max_train_examples: int | None = 5000
     hedge: int = 1
     hedge_share: float = 0.25
+    hedge_single_best: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -100,6 +106,9 @@ class SubmissionSettings:
                 or not 0.0 < float(self.hedge_share) <= 1.0:
             raise ArtifactError(None, f"hedge_share={self.hedge_share!r}: expected a share of the budget in (0, 1]",
                                 field="hedge_share")
+        if not isinstance(self.hedge_single_best, bool):
+            raise ArtifactError(None, f"hedge_single_best={self.hedge_single_best!r}: expected true or false",
+                                field="hedge_single_best")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> SubmissionSettings:

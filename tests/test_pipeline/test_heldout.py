@@ -294,10 +294,18 @@ def test_hedge_below_one_is_refused_and_one_is_pure_selection(tmp_path: Path) ->
     from autodl.errors import AutoDLError
 
     port = _portfolio(tmp_path / "p", [("a", CHEAP)], single="a")
-    with pytest.raises(AutoDLError, match="hedge"):
-        build_methods(port, hedge=[0])
+    for bad in (0, "1sb", "x", "2s", "sb"):
+        with pytest.raises(AutoDLError, match="hedge") as err:
+            build_methods(port, hedge=[bad])
+        assert err.value.field == "--hedge"
     # a portfolio shipped hedged (submission.json) is also measured without the race
     assert build_methods(port, hedge=[1]).by_name()[f"{SUBMISSION}+hedge1"].settings == {"hedge": 1}
+    # Nsb: the single best races second; its own unit beside the plain race of the same size
+    by = build_methods(port, hedge=["2", "2SB"]).by_name()
+    assert by[f"{SUBMISSION}+hedge2sb"].settings == {"hedge": 2, "hedge_single_best": True}
+    assert "the single best race" in by[f"{SUBMISSION}+hedge2sb"].description
+    assert submission_unit(by[f"{SUBMISSION}+hedge2sb"], build_methods(port, hedge=["2sb"])) != submission_unit(
+        by[f"{SUBMISSION}+hedge2"], build_methods(port, hedge=[2]))
 
 
 def test_the_choice_of_what_ships_leaves_the_final_split_out(tmp_path: Path) -> None:

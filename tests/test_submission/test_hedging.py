@@ -142,6 +142,26 @@ def test_the_race_is_deterministic_and_its_first_prediction_as_early_as_without(
     assert "hedge" not in plain.decision
 
 
+@pytest.mark.parametrize("outputs", ["datasets", "members"])
+def test_the_single_best_races_second_when_asked(portfolio, race_data, tmp_path, outputs):
+    """``hedge_single_best``: the selector's pick, then the single best (``probes``, the
+    selector's last), then the selector's next; without it the selector's top 2 race."""
+    names = {"datasets": ["tune", "slow", "probes"], "members": ["searched:tune", "searched:slow", "fixed:probes"]}
+    sel = _FixedRanking(names[outputs], outputs=outputs)
+    model = _run(_Artifacts(portfolio, sel), race_data, tmp_path / "out", hedge=2, hedge_single_best=True,
+                 first_prediction="after-selection")
+    configs = [r["configuration"] for r in model.decision["hedge"]]
+    assert len(configs) == 2 and "learning_rate=0.003" in configs[0] and "finetune=False" in configs[1], configs
+    plain = _run(_Artifacts(portfolio, sel), race_data, tmp_path / "plain", hedge=2,
+                 first_prediction="after-selection")
+    assert ["learning_rate=0.0001" in r["configuration"] for r in plain.decision["hedge"]] == [False, True]
+    # the pick is the single best: the selector's next races beside it
+    first = _FixedRanking(list(reversed(names[outputs])), outputs=outputs)
+    model = _run(_Artifacts(portfolio, first), race_data, tmp_path / "first", hedge=2, hedge_single_best=True,
+                 first_prediction="after-selection")
+    assert ["learning_rate=0.0001" in r["configuration"] for r in model.decision["hedge"]] == [False, True]
+
+
 def test_no_racer_starts_after_the_hedge_share(portfolio, race_data, tmp_path):
     sel = _FixedRanking(["tune", "slow", "probes"])
     model = _run(_Artifacts(portfolio, sel), race_data, tmp_path / "out", hedge=3, hedge_share=0.01)
@@ -169,7 +189,7 @@ def test_a_racer_that_fails_is_dropped_and_the_race_goes_on(portfolio, race_data
 
 
 @pytest.mark.parametrize("bad", [{"hedge": 0}, {"hedge": "2"}, {"hedge": True}, {"hedge": 9},
-                                 {"hedge_share": 0.0}, {"hedge_share": 1.5}])
+                                 {"hedge_share": 0.0}, {"hedge_share": 1.5}, {"hedge_single_best": "yes"}])
 def test_bad_hedge_settings_name_the_field(bad):
     with pytest.raises(ArtifactError) as err:
         SubmissionSettings.from_dict(bad)
