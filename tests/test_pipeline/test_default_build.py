@@ -235,7 +235,7 @@ def test_changed_settings_are_refused_unless_the_step_output_is_absent(copy):
     check_settings(out, settings_for(copy, build={"pool_hours": 1.5}))
     (out / "pool").mkdir()
     (out / "pool" / "pool.json").write_text("{}")
-    with pytest.raises(DefaultBuildError, match=r"pool_hours \(9\.0 -> 1\.5; pool"):
+    with pytest.raises(DefaultBuildError, match=r"pool_hours \(8\.0 -> 1\.5; pool"):
         check_settings(out, settings_for(copy, build={"pool_hours": 1.5}))
     shutil.rmtree(out / "pool")
     # the batch size and the paths are not settings
