@@ -117,9 +117,11 @@ def versions(packages: Iterable[str] = DEPENDENCIES) -> dict[str, str]:
     return out
 
 
-ARTIFACT_FOLDERS = ("docs", "portfolio/default", "portfolio/rebuild")
-"""Committed outputs, not code: a build writing into ``portfolio/default`` (or a benchmark into
-``docs``) does not make the code it runs ``dirty`` (:func:`code_revision`)."""
+ARTIFACT_FOLDERS = ("docs", "portfolio/*/**")
+"""Committed outputs, not code (git pathspec globs): a build writing into a folder of
+``portfolio/`` (``portfolio/default``, a timed rebuild's folder; the package itself has no
+sub-folders) or a benchmark into ``docs`` does not make the code it runs ``dirty``
+(:func:`code_revision`)."""
 
 
 def code_revision(root: str | Path | None = None) -> dict[str, Any] | None:
@@ -139,7 +141,7 @@ def code_revision(root: str | Path | None = None) -> dict[str, Any] | None:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
         status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                 *(f":(exclude){f}" for f in ARTIFACT_FOLDERS)],
+                                 *(f":(exclude,glob){f}" for f in ARTIFACT_FOLDERS)],
                                 capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None

@@ -209,6 +209,13 @@ def test_code_revision_names_the_commit_and_whether_tracked_files_differ(tmp_pat
     head = git("rev-parse", "HEAD")
     (tmp_path / "portfolio" / "default" / "portfolio.json").write_text('{"rebuilt": true}\n')
     assert code_revision(tmp_path) == {"commit": head, "dirty": False}
+    (tmp_path / "portfolio" / "timed" / "runs").mkdir(parents=True)  # any build folder under portfolio/
+    (tmp_path / "portfolio" / "timed" / "runs" / "m.json").write_text("{}\n")
+    git("add", "portfolio")
+    git("commit", "-q", "-m", "three")
+    head = git("rev-parse", "HEAD")
+    (tmp_path / "portfolio" / "timed" / "runs" / "m.json").write_text('{"resumed": true}\n')
+    assert code_revision(tmp_path) == {"commit": head, "dirty": False}
     (tmp_path / "portfolio" / "build.py").write_text("y = 2\n")
     assert code_revision(tmp_path) == {"commit": head, "dirty": True}
     (tmp_path / "portfolio" / "build.py").write_text("y = 1\n")
