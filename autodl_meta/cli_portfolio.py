@@ -226,8 +226,8 @@ def cmd_portfolio_build_default(args: argparse.Namespace) -> int:
 
 
 def cmd_portfolio_ship(args: argparse.Namespace) -> int:
-    from pipeline.heldout import parse_hedge
     from pipeline.shipping import ship
+    from submission.artifacts import parse_hedge
 
     settings = None
     if args.hedge is not None:

@@ -52,6 +52,7 @@ from autodl.records import (
     utc_now,
 )
 from portfolio.cost_matrix import config_digest, learner_version, row_learner_version
+from submission.artifacts import parse_hedge
 
 logger = logging.getLogger(__name__)
 
@@ -236,18 +237,6 @@ def fixed_methods(*, grid: Mapping[str, Any] | None = None, grid_rows: Sequence[
         methods.append(Method(f"grid:{chosen}", "config", "the best fixed configuration of the grid "
                                                             "(docs/grid.md, mean ALC over its datasets)", config=cfg))
     return methods
-
-
-def parse_hedge(item: int | str) -> tuple[int, bool]:
-    """``2`` or ``"2"``: the selector's top 2 race; ``"2sb"``: its pick and the single best
-    (``(2, True)``). Raises an :class:`AutoDLError` naming ``--hedge`` otherwise."""
-    text = str(item).strip().lower()
-    anchored = text.endswith("sb")
-    digits = text[:-2] if anchored else text
-    if not digits.isdigit() or int(digits) < (2 if anchored else 1):
-        raise AutoDLError(None, f"hedge {item!r}: expected N >= 1 configurations racing (1: pure selection) or Nsb "
-                                f"with N >= 2 (the single best races second)", field="--hedge")
-    return int(digits), anchored
 
 
 def build_methods(portfolio: str | Path, *, grid: Mapping[str, Any] | None = None,

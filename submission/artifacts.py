@@ -46,6 +46,19 @@ class ArtifactError(AutoDLError):
     """An artifact that is missing, unreadable or fails its checksum."""
 
 
+def parse_hedge(item: int | str) -> tuple[int, bool]:
+    """A race setting as the command line writes it, as ``(hedge, hedge_single_best)``: ``2`` or
+    ``"2"``: the selector's top 2 race; ``"2sb"``: its pick and the single best (``(2, True)``).
+    Raises an :class:`AutoDLError` naming ``--hedge`` otherwise."""
+    text = str(item).strip().lower()
+    anchored = text.endswith("sb")
+    digits = text[:-2] if anchored else text
+    if not digits.isdigit() or int(digits) < (2 if anchored else 1):
+        raise AutoDLError(None, f"hedge {item!r}: expected N >= 1 configurations racing (1: pure selection) or Nsb "
+                                f"with N >= 2 (the single best races second)", field="--hedge")
+    return int(digits), anchored
+
+
 @dataclass
 class SubmissionSettings:
     """How the submission behaves (``submission.json``; every field has a default).
