@@ -134,6 +134,16 @@ class Selector(BaseEstimator):
         for the voting selectors). Selectors with a better notion override it."""
         return float(np.max(self.predict_proba(query)))
 
+    def confidence_from(self, query: Query, proba: np.ndarray) -> float:
+        """:meth:`confidence` when ``proba = self.predict_proba(query)`` is already in hand (the
+        leave-one-dataset-out comparison has it): read off ``proba`` where the confidence is
+        the default top probability, else :meth:`confidence`. A selector whose confidence is
+        another function of the probabilities overrides this too, to skip the second
+        ``predict_proba``."""
+        if type(self).confidence is Selector.confidence:
+            return float(np.max(proba))
+        return float(self.confidence(query))
+
     # --- helpers for subclasses ----------------------------------------------------------------
     def _set_classes(self, datasets: Sequence[DatasetFeatures]) -> None:
         if not datasets:

@@ -435,20 +435,6 @@ class _SharedFits:
                 del self._fits[key]
 
 
-def _confidence(sel: Selector, query: Query, p: np.ndarray) -> float:
-    """``sel.confidence(query)`` given ``p = sel.predict_proba(query)``: read off ``p`` where the
-    confidence is a function of the probabilities alone (the default top probability, the
-    measures' margin: :func:`selector.similarity.margin`), without a second ``predict_proba``."""
-    from selector.similarity import _MeasureSelector, margin
-
-    method = type(sel).confidence
-    if method is Selector.confidence:
-        return float(np.max(p))
-    if method is _MeasureSelector.confidence:
-        return margin(p)
-    return float(sel.confidence(query))
-
-
 def _ask(sel: Selector, label: str, queries: Sequence[Query], fold: _Fold, mm: MemberMatrix,
          accept: set[str]) -> dict[str, Any]:
     """The fitted ``sel`` asked about ``queries`` of the fold's target: picks, their members and
@@ -475,7 +461,7 @@ def _ask(sel: Selector, label: str, queries: Sequence[Query], fold: _Fold, mm: M
         w = p / p.sum() if p.sum() > 0 else np.full(len(p), 1.0 / len(p))
         expected.append(float(w @ alc_of))
         taus.append(kendall_tau(p, alc_of))
-        confs.append(_confidence(sel, q, p))
+        confs.append(sel.confidence_from(q, p))
         novelties.append(float(novelty(q)) if callable(novelty) else nan)
     hits = [float(m in accept) for m in members]
     return {"picks": picks, "members": members, "alcs": alcs, "expected": expected, "taus": taus, "confs": confs,

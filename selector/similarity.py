@@ -163,6 +163,9 @@ class _MeasureSelector(Selector):
         """Margin between the two highest probabilities (1 with one training dataset): :func:`margin`."""
         return margin(self.predict_proba(query))
 
+    def confidence_from(self, query: Query, proba: np.ndarray) -> float:
+        return margin(proba)
+
     def _check_common_params(self) -> None:
         if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
             raise SelectorError(None, f"{self.name}: temperature={self.temperature!r}; expected a number > 0")

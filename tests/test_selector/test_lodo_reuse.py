@@ -5,7 +5,7 @@
   because every registered selector fits deterministically given its seed and its predictions
   leave it as they found it (checked below for each), and the rows with shared fits are those of a
   fit per fold (all registered selectors on a collection with two groups of two datasets).
-- The confidence read off the probabilities already computed (:func:`selector.lodo._confidence`)
+- The confidence read off the probabilities already computed (:meth:`selector.base.Selector.confidence_from`)
   is the selector's own ``confidence``, with one ``predict_proba`` per query.
 - The probes of training datasets kept by :func:`selector.measures.fit_softmax_probe` (``reuse``)
   are those a fit gives, copied out, and the cache holds no more than its bound.
@@ -184,7 +184,7 @@ def test_confidence_from_the_probabilities_is_the_selectors_own(spec, monkeypatc
     sel = lodo._fit(spec, train, cost, lodo.lodo_folds(data, cost)[0][0], 0, trivial_members(cost))
     for q in queries(held):
         p = np.asarray(sel.predict_proba(q), dtype=float)
-        assert lodo._confidence(sel, q, p) == sel.confidence(q)
+        assert sel.confidence_from(q, p) == sel.confidence(q)
     if spec.name in ("logme", "leep", "nce", "hscore", "gbc", "otdd", "task2vec"):
         # the measures' margin is read off p: one predict_proba per query, none for the confidence
         asked = []
