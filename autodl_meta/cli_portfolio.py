@@ -232,7 +232,7 @@ def cmd_portfolio_ship(args: argparse.Namespace) -> int:
     settings = None
     if args.hedge is not None:
         n, anchored = parse_hedge(args.hedge)
-        settings = {"hedge": n, "hedge_single_best": anchored}
+        settings = {"hedge": n, "hedge_with_single_best": anchored}
     if not args.swap and settings is None:
         print("autodl-meta: error: portfolio ship: nothing to change (give --swap, --hedge or both)", file=sys.stderr)
         return 2

@@ -258,7 +258,7 @@ def build_methods(portfolio: str | Path, *, grid: Mapping[str, Any] | None = Non
         ``submission[label]+hedgeN``; :class:`submission.agent.MetaModel`); ``n`` = 1 runs it
         without a race (pure selection), for a portfolio that ships hedged (``submission.json``).
         ``"Nsb"`` (e.g. ``"2sb"``): the single best races second, after the selector's pick
-        (``submission+hedgeNsb``; ``hedge_single_best``).
+        (``submission+hedgeNsb``; ``hedge_with_single_best``).
     """
     from finetune.config import validate_config
 
@@ -277,7 +277,7 @@ def build_methods(portfolio: str | Path, *, grid: Mapping[str, Any] | None = Non
         if anchored:
             race = ("its selector's pick and the single best race inside the budget" if n == 2 else
                     f"its selector's pick, the single best and its next {n - 2} race inside the budget")
-            settings = {"hedge": n, "hedge_single_best": True}
+            settings = {"hedge": n, "hedge_with_single_best": True}
         else:
             race = ("pure selection: its selector's pick alone, without a race" if n == 1
                     else f"its selector's top {n} configurations race inside the budget")

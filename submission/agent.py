@@ -41,9 +41,10 @@ that finds the artifacts (:mod:`submission.artifacts`) beside it.
    first network test (or when it has finished); its score is its best validation NAUC of
    the network (its probes' where it does not fine-tune). The next racer starts only while
    less than ``hedge_share`` of the budget is spent; then the best measured racer continues
-   and the others are dropped. A racer that fails is dropped. With ``hedge_single_best``
+   and the others are dropped. A racer that fails is dropped. With ``hedge_with_single_best``
    the portfolio's single best races second (where the pick is not it), before the
-   selector's next picks.
+   selector's next picks, and only the pick may lead: a running single best is stopped (its
+   predictions kept) rather than lead the race, so the selector's choice predicts first.
 4. **Degrading**: a learner that cannot be built or fails in ``train`` or ``test`` (a
    backbone's weights missing, CUDA out of memory, anything) is replaced by the next of
    the chain: chosen configuration, single best, a probes-only configuration that needs
@@ -386,7 +387,7 @@ class MetaModel:
                     self.decision["confidence"] = 1.0
                 ranked = [pick]
                 if self.settings.hedge > 1:
-                    if self.settings.hedge_single_best and self.single_best is not None:
+                    if self.settings.hedge_with_single_best and self.single_best is not None:
                         members = getattr(self.selector, "outputs", "datasets") == "members"
                         ranked.append(self.member_names.get(self.single_best, self.single_best) if members
                                       else self.single_best)
@@ -477,11 +478,14 @@ class MetaModel:
         return out
 
     def _start_race(self, racers: list[_Racer]) -> None:
-        """The running learner leads where it is a racer (its probes are done or under way);
-        otherwise it is put back in the chain and the top racer leads with its probes. The
-        other racers that fine-tune skip the probes."""
+        """The running learner leads where it is a racer (its probes are done or under way;
+        with ``hedge_with_single_best``, only where it is the pick); otherwise it is put back in
+        the chain and the top racer leads with its probes. The other racers that fine-tune
+        skip the probes."""
         current = self.learner
-        lead = next((i for i, r in enumerate(racers) if current is not None and _same(r.config, current.config)), None)
+        may_lead = racers[:1] if self.settings.hedge_with_single_best else racers
+        lead = next((i for i, r in enumerate(may_lead) if current is not None and _same(r.config, current.config)),
+                    None)
         if lead is not None:
             racers.insert(0, racers.pop(lead))
             racers[0].learner, racers[0].status = current, "running"

@@ -47,7 +47,7 @@ class ArtifactError(AutoDLError):
 
 
 def parse_hedge(item: int | str) -> tuple[int, bool]:
-    """A race setting as the command line writes it, as ``(hedge, hedge_single_best)``: ``2`` or
+    """A race setting as the command line writes it, as ``(hedge, hedge_with_single_best)``: ``2`` or
     ``"2"``: the selector's top 2 race; ``"2sb"``: its pick and the single best (``(2, True)``).
     Raises an :class:`AutoDLError` naming ``--hedge`` otherwise."""
     text = str(item).strip().lower()
@@ -88,11 +88,12 @@ class SubmissionSettings:
     hedge_share:
         A racer is started only while less than this share of the budget is spent (the race
         never eats the budget the winner needs).
-    hedge_single_best:
-        With ``hedge`` >= 2, the portfolio's single best races second (after the selector's
-        pick, where it is not the pick itself) and the selector's next picks after it: the race
-        then never lacks the configuration that is best on average, whatever the selector got
-        wrong.
+    hedge_with_single_best:
+        With ``hedge`` >= 2, the portfolio's single best races second, after the selector's
+        pick and before its next picks, so the race never lacks the configuration that is best
+        on average. The pick leads even where the single best is already running (it runs
+        before selection, for the first prediction): that learner is stopped, its predictions
+        kept, and the single best starts again as the second racer.
     """
 
     first_prediction: str = "before-selection"
@@ -102,7 +103,7 @@ class SubmissionSettings:
     max_train_examples: int | None = 5000
     hedge: int = 1
     hedge_share: float = 0.25
-    hedge_single_best: bool = False
+    hedge_with_single_best: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -119,9 +120,9 @@ class SubmissionSettings:
                 or not 0.0 < float(self.hedge_share) <= 1.0:
             raise ArtifactError(None, f"hedge_share={self.hedge_share!r}: expected a share of the budget in (0, 1]",
                                 field="hedge_share")
-        if not isinstance(self.hedge_single_best, bool):
-            raise ArtifactError(None, f"hedge_single_best={self.hedge_single_best!r}: expected true or false",
-                                field="hedge_single_best")
+        if not isinstance(self.hedge_with_single_best, bool):
+            raise ArtifactError(None, f"hedge_with_single_best={self.hedge_with_single_best!r}: expected true or false",
+                                field="hedge_with_single_best")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> SubmissionSettings:

@@ -302,7 +302,7 @@ def test_hedge_below_one_is_refused_and_one_is_pure_selection(tmp_path: Path) ->
     assert build_methods(port, hedge=[1]).by_name()[f"{SUBMISSION}+hedge1"].settings == {"hedge": 1}
     # Nsb: the single best races second; its own unit beside the plain race of the same size
     by = build_methods(port, hedge=["2", "2SB"]).by_name()
-    assert by[f"{SUBMISSION}+hedge2sb"].settings == {"hedge": 2, "hedge_single_best": True}
+    assert by[f"{SUBMISSION}+hedge2sb"].settings == {"hedge": 2, "hedge_with_single_best": True}
     assert "the single best race" in by[f"{SUBMISSION}+hedge2sb"].description
     assert submission_unit(by[f"{SUBMISSION}+hedge2sb"], build_methods(port, hedge=["2sb"])) != submission_unit(
         by[f"{SUBMISSION}+hedge2"], build_methods(port, hedge=[2]))

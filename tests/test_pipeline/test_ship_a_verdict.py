@@ -80,4 +80,4 @@ def test_the_command_line_ships_and_refuses_in_one_line(tmp_path: Path, capsys: 
     assert "ships descriptor-knn (runner-up cost-sensitive)" in capsys.readouterr().out
     assert main(["portfolio", "ship", "--portfolio", str(root), "--hedge", "2sb", "--reason", "y"]) == 0
     shipped = json.loads((root / "submission.json").read_text())
-    assert shipped["hedge"] == 2 and shipped["hedge_single_best"] is True
+    assert shipped["hedge"] == 2 and shipped["hedge_with_single_best"] is True

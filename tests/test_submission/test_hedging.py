@@ -144,11 +144,11 @@ def test_the_race_is_deterministic_and_its_first_prediction_as_early_as_without(
 
 @pytest.mark.parametrize("outputs", ["datasets", "members"])
 def test_the_single_best_races_second_when_asked(portfolio, race_data, tmp_path, outputs):
-    """``hedge_single_best``: the selector's pick, then the single best (``probes``, the
+    """``hedge_with_single_best``: the selector's pick, then the single best (``probes``, the
     selector's last), then the selector's next; without it the selector's top 2 race."""
     names = {"datasets": ["tune", "slow", "probes"], "members": ["searched:tune", "searched:slow", "fixed:probes"]}
     sel = _FixedRanking(names[outputs], outputs=outputs)
-    model = _run(_Artifacts(portfolio, sel), race_data, tmp_path / "out", hedge=2, hedge_single_best=True,
+    model = _run(_Artifacts(portfolio, sel), race_data, tmp_path / "out", hedge=2, hedge_with_single_best=True,
                  first_prediction="after-selection")
     configs = [r["configuration"] for r in model.decision["hedge"]]
     assert len(configs) == 2 and "learning_rate=0.003" in configs[0] and "finetune=False" in configs[1], configs
@@ -157,9 +157,23 @@ def test_the_single_best_races_second_when_asked(portfolio, race_data, tmp_path,
     assert ["learning_rate=0.0001" in r["configuration"] for r in plain.decision["hedge"]] == [False, True]
     # the pick is the single best: the selector's next races beside it
     first = _FixedRanking(list(reversed(names[outputs])), outputs=outputs)
-    model = _run(_Artifacts(portfolio, first), race_data, tmp_path / "first", hedge=2, hedge_single_best=True,
+    model = _run(_Artifacts(portfolio, first), race_data, tmp_path / "first", hedge=2, hedge_with_single_best=True,
                  first_prediction="after-selection")
     assert ["learning_rate=0.0001" in r["configuration"] for r in model.decision["hedge"]] == [False, True]
+
+
+def test_with_the_single_best_racing_the_pick_leads_even_where_the_single_best_runs(portfolio, race_data, tmp_path):
+    """The first prediction comes before selection, from the single best (``probes``): without
+    the setting a running racer leads, so the single best would; with it the pick leads and
+    the single best, stopped with its predictions kept, races second."""
+    sel = _FixedRanking(["tune", "probes", "slow"])
+    plain = _run(_Artifacts(portfolio, sel), race_data, tmp_path / "plain", hedge=2)
+    assert plain.decision["hedge"][0]["source"].startswith("single best")
+    model = _run(_Artifacts(portfolio, sel), race_data, tmp_path / "anchored", hedge=2, hedge_with_single_best=True)
+    race = model.decision["hedge"]
+    assert [r["source"] for r in race] == ["member searched:tune (the best on tune)",
+                                           "member fixed:probes (the best on probes)"], race
+    assert plain.timestamps[0] == model.timestamps[0]  # the first prediction is the single best's either way
 
 
 def test_no_racer_starts_after_the_hedge_share(portfolio, race_data, tmp_path):
@@ -189,7 +203,7 @@ def test_a_racer_that_fails_is_dropped_and_the_race_goes_on(portfolio, race_data
 
 
 @pytest.mark.parametrize("bad", [{"hedge": 0}, {"hedge": "2"}, {"hedge": True}, {"hedge": 9},
-                                 {"hedge_share": 0.0}, {"hedge_share": 1.5}, {"hedge_single_best": "yes"}])
+                                 {"hedge_share": 0.0}, {"hedge_share": 1.5}, {"hedge_with_single_best": "yes"}])
 def test_bad_hedge_settings_name_the_field(bad):
     with pytest.raises(ArtifactError) as err:
         SubmissionSettings.from_dict(bad)
