@@ -14,9 +14,9 @@ SYSDEPS := dataset-fashion-mnist fonts-dejavu-core fonts-dejavu-extra adwaita-ic
 # The training collection's large package (KDE wallpapers, 94 MB to download): only `make training-data`
 # installs it; tests that need it skip, naming the package.
 TRAINING_SYSDEPS := plasma-workspace-wallpapers
-# The held-out collection's large packages (218 MB and 193 MB installed): only `make heldout-data`
-# installs them; tests that need them skip, naming the package.
-HELDOUT_SYSDEPS := tuxpaint-stamps-default wesnoth-1.16-data
+# The held-out collection's large packages (218, 193, 154 and about 200 MB installed; Tango's icons
+# are small): only `make heldout-data` installs them; tests that need them skip, naming the package.
+HELDOUT_SYSDEPS := tuxpaint-stamps-default wesnoth-1.16-data openclipart-png tango-icon-theme hedgewars-data
 PYTEST_ARGS ?=
 
 .PHONY: install sysdeps lint-imports test test-slow test-faults demo benchmark training-data heldout-data clean

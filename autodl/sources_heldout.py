@@ -50,6 +50,7 @@ import logging
 import math
 import re
 import struct
+import warnings
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -303,6 +304,16 @@ def load_tuxpaint_stamps(seed: int = 0, categories: Sequence[str] = TUXPAINT_CAT
                                   field="categories")
         files[c] = found
     train_files, test_files = split_stamps(files, seed, max_stamps, test_fraction)
+    return _paste_splits(train_files, test_files, categories, n_train_per_class, n_test_per_class, seed, min_side,
+                         max_side)
+
+
+def _paste_splits(train_files: dict[str, list[Path]], test_files: dict[str, list[Path]], categories: Sequence[str],
+                  n_train_per_class: int, n_test_per_class: int, seed: int, min_side: int,
+                  max_side: int) -> tuple[Any, ...]:
+    """``n`` examples per category and split, each a picture of the split's files (in a seeded
+    order, cycling) pasted on a background by :func:`_stamp_example`; shuffled. Returns
+    ``x_train, y_train, x_test, y_test, classes`` (Tux Paint stamps and clip art alike)."""
     rng = np.random.default_rng(seed)
     cache: dict[Path, np.ndarray] = {}
     out: list[Any] = []
@@ -1099,6 +1110,592 @@ def load_earth_landcover(seed: int = 0, n_train_per_class: int = 100, n_test_per
     return out[0], out[1], out[2], out[3], list(EARTH_REGIONS)
 
 
+# --- Openclipart pictures (variable-size colour clip art by category) --------------------------------
+
+OPENCLIPART_DIR = Path("/usr/share/openclipart/png")
+OPENCLIPART_PACKAGE = "openclipart-png"
+OPENCLIPART_CATEGORIES = ("animals", "buildings", "computer", "food", "geography", "people", "tools",
+                          "transportation")
+"""The category folders ``clipart_categories`` uses by default: eight with 70 to 2,000 pictures
+(``plants``, ``office``, ``recreation``, ``signs_and_symbols``, ... exist too)."""
+
+
+def clipart_group(path: str | Path) -> str:
+    """The drawing a clip-art file belongs to: its name without trailing numbers and
+    underscores, cut to 12 characters, so that numbered variants and recolourings of one
+    drawing (``cake_and_candle_anton_fr_01``, ``..._02``; ``home1``, ``home13``) stay together."""
+    stem = re.sub(r"[\d_\-]+$", "", Path(path).stem.lower()) or Path(path).stem.lower()
+    return stem[:12]
+
+
+def clipart_files(category: str, clipart_dir: str | Path = OPENCLIPART_DIR, min_side: int = 96,
+                  max_pixels: int = 16_000_000) -> list[Path]:
+    """The PNG pictures of a category (all its sub-folders), sorted, byte-identical copies
+    dropped, and only those whose longer side is at least ``min_side`` pixels and whose area
+    is at most ``max_pixels`` (a few are posters of hundreds of megapixels)."""
+    from PIL import Image
+
+    seen: set[str] = set()
+    out = []
+    for png in sorted((Path(clipart_dir) / category).rglob("*.png")):
+        try:
+            with warnings.catch_warnings():  # only the header is read: no decompression bomb
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(png) as img:
+                    w, h = img.size
+        except (OSError, Image.DecompressionBombError):
+            continue
+        if max(w, h) < min_side or w * h > max_pixels:
+            continue
+        digest = hashlib.sha256(png.read_bytes()).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            out.append(png)
+    return out
+
+
+def split_clipart(files: dict[str, list[Path]], seed: int, max_pictures: int, test_fraction: float
+                  ) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
+    """Per category, at most ``max_pictures`` pictures drawn at random, split into train and
+    test files by drawing (:func:`clipart_group`): a drawing's variants stay on one side."""
+    rng = np.random.default_rng(seed)
+    train, test = {}, {}
+    for k, (category, paths) in enumerate(files.items()):
+        chosen = [paths[i] for i in sorted(rng.permutation(len(paths))[:max_pictures])]
+        groups = sorted({clipart_group(p) for p in chosen})
+        tr, _te = split_by_group(np.arange(len(groups)), np.zeros(len(groups)), test_fraction, seed + 1 + k)
+        train_groups = {groups[i] for i in np.flatnonzero(tr)}
+        train[category] = [p for p in chosen if clipart_group(p) in train_groups]
+        test[category] = [p for p in chosen if clipart_group(p) not in train_groups]
+    return train, test
+
+
+def _clipart_missing(clipart_dir: str | Path = OPENCLIPART_DIR) -> str | None:
+    if not (Path(clipart_dir) / "animals").is_dir():
+        return (f"no Openclipart pictures in {clipart_dir}; install the Debian package: "
+                f"apt-get install {OPENCLIPART_PACKAGE}")
+    return None
+
+
+def load_openclipart(seed: int = 0, categories: Sequence[str] = OPENCLIPART_CATEGORIES, max_pictures: int = 60,
+                     n_train_per_class: int = 100, n_test_per_class: int = 40, test_fraction: float = 1 / 3,
+                     min_side: int = 128, max_side: int = 256,
+                     clipart_dir: str | Path = OPENCLIPART_DIR) -> SourceArrays:
+    """Colour clip art by category: Openclipart's pictures, variable size, unseen drawings in test.
+
+    The Openclipart library 0.18 (Debian ``openclipart-png``, public domain) files its
+    drawings by category (animals, buildings, computer, food, geography, people, tools,
+    transportation, ...): the category is the class. Per category at most ``max_pictures``
+    PNG files are drawn at random (tiny icons under 96 pixels and huge posters left out,
+    :func:`clipart_files`) and split by drawing (:func:`clipart_group`, ``test_fraction`` to
+    test), so test pictures are other drawings than training ones. Each example is a
+    picture pasted, maybe mirrored, on a random plain or gradient background with a little
+    noise, as ``tuxpaint_stamps`` does; the picture's longer side is drawn in ``[min_side,
+    max_side]`` and its aspect in [3/4, 4/3] (variable-size colour images).
+
+    Parameters
+    ----------
+    seed:
+        Seed of the pictures chosen, the split, the drawings and the order.
+    categories:
+        Top-level category folders used as classes.
+    max_pictures:
+        At most this many files per category (balances the classes).
+    n_train_per_class, n_test_per_class:
+        Pictures per category in each subset (the subset's files used in turn).
+    test_fraction:
+        Share of each category's drawings kept for test.
+    min_side, max_side:
+        Range of the pictures' longer side in pixels.
+    clipart_dir:
+        Openclipart's PNG folder.
+
+    Returns
+    -------
+    tuple
+        ``x_train`` (a list of ``[h, w, 3]`` uint8 arrays), ``y_train``, ``x_test``, ``y_test``,
+        the categories.
+    """
+    reason = _clipart_missing(clipart_dir)
+    if reason is not None:
+        raise ConversionError(Path(clipart_dir), reason)
+    check_int("max_pictures", max_pictures, 2)
+    check_int("min_side", min_side, 8)
+    check_int("max_side", max_side, min_side)
+    files = {}
+    for c in categories:
+        found = clipart_files(c, clipart_dir)
+        if len({clipart_group(p) for p in found}) < 2:
+            raise ConversionError(Path(clipart_dir) / c, f"holds {len(found)} usable PNG picture(s) of fewer than 2 "
+                                                          f"drawings; expected at least 2 (categories: "
+                                                          f"{', '.join(OPENCLIPART_CATEGORIES)})", field="categories")
+        files[c] = found
+    train_files, test_files = split_clipart(files, seed, max_pictures, test_fraction)
+    return _paste_splits(train_files, test_files, categories, n_train_per_class, n_test_per_class, seed, min_side,
+                         max_side)
+
+
+# --- Tango icons (few-shot colour icons by context) -------------------------------------------------
+
+TANGO_DIR = Path("/usr/share/icons/Tango/32x32")
+TANGO_PACKAGE = "tango-icon-theme"
+TANGO_CONTEXTS = ("actions", "apps", "categories", "devices", "emotes", "mimetypes", "places", "status")
+"""The Tango contexts ``tango_icons`` uses by default: those with at least 9 distinct icons
+(``emblems`` has 7, ``animations`` 1)."""
+
+
+def tango_icon_files(context: str, theme_dir: str | Path = TANGO_DIR) -> list[Path]:
+    """The distinct icons of a context: its PNG files, sorted, aliases (symbolic links and
+    byte-identical copies) dropped."""
+    seen: set[str] = set()
+    out = []
+    for png in sorted((Path(theme_dir) / context).glob("*.png")):
+        digest = hashlib.sha256(png.read_bytes()).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            out.append(png)
+    return out
+
+
+def _tango_missing(theme_dir: str | Path = TANGO_DIR) -> str | None:
+    if not any(Path(theme_dir).glob("*/*.png")):
+        return f"no Tango icons in {theme_dir}; install the Debian package: apt-get install {TANGO_PACKAGE}"
+    return None
+
+
+def _icon_example(rgba: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """An icon on a random background: cropped to its visible pixels, scaled so its longer
+    side fills 55-90 % of the square, at a random place."""
+    icon = alpha_crop(rgba)
+    side = float(rng.uniform(0.55, 0.9)) * size
+    scale = side / max(icon.shape[:2])
+    h, w = max(1, round(icon.shape[0] * scale)), max(1, round(icon.shape[1] * scale))
+    icon = scaled_rgba(icon, h, w)
+    top, left = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
+    return paste(random_background(size, size, rng), icon, top, left)
+
+
+def load_tango_icons(seed: int = 0, contexts: Sequence[str] = TANGO_CONTEXTS, n_train_per_class: int = 10,
+                     n_test_per_class: int = 30, test_fraction: float = 0.4, size: int = 48,
+                     theme_dir: str | Path = TANGO_DIR) -> SourceArrays:
+    """Few-shot colour icons: the Tango icon theme, class = the icon's context, unseen icons in test.
+
+    The Tango Desktop Project's icons (Debian ``tango-icon-theme``, public domain; drawn as
+    32x32 PNG in the theme's ``32x32`` folder) are filed by context (actions, apps,
+    categories, devices, emotes, mimetypes, places, status): the context is the class.
+    Each context's distinct icons (aliases dropped, :func:`tango_icon_files`) are split at
+    random by icon: training shows ``n_train_per_class`` pictures (at most 20: few-shot) of
+    some icons, test shows other icons. A picture is an icon scaled to 55-90 % of the
+    square, at a random place on a random plain or gradient background. Training's
+    ``oxygen_icons`` and ``icons`` use KDE's Oxygen and GNOME's Adwaita themes, never Tango.
+
+    Parameters
+    ----------
+    seed:
+        Seed of the split, the drawings and the order.
+    contexts:
+        Context folders used as classes.
+    n_train_per_class:
+        Training pictures per context (1 to 20), the context's training icons used in turn.
+    n_test_per_class:
+        Test pictures per context.
+    test_fraction:
+        Share of each context's icons kept for test.
+    size:
+        Side of the images.
+    theme_dir:
+        The theme's folder of one icon size.
+
+    Returns
+    -------
+    tuple
+        ``x_train [len(contexts)*n_train_per_class, size, size, 3]`` uint8, ``y_train``, ``x_test``,
+        ``y_test``, the contexts.
+    """
+    reason = _tango_missing(theme_dir)
+    if reason is not None:
+        raise ConversionError(Path(theme_dir), reason)
+    check_int("n_train_per_class", n_train_per_class, 1, 20)
+    check_int("size", size, 8)
+    train_files, test_files = {}, {}
+    for k, c in enumerate(contexts):
+        files = tango_icon_files(c, theme_dir)
+        if len(files) < 2:
+            raise ConversionError(Path(theme_dir) / c, f"holds {len(files)} distinct icon(s); expected at least 2",
+                                  field="contexts")
+        tr, te = split_by_group(np.arange(len(files)), np.zeros(len(files)), test_fraction, seed + k)
+        train_files[c] = [files[i] for i in np.flatnonzero(tr)]
+        test_files[c] = [files[i] for i in np.flatnonzero(te)]
+    rng = np.random.default_rng(seed)
+    out: list[Any] = []
+    for split, n in ((train_files, n_train_per_class), (test_files, n_test_per_class)):
+        xs, ys = [], []
+        for label, c in enumerate(contexts):
+            paths = split[c]
+            order = rng.permutation(len(paths))
+            for i in range(n):
+                xs.append(_icon_example(_cached_rgba(paths[int(order[i % len(paths)])]), rng, size))
+                ys.append(label)
+        out += list(shuffled(xs, ys, rng, True, (size, size, 3)))
+    return out[0], out[1], out[2], out[3], list(contexts)
+
+
+# --- Hedgewars sprite sets (multi-label) -----------------------------------------------------------
+
+HEDGEWARS_DIR = Path("/usr/share/games/hedgewars/Data")
+HEDGEWARS_PACKAGE = "hedgewars-data"
+HEDGEWARS_GROUPS: dict[str, tuple[str, int | None]] = {
+    # class: (files under HEDGEWARS_DIR, side of a sprite-sheet tile or None for the whole picture)
+    "hats": ("Graphics/Hats/*.png", 32),
+    "graves": ("Graphics/Graves/*.png", 32),
+    "weapon_icons": ("Graphics/AmmoMenu/Ammos_base.png", 32),
+    "hedgehogs": ("Graphics/Hedgehog/*.png", 32),
+    "forts": ("Forts/*L.png", None),
+    "theme_props": ("Themes/*/theme.cfg", None),
+}
+"""The classes of ``hedgewars_sprites``: groups of Hedgewars' sprites by the game's folders. Hats,
+graves and hedgehog poses are sprite sheets of 32x32 animation frames (one frame per file is
+used); the weapon icons are the 32x32 tiles of the ammunition menu's sheet; forts (left-hand
+versions) and the themes' decorative props (the ``object`` and ``spray`` pictures each
+``theme.cfg`` lists: trees, plants, rocks, toys, ...) are whole pictures."""
+_HEDGEHOG_SKIP = re.compile(r"^(Shout|Speech|Thought)")  # speech-bubble pieces, not hedgehogs
+
+
+def sprite_group(name: str) -> str:
+    """The drawing a sprite belongs to: its name (``folder/file``) without trailing numbers and a
+    one-letter colour suffix (``Hats/Eva_00b.png``, ``Hats/Eva_00y.png`` -> ``hats/eva``;
+    ``Nature/plant1.png``, ``Nature/plant2.png`` -> ``nature/plant``), a sheet tile keeping its place."""
+    stem, _, tile = name.partition("#")
+    path = Path(stem)
+    base = re.sub(r"[_\d]+[a-z]?$", "", path.stem.lower()) or path.stem.lower()
+    base = f"{path.parent.name.lower()}/{base}" if path.parent.name else base
+    return f"{base}#{tile}" if tile else base
+
+
+def _hedgewars_files(group: str, data_dir: str | Path) -> list[Path]:
+    """The picture files of a class, sorted (for ``theme_props``: the pictures the themes'
+    ``theme.cfg`` files list as ``object`` or ``spray``)."""
+    pattern = HEDGEWARS_GROUPS[group][0]
+    if group != "theme_props":
+        return sorted(p for p in Path(data_dir).glob(pattern)
+                      if not (group == "hedgehogs" and _HEDGEHOG_SKIP.match(p.name)))
+    files = set()
+    for cfg in sorted(Path(data_dir).glob(pattern)):
+        for line in cfg.read_text(errors="replace").splitlines():
+            m = re.match(r"\s*(object|spray)\s*=\s*([^,\s]+)", line)
+            if m and (cfg.parent / f"{m[2]}.png").is_file():
+                files.add(cfg.parent / f"{m[2]}.png")
+    return sorted(files)
+
+
+def hedgewars_sprites(group: str, data_dir: str | Path = HEDGEWARS_DIR, min_pixels: int = 40
+                      ) -> dict[str, np.ndarray]:
+    """A class's sprites, ``{name: RGBA [h, w, 4] uint8}`` cropped to their visible pixels,
+    sorted by name, identical sprites and near-empty ones (fewer than ``min_pixels`` visible
+    pixels) dropped. A sheet gives its first frame (the most opaque tile of its first column
+    for hedgehog poses), the weapon sheet every tile (named ``file#row,col``)."""
+    tile = HEDGEWARS_GROUPS[group][1]
+    out: dict[str, np.ndarray] = {}
+    seen: set[str] = set()
+    for path in _hedgewars_files(group, data_dir):
+        rgba = read_rgba(path, max_side=None if tile else 256)
+        name = f"{path.parent.name}/{path.name}"
+        found: list[tuple[str, np.ndarray]] = []
+        if tile is None:
+            found.append((name, rgba))
+        elif group == "weapon_icons":
+            for r in range(rgba.shape[0] // tile):
+                for c in range(rgba.shape[1] // tile):
+                    found.append((f"{name}#{r},{c}", rgba[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile]))
+        elif group == "hedgehogs":
+            tiles = [rgba[r * tile:(r + 1) * tile, :tile] for r in range(max(1, rgba.shape[0] // tile))]
+            found.append((name, max(tiles, key=lambda t: int((t[..., 3] > 8).sum()))))
+        else:
+            found.append((name, rgba[:tile, :tile]))
+        for name, sprite in found:
+            if int((sprite[..., 3] > 8).sum()) < min_pixels:
+                continue
+            sprite = np.ascontiguousarray(alpha_crop(sprite))
+            digest = hashlib.sha256(sprite.tobytes() + str(sprite.shape).encode()).hexdigest()
+            if digest not in seen:
+                seen.add(digest)
+                sprite.setflags(write=False)
+                out[name] = sprite
+    return out
+
+
+def split_sprites(sprites: dict[str, dict[str, np.ndarray]], seed: int, test_fraction: float
+                  ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Per class, its sprites split at random by drawing (:func:`sprite_group`): training and
+    test names."""
+    train, test = {}, {}
+    for k, (group, named) in enumerate(sprites.items()):
+        names = sorted(named)
+        groups = sorted({sprite_group(n) for n in names})
+        tr, _te = split_by_group(np.arange(len(groups)), np.zeros(len(groups)), test_fraction, seed + k)
+        train_groups = {groups[i] for i in np.flatnonzero(tr)}
+        train[group] = [n for n in names if sprite_group(n) in train_groups]
+        test[group] = [n for n in names if sprite_group(n) not in train_groups]
+    return train, test
+
+
+def _sprite_scene(sprites: Sequence[np.ndarray], size: int, rng: np.random.Generator,
+                  side: tuple[int, int]) -> np.ndarray:
+    """Sprites at random places (not overlapping much) and sizes (longer side in ``side``),
+    maybe mirrored, on a smooth or gradient random background."""
+    canvas = smooth_background(size, size, rng) if rng.random() < 0.5 else random_background(size, size, rng)
+    placed: list[tuple[float, float, float]] = []
+    for sprite in sprites:
+        longer = int(rng.integers(side[0], side[1] + 1))
+        scale = longer / max(sprite.shape[:2])
+        h, w = max(1, round(sprite.shape[0] * scale)), max(1, round(sprite.shape[1] * scale))
+        img = scaled_rgba(sprite, h, w)
+        if rng.random() < 0.5:
+            img = img[:, ::-1]
+        for _ in range(50):
+            top, left = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
+            cy, cx, r = top + h / 2, left + w / 2, max(h, w) / 2
+            if all(math.hypot(cy - y, cx - x) > 0.8 * (r + q) for y, x, q in placed):
+                break
+        placed.append((cy, cx, r))
+        canvas = paste(canvas, img, top, left)
+    return canvas
+
+
+def _hedgewars_missing(data_dir: str | Path = HEDGEWARS_DIR) -> str | None:
+    if not (Path(data_dir) / "Graphics" / "Hats").is_dir():
+        return (f"no Hedgewars sprites in {data_dir}; install the Debian package: "
+                f"apt-get install {HEDGEWARS_PACKAGE}")
+    return None
+
+
+def load_hedgewars_sprites(seed: int = 0, groups: Sequence[str] = tuple(HEDGEWARS_GROUPS), n_train: int = 1000,
+                           n_test: int = 400, size: int = 64, sprite: Sequence[int] = (22, 38), max_labels: int = 3,
+                           test_fraction: float = 1 / 3, data_dir: str | Path = HEDGEWARS_DIR) -> SourceArrays:
+    """Multi-label: which kinds of Hedgewars sprites a picture holds; test sprites never seen.
+
+    Hedgewars' graphics (Debian ``hedgewars-data``, GPL-2 and CC BY-SA / public-domain art
+    as its copyright file lists) give the classes :data:`HEDGEWARS_GROUPS`: hats, graves,
+    weapon icons, hedgehog poses, forts and the themes' decorative props (one frame of a
+    sprite sheet, or the whole picture; :func:`hedgewars_sprites`). Each class's sprites are
+    split at random by drawing (:func:`sprite_group`): training pictures use some sprites,
+    test pictures only the others. A picture holds 1 to ``max_labels`` sprites of distinct
+    classes (count and classes drawn uniformly), each of a random size (longer side in
+    ``sprite``), maybe mirrored, at a random place (overlapping little), on a random smooth,
+    plain or gradient background; the labels are the classes present.
+
+    Parameters
+    ----------
+    seed:
+        Seed of the split, the pictures and their order.
+    groups:
+        The labels, some of :data:`HEDGEWARS_GROUPS`.
+    n_train, n_test:
+        Pictures in each subset.
+    size:
+        Side of the pictures.
+    sprite:
+        ``[smallest, largest]`` longer side of a sprite in the picture.
+    max_labels:
+        At most this many sprites (classes) per picture.
+    test_fraction:
+        Share of each class's drawings kept for test.
+    data_dir:
+        Hedgewars' ``Data`` folder.
+
+    Returns
+    -------
+    tuple
+        ``x_train [n_train, size, size, 3]`` uint8, ``y_train [n_train, len(groups)]`` int64
+        0/1, ``x_test``, ``y_test``, the class names.
+    """
+    reason = _hedgewars_missing(data_dir)
+    if reason is not None:
+        raise ConversionError(Path(data_dir), reason)
+    unknown = [g for g in groups if g not in HEDGEWARS_GROUPS]
+    if unknown or len(set(groups)) != len(groups) or len(groups) < 2:
+        raise ConversionError(None, f"groups={list(groups)!r}: expected at least 2 distinct of "
+                                    f"{', '.join(HEDGEWARS_GROUPS)}", field="groups")
+    check_int("max_labels", max_labels, 1, len(groups))
+    lo, hi = (int(v) for v in sprite)
+    if not 4 <= lo <= hi <= size:
+        raise ConversionError(None, f"sprite={list(sprite)}: expected 4 <= smallest <= largest <= size={size}",
+                              field="sprite")
+    sprites = {g: hedgewars_sprites(g, data_dir) for g in groups}
+    for g, named in sprites.items():
+        if len({sprite_group(n) for n in named}) < 2:
+            raise ConversionError(Path(data_dir) / HEDGEWARS_GROUPS[g][0], f"{len(named)} sprite(s) of fewer than 2 "
+                                                                           f"drawings; expected at least 2",
+                                  field="groups")
+    train_names, test_names = split_sprites(sprites, seed, test_fraction)
+    rng = np.random.default_rng(seed)
+    out: list[Any] = []
+    for split, n in ((train_names, n_train), (test_names, n_test)):
+        x = np.zeros((n, size, size, 3), np.uint8)
+        y = np.zeros((n, len(groups)), np.int64)
+        for i in range(n):
+            chosen = rng.choice(len(groups), size=int(rng.integers(1, max_labels + 1)), replace=False)
+            picks = []
+            for k in chosen:
+                names = split[groups[int(k)]]
+                picks.append(sprites[groups[int(k)]][names[int(rng.integers(len(names)))]])
+            x[i] = _sprite_scene(picks, size, rng, (lo, hi))
+            y[i, chosen] = 1
+        out += [x, y]
+    return out[0], out[1], out[2], out[3], list(groups)
+
+
+# --- orbit paths (video told apart only by motion) --------------------------------------------------
+
+ORBIT_CLASSES = ("line", "circle", "zigzag", "bounce")
+
+
+def orbit_offsets(label: int, rng: np.random.Generator, frames: int, size: int,
+                  speed: Sequence[float] = (3.0, 6.0)) -> np.ndarray:
+    """The path of class ``ORBIT_CLASSES[label]`` as whole-pixel offsets ``[frames, 2]`` (rows,
+    columns) from the first frame, not yet wrapped or folded:
+
+    - ``line``: a constant velocity, ``speed`` pixels a frame in a random direction;
+    - ``circle``: around a circle, turning 36 to 60 degrees a frame either way, ``speed``
+      pixels a frame along it;
+    - ``zigzag``: legs of 1 or 2 frames alternating between two directions 45 to 70
+      degrees either side of a random heading, ``speed`` pixels a frame;
+    - ``bounce``: a constant velocity fast enough along one axis (at least ``size /
+      (frames - 1)`` pixels a frame, up to 1.5 more; up to 2 along the other) to cross a
+      border at least once: :func:`orbit_positions` folds it back (reflects it) there.
+    """
+    t = np.arange(frames, dtype=np.float64)
+    name = ORBIT_CLASSES[label]
+    theta = float(rng.uniform(0, 2 * np.pi))
+    s = float(rng.uniform(speed[0], speed[1]))
+    if name == "line":
+        off = t[:, None] * s * np.array([np.sin(theta), np.cos(theta)])
+    elif name == "circle":
+        omega = float(rng.uniform(np.pi / 5, np.pi / 3)) * (1 if rng.random() < 0.5 else -1)
+        radius = s / (2 * abs(np.sin(omega / 2)))
+        angle = theta + omega * t
+        off = radius * np.stack([np.sin(angle) - np.sin(theta), np.cos(angle) - np.cos(theta)], 1)
+    elif name == "zigzag":
+        alpha = float(rng.uniform(np.pi / 4, 7 * np.pi / 18))
+        leg = int(rng.integers(1, 3))
+        turns = np.where((np.arange(frames - 1) // leg) % 2 == 0, 1.0, -1.0) * (1 if rng.random() < 0.5 else -1)
+        steps = s * np.stack([np.sin(theta + alpha * turns), np.cos(theta + alpha * turns)], 1)
+        off = np.concatenate([np.zeros((1, 2)), np.cumsum(steps, 0)])
+    else:  # bounce
+        fast = size / max(frames - 1, 1) + float(rng.uniform(0, 1.5))
+        v = np.array([fast, float(rng.uniform(0, 2))]) * np.where(rng.random(2) < 0.5, 1, -1)
+        if rng.random() < 0.5:
+            v = v[::-1]
+        off = t[:, None] * v
+    return np.rint(off).astype(np.int64)
+
+
+def orbit_positions(label: int, start: Sequence[int], offsets: np.ndarray, size: int) -> np.ndarray:
+    """The blob's centre ``[frames, 2]`` in ``[0, size)``: ``start`` (in ``[0, 2*size)``) plus the
+    offsets, wrapped around the frame (``line``, ``circle``, ``zigzag``: leaving one side it
+    comes back on the other) or folded (``bounce``: reflected where it meets a border). For
+    any offsets, a uniform ``start`` gives a uniform place in every frame."""
+    u = np.asarray(start, np.int64)[None, :] + offsets
+    if ORBIT_CLASSES[label] != "bounce":
+        return np.mod(u, size)
+    m = np.mod(u, 2 * size)
+    return np.where(m < size, m, 2 * size - 1 - m)
+
+
+def orbit_blob(rng: np.random.Generator, radius: Sequence[float] = (2.5, 4.0)) -> np.ndarray:
+    """A small textured blob, RGBA ``[d, d, 4]`` uint8 centred in its square: a soft-edged disc of
+    random radius, a random saturated colour modulated by blurred noise."""
+    r = float(rng.uniform(radius[0], radius[1]))
+    half = math.ceil(radius[1]) + 1
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
+    alpha = np.clip(r + 0.5 - np.hypot(yy, xx), 0, 1)
+    colour = np.array(colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.6, 1.0), rng.uniform(0.75, 1.0))) * 255
+    texture = random_torus_texture(rng, alpha.shape, 0.8)[..., None]
+    rgb = np.clip(colour * (1 + 0.25 * texture), 0, 255)
+    return np.concatenate([rgb, alpha[..., None] * 255], -1).round().astype(np.uint8)
+
+
+def orbit_background(rng: np.random.Generator, size: int, smooth: float = 1.5) -> np.ndarray:
+    """A static textured background ``[size, size, 3]`` uint8: a stationary random field on the
+    frame's torus (:func:`random_torus_texture`: one field for the brightness, one per channel
+    for the hue) around a random muted colour."""
+    base = rng.uniform(60, 190, 3)
+    fields = [random_torus_texture(rng, (size, size), smooth) for _ in range(4)]
+    field = 0.8 * fields[0][..., None] + 0.35 * np.stack(fields[1:], -1)
+    return np.clip(np.rint(base + 22 * field), 0, 255).astype(np.uint8)
+
+
+def orbit_frame(background: np.ndarray, blob: np.ndarray, centre: Sequence[int]) -> np.ndarray:
+    """The blob composited on the background with its centre at ``centre``, wrapping around the
+    frame's borders (the part past one border shows at the opposite one)."""
+    size = background.shape[0]
+    d = blob.shape[0]
+    layer = np.zeros((size, size, 4), np.float64)
+    layer[:d, :d] = blob
+    layer = np.roll(layer, (int(centre[0]) - d // 2, int(centre[1]) - d // 2), axis=(0, 1))
+    a = layer[..., 3:] / 255.0
+    return np.clip(np.rint(layer[..., :3] * a + background * (1 - a)), 0, 255).astype(np.uint8)
+
+
+def load_orbit_paths(seed: int = 0, n_train_per_class: int = 100, n_test_per_class: int = 50, frames: int = 8,
+                     size: int = 32, speed: Sequence[float] = (3.0, 6.0)) -> SourceArrays:
+    """Video told apart only by motion: a small textured blob moving along one of four paths.
+
+    Each clip draws a static textured background (:func:`orbit_background`), a blob
+    (:func:`orbit_blob`: radius 2.5-4 pixels, random colour and texture) and a path of its
+    class (:func:`orbit_offsets`): a straight line, a circle, a zig-zag, or a straight line
+    bouncing off the borders, with a random direction and speed (3 to 6 pixels a frame;
+    bounces go fast enough to meet a border in every clip). The start is uniform; the blob
+    wraps around the frame's borders in the first three classes and is reflected at them in
+    the fourth (:func:`orbit_positions`), drawn wrapping there too (:func:`orbit_frame`).
+
+    For any path, a uniform start puts the blob at a uniform place in every frame, and the
+    background and blob are drawn the same way in every class: each single frame, of any
+    class and at any place in the clip, has exactly the same distribution. A model that looks
+    at frames one by one is at chance (25 %); only the sequence of places tells the class.
+    Training's ``moving_squares`` and ``moving_digits`` tell classes apart by direction or
+    appearance, not by the shape of the path. Generated here: no file is read.
+
+    Parameters
+    ----------
+    seed:
+        Seed of the backgrounds, blobs, paths and order.
+    n_train_per_class, n_test_per_class:
+        Clips per class in each subset.
+    frames:
+        Frames per clip.
+    size:
+        Side of the frames.
+    speed:
+        ``[slowest, fastest]`` pixels a frame of lines, circles and zig-zags.
+
+    Returns
+    -------
+    tuple
+        ``x_train [4*n_train_per_class, frames, size, size, 3]`` uint8, ``y_train``, ``x_test``,
+        ``y_test``, :data:`ORBIT_CLASSES`.
+    """
+    check_int("frames", frames, 3)
+    check_int("size", size, 12)
+    lo, hi = (float(v) for v in speed)
+    if not 0 < lo <= hi:
+        raise ConversionError(None, f"speed={list(speed)}: expected 0 < slowest <= fastest", field="speed")
+    rng = np.random.default_rng(seed)
+    out: list[Any] = []
+    for n in (n_train_per_class, n_test_per_class):
+        y = rng.permutation(np.repeat(np.arange(len(ORBIT_CLASSES), dtype=np.int64), n))
+        x = np.zeros((len(y), frames, size, size, 3), np.uint8)
+        for i, label in enumerate(y):
+            background = orbit_background(rng, size)
+            blob = orbit_blob(rng)
+            start = rng.integers(0, 2 * size, 2)
+            centres = orbit_positions(int(label), start, orbit_offsets(int(label), rng, frames, size, (lo, hi)), size)
+            for t in range(frames):
+                x[i, t] = orbit_frame(background, blob, centres[t])
+        out += [x, y]
+    return out[0], out[1], out[2], out[3], list(ORBIT_CLASSES)
+
+
 # --- registration ------------------------------------------------------------------------------------
 
 HELDOUT_SOURCES = (
@@ -1131,5 +1728,22 @@ HELDOUT_SOURCES = (
                                   "copyrighted), class = land cover of hand-drawn regions (desert, forests, steppe, "
                                   "mountains, ice, ocean), test crops from other regions of the world",
                "7 classes, 32x32x3", load_earth_landcover, _earth_missing),
+    DataSource("openclipart", "Openclipart's clip art (Debian openclipart-png, public domain) on random backgrounds, "
+                              "class = category folder (animals, buildings, computer, food, ...), test drawings "
+                              "unseen, longer side 128-256 px", "8 classes, variable HxWx3", load_openclipart,
+               _clipart_missing),
+    DataSource("tango_icons", "few-shot: Tango Desktop Project icons (Debian tango-icon-theme, public domain) on "
+                              "random backgrounds, class = the icon's context (actions, apps, devices, places, ...), "
+                              "10 training pictures per context, test icons unseen", "8 classes, 48x48x3",
+               load_tango_icons, _tango_missing),
+    DataSource("hedgewars_sprites", "multi-label: 1 to 3 Hedgewars sprites (Debian hedgewars-data, GPL-2 / CC BY-SA / "
+                                    "public domain) of distinct groups (hats, graves, weapon icons, hedgehogs, forts, "
+                                    "theme props) on random backgrounds, labels = the groups present, test sprites "
+                                    "unseen", "6 classes (multi-label), 64x64x3", load_hedgewars_sprites,
+               _hedgewars_missing),
+    DataSource("orbit_paths", "video by motion only: a small textured blob moving along a line, a circle, a zig-zag or "
+                              "bouncing off the borders over a static texture (generated); every single frame has the "
+                              "same distribution in every class", "4 classes, 8x32x32x3 clips", load_orbit_paths,
+               lambda: None),
 )
 """The held-out sources, which :mod:`autodl.sources` registers."""
