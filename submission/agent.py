@@ -43,8 +43,9 @@ that finds the artifacts (:mod:`submission.artifacts`) beside it.
    less than ``hedge_share`` of the budget is spent; then the best measured racer continues
    and the others are dropped. A racer that fails is dropped. With ``hedge_with_single_best``
    the portfolio's single best races second (where the pick is not it), before the
-   selector's next picks, and only the pick may lead: a running single best is stopped (its
-   predictions kept) rather than lead the race, so the selector's choice predicts first.
+   selector's next picks, and only the pick may lead: a running single best waits its turn
+   (its predictions and progress kept) rather than lead the race, so the selector's choice
+   predicts first; with too few examples for a validation split the single best goes on.
 4. **Degrading**: a learner that cannot be built or fails in ``train`` or ``test`` (a
    backbone's weights missing, CUDA out of memory, anything) is replaced by the next of
    the chain: chosen configuration, single best, a probes-only configuration that needs
@@ -175,6 +176,7 @@ class MetaModel:
         self._selection_estimate = 0.0  # seconds one selection is expected to take (measured at construction)
         self._budget: tuple[float, float | None] | None = None  # (clock at the first train call, its budget)
         self._race: list[_Racer] = []  # the hedge's racers, in turn order, while the race lasts
+        self._race_single_best: _Racer | None = None  # with hedge_with_single_best: its racer (not the pick)
 
         arts = artifacts if isinstance(artifacts, Artifacts) else self._guard(
             "reading the artifacts", lambda: Artifacts(artifacts, selector_dir))
@@ -486,10 +488,19 @@ class MetaModel:
         may_lead = racers[:1] if self.settings.hedge_with_single_best else racers
         lead = next((i for i, r in enumerate(may_lead) if current is not None and _same(r.config, current.config)),
                     None)
+        paused = next((r for r in racers[1:] if current is not None and _same(r.config, current.config)), None)
+        single = self.incumbents.get(str(self.single_best)) if self.settings.hedge_with_single_best else None
+        self._race_single_best = next((r for r in racers[1:] if single is not None and _same(r.config, single)), None)
         if lead is not None:
             racers.insert(0, racers.pop(lead))
             racers[0].learner, racers[0].status = current, "running"
             racers[0].source = str(self.decision["configuration_source"])
+        elif paused is not None and self.settings.hedge_with_single_best:
+            # the single best, already running, waits its turn where it is: its predictions kept,
+            # its probes not started again
+            self._keep_best()
+            paused.learner = current
+            self.learner = None
         elif current is not None:
             self._stop_running()
         for r in racers[1:]:
@@ -512,6 +523,17 @@ class MetaModel:
             cur.score, cur.status = _race_score(cur.learner), "measured"
             self._event(f"race: {cur.source} measured, validation NAUC {cur.score:.4f}")
             if getattr(cur.learner, "tiny", False):  # no validation split: nothing to race on
+                anchor = self._race_single_best
+                if anchor is not None and anchor is not cur and anchor.status == "waiting":
+                    # no evidence either way: the portfolio's best on average goes on
+                    cur.status, cur.learner = "dropped", None
+                    for r in self._race:
+                        if r.status == "waiting" and r is not anchor:
+                            r.status = "skipped"
+                    self._event("race: too few training examples for a validation split; the single best, the "
+                                "portfolio's best on average, goes on")
+                    self._next_racer()
+                    return
                 for r in self._race:
                     if r.status == "waiting":
                         r.status = "skipped"
@@ -546,17 +568,19 @@ class MetaModel:
                 r.status = "skipped"
                 self._event(f"race: {r.source} not started ({share:.0%} of the budget spent)")
                 continue
-            try:
-                r.learner = self._make_learner(r.config, self.settings.device)
-            except Exception as exc:  # noqa: BLE001
-                r.status = "failed"
-                self._event(f"race: cannot build {r.source}: {_short(exc)}", level=logging.WARNING)
-                continue
+            resumed = r.learner is not None
+            if not resumed:
+                try:
+                    r.learner = self._make_learner(r.config, self.settings.device)
+                except Exception as exc:  # noqa: BLE001
+                    r.status = "failed"
+                    self._event(f"race: cannot build {r.source}: {_short(exc)}", level=logging.WARNING)
+                    continue
             r.status = "running"
             self.learner = r.learner
             self.decision["configuration"] = dict(r.learner.config)
             self.decision["configuration_source"] = r.source
-            self._event(f"race: training {r.source}: {describe_config(r.learner.config)}")
+            self._event(f"race: {'resuming' if resumed else 'training'} {r.source}: {describe_config(r.learner.config)}")
             return
         self._end_race()
 

@@ -92,8 +92,9 @@ class SubmissionSettings:
         With ``hedge`` >= 2, the portfolio's single best races second, after the selector's
         pick and before its next picks, so the race never lacks the configuration that is best
         on average. The pick leads even where the single best is already running (it runs
-        before selection, for the first prediction): that learner is stopped, its predictions
-        kept, and the single best starts again as the second racer.
+        before selection, for the first prediction): that learner waits its turn, its
+        predictions kept and its progress too. Where the data are too few for a validation
+        split the race has no evidence, and the single best goes on.
     """
 
     first_prediction: str = "before-selection"

@@ -174,6 +174,20 @@ def test_with_the_single_best_racing_the_pick_leads_even_where_the_single_best_r
     assert [r["source"] for r in race] == ["member searched:tune (the best on tune)",
                                            "member fixed:probes (the best on probes)"], race
     assert plain.timestamps[0] == model.timestamps[0]  # the first prediction is the single best's either way
+    # the single best was running: it waits its turn where it is, not started again
+    assert any(e.startswith("race: resuming member fixed:probes") for e in model.decision["events"])
+
+
+def test_without_a_validation_split_the_single_best_goes_on(portfolio, tmp_path):
+    """Too few training examples to validate: the race has no evidence, so with the single best
+    racing it is the single best (the portfolio's best on average) that goes on, not the pick."""
+    tiny = write_stripes(tmp_path / "tiny", "tiny", n_train=12, n_test=6, seed=4)
+    sel = _FixedRanking(["tune", "probes", "slow"])
+    model = _run(_Artifacts(portfolio, sel), tiny, tmp_path / "out", hedge=2, hedge_with_single_best=True)
+    assert any("the single best, the portfolio's best on average, goes on" in e for e in model.decision["events"])
+    assert model.decision["configuration_source"] == "member fixed:probes (the best on probes)"
+    plain = _run(_Artifacts(portfolio, sel), tiny, tmp_path / "plain", hedge=2)
+    assert any("race ended: too few training examples" in e for e in plain.decision["events"])
 
 
 def test_no_racer_starts_after_the_hedge_share(portfolio, race_data, tmp_path):
