@@ -173,7 +173,8 @@ def searched_candidates(runs: str | Path | Iterable[str | Path], fixed: Sequence
     return sorted(found.values(), key=lambda c: (-(c.origin.get("margin") or 0.0), c.name))
 
 
-def _geomean(values: Iterable[float]) -> float | None:
+def geomean(values: Iterable[float]) -> float | None:
+    """The geometric mean of the positive ``values`` (None where there is none)."""
     v = [math.log(x) for x in values if x > 0]
     return math.exp(sum(v) / len(v)) if v else None
 
@@ -206,14 +207,14 @@ def matrix_seconds(candidates: Sequence[Candidate], runs: str | Path | Iterable[
     scale: dict[str, float] = {}
     for d in datasets:
         own = [sec for (g, dd), sec in known.items() if dd == d]
-        s = _geomean(sec for (g, dd), sec in known.items() if dd == d and g in fixed) or _geomean(own)
+        s = geomean(sec for (g, dd), sec in known.items() if dd == d and g in fixed) or geomean(own)
         if s is not None:
             scale[d] = s
     fallback = float(np.median(list(scale.values()))) if scale else 1.0
     out: dict[str, float] = {}
     for c in candidates:
         g = digests[c.name]
-        rel = _geomean(sec / scale.get(d, fallback) for (gg, d), sec in known.items() if gg == g) or 1.0
+        rel = geomean(sec / scale.get(d, fallback) for (gg, d), sec in known.items() if gg == g) or 1.0
         total = 0.0
         for d in datasets:
             measured = known.get((g, d))

@@ -26,11 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from portfolio.incumbents import find_runs
-from portfolio.pool import digest, fixed_candidates, trial_cells
-
-
-def _geomean(values: list[float]) -> float:
-    return math.exp(sum(math.log(v) for v in values) / len(values))
+from portfolio.pool import digest, fixed_candidates, geomean, trial_cells
 
 
 def main(runs_dir: str, warm_start: str = "grid-core", min_trials: int = 20) -> int:
@@ -41,7 +37,7 @@ def main(runs_dir: str, warm_start: str = "grid-core", min_trials: int = 20) -> 
     datasets = sorted({d for _, d in seconds})
 
     def scale(dataset: str, without: str) -> float:
-        return _geomean([v for (g, d), v in seconds.items() if d == dataset and g in fixed and g != without])
+        return geomean([v for (g, d), v in seconds.items() if d == dataset and g in fixed and g != without])
 
     errors: dict[str, list[float]] = {"scaled (matrix_seconds)": [], "constant": []}
     for g in fixed:
