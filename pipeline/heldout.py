@@ -63,15 +63,18 @@ SUBMISSION = "submission"
 SINGLE_BEST = "single-best"
 RANDOM_MEMBER = "random-member"
 ORACLE = "oracle"
-FINAL_TEST: tuple[str, ...] = ("earth_landcover", "wesnoth_portraits_few", "wesnoth_unit_clips", "Monkeys")
+FINAL_TEST: tuple[str, ...] = ("clipart_categories", "desktop_icons_few", "sprite_sets", "orbit_paths")
 """The final test split: held-out datasets kept out of the choice of what ships.
 
 The benchmark chooses the selector and hedging setting to ship (:func:`verdict`) on the other
 datasets only (the choice split); its figure for the choice there is optimistic by that choice,
-the final split's is not. Fixed on 2026-12-06 before the rebuilt portfolio's held-out runs,
-one dataset of each kind the choice split also holds (aerial-like crops, a few-shot colour
-set, a video told apart by appearance, an organizers' sample); never change it to suit
-results."""
+the final split's is not. The first split (fixed 2026-12-06: ``earth_landcover``,
+``wesnoth_portraits_few``, ``wesnoth_unit_clips``, ``Monkeys``) stopped being untouched when the
+race's rule for data too small to validate on was written after looking at ``Monkeys``
+(2026-12-07). This one holds four sets added on 2026-12-07 and measured by no method before
+the split was fixed (variable-size colour drawings, a few-shot colour set, a multi-label set, a
+video told apart only by motion: the kinds the choice split also holds). Never change it to suit
+results; change it only for untouched data, and say why here."""
 WALL_BASELINES = ("baseline:default", "baseline:linear")
 """Wall-clock methods besides the submission and the single best (the organizers' models are added)."""
 
