@@ -141,6 +141,7 @@ def test_scoring_side_ends_an_ingestion_that_outlives_the_budget(small_digits, t
     assert len(scores["timestamps"]) == 1 and scores["nauc_scores"] == [0.0]
 
 
+@pytest.mark.slow
 def test_end_written_in_time_is_finished_even_if_the_interpreter_is_slow_to_exit(small_digits, tmp_path):
     """end.txt written within the budget: a slow interpreter shutdown (here an atexit hook
     that outlasts the budget) is not an ingestion that outlived the budget."""
@@ -171,6 +172,7 @@ def test_end_written_in_time_is_finished_even_if_the_interpreter_is_slow_to_exit
     assert yaml.safe_load((out / "predictions" / "end.txt").read_text())["ingestion_success"] == 1
 
 
+@pytest.mark.slow
 def test_a_crashing_model_is_reported_as_crashed_not_as_an_alc(small_digits, tmp_path):
     model = tmp_path / "model.py"
     model.write_text(textwrap.dedent("""

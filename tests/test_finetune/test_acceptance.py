@@ -35,7 +35,6 @@ def test_default_on_the_wall_clock_predicts_within_the_budget(digits, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.smoke
 def test_default_ends_better_than_probes_alone_on_digits_simulated(digits):
     """Fine-tuning must add to what the ridge probes reach alone, on the simulated clock.
 

@@ -66,7 +66,10 @@ def _finite(t: torch.Tensor) -> bool:
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list_backbones())
+# Lite1 and Lite2 load and run as Lite0 does, only larger: about a minute each here, so 'slow'.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
+                                  if n in ("tf_efficientnet_lite1", "tf_efficientnet_lite2") else n
+                                  for n in list_backbones()])
 def test_every_backbone_offers_the_common_api(name: str) -> None:
     cfg = get_backbone_cfg(name)
     net = create_backbone(name, pretrained=weights_available(name)).eval()

@@ -76,6 +76,7 @@ def _ingest(dataset: Path, out: Path, clock: Any, timing: Any, budget: float) ->
     return learners[0]
 
 
+@pytest.mark.slow
 def test_every_simulated_second_is_a_charge(squares: Path, tmp_path: Path) -> None:
     clock = _RecordingClock()
     start = clock.now()

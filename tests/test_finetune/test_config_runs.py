@@ -44,6 +44,7 @@ def _run(dataset: Path, config: dict[str, Any] | None = None, **kwargs: Any):
                     timing=kwargs.pop("timing", TIMING), device="cpu", **kwargs)
 
 
+@pytest.mark.slow
 def test_two_simulated_evaluations_are_identical(squares: Path):
     first, second = _run(squares, seed=3), _run(squares, seed=3)
     assert first.status == second.status == "ok", first.error
@@ -58,6 +59,7 @@ def test_two_simulated_evaluations_are_identical(squares: Path):
     assert other.curve != first.curve
 
 
+@pytest.mark.slow
 def test_evaluation_changes_no_process_state_and_frees_the_learner(squares: Path):
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
@@ -107,6 +109,7 @@ def test_shortened_evaluation_uses_a_fraction_of_the_budget(squares: Path):
     assert max(result.curve.timestamps) <= 6.0
 
 
+@pytest.mark.slow
 def test_the_hackathon_metric_is_offered(squares: Path):
     alc, bac = _run(squares, seed=2), _run(squares, seed=2, metric="bac")
     assert alc.ok and bac.ok and bac.metric == "bac"
@@ -154,6 +157,7 @@ def moving_squares(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_source("moving_squares", root, max_train=160, max_test=80, seed=0)
 
 
+@pytest.mark.slow
 def test_video_motion_is_seen_by_frame_differences_not_by_averaging(moving_squares: Path):
     """The class of ``moving_squares`` is the direction of motion; any single frame is a
     uniformly placed square. Averaging per-frame outputs stays near chance, frame

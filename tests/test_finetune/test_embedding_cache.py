@@ -102,6 +102,7 @@ def _evaluate(dataset: Path, seed: int) -> Any:
     return evaluate(PROBES, dataset, PROTO, timing=TIMING, device="cpu", seed=seed)
 
 
+@pytest.mark.slow
 def test_simulated_evaluations_with_the_cache_equal_those_without(squares: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     cached = [_evaluate(squares, seed) for seed in (0, 0, 1)]

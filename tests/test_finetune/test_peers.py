@@ -125,6 +125,7 @@ def test_an_estimator_model_is_refused_by_the_cli_in_one_line(tiny_written, tmp_
     assert not (out / "predictions").exists()  # refused before anything ran
 
 
+@pytest.mark.slow
 def test_a_tf1_model_runs_unchanged_on_the_wall_clock_and_is_scored(tiny_written, tmp_path):
     path = write_model(tmp_path / "tf1", TF1_MODEL)
     res = run_local_model(tiny_written.root, f"file-tf1:{path}", SHORT, tmp_path / "run", threads=1)

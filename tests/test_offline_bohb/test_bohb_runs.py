@@ -173,6 +173,7 @@ def _cmdline(p: Path) -> str:
         return ""
 
 
+@pytest.mark.slow
 def test_bohb_on_the_fine_tuning_learner_yields_an_incumbent(squares: Path, tmp_path: Path):
     protocol = tmp_path / "tiny.yaml"
     protocol.write_text("name: tiny\ntime_budget: 12\nt0: 0.6\n")

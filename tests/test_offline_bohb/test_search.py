@@ -121,6 +121,7 @@ def test_what_is_sampled_respects_the_conditions_and_the_datasets_shape(rehearsa
     assert seen_probes_only and seen_scratch
 
 
+@pytest.mark.slow
 def test_a_second_pass_repeats_nothing(rehearsal):
     from offline_bohb.local import run_local
 

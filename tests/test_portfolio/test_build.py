@@ -18,7 +18,6 @@ CHEAP = {"backbone": "scratch_cnn", "pretrained": False, "input_size": 32, "augm
 
 
 @pytest.mark.slow
-@pytest.mark.smoke
 def test_build_a_small_portfolio_then_resume_computing_nothing(tmp_path: Path):
     collection = tmp_path / "two.yaml"
     collection.write_text(yaml.safe_dump({

@@ -87,6 +87,7 @@ def read_csv(path: Path) -> list[list[str]]:
 
 
 # --- with Dask ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_three_by_three_with_a_two_worker_local_cluster_then_nothing_new(collection: Path, timing_file: Path,
                                                                          tmp_path: Path):
     portfolio = make_portfolio(collection, timing_file)
@@ -120,6 +121,7 @@ def test_three_by_three_with_a_two_worker_local_cluster_then_nothing_new(collect
     np.testing.assert_array_equal(again.matrix.alc, result.matrix.alc)
 
 
+@pytest.mark.slow
 def test_a_cell_whose_evaluation_raises_in_the_worker_is_failed(collection: Path, timing_file: Path,
                                                                 tmp_path: Path):
     """On a running cluster (``scheduler=``, as with dask-jobqueue): one incumbent cannot run."""

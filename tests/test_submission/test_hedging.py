@@ -101,6 +101,7 @@ def test_members_name_every_configuration_a_member_selector_may_pick(portfolio):
     assert members["searched:tune"] == TUNE and members["incumbent:slow"] == TUNE_SLOW and members["probes"] == CHEAP
 
 
+@pytest.mark.slow
 def test_a_member_selector_ships(portfolio, race_data, tmp_path):
     """A selector whose outputs are members names a member; the submission trains it."""
     sel = _FixedRanking(["fixed:unassigned", "fixed:probes"], outputs="members")
@@ -142,6 +143,7 @@ def test_the_race_is_deterministic_and_its_first_prediction_as_early_as_without(
     assert "hedge" not in plain.decision
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("outputs", ["datasets", "members"])
 def test_the_single_best_races_second_when_asked(portfolio, race_data, tmp_path, outputs):
     """``hedge_with_single_best``: the selector's pick, then the single best (``probes``, the
@@ -197,6 +199,7 @@ def test_no_racer_starts_after_the_hedge_share(portfolio, race_data, tmp_path):
     assert statuses[0] == "measured" and set(statuses[1:]) == {"skipped"}
 
 
+@pytest.mark.slow
 def test_a_racer_that_fails_is_dropped_and_the_race_goes_on(portfolio, race_data, tmp_path, monkeypatch):
     from finetune import learner as learner_module
 
