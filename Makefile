@@ -49,7 +49,7 @@ lint-imports: install
 
 # The default run: the layer contracts, then unit tests plus the representative end-to-end ones
 # (marker 'smoke'). Tests of a minute or more are marked 'slow' (2026-12-07: the default selection's
-# tests took 1,902 of the 4,126 s that `pytest --durations=0` measured for the previous selection,
+# tests took 1,747 of the 4,126 s that `pytest --durations=0` measured for the previous selection,
 # on a loaded 2-core machine); keep it so, CI allows it 20 minutes.
 test: install sysdeps lint-imports
 	$(BIN)/python -m pytest -m "not slow or smoke" $(PYTEST_ARGS)

@@ -190,6 +190,7 @@ def test_kde_wallpapers_variable_and_fixed() -> None:
         sources.load_source("kde_wallpapers", 0, wallpapers=["Autumn", "NoSuchWallpaper"])
 
 
+@pytest.mark.slow
 @needs_wallpapers
 def test_degradations_of_wallpaper_crops() -> None:
     _check(sources.load_source("degradations", 0, content="wallpapers", n_train_per_class=2, n_test_per_class=1,

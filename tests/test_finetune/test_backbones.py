@@ -66,9 +66,10 @@ def _finite(t: torch.Tensor) -> bool:
 # --------------------------------------------------------------------------------------
 
 
-# Lite1 and Lite2 load and run as Lite0 does, only larger: about a minute each here, so 'slow'.
+# Lite1 and Lite2 load and run as Lite0 does, only larger (about a minute each here), and ResNet-18
+# as well (20 s): 'slow'; the default run keeps Lite0, the scratch CNN and the linear model.
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
-                                  if n in ("tf_efficientnet_lite1", "tf_efficientnet_lite2") else n
+                                  if n in ("tf_efficientnet_lite1", "tf_efficientnet_lite2", "resnet18") else n
                                   for n in list_backbones()])
 def test_every_backbone_offers_the_common_api(name: str) -> None:
     cfg = get_backbone_cfg(name)

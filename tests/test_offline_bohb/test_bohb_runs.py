@@ -130,6 +130,7 @@ def _cli(*args: str, **kwargs) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, **kwargs)
 
 
+@pytest.mark.slow
 def test_a_killed_master_resumes_without_repeating_finished_trials(squares: Path, tmp_path: Path):
     out = tmp_path / "run"
     args = ["bohb", "run", "--dataset", str(squares), "--out", str(out), "--workers", "2", "--iterations", "2",
@@ -198,6 +199,7 @@ def test_bohb_on_the_fine_tuning_learner_yields_an_incumbent(squares: Path, tmp_
     assert run["clock"] == "simulated" and run["timing"]["sha256"] and run["protocol"]["time_budget"] == 12
 
 
+@pytest.mark.slow
 def test_cluster_commands_master_and_two_workers_meet_through_the_shared_folder(squares: Path, tmp_path: Path):
     # what offline_bohb/slurm/bohb_array.sh starts, here on one node and on loopback
     shared = tmp_path / "shared"

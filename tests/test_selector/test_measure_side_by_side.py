@@ -26,6 +26,7 @@ def _plain(rows):
     return [{k: value(v) for k, v in r.items() if "seconds" not in k} for r in rows]
 
 
+@pytest.mark.slow
 def test_side_by_side_gives_the_rows_of_one_process():
     specs = [SelectorSpec(n, {"n_clusters": 3} if n == "kmeans" else {}, label=n) for n in NAMES]
     data, cost = features(), cost_matrix()

@@ -118,6 +118,7 @@ def test_a_member_the_portfolio_lacks_falls_back_to_the_single_best(portfolio, r
     assert model.decision["configuration_source"].startswith("single best")
 
 
+@pytest.mark.slow
 def test_the_race_measures_each_racer_and_the_best_continues(portfolio, race_data, tmp_path):
     sel = _FixedRanking(["tune", "probes", "slow"])
     model = _run(_Artifacts(portfolio, sel), race_data, tmp_path / "out", hedge=3, hedge_share=0.6)
