@@ -188,13 +188,23 @@ def _shipped_settings(folder: Path) -> str:
     (:class:`submission.artifacts.Artifacts`); what cannot be read is left unnamed."""
     from submission.artifacts import Artifacts
 
+    arts = Artifacts(folder)
     try:
-        arts = Artifacts(folder)
-        hedge = arts.settings().hedge
+        settings = arts.settings()
+        hedge, with_single = settings.hedge, settings.hedge_with_single_best
+    except (AutoDLError, OSError, AttributeError):
+        hedge, with_single = 1, False
+    try:
         name = arts.read_json("selector/selector.json").get("selector")
     except (AutoDLError, OSError, AttributeError):
-        hedge, name = 1, None
-    race = "no race" if hedge <= 1 else f"its top {hedge} racing"
+        name = None
+    if hedge <= 1:
+        race = "no race"
+    elif with_single:
+        race = ("its pick and the single best racing, the pick leading" if hedge == 2
+                else f"its pick, the single best and its next {hedge - 2} racing")
+    else:
+        race = f"its top {hedge} racing"
     return f"{'`' + str(name) + '`' if name else 'its selector'}, {race}, as shipped"
 
 

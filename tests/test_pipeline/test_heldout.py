@@ -308,6 +308,16 @@ def test_hedge_below_one_is_refused_and_one_is_pure_selection(tmp_path: Path) ->
         by[f"{SUBMISSION}+hedge2"], build_methods(port, hedge=[2]))
 
 
+def test_the_submission_is_described_with_its_shipped_race(tmp_path: Path) -> None:
+    port = _portfolio(tmp_path / "p", [("a", CHEAP), ("b", CHEAP_B)], single="a")
+    assert "no race, as shipped" in build_methods(port).by_name()[SUBMISSION].description
+    (port / "submission.json").write_text(json.dumps({"hedge": 2, "hedge_with_single_best": True}))
+    described = build_methods(port).by_name()[SUBMISSION].description
+    assert "its pick and the single best racing, the pick leading, as shipped" in described
+    (port / "submission.json").write_text(json.dumps({"hedge": 3}))
+    assert "its top 3 racing, as shipped" in build_methods(port).by_name()[SUBMISSION].description
+
+
 def test_the_choice_of_what_ships_leaves_the_final_split_out(tmp_path: Path) -> None:
     """The hedged variant wins on the choice split and ships; the final split's figures are
     reported apart (there it loses: the unbiased figure may disagree)."""
