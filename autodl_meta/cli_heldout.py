@@ -46,7 +46,7 @@ def cmd_benchmark_heldout(args: argparse.Namespace) -> int:
         run_heldout,
         wall_methods,
     )
-    from pipeline.heldout_report import write_report
+    from pipeline.heldout_report import summary_path_for, write_report
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     wall_seeds = [] if args.no_wall else [int(s) for s in args.wall_seeds.split(",") if s.strip()]
@@ -94,7 +94,7 @@ def cmd_benchmark_heldout(args: argparse.Namespace) -> int:
     plain = write_report(rows, methods, [d for d, _ in datasets], doc=args.doc, command=command,
                          protocol=args.protocol, seeds=seeds, wall_seeds=wall_seeds, descriptions=docs,
                          html_path=Path(args.doc).with_suffix(".html"),
-                         summary_path=Path(args.results).with_suffix(".summary.json"),
+                         summary_path=summary_path_for(args.results, args.doc),
                          final=_final(args.final_test), results=args.results)
     v = plain["verdict"]
     print(f"report: {args.doc} and {Path(args.doc).with_suffix('.html')}")
@@ -158,7 +158,7 @@ def register_benchmark(bsub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--grid-best", default=None, help="name the grid configuration instead of the best by mean ALC")
     p.add_argument("--results", default="docs/results/heldout.jsonl",
                    help="JSON lines, one per evaluation; evaluations already there are skipped")
-    p.add_argument("--doc", default="docs/heldout.md", help="the report (an .html page and pictures beside it)")
+    p.add_argument("--doc", default="docs/heldout.md", help="the report (an .html page and pictures beside it; its figures as JSON in the folder of --results, named after it: docs/results/heldout.summary.json)")
     p.add_argument("--work", default="runs/heldout", help="folder of the wall-clock runs' predictions and logs")
     p.add_argument("--protocol", default="mini", help="protocol name or YAML file")
     p.add_argument("--timing", default=None, help="the simulated clock's table (default: the committed one)")

@@ -671,6 +671,13 @@ def _inline(text: str) -> str:
 
 
 # --- one call for the CLI -----------------------------------------------------------------------
+def summary_path_for(results: str | Path, doc: str | Path) -> Path:
+    """Where the JSON twin of the report ``doc`` goes: beside the evaluations ``results``, named
+    after the report (``docs/results/heldout.summary.json`` for ``docs/heldout.md``), so that a
+    second report of the same evaluations (a split, a seed) never overwrites the first one's."""
+    return Path(results).parent / f"{Path(doc).stem}.summary.json"
+
+
 def write_report(rows: Sequence[Mapping[str, Any]], methods: MethodSet, datasets: Sequence[str], *,
                  doc: str | Path, command: str, protocol: str, seeds: Sequence[int], wall_seeds: Sequence[int],
                  descriptions: Mapping[str, str] | None = None, html_path: str | Path | None = None,

@@ -318,6 +318,15 @@ def test_the_submission_is_described_with_its_shipped_race(tmp_path: Path) -> No
     assert "its top 3 racing, as shipped" in build_methods(port).by_name()[SUBMISSION].description
 
 
+def test_each_report_has_its_own_json_summary() -> None:
+    from pipeline.heldout_report import summary_path_for
+
+    assert summary_path_for("docs/results/heldout.jsonl", "docs/heldout.md") == Path(
+        "docs/results/heldout.summary.json")
+    assert summary_path_for("docs/results/heldout.jsonl", "docs/heldout-final.md") == Path(
+        "docs/results/heldout-final.summary.json")
+
+
 def test_the_choice_of_what_ships_leaves_the_final_split_out(tmp_path: Path) -> None:
     """The hedged variant wins on the choice split and ships; the final split's figures are
     reported apart (there it loses: the unbiased figure may disagree)."""
