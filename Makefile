@@ -48,7 +48,7 @@ lint-imports: install
 	$(BIN)/lint-imports --no-cache
 
 # The default run: the layer contracts, then unit tests plus the representative end-to-end ones
-# (marker 'smoke'). Tests of a minute or more are marked 'slow' (2026-12-07: the default selection's
+# (marker 'smoke'). Tests of about 20 s or more (measured on a loaded machine) are 'slow' (2026-12-07: the default selection's
 # tests took 1,747 of the 4,126 s that `pytest --durations=0` measured for the previous selection,
 # on a loaded 2-core machine); keep it so, CI allows it 20 minutes.
 test: install sysdeps lint-imports
