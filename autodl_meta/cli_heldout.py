@@ -158,7 +158,9 @@ def register_benchmark(bsub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--grid-best", default=None, help="name the grid configuration instead of the best by mean ALC")
     p.add_argument("--results", default="docs/results/heldout.jsonl",
                    help="JSON lines, one per evaluation; evaluations already there are skipped")
-    p.add_argument("--doc", default="docs/heldout.md", help="the report (an .html page and pictures beside it; its figures as JSON in the folder of --results, named after it: docs/results/heldout.summary.json)")
+    p.add_argument("--doc", default="docs/heldout.md",
+                   help="the report (an .html page and pictures beside it; its figures as JSON in the folder "
+                        "of --results, named after it: docs/results/heldout.summary.json)")
     p.add_argument("--work", default="runs/heldout", help="folder of the wall-clock runs' predictions and logs")
     p.add_argument("--protocol", default="mini", help="protocol name or YAML file")
     p.add_argument("--timing", default=None, help="the simulated clock's table (default: the committed one)")
